@@ -1,0 +1,34 @@
+#!/usr/bin/env node
+/** The `deliberate` command. Each sub-command lives in src/commands/ and registers itself here. */
+import { Command, CommanderError } from "commander";
+import { InputError } from "./errors.js";
+import { registerGrade } from "./commands/grade.js";
+import { registerData } from "./commands/data.js";
+
+export function buildProgram(): Command {
+  const program = new Command("deliberate")
+    .description(
+      "Spend compute at test time to make language models reason better: search strategies,\n" +
+        "process reward models, compute-optimal allocation, MATH grading and benchmark reports.",
+    )
+    .version("0.1.0")
+    .showHelpAfterError("(run with --help for usage)");
+  registerGrade(program);
+  registerData(program);
+  return program;
+}
+
+async function main(): Promise<void> {
+  try {
+    await buildProgram().parseAsync(process.argv);
+  } catch (error) {
+    if (error instanceof CommanderError) process.exit(error.exitCode);
+    if (error instanceof InputError) {
+      process.stderr.write(`deliberate: ${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+}
+
+await main();
