@@ -1,8 +1,10 @@
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
+import globals from "globals";
 
 export default tseslint.config(
-  { ignores: ["dist/", "node_modules/", "models/**/*.py", "runs/", "coverage/"] },
+  { ignores: ["dist/", "node_modules/", "runs/", "coverage/", "models/train/work/", "test-artifacts/"] },
+  { languageOptions: { globals: globals.node } },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

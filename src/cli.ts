@@ -19,6 +19,11 @@ export function buildProgram(): Command {
 }
 
 async function main(): Promise<void> {
+  // Piping into a reader that closes early (`deliberate data synth ... | head`) is not an error.
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code === "EPIPE") process.exit(0);
+    throw error;
+  });
   try {
     await buildProgram().parseAsync(process.argv);
   } catch (error) {

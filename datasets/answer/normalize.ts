@@ -1,0 +1,149 @@
+/**
+ * String normalization of an answer before comparison, after the MATH benchmark's `strip_string`
+ * and Math-Verify's normalization: formatting that never changes the value is removed, so that
+ * `\dfrac12`, `\frac{1}{2}` and `$\frac{1}{2}$.` all read `\frac{1}{2}`.
+ */
+import { matchBrace } from "./extract.js";
+
+export interface NormalizedAnswer {
+  /** The normalized LaTeX, ready to compare as a string or to parse. */
+  latex: string;
+  /** True when the answer carried a percent sign (removed from `latex`). */
+  percent: boolean;
+}
+
+const UNICODE: [RegExp, string][] = [
+  [/−|–/g, "-"],
+  [/×/g, "\\times "],
+  [/·/g, "\\cdot "],
+  [/π/g, "\\pi "],
+  [/∞/g, "\\infty "],
+  [/√/g, "\\sqrt"],
+  [/≤/g, "\\leq "],
+  [/≥/g, "\\geq "],
+  [/≠/g, "\\neq "],
+  [/°/g, ""],
+];
+
+/** Commands whose argument is plain text: units, words, or a label around a value. */
+const TEXT_COMMANDS = /\\(?:text|textbf|textit|textrm|mbox|mathrm|mathbf|mathit|boldsymbol|bf|rm)\s*(?=\{)/g;
+
+/** Replaces each `\cmd{...}` matched by `pattern` by `replace(content, before)`. */
+function replaceCommandArguments(
+  text: string,
+  pattern: RegExp,
+  replace: (content: string, before: string) => string,
+): string {
+  let out = "";
+  let last = 0;
+  for (const match of text.matchAll(pattern)) {
+    if (match.index < last) continue; // nested inside an argument we already replaced
+    const open = match.index + match[0].length;
+    const end = matchBrace(text, open);
+    if (end === -1) break;
+    out += text.slice(last, match.index);
+    out += replace(text.slice(open + 1, end - 1), out);
+    last = end;
+  }
+  return out + text.slice(last);
+}
+
+/**
+ * `\text{cm}` after a value is a unit and goes; `\text{Monday}` alone is the answer and stays as
+ * its words; `\text{ or }` / `\text{ and }` between values are separators.
+ */
+function unwrapText(text: string): string {
+  return replaceCommandArguments(text, TEXT_COMMANDS, (content, before) => {
+    const words = content.trim();
+    if (/^(?:or|and)$/i.test(words)) return ",";
+    const isUnit = /^[A-Za-z][A-Za-z\s.^\d{}]*$/.test(words) && /[^\s+\-*/=(,^_{]\s*$/.test(before);
+    return isUnit ? " " : content;
+  });
+}
+
+/** `\frac12` → `\frac{1}{2}`, `\frac1{x}` → `\frac{1}{x}` (single-token arguments get braces). */
+function braceFractions(text: string): string {
+  return text
+    .replace(/\\frac\s*(\d)\s*(\d)/g, "\\frac{$1}{$2}")
+    .replace(/\\frac\s*(\d|[a-zA-Z])\s*\{/g, "\\frac{$1}{")
+    .replace(/\\frac\s*(\{[^{}]*\})\s*(\d|[a-zA-Z])(?![a-zA-Z])/g, "\\frac$1{$2}");
+}
+
+/** `\sqrt2` → `\sqrt{2}`, `\sqrt x` → `\sqrt{x}`. */
+function braceRoots(text: string): string {
+  return text.replace(/\\sqrt\s*(\d|[a-zA-Z])(?![a-zA-Z])/g, "\\sqrt{$1}");
+}
+
+/** Removes one pair of braces around the whole string, if they match each other. */
+function stripOuterBraces(text: string): string {
+  while (text.startsWith("{") && matchBrace(text, 0) === text.length) text = text.slice(1, -1).trim();
+  return text;
+}
+
+/**
+ * Drops a leading `x =`, `f(x) =`, `y_1 =` when it is the only `=`: MATH answers are values. The
+ * comparison applies it only when the other answer is not an equation itself.
+ */
+export function stripVariablePrefix(text: string): string {
+  const equals = text.split("=");
+  if (equals.length !== 2) return text;
+  const lhs = (equals[0] as string).trim();
+  const simpleName = /^(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?(?:\((?:[a-zA-Z]|\\[a-zA-Z]+)\))?$/;
+  return simpleName.test(lhs) ? (equals[1] as string).trim() : text;
+}
+
+/** Removes whitespace, except the single space that keeps a command apart from a letter (`\pi r`). */
+function squeezeSpaces(text: string): string {
+  return text.replace(/(\\[a-zA-Z]+)\s+(?=[a-zA-Z])/g, "$1\uE000").replace(/\s+/g, "").replace(/\uE000/g, " ");
+}
+
+export function normalizeAnswer(raw: string): NormalizedAnswer {
+  let s = raw.trim();
+  for (const [pattern, replacement] of UNICODE) s = s.replace(pattern, replacement);
+  s = s
+    .replace(/\n/g, " ")
+    .replace(/\\(?:displaystyle|textstyle)/g, "")
+    .replace(/\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big)(?![a-zA-Z])\s*\.?/g, "")
+    .replace(/\\[dt]frac/g, "\\frac")
+    .replace(/\\[dt]binom/g, "\\binom")
+    .replace(/(?<!\\)\\(?:[!,;:]|q?quad(?![a-zA-Z])| )/g, "")
+    .replace(/~/g, " ")
+    .replace(/\{,\}/g, "")
+    .replace(/\\\$|\$/g, "");
+
+  // Degrees are a unit in MATH answers: 30^\circ and 30 are the same answer.
+  s = s.replace(/\^\s*\{?\s*\\circ\s*\}?|\\circ|\\degree|\bdegrees?\b/g, "");
+
+  const percent = /\\?%/.test(s);
+  s = s.replace(/\\?%|\\percent\b/g, "");
+
+  // A unit with an exponent (\text{ cm}^2) is still a unit: move the exponent inside the text.
+  s = s.replace(/(\\(?:text|mbox|mathrm)\s*\{[^{}]*)\}\s*\^\s*\{?(\d)\}?/g, "$1^$2}");
+  s = unwrapText(s);
+  // Plain unit words after a number: "5 cm", "12 square inches".
+  s = s.replace(/^(-?[\d.,/]+)\s+(?:[a-zA-Z]{2,}\s*)+$/, "$1");
+
+  s = s
+    .replace(/\\(?:le|leqslant)(?![a-zA-Z])/g, "\\leq")
+    .replace(/\\(?:ge|geqslant)(?![a-zA-Z])/g, "\\geq")
+    .replace(/\\ne(?![a-zA-Z])/g, "\\neq")
+    .replace(/\\lt(?![a-zA-Z])/g, "<")
+    .replace(/\\gt(?![a-zA-Z])/g, ">")
+    .replace(/\\varnothing/g, "\\emptyset")
+    .replace(/\\infinity|\binfinity\b|\binf\b/g, "\\infty")
+    .replace(/\+\s*\\infty/g, "\\infty");
+
+  s = s.trim().replace(/(?:\\?[.,;])+$/, "").trim();
+  s = s.replace(/^[a-zA-Z]\s*\\in\s*/, "");
+  s = stripOuterBraces(s);
+
+  // Thousands separators: 1,000,000 is one number, not a list.
+  if (/^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$/.test(s)) s = s.replace(/,/g, "");
+
+  s = squeezeSpaces(s);
+  s = braceRoots(braceFractions(s));
+  s = s.replace(/(^|[^\d])\.(\d)/g, "$10.$2");
+  // A plain a/b of integers is the fraction \frac{a}{b}.
+  s = s.replace(/^(-?)(\d+)\/(\d+)$/, "$1\\frac{$2}{$3}");
+  return { latex: stripOuterBraces(s), percent };
+}

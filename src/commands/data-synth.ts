@@ -1,0 +1,110 @@
+/**
+ * `deliberate data synth` (generate the synthetic MATH-shaped task) and `deliberate data label`
+ * (label model samples of it with the rule step checker). Registered on the `data` group.
+ */
+import { open } from "node:fs/promises";
+import { finished } from "node:stream/promises";
+import type { Readable, Writable } from "node:stream";
+import type { Command } from "commander";
+import { z } from "zod";
+import { InputError } from "../errors.js";
+import { generateSynth, LEVELS, SPLITS } from "../../datasets/synth/generate.js";
+import { labelJsonl } from "../../datasets/synth/label.js";
+
+const count = (flag: string) =>
+  z
+    .string()
+    .regex(/^[1-9]\d*$/, { error: `${flag} must be a positive integer` })
+    .transform(Number);
+
+const synthFlags = z
+  .object({
+    split: z.enum(SPLITS, { error: `--split must be one of ${SPLITS.join(", ")}` }),
+    n: count("--n").optional(),
+    perLevel: count("--per-level").optional(),
+    seed: z
+      .string()
+      .regex(/^-?\d+$/, { error: "--seed must be an integer" })
+      .transform(Number)
+      .refine((seed) => seed >= -(2 ** 31) && seed < 2 ** 31, { error: "--seed must fit in 32 bits" }),
+    levels: z
+      .string()
+      .regex(/^[1-5](,[1-5])*$/, { error: "--levels must be a comma-separated list of levels 1-5, e.g. 1,2,3" })
+      .transform((list) => [...new Set(list.split(",").map(Number))].sort((a, b) => a - b)),
+    out: z.string().optional(),
+  })
+  .refine((flags) => flags.n === undefined || flags.perLevel === undefined, {
+    error: "give --n or --per-level, not both",
+  });
+
+const labelFlags = z.object({ in: z.string().optional(), out: z.string().optional() });
+
+function parseFlags<S extends z.ZodType>(schema: S, options: unknown): z.output<S> {
+  const result = schema.safeParse(options);
+  if (!result.success) throw new InputError(result.error.issues.map((issue) => issue.message).join("; "));
+  return result.data;
+}
+
+/** A stream of `--in`, or stdin. */
+async function openInput(file: string | undefined): Promise<Readable> {
+  if (file === undefined) return process.stdin;
+  const handle = await open(file).catch((error: NodeJS.ErrnoException) => {
+    throw new InputError(`cannot read ${file}: ${error.code === "ENOENT" ? "no such file" : error.message}`);
+  });
+  return handle.createReadStream({ encoding: "utf8" });
+}
+
+/** A file stream for `--out`, or stdout. */
+async function openOutput(file: string | undefined): Promise<Writable> {
+  if (file === undefined) return process.stdout;
+  const handle = await open(file, "w").catch((error: NodeJS.ErrnoException) => {
+    throw new InputError(`cannot write ${file}: ${error.code === "ENOENT" ? "no such directory" : error.message}`);
+  });
+  return handle.createWriteStream({ encoding: "utf8" });
+}
+
+async function closeOutput(output: Writable): Promise<void> {
+  if (output === process.stdout) return;
+  output.end();
+  await finished(output);
+}
+
+export function registerSynth(data: Command): void {
+  data
+    .command("synth")
+    .description(
+      "Generate the synthetic MATH-shaped task (Arithmetic, Fractions, Linear Equations; levels 1-5) as JSONL.\n" +
+        "Splits are fixed by a hash of the problem text, so train, calibration and test never overlap.",
+    )
+    .requiredOption("--split <split>", `one of ${SPLITS.join(", ")}`)
+    .option("--n <count>", "number of problems, spread evenly over the levels (default 500)")
+    .option("--per-level <count>", "problems per level (instead of --n)")
+    .option("--seed <integer>", "random seed", "0")
+    .option("--levels <list>", "comma-separated levels", LEVELS.join(","))
+    .option("--out <file>", "write here instead of stdout")
+    .action(async (options: unknown) => {
+      const flags = parseFlags(synthFlags, options);
+      const n = flags.perLevel !== undefined ? flags.perLevel * flags.levels.length : (flags.n ?? 500);
+      const problems = generateSynth({ split: flags.split, seed: flags.seed, n, levels: flags.levels });
+      const output = await openOutput(flags.out);
+      output.write(problems.map((problem) => JSON.stringify(problem) + "\n").join(""));
+      await closeOutput(output);
+    });
+
+  data
+    .command("label")
+    .description(
+      "Label model samples of the synthetic task with the rule step checker. Reads JSONL lines with\n" +
+        "`problem` and `solution` (optional gold `answer`) and writes each back with stepCorrect,\n" +
+        "prefixCorrect (all steps so far correct), predicted (the boxed answer) and correct.",
+    )
+    .option("--in <file>", "read here instead of stdin")
+    .option("--out <file>", "write here instead of stdout")
+    .action(async (options: unknown) => {
+      const flags = parseFlags(labelFlags, options);
+      const input = await openInput(flags.in);
+      const output = await openOutput(flags.out);
+      await labelJsonl(input, output, flags.in ?? "stdin");
+      await closeOutput(output);
+    });
+}

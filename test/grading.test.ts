@@ -1,0 +1,157 @@
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { extractAnswer, lastBoxed, answerFromText } from "../datasets/answer/extract.js";
+import { Grader } from "../datasets/answer/grader.js";
+
+const repo = fileURLToPath(new URL("..", import.meta.url));
+const shared = join(repo, "..", "shared", "datasets");
+const readJsonl = (path: string) =>
+  readFileSync(path, "utf8")
+    .split("\n")
+    .filter((line) => line.trim() !== "")
+    .map((line) => JSON.parse(line));
+
+const grader = new Grader({ workers: 2 });
+afterAll(() => grader.close());
+
+describe("extractAnswer", () => {
+  it("takes the last boxed answer with nested braces", () => {
+    expect(extractAnswer("First \\boxed{1}, then \\boxed{\\frac{1}{2}}.")).toBe("\\frac{1}{2}");
+    expect(extractAnswer("\\boxed{\\left( 3, \\frac{\\pi}{2} \\right)}")).toBe("\\left( 3, \\frac{\\pi}{2} \\right)");
+    expect(extractAnswer("so \\fbox{7}")).toBe("7");
+    expect(extractAnswer("so \\boxed 5.")).toBe("5");
+  });
+  it("ignores a boxed answer whose braces never close", () => {
+    expect(lastBoxed("\\boxed{\\frac{1}{2}")).toBeNull();
+    expect(extractAnswer("\\boxed{\\frac{1}{2}")).toBeNull();
+  });
+  it("falls back to 'final answer is', then to the configured fallback, else null", () => {
+    expect(extractAnswer("The final answer is $12$. I hope")).toBe("12");
+    expect(extractAnswer("We find $x=3$ and so $y = 4$")).toBeNull();
+    expect(extractAnswer("We find $x=3$ and so $y = 4$", { fallback: "last-math" })).toBe("y = 4");
+    expect(extractAnswer("it is 3 then 42 apples", { fallback: "last-number" })).toBe("42");
+  });
+  it("reads an answer from prose the way Math-Verify does", () => {
+    expect(answerFromText("\\frac{1}{2}")).toBe("\\frac{1}{2}");
+    expect(answerFromText("Thus the probability is $\\frac{1}{2}$.")).toBe("\\frac{1}{2}");
+    expect(answerFromText("Adding gives three and four. The answer is 7.")).toBe("7");
+    expect(answerFromText("")).toBeNull();
+  });
+});
+
+describe("the grading table", () => {
+  const cases = readJsonl(join(repo, "test", "fixtures", "grading-cases.jsonl")) as {
+    category: string;
+    gold: string;
+    pred: string;
+    expected: boolean;
+  }[];
+
+  it("has at least 200 cases, equal and not equal, in every category", () => {
+    expect(cases.length).toBeGreaterThanOrEqual(200);
+    const categories = new Set(cases.map((c) => c.category));
+    for (const category of categories) {
+      const inCategory = cases.filter((c) => c.category === category);
+      expect(inCategory.some((c) => c.expected), `${category} has an equal case`).toBe(true);
+      expect(inCategory.some((c) => !c.expected), `${category} has a not-equal case`).toBe(true);
+    }
+  });
+
+  it("grades every case as expected", async () => {
+    const verdicts = await Promise.all(cases.map((c) => grader.grade(c.pred, c.gold)));
+    const wrong = cases
+      .map((c, i) => ({ ...c, got: verdicts[i] }))
+      .filter((c) => c.got?.equal !== c.expected)
+      .map((c) => `${c.category}: gold ${c.gold} / pred ${c.pred}: expected ${c.expected}, got ${JSON.stringify(c.got)}`);
+    expect(wrong).toEqual([]);
+  });
+});
+
+describe("gold solutions against gold answers", () => {
+  const gradeGold = async (file: string) => {
+    const rows = readJsonl(join(shared, file)) as { solution: string; answer: string }[];
+    const verdicts = await Promise.all(rows.map((row) => grader.grade(extractAnswer(row.solution) ?? "", row.answer)));
+    return { total: rows.length, equal: verdicts.filter((v) => v.equal).length };
+  };
+  it("MATH-500: 500 of 500", async () => {
+    expect(await gradeGold("math500.jsonl")).toEqual({ total: 500, equal: 500 });
+  });
+  it("MATH test split: at least 4,990 of 5,000", async () => {
+    const { total, equal } = await gradeGold("math_test.jsonl");
+    expect(total).toBe(5000);
+    expect(equal).toBeGreaterThanOrEqual(4990);
+  });
+});
+
+describe("untrusted answers", () => {
+  it.each([
+    ["a power tower", "9^{9^{9^{9}}}", "1"],
+    ["a double factorial", "1000!!", "1"],
+    ["a huge factorial", "100000!", "1"],
+    ["unbalanced braces", "\\frac{1}{2", "\\frac{1}{2}"],
+    ["a 1 MB string", "1".repeat(1_000_000), "1"],
+    ["a 500x500 matrix", `\\begin{pmatrix}${Array(500).fill(Array(500).fill("1").join("&")).join("\\\\")}\\end{pmatrix}`, "1"],
+  ])("%s yields false with a reason, quickly", async (_name, pred, gold) => {
+    const started = Date.now();
+    const verdict = await grader.grade(pred, gold);
+    expect(verdict.equal).toBe(false);
+    expect(verdict.reason.length).toBeGreaterThan(0);
+    expect(Date.now() - started).toBeLessThan(6_000);
+  });
+
+  it("kills a comparison that runs past the time limit and keeps grading", async () => {
+    const impatient = new Grader({ workers: 1, timeoutMs: 1 });
+    try {
+      const verdict = await impatient.grade("x^2+2x+1", "(x+1)^2");
+      expect(verdict).toMatchObject({ equal: false, reason: "timeout after 1 ms" });
+      expect(impatient.timeouts).toBe(1);
+    } finally {
+      await impatient.close();
+    }
+    // A fresh worker answers normally.
+    expect((await grader.grade("x^2+2x+1", "(x+1)^2")).equal).toBe(true);
+  });
+});
+
+describe("deliberate grade", () => {
+  const cli = (args: string[]) =>
+    spawnSync(process.execPath, ["--import", "tsx", join(repo, "src", "cli.ts"), "grade", ...args], { encoding: "utf8" });
+
+  it("prints the verdict and the normalized forms for one pair", () => {
+    const result = cli(["--gold", "\\frac{1}{2}", "--pred", "0.5"]);
+    expect(result.status).toBe(0);
+    expect(result.stdout).toMatch(/^true\n\s+pred: 0.5\n\s+gold: \\frac\{1\}\{2\}/);
+  });
+
+  it("grades a file, keeps extra fields and order, and counts", () => {
+    const dir = mkdtempSync(join(tmpdir(), "deliberate-grade-"));
+    const input = join(dir, "cases.jsonl");
+    const lines = [
+      { id: "a", gold: "(1,2)", pred: "(2,1)", note: { keep: true } },
+      { id: "b", gold: "\\frac{1}{2}", pred: "The answer is $\\boxed{0.5}$." },
+      { id: "c", gold: "[0,1)", pred: "[0,1)" },
+    ];
+    writeFileSync(input, lines.map((line) => JSON.stringify(line)).join("\n") + "\n");
+    const result = cli(["--file", input]);
+    expect(result.status).toBe(0);
+    const out = result.stdout.trim().split("\n").map((line) => JSON.parse(line));
+    expect(out.map((line) => [line.id, line.equal])).toEqual([["a", false], ["b", true], ["c", true]]);
+    expect(out[0].note).toEqual({ keep: true });
+    expect(result.stderr).toMatch(/2\/3 equal, 0 timed out/);
+  });
+
+  it("names the line of a bad case and the missing field", () => {
+    const dir = mkdtempSync(join(tmpdir(), "deliberate-grade-"));
+    const input = join(dir, "bad.jsonl");
+    writeFileSync(input, '{"gold":"1","pred":"1"}\n{"gold":"1"}\n');
+    const result = cli(["--file", input]);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain("line 2: pred:");
+    expect(result.stdout.trim().split("\n")).toHaveLength(1);
+  });
+});
