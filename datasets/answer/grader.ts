@@ -4,10 +4,11 @@
  * promise race that leaves the work running) and yields `false` with the reason "timeout"; the
  * worker is replaced and the other comparisons go on.
  */
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
 import { availableParallelism } from "node:os";
 import type { CompareOptions, Verdict } from "./compare.js";
 import type { GradeRequest } from "./worker.js";
+import { startWorker } from "../../src/worker-threads.js";
 
 export interface GraderOptions extends CompareOptions {
   /** Worker threads. Default: the number of cores, at most 4. */
@@ -21,15 +22,6 @@ export interface GraderOptions extends CompareOptions {
 interface Job {
   request: GradeRequest;
   resolve: (verdict: Verdict) => void;
-}
-
-/** The worker is worker.js beside this file; from TypeScript sources (tests, tsx) it loads through tsx. */
-function spawnWorker(): Worker {
-  if (import.meta.url.endsWith(".ts")) {
-    const source = JSON.stringify(new URL("./worker.ts", import.meta.url).href);
-    return new Worker(`import("tsx/esm/api").then((tsx) => { tsx.register(); return import(${source}); });`, { eval: true });
-  }
-  return new Worker(new URL("./worker.js", import.meta.url));
 }
 
 class Slot {
@@ -55,7 +47,7 @@ class Slot {
 
   private ensureWorker(): Worker {
     if (this.worker) return this.worker;
-    const worker = spawnWorker();
+    const worker = startWorker(import.meta.url, "worker");
     worker.on("message", (message: { id: number; verdict: Verdict }) => {
       if (this.job?.request.id === message.id) this.finish(message.verdict);
     });

@@ -1,0 +1,86 @@
+/**
+ * The seams between search strategies and models (see DESIGN.md). Strategies talk to models only
+ * through these interfaces: the ONNX runtime, remote servers and scripted test policies all
+ * implement them.
+ */
+import type { ComputeMeter } from "./meter.js";
+
+/** What the policy is asked to solve: a problem, and for a revision, the earlier attempts. */
+export interface PolicyPrompt {
+  problem: string;
+  /** Earlier attempts (whole solution texts), oldest first; the policy writes a revised solution. */
+  previousAttempts?: readonly string[];
+}
+
+export interface SamplingOptions {
+  /** 0 is greedy. */
+  temperature: number;
+  /** Nucleus sampling: keep the smallest set of tokens whose probability reaches topP. Default 1. */
+  topP?: number;
+  /** Keep only the topK most likely tokens. Default: no limit. */
+  topK?: number;
+}
+
+export interface ExtendOptions extends SamplingOptions {
+  /** One seed per branch: the same seed on the same state gives the same step. */
+  seeds: readonly number[];
+  /** Most tokens in one step; the step stops there with stopReason "max-tokens". */
+  maxStepTokens: number;
+  signal?: AbortSignal;
+}
+
+export type StopReason = "delimiter" | "eos" | "max-tokens" | "max-length";
+
+export interface StepResult {
+  /** The step's text, without the step delimiter. */
+  text: string;
+  tokens: number;
+  /** Log-probability of each generated token under the sampling distribution's source model. */
+  logprobs: number[];
+  stopReason: StopReason;
+}
+
+/**
+ * A handle on decoding state: the prompt and the steps written so far. Local models keep real
+ * state (KV cache or recurrent state); remote models keep the text. `fork()` is cheap and never
+ * re-encodes the prefix; `release()` frees the state.
+ */
+export interface Branch {
+  readonly steps: readonly string[];
+  /** True once the model ended the solution (end of text) or the branch ran out of room. */
+  readonly finished: boolean;
+  /** Tokens generated on this branch, over all its steps. */
+  readonly generatedTokens: number;
+  /** The meter this branch's work is counted on (forks share it). */
+  readonly meter: ComputeMeter;
+  fork(): Branch;
+  release(): void;
+}
+
+export interface Policy {
+  readonly name: string;
+  /** Parameter count, for FLOPs. */
+  readonly parameters: number;
+  /** The string between steps (for the embedded models, a blank line). */
+  readonly stepDelimiter: string;
+  /** Prefills the prompt once and returns a branch at the start of the solution. */
+  start(prompt: PolicyPrompt, meter: ComputeMeter): Promise<Branch>;
+  /** Decodes every branch by one step, all together; the branches advance in place. */
+  extend(branches: readonly Branch[], options: ExtendOptions): Promise<StepResult[]>;
+  close(): Promise<void>;
+}
+
+/** One request to a step verifier: score every prefix of `steps`. */
+export interface ScoreRequest {
+  problem: string;
+  steps: readonly string[];
+  meter: ComputeMeter;
+}
+
+export interface StepVerifier {
+  readonly name: string;
+  readonly parameters: number;
+  /** One score per step, in [0, 1]: the score of the prefix ending at that step. */
+  scoreSteps(requests: readonly ScoreRequest[], signal?: AbortSignal): Promise<number[][]>;
+  close(): Promise<void>;
+}

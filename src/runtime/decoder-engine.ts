@@ -1,0 +1,184 @@
+/**
+ * The decoding engine that runs inside a model's worker thread: it owns the decoding state of
+ * every branch, prefills prompts, forks and releases branches, and extends a set of branches by one
+ * step each with one batched graph run per token over all live branches.
+ */
+import { Tokenizer } from "@huggingface/tokenizers";
+import { Random } from "../random.js";
+import type { SamplingOptions, StopReason } from "../policy.js";
+import type { DecoderGraphs } from "./graphs.js";
+import { sampleToken } from "./sampling.js";
+import { stateSize } from "./state.js";
+
+export interface EngineSettings {
+  stepDelimiter: string;
+  eosTokenIds: number[];
+  /** Longest sequence (prompt and solution) a branch may reach; it ends with "max-length" there. */
+  maxSequenceTokens: number;
+  /** Refuse to hold more decoding state than this, in bytes. */
+  maxStateBytes: number;
+}
+
+export interface ExtendRequest extends SamplingOptions {
+  branch: number;
+  seed: number;
+  maxStepTokens: number;
+}
+
+export interface ExtendResult {
+  branch: number;
+  text: string;
+  tokens: number;
+  /** The generated token ids, delimiter and end of text included. */
+  tokenIds: number[];
+  logprobs: number[];
+  stopReason: StopReason;
+  /** Batched graph runs this branch took part in. */
+  runs: number;
+}
+
+interface BranchRecord {
+  state: Float32Array[];
+  /** Tokens consumed so far (prompt and solution): the position of the next token. */
+  length: number;
+  /** Next-token logits. */
+  logits: Float32Array;
+  finished: boolean;
+}
+
+export class MemoryCapError extends Error {
+  override name = "MemoryCapError";
+}
+
+export class DecoderEngine {
+  private readonly branches = new Map<number, BranchRecord>();
+
+  constructor(
+    private readonly graphs: DecoderGraphs,
+    private readonly tokenizer: Tokenizer,
+    private readonly settings: EngineSettings,
+  ) {}
+
+  /** Bytes of decoding state held by one branch of the given length. */
+  stateBytes(length: number): number {
+    return this.graphs.layouts.reduce((sum, layout) => sum + 4 * stateSize(layout, length), 0);
+  }
+
+  /** Bytes of decoding state held now. Forks share fixed-size tensors; this counts each branch in full. */
+  heldStateBytes(): number {
+    let total = 0;
+    for (const record of this.branches.values()) total += this.stateBytes(record.length);
+    return total;
+  }
+
+  liveBranches(): number {
+    return this.branches.size;
+  }
+
+  private checkMemory(extraBytes: number): void {
+    const held = this.heldStateBytes();
+    if (held + extraBytes > this.settings.maxStateBytes) {
+      const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+      throw new MemoryCapError(
+        `decoding state would reach ${mib(held + extraBytes)} MiB over ${this.branches.size} live branches, above the cap of ` +
+          `${mib(this.settings.maxStateBytes)} MiB: release branches that are no longer needed, or raise maxStateBytes`,
+      );
+    }
+  }
+
+  async start(branch: number, tokens: number[]): Promise<void> {
+    this.checkMemory(this.stateBytes(tokens.length));
+    const { logits, state } = await this.graphs.prefill(tokens);
+    this.branches.set(branch, { state, length: tokens.length, logits, finished: false });
+  }
+
+  /** A new branch sharing the parent's state: tensors are never written in place, so no copy is needed. */
+  fork(parent: number, child: number): void {
+    const record = this.record(parent);
+    this.checkMemory(this.stateBytes(record.length));
+    this.branches.set(child, { ...record, state: [...record.state] });
+  }
+
+  release(branch: number): void {
+    this.branches.delete(branch);
+  }
+
+  private record(branch: number): BranchRecord {
+    const record = this.branches.get(branch);
+    if (!record) throw new Error(`branch ${branch} is not live (released, or never started)`);
+    return record;
+  }
+
+  /** Decodes every requested branch by one step, all together. */
+  async extend(requests: readonly ExtendRequest[]): Promise<ExtendResult[]> {
+    const live = requests.map((request) => {
+      const record = this.record(request.branch);
+      return { request, record, random: new Random(request.seed), tokens: [] as number[], logprobs: [] as number[], runs: 0, stop: null as StopReason | null };
+    });
+    for (const item of live) if (item.record.finished) item.stop = "eos";
+    const growth = live.reduce((sum, item) => sum + this.stateBytes(item.record.length + item.request.maxStepTokens) - this.stateBytes(item.record.length), 0);
+    this.checkMemory(growth);
+
+    let active = live.filter((item) => item.stop === null);
+    while (active.length > 0) {
+      // Sample each branch's next token; end of text finishes it without another run.
+      const feeding = [];
+      for (const item of active) {
+        const { token, logprob } = sampleToken(item.record.logits, item.request, item.random);
+        item.tokens.push(token);
+        item.logprobs.push(logprob);
+        if (this.settings.eosTokenIds.includes(token)) {
+          item.stop = "eos";
+          item.record.finished = true;
+        } else {
+          feeding.push(item);
+        }
+      }
+      if (feeding.length > 0) {
+        const output = await this.graphs.step(
+          feeding.map((item) => item.tokens[item.tokens.length - 1] as number),
+          feeding.map((item) => item.record.state),
+          feeding.map((item) => item.record.length),
+        );
+        feeding.forEach((item, b) => {
+          item.record.state = output.states[b] as Float32Array[];
+          // Copied: the view would keep the whole batch's logits alive.
+          item.record.logits = (output.logits[b] as Float32Array).slice();
+          item.record.length++;
+          item.runs++;
+          item.stop = this.stopReason(item.tokens, item.request.maxStepTokens, item.record.length);
+          if (item.stop === "max-length") item.record.finished = true;
+        });
+      }
+      active = active.filter((item) => item.stop === null);
+    }
+    return live.map((item) => ({
+      branch: item.request.branch,
+      text: this.stepText(item.tokens),
+      tokens: item.tokens.length,
+      tokenIds: item.tokens,
+      logprobs: item.logprobs,
+      stopReason: item.stop as StopReason,
+      runs: item.runs,
+    }));
+  }
+
+  private stopReason(tokens: number[], maxStepTokens: number, length: number): StopReason | null {
+    if (this.tokenizer.decode(tokens, { skip_special_tokens: true }).includes(this.settings.stepDelimiter)) return "delimiter";
+    if (length >= this.settings.maxSequenceTokens) return "max-length";
+    if (tokens.length >= maxStepTokens) return "max-tokens";
+    return null;
+  }
+
+  /** The step's text without special tokens, cut before the step delimiter. */
+  private stepText(tokens: number[]): string {
+    const text = this.tokenizer.decode(tokens, { skip_special_tokens: true });
+    const delimiter = text.indexOf(this.settings.stepDelimiter);
+    return (delimiter === -1 ? text : text.slice(0, delimiter)).trim();
+  }
+
+  async close(): Promise<void> {
+    this.branches.clear();
+    await this.graphs.release();
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * The model directories deliberate loads, validated with zod: the embedded models' config.json
+ * (written by models/train/export.py) and Hugging Face decoder-only exports (optimum or
+ * transformers.js layout: config.json with `model_type`, tokenizer.json, onnx/*.onnx).
+ */
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { z } from "zod";
+import { describeZodError, InputError } from "../errors.js";
+
+const dimension = z.union([z.string(), z.number().int()]);
+const tensorSpec = z.object({ name: z.string(), shape: z.array(dimension), dtype: z.string() });
+const graphSpec = z.object({ file: z.string(), inputs: z.array(tensorSpec), outputs: z.array(tensorSpec) });
+
+export const embeddedDecoderConfig = z.looseObject({
+  name: z.string(),
+  parameters: z.number().int().positive(),
+  step_delimiter: z.string(),
+  bos_token_id: z.number().int(),
+  eos_token_id: z.number().int(),
+  pad_token_id: z.number().int(),
+  prompt_format: z.looseObject({ policy: z.string(), revision: z.string().optional() }),
+  state: z.array(z.object({ past: z.string(), present: z.string(), shape: z.array(dimension), dtype: z.literal("float32") })),
+  graphs: z.object({ prefill: graphSpec, decode: graphSpec }),
+  max_prefill_tokens: z.number().int().positive().optional(),
+});
+export type EmbeddedDecoderConfig = z.infer<typeof embeddedDecoderConfig>;
+
+export const embeddedPrmConfig = z.looseObject({
+  name: z.string(),
+  parameters: z.number().int().positive(),
+  step_delimiter: z.string(),
+  bos_token_id: z.number().int(),
+  pad_token_id: z.number().int(),
+  graphs: z.object({ scores: graphSpec }),
+});
+export type EmbeddedPrmConfig = z.infer<typeof embeddedPrmConfig>;
+
+/** The fields of a Hugging Face config.json that the runtime needs for a decoder with a KV cache. */
+export const huggingFaceConfig = z.looseObject({
+  model_type: z.string(),
+  num_hidden_layers: z.number().int().positive(),
+  num_attention_heads: z.number().int().positive(),
+  num_key_value_heads: z.number().int().positive().optional(),
+  hidden_size: z.number().int().positive(),
+  head_dim: z.number().int().positive().optional(),
+  vocab_size: z.number().int().positive(),
+  eos_token_id: z.union([z.number().int(), z.array(z.number().int())]).optional(),
+  bos_token_id: z.number().int().nullable().optional(),
+  max_position_embeddings: z.number().int().positive().optional(),
+});
+export type HuggingFaceConfig = z.infer<typeof huggingFaceConfig>;
+
+export type ModelDirectory =
+  | { kind: "embedded-decoder"; dir: string; config: EmbeddedDecoderConfig; tokenizer: unknown }
+  | { kind: "embedded-prm"; dir: string; config: EmbeddedPrmConfig; tokenizer: unknown }
+  | { kind: "hf-decoder"; dir: string; config: HuggingFaceConfig; tokenizer: unknown; tokenizerConfig: Record<string, unknown>; graph: string };
+
+function readJson(path: string, what: string): unknown {
+  if (!existsSync(path)) throw new InputError(`${what} is missing: ${path}`);
+  try {
+    return JSON.parse(readFileSync(path, "utf8"));
+  } catch (error) {
+    throw new InputError(`${path} is not valid JSON: ${(error as Error).message}`);
+  }
+}
+
+function parse<T>(schema: z.ZodType<T>, value: unknown, path: string): T {
+  const result = schema.safeParse(value);
+  if (!result.success) throw new InputError(`${path}: ${describeZodError(result.error)}`);
+  return result.data;
+}
+
+/** Which ONNX file of a Hugging Face export to use: the merged decoder first, then the plain one. */
+const HF_GRAPHS = ["onnx/decoder_model_merged.onnx", "onnx/model.onnx", "decoder_model_merged.onnx", "model.onnx"];
+
+/** Reads and validates a model directory; errors name the file and what is wrong with it. */
+export function readModelDirectory(dir: string): ModelDirectory {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new InputError(`model directory not found: ${dir}`);
+  const configPath = join(dir, "config.json");
+  const raw = readJson(configPath, "config.json");
+  const tokenizer = readJson(join(dir, "tokenizer.json"), "tokenizer.json");
+  const fields = (raw ?? {}) as Record<string, unknown>;
+  if (typeof fields.model_type === "string") {
+    const config = parse(huggingFaceConfig, raw, configPath);
+    const graph = HF_GRAPHS.map((file) => join(dir, file)).find((path) => existsSync(path));
+    if (!graph) throw new InputError(`${dir} has no ONNX decoder (looked for ${HF_GRAPHS.join(", ")})`);
+    const tokenizerConfigPath = join(dir, "tokenizer_config.json");
+    const tokenizerConfig = existsSync(tokenizerConfigPath) ? (readJson(tokenizerConfigPath, "tokenizer_config.json") as Record<string, unknown>) : {};
+    return { kind: "hf-decoder", dir, config, tokenizer, tokenizerConfig, graph };
+  }
+  const graphs = fields.graphs as Record<string, unknown> | undefined;
+  if (graphs && "scores" in graphs) {
+    const config = parse(embeddedPrmConfig, raw, configPath);
+    requireFiles(dir, [config.graphs.scores.file]);
+    return { kind: "embedded-prm", dir, config, tokenizer };
+  }
+  if (graphs && "decode" in graphs) {
+    const config = parse(embeddedDecoderConfig, raw, configPath);
+    requireFiles(dir, [config.graphs.prefill.file, config.graphs.decode.file]);
+    return { kind: "embedded-decoder", dir, config, tokenizer };
+  }
+  throw new InputError(
+    `${configPath} describes neither a deliberate model (graphs.prefill/decode or graphs.scores) nor a Hugging Face model (model_type)`,
+  );
+}
+
+function requireFiles(dir: string, files: string[]): void {
+  for (const file of files) {
+    if (!existsSync(join(dir, file))) throw new InputError(`${join(dir, file)} is missing (named in config.json)`);
+  }
+}
+
+/** Checks that an ONNX session's inputs and outputs are the ones config.json names. */
+export function checkGraphNames(
+  graph: { inputs: { name: string }[]; outputs: { name: string }[] },
+  session: { inputNames: readonly string[]; outputNames: readonly string[] },
+  where: string,
+): void {
+  const missing = (expected: string[], actual: readonly string[]) => expected.filter((name) => !actual.includes(name));
+  const inputs = missing(graph.inputs.map((t) => t.name), session.inputNames);
+  const outputs = missing(graph.outputs.map((t) => t.name), session.outputNames);
+  if (inputs.length > 0 || outputs.length > 0) {
+    throw new InputError(
+      `${where}: the ONNX graph does not match config.json` +
+        (inputs.length ? `; missing inputs ${inputs.join(", ")} (graph has ${session.inputNames.join(", ")})` : "") +
+        (outputs.length ? `; missing outputs ${outputs.join(", ")} (graph has ${session.outputNames.join(", ")})` : ""),
+    );
+  }
+}

@@ -1,0 +1,178 @@
+/**
+ * A model's worker thread. ONNX Runtime's `run` blocks the thread it is called on, so each model
+ * runs here and the main thread's event loop stays free for the scheduler, progress and servers.
+ * The main thread talks to it through WorkerClient (worker-client.ts) with numbered requests.
+ */
+import { parentPort } from "node:worker_threads";
+import { join } from "node:path";
+import { Tokenizer } from "@huggingface/tokenizers";
+import type { PolicyPrompt } from "../policy.js";
+import { DecoderEngine, type ExtendRequest } from "./decoder-engine.js";
+import { EmbeddedGraphs, HuggingFaceGraphs, type DecoderGraphs } from "./graphs.js";
+import { readModelDirectory } from "./model-config.js";
+import { PrmEngine, type PrmRequest } from "./prm-engine.js";
+import { chatRenderer, embeddedRenderer, type PromptRenderer } from "./prompt.js";
+import { openSession, type Device } from "./session.js";
+import { checkGraphNames } from "./model-config.js";
+
+export interface LoadParams {
+  dir: string;
+  device: Device;
+  threads?: number;
+  maxStateBytes: number;
+  /** Overrides the model's own limit on sequence length. */
+  maxSequenceTokens?: number;
+  maxBatchTokens: number;
+}
+
+export interface ModelInfo {
+  kind: "decoder" | "prm";
+  name: string;
+  parameters: number;
+  device: string;
+  stepDelimiter: string;
+}
+
+let decoder: { engine: DecoderEngine; render: PromptRenderer } | null = null;
+let prm: PrmEngine | null = null;
+/** Forks that failed (memory cap): the error is reported when the branch is next used. */
+const failedForks = new Map<number, string>();
+
+function tokenizerFor(json: unknown, config: Record<string, unknown> = {}): Tokenizer {
+  return new Tokenizer(json as object, config);
+}
+
+async function load(params: LoadParams): Promise<ModelInfo> {
+  const model = readModelDirectory(params.dir);
+  const settings = { device: params.device, ...(params.threads ? { threads: params.threads } : {}) };
+  if (model.kind === "embedded-prm") {
+    const path = join(model.dir, model.config.graphs.scores.file);
+    const { session, device } = await openSession(path, settings);
+    checkGraphNames(model.config.graphs.scores, session, path);
+    prm = new PrmEngine(session, tokenizerFor(model.tokenizer), {
+      bosTokenId: model.config.bos_token_id,
+      padTokenId: model.config.pad_token_id,
+      stepDelimiter: model.config.step_delimiter,
+      maxBatchTokens: params.maxBatchTokens,
+    });
+    return { kind: "prm", name: model.config.name, parameters: model.config.parameters, device, stepDelimiter: model.config.step_delimiter };
+  }
+  let graphs: DecoderGraphs;
+  let tokenizer: Tokenizer;
+  let render: PromptRenderer;
+  let info: Omit<ModelInfo, "device" | "kind">;
+  let eosTokenIds: number[];
+  let maxSequenceTokens: number;
+  if (model.kind === "embedded-decoder") {
+    tokenizer = tokenizerFor(model.tokenizer);
+    checkVocabulary(tokenizer, vocabularyOf(model.config.graphs.decode.outputs), model.dir);
+    graphs = await EmbeddedGraphs.open(model.dir, model.config, settings);
+    render = embeddedRenderer(model.config.prompt_format, tokenizer, model.config.bos_token_id, model.config.step_delimiter);
+    info = { name: model.config.name, parameters: model.config.parameters, stepDelimiter: model.config.step_delimiter };
+    eosTokenIds = [model.config.eos_token_id];
+    maxSequenceTokens = model.config.max_prefill_tokens ?? 4096;
+  } else {
+    tokenizer = tokenizerFor(model.tokenizer, model.tokenizerConfig);
+    checkVocabulary(tokenizer, model.config.vocab_size, model.dir);
+    graphs = await HuggingFaceGraphs.open(model.graph, model.config, settings);
+    render = chatRenderer(tokenizer, model.tokenizerConfig);
+    const eos = model.config.eos_token_id;
+    eosTokenIds = eos === undefined ? [] : Array.isArray(eos) ? eos : [eos];
+    const { num_hidden_layers: layers, hidden_size: hidden, vocab_size: vocab } = model.config;
+    // config.json has no parameter count; 12 x layers x hidden^2 + embeddings is the usual estimate.
+    info = { name: model.dir, parameters: 12 * layers * hidden * hidden + vocab * hidden, stepDelimiter: "\n\n" };
+    maxSequenceTokens = Number(model.config.max_position_embeddings ?? 4096);
+  }
+  const engine = new DecoderEngine(graphs, tokenizer, {
+    stepDelimiter: info.stepDelimiter,
+    eosTokenIds,
+    maxSequenceTokens: params.maxSequenceTokens ?? maxSequenceTokens,
+    maxStateBytes: params.maxStateBytes,
+  });
+  decoder = { engine, render };
+  return { kind: "decoder", device: graphs.device, ...info };
+}
+
+function vocabularyOf(outputs: { name: string; shape: (string | number)[] }[]): number | null {
+  const logits = outputs.find((output) => output.name === "logits");
+  const vocab = logits?.shape[logits.shape.length - 1];
+  return typeof vocab === "number" ? vocab : null;
+}
+
+/** A tokenizer with ids beyond the model's vocabulary would index logits that do not exist. */
+function checkVocabulary(tokenizer: Tokenizer, vocabSize: number | null, dir: string): void {
+  if (vocabSize === null) return;
+  const largestId = Math.max(...tokenizer.get_vocab(true).values());
+  if (largestId >= vocabSize) {
+    throw new Error(`${dir}: tokenizer.json has token id ${largestId}, beyond the model's vocabulary of ${vocabSize}`);
+  }
+}
+
+function loadedDecoder(): { engine: DecoderEngine; render: PromptRenderer } {
+  if (!decoder) throw new Error("no decoder loaded in this worker");
+  return decoder;
+}
+
+function assertNotFailed(branches: number[]): void {
+  for (const branch of branches) {
+    const failure = failedForks.get(branch);
+    if (failure) throw new Error(failure);
+  }
+}
+
+const methods: Record<string, (params: never) => unknown> = {
+  load,
+  async start(params: { branch: number; prompt: PolicyPrompt }) {
+    const { engine: decoderEngine, render } = loadedDecoder();
+    const tokens = render(params.prompt);
+    await decoderEngine.start(params.branch, tokens);
+    return { promptTokens: tokens.length };
+  },
+  fork(params: { parent: number; child: number }) {
+    try {
+      loadedDecoder().engine.fork(params.parent, params.child);
+    } catch (error) {
+      failedForks.set(params.child, (error as Error).message);
+    }
+    return null;
+  },
+  release(params: { branch: number }) {
+    failedForks.delete(params.branch);
+    loadedDecoder().engine.release(params.branch);
+    return null;
+  },
+  extend(params: { requests: ExtendRequest[] }) {
+    assertNotFailed(params.requests.map((request) => request.branch));
+    return loadedDecoder().engine.extend(params.requests);
+  },
+  score(params: { requests: PrmRequest[] }) {
+    if (!prm) throw new Error("no PRM loaded in this worker");
+    return prm.score(params.requests);
+  },
+  stats(params: { lengths?: number[] }) {
+    const decoderEngine = decoder?.engine;
+    return {
+      liveBranches: decoderEngine?.liveBranches() ?? 0,
+      heldStateBytes: decoderEngine?.heldStateBytes() ?? 0,
+      stateBytesAt: (params.lengths ?? []).map((length) => decoderEngine?.stateBytes(length) ?? 0),
+      prmRuns: prm?.runs ?? 0,
+    };
+  },
+  async close() {
+    await decoder?.engine.close();
+    await prm?.close();
+    return null;
+  },
+};
+
+parentPort?.on("message", async (message: { id: number; method: string; params: unknown }) => {
+  try {
+    const method = methods[message.method];
+    if (!method) throw new Error(`unknown method ${message.method}`);
+    const result = await method(message.params as never);
+    parentPort?.postMessage({ id: message.id, result });
+  } catch (error) {
+    const { name, message: text } = error as Error;
+    parentPort?.postMessage({ id: message.id, error: { name, message: text } });
+  }
+});

@@ -1,0 +1,59 @@
+/**
+ * Turning a PolicyPrompt into token ids: the embedded models' prompt formats from config.json, and
+ * chat templates (tokenizer_config.json) for Hugging Face models, rendered with @huggingface/jinja.
+ */
+import { Template } from "@huggingface/jinja";
+import type { Tokenizer } from "@huggingface/tokenizers";
+import type { PolicyPrompt } from "../policy.js";
+
+export type PromptRenderer = (prompt: PolicyPrompt) => number[];
+
+/**
+ * The embedded format: `<bos>` stands for the BOS token, `{problem}` for the problem, and
+ * `{previous_steps_joined_with 'SEP'}` for the last previous attempt's steps joined by SEP (the
+ * embedded reviser was trained on one previous attempt).
+ */
+export function embeddedRenderer(
+  formats: { policy: string; revision?: string | undefined },
+  tokenizer: Tokenizer,
+  bosTokenId: number,
+  stepDelimiter: string,
+): PromptRenderer {
+  return (prompt) => {
+    const attempts = prompt.previousAttempts ?? [];
+    const revising = attempts.length > 0;
+    if (revising && formats.revision === undefined) throw new Error("this model has no revision prompt format");
+    let text = revising ? (formats.revision as string) : formats.policy;
+    const last = attempts[attempts.length - 1] ?? "";
+    const steps = last.split(stepDelimiter).map((step) => step.trim()).filter((step) => step !== "");
+    text = text
+      .replace(/\{previous_steps_joined_with '([^']*)'\}/g, (_match, separator: string) => steps.join(separator))
+      .replace(/\{problem\}/g, prompt.problem);
+    const withBos = text.startsWith("<bos>");
+    const ids = tokenizer.encode(withBos ? text.slice("<bos>".length) : text, { add_special_tokens: false }).ids;
+    return withBos ? [bosTokenId, ...ids] : ids;
+  };
+}
+
+const INSTRUCTION =
+  "Solve the following math problem step by step. Separate the steps with a blank line, and put the final answer in \\boxed{}.";
+
+/** A chat model: the problem (and earlier attempts to revise) as one user message. */
+export function chatRenderer(tokenizer: Tokenizer, tokenizerConfig: Record<string, unknown>): PromptRenderer {
+  const source = tokenizerConfig.chat_template;
+  const template = typeof source === "string" ? new Template(source) : null;
+  const special = (name: string) => {
+    const value = tokenizerConfig[name];
+    return typeof value === "string" ? value : typeof value === "object" && value && "content" in value ? String(value.content) : "";
+  };
+  return (prompt) => {
+    const attempts = (prompt.previousAttempts ?? []).map((attempt, i) => `Attempt ${i + 1}:\n${attempt}`).join("\n\n");
+    const content = attempts
+      ? `${INSTRUCTION}\n\nProblem: ${prompt.problem}\n\nEarlier attempts, which may contain mistakes:\n\n${attempts}\n\nWrite a corrected solution.`
+      : `${INSTRUCTION}\n\nProblem: ${prompt.problem}`;
+    const text = template
+      ? template.render({ messages: [{ role: "user", content }], add_generation_prompt: true, bos_token: special("bos_token"), eos_token: special("eos_token") })
+      : `${content}\n\n`;
+    return tokenizer.encode(text, { add_special_tokens: template === null }).ids;
+  };
+}

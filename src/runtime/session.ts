@@ -1,0 +1,59 @@
+/** Creating ONNX Runtime sessions on a device, with deliberate session options and clear errors. */
+import * as ort from "onnxruntime-node";
+import { availableParallelism } from "node:os";
+import { InputError } from "../errors.js";
+
+export type Device = "cpu" | "cuda" | "webgpu" | "auto";
+export const DEVICES: readonly Device[] = ["cpu", "cuda", "webgpu", "auto"];
+
+export interface SessionSettings {
+  device: Device;
+  /** Threads for one operator (intra-op). Default: all cores. */
+  threads?: number;
+}
+
+const INSTALL_HINT: Record<Exclude<Device, "cpu" | "auto">, string> = {
+  cuda:
+    "the CUDA provider needs its libraries: with internet access and CUDA 12 + cuDNN 9 installed, run " +
+    "`ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node`",
+  webgpu: "the WebGPU provider (Dawn over Vulkan) needs a GPU with a Vulkan driver (libvulkan1 and the vendor's ICD)",
+};
+
+/**
+ * Session options, chosen on purpose: all graph optimizations (the graphs are small and static),
+ * sequential execution with one inter-op thread (a decoder step is a chain of small operators,
+ * so parallelism comes from intra-op threads and from batching), and the CPU memory arena on.
+ */
+function sessionOptions(provider: Exclude<Device, "auto">, threads: number): ort.InferenceSession.SessionOptions {
+  return {
+    executionProviders: [provider],
+    graphOptimizationLevel: "all",
+    executionMode: "sequential",
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    enableCpuMemArena: true,
+  };
+}
+
+export interface OpenedSession {
+  session: ort.InferenceSession;
+  /** The provider the session really runs on (auto resolves to one). */
+  device: Exclude<Device, "auto">;
+}
+
+/** Opens a graph on the device; `auto` tries CUDA, then WebGPU, then falls back to the CPU. */
+export async function openSession(path: string, settings: SessionSettings): Promise<OpenedSession> {
+  const threads = settings.threads ?? availableParallelism();
+  const candidates: Exclude<Device, "auto">[] = settings.device === "auto" ? ["cuda", "webgpu", "cpu"] : [settings.device];
+  const failures: string[] = [];
+  for (const device of candidates) {
+    try {
+      return { session: await ort.InferenceSession.create(path, sessionOptions(device, threads)), device };
+    } catch (error) {
+      const message = (error as Error).message.split("\n")[0] ?? String(error);
+      if (device === "cpu") throw new InputError(`cannot load ${path}: ${message}`);
+      failures.push(`${device}: ${message} (${INSTALL_HINT[device]})`);
+    }
+  }
+  throw new InputError(`device ${settings.device} cannot start for ${path}: ${failures.join("; ")}`);
+}
