@@ -1,0 +1,117 @@
+/**
+ * Runtime benchmark (not a timed test): decode throughput at batch 1, 8, 32 and 64 for the embedded
+ * recurrent policy and the baseline transformer, the cost of a fork, decoding state bytes per
+ * branch at lengths 64, 256 and 1024, how long the JavaScript thread is blocked per decoding step
+ * (the model runs in a worker), and achieved FLOP/s beside a matrix-multiply peak measured in the
+ * same run. Prints a table and writes runs/bench-runtime.json.
+ *
+ *   npm run bench:runtime [-- --device cpu|cuda|webgpu|auto] [-- --repeats 3]
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { parseArgs } from "node:util";
+import * as ort from "onnxruntime-node";
+import { ComputeMeter } from "../src/meter.js";
+import type { Branch } from "../src/policy.js";
+import { loadPolicy, packageRoot } from "../src/runtime/load.js";
+import type { OnnxPolicy } from "../src/runtime/onnx-policy.js";
+import type { Device } from "../src/runtime/session.js";
+
+const { values: flags } = parseArgs({ options: { device: { type: "string", default: "cpu" }, repeats: { type: "string", default: "3" } } });
+const device = flags.device as Device;
+const repeats = Number(flags.repeats);
+const BATCHES = [1, 8, 32, 64];
+const TOKENS_PER_BRANCH = 96;
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
+
+/** Decodes `batch` branches of a long problem until each generated TOKENS_PER_BRANCH tokens (or ended). */
+async function decodeRun(policy: OnnxPolicy, batch: number, seed: number) {
+  const meter = new ComputeMeter();
+  const root = await policy.start({ problem: "Compute (160 - 89) * 10 + 60 - 45 * 3 + 120 - 77." }, meter);
+  const branches: Branch[] = Array.from({ length: batch }, () => root.fork());
+  root.release();
+  const delay = monitorEventLoopDelay({ resolution: 1 });
+  const started = performance.now();
+  delay.enable();
+  let tokens = 0;
+  let round = 0;
+  let live = branches;
+  while (live.length > 0) {
+    const steps = await policy.extend(live, { temperature: 1, seeds: live.map((_, i) => seed * 1000 + round * 100 + i), maxStepTokens: 32 });
+    tokens += steps.reduce((sum, step) => sum + step.tokens, 0);
+    round++;
+    live = live.filter((branch) => !branch.finished && branch.generatedTokens < TOKENS_PER_BRANCH);
+  }
+  delay.disable();
+  const seconds = (performance.now() - started) / 1000;
+  for (const branch of branches) branch.release();
+  // Decoding steps this run took: one batched graph run per token.
+  return { tokensPerSecond: tokens / seconds, maxBlockedMs: delay.max / 1e6, meanBlockedMs: delay.mean / 1e6, runs: meter.policyCalls };
+}
+
+async function forkCost(policy: OnnxPolicy): Promise<number> {
+  const root = await policy.start({ problem: "Compute 17 + 5." }, new ComputeMeter());
+  const count = 20_000;
+  const started = performance.now();
+  for (let i = 0; i < count; i++) root.fork().release();
+  await policy.stats(); // the worker has applied every fork and release
+  root.release();
+  return ((performance.now() - started) * 1000) / count;
+}
+
+/** Matrix-multiply peak through ONNX Runtime on the same device and threads: 2 n^3 / time. */
+async function matmulPeak(): Promise<number> {
+  const session = await ort.InferenceSession.create(join(packageRoot(), "scripts", "matmul.onnx"), { executionProviders: [device === "auto" ? "cpu" : device] });
+  const n = 1024;
+  const data = Float32Array.from({ length: n * n }, (_, i) => ((i * 7919) % 1000) / 1000);
+  const feeds = { A: new ort.Tensor("float32", data, [n, n]), B: new ort.Tensor("float32", data, [n, n]) };
+  await session.run(feeds);
+  const times: number[] = [];
+  for (let i = 0; i < 7; i++) {
+    const started = performance.now();
+    await session.run(feeds);
+    times.push((performance.now() - started) / 1000);
+  }
+  await session.release();
+  return (2 * n ** 3) / median(times);
+}
+
+const report: Record<string, unknown> = { device, repeats, tokensPerBranch: TOKENS_PER_BRANCH };
+const peak = await matmulPeak();
+report.matmulPeakGflops = peak / 1e9;
+console.log(`matrix-multiply peak (1024 x 1024, ONNX Runtime, ${device}): ${(peak / 1e9).toFixed(1)} GFLOP/s`);
+
+for (const name of ["policy", "baseline"]) {
+  const policy = await loadPolicy(name, { device });
+  const rows = [];
+  for (const batch of BATCHES) {
+    const runs = [];
+    for (let r = 0; r < repeats; r++) runs.push(await decodeRun(policy, batch, r));
+    const tokensPerSecond = median(runs.map((run) => run.tokensPerSecond));
+    rows.push({
+      batch,
+      tokensPerSecond: Math.round(tokensPerSecond),
+      achievedGflops: Number(((2 * policy.parameters * tokensPerSecond) / 1e9).toFixed(2)),
+      maxBlockedMs: Number(median(runs.map((run) => run.maxBlockedMs)).toFixed(2)),
+      meanBlockedMs: Number(median(runs.map((run) => run.meanBlockedMs)).toFixed(3)),
+    });
+  }
+  const forkMicros = await forkCost(policy);
+  const stateBytes = (await policy.stats([64, 256, 1024])).stateBytesAt;
+  await policy.close();
+  const batch1 = rows[0]?.tokensPerSecond ?? 1;
+  const batch32 = rows.find((row) => row.batch === 32)?.tokensPerSecond ?? 0;
+  report[name] = { parameters: policy.parameters, device: policy.device, decode: rows, batch32OverBatch1: Number((batch32 / batch1).toFixed(2)), forkMicros: Number(forkMicros.toFixed(2)), stateBytes: { 64: stateBytes[0], 256: stateBytes[1], 1024: stateBytes[2] } };
+  console.log(`\n${name} (${policy.parameters.toLocaleString()} parameters, ${policy.device}), median of ${repeats} runs`);
+  console.log("batch  tokens/s  GFLOP/s  event-loop delay max / mean (ms)");
+  for (const row of rows) console.log(`${String(row.batch).padStart(5)}  ${String(row.tokensPerSecond).padStart(8)}  ${row.achievedGflops.toFixed(2).padStart(7)}  ${row.maxBlockedMs} / ${row.meanBlockedMs}`);
+  console.log(`batch 32 / batch 1: ${(batch32 / batch1).toFixed(2)}x; fork + release: ${forkMicros.toFixed(1)} us; state bytes per branch at 64 / 256 / 1024 tokens: ${stateBytes.join(" / ")}`);
+}
+const policyRow = (report.policy as { decode: { batch: number; tokensPerSecond: number }[] }).decode.find((row) => row.batch === 32);
+const baselineRow = (report.baseline as { decode: { batch: number; tokensPerSecond: number }[] }).decode.find((row) => row.batch === 32);
+report.policyOverBaselineAtBatch32 = Number(((policyRow?.tokensPerSecond ?? 0) / (baselineRow?.tokensPerSecond ?? 1)).toFixed(2));
+console.log(`\nrecurrent policy / baseline transformer at batch 32: ${report.policyOverBaselineAtBatch32}x`);
+mkdirSync(join(packageRoot(), "runs"), { recursive: true });
+writeFileSync(join(packageRoot(), "runs", "bench-runtime.json"), JSON.stringify(report, null, 2) + "\n");
+console.log("wrote runs/bench-runtime.json");

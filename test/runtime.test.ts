@@ -1,0 +1,203 @@
+import { mkdtempSync, readFileSync, writeFileSync, cpSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Tokenizer } from "@huggingface/tokenizers";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ComputeMeter } from "../src/meter.js";
+import type { Branch } from "../src/policy.js";
+import { DecoderEngine } from "../src/runtime/decoder-engine.js";
+import { EmbeddedGraphs } from "../src/runtime/graphs.js";
+import { loadPolicy, loadVerifier, resolveModel } from "../src/runtime/load.js";
+import { readModelDirectory } from "../src/runtime/model-config.js";
+import type { OnnxPolicy } from "../src/runtime/onnx-policy.js";
+import type { OnnxStepVerifier } from "../src/runtime/onnx-verifier.js";
+
+interface DecoderGolden {
+  prompt: string;
+  prompt_ids: number[];
+  greedy_ids: number[];
+}
+
+const PROBLEMS = [
+  "Compute 17 + 5.",
+  "Compute (17 + 5) * 3 - 8.",
+  "Compute 3/4 + 5/6.",
+  "Solve for x: 3x + 7 = 22.",
+  "Compute 96 - 41.",
+  "Compute 12 * 7 + 3.",
+  "Solve for x: 5x - 3 = 2x + 12.",
+  "Compute 1/2 + 1/3.",
+];
+
+describe.each(["policy", "baseline"])("the embedded %s decodes", (name) => {
+  it("a fixed prompt greedily to the golden tokens written by the export", async () => {
+    const model = readModelDirectory(resolveModel(name));
+    if (model.kind !== "embedded-decoder") throw new Error("not a decoder");
+    const golden = JSON.parse(readFileSync(join(model.dir, "golden.json"), "utf8")) as DecoderGolden;
+    const graphs = await EmbeddedGraphs.open(model.dir, model.config, { device: "cpu", threads: 1 });
+    const engine = new DecoderEngine(graphs, new Tokenizer(model.tokenizer as object, {}), {
+      stepDelimiter: model.config.step_delimiter,
+      eosTokenIds: [model.config.eos_token_id],
+      maxSequenceTokens: 4096,
+      maxStateBytes: 2 ** 30,
+    });
+    await engine.start(0, golden.prompt_ids);
+    const generated: number[] = [];
+    while (generated.length < golden.greedy_ids.length) {
+      const [step] = await engine.extend([{ branch: 0, seed: 0, temperature: 0, maxStepTokens: golden.greedy_ids.length - generated.length }]);
+      generated.push(...(step?.tokenIds ?? []));
+      if (step?.stopReason === "eos" || step?.stopReason === "max-length") break;
+    }
+    expect(generated).toEqual(golden.greedy_ids.slice(0, generated.length));
+    expect(generated.length).toBe(golden.greedy_ids.length);
+    await engine.close();
+  });
+});
+
+describe("the ONNX policy", () => {
+  let policy: OnnxPolicy;
+  beforeAll(async () => {
+    policy = await loadPolicy("policy", { threads: 1 });
+  });
+  afterAll(() => policy.close());
+
+  const solve = async (branches: Branch[], seeds: (i: number) => number, temperature = 0) => {
+    for (let step = 0; step < 8 && branches.some((b) => !b.finished); step++) {
+      const live = branches.filter((b) => !b.finished);
+      await policy.extend(live, { temperature, seeds: live.map((_, i) => seeds(i)), maxStepTokens: 48 });
+    }
+    return branches.map((b) => b.steps.join(" | "));
+  };
+
+  it("gives the same tokens batched over 8 prompts as decoding each alone", async () => {
+    const meter = new ComputeMeter();
+    const together = await Promise.all(PROBLEMS.map((problem) => policy.start({ problem }, meter)));
+    const batched = await solve(together, () => 0);
+    const alone: string[] = [];
+    for (const problem of PROBLEMS) alone.push(...(await solve([await policy.start({ problem }, meter)], () => 0)));
+    expect(batched).toEqual(alone);
+    expect(new Set(batched).size).toBeGreaterThan(1);
+  });
+
+  it("forks cheaply: the same seed continues identically, other seeds differently, the parent unchanged", async () => {
+    const meter = new ComputeMeter();
+    const parent = await policy.start({ problem: "Compute (160 - 89) * 10 + 60." }, meter);
+    await policy.extend([parent], { temperature: 0, seeds: [0], maxStepTokens: 48 });
+    const before = [...parent.steps];
+    const prefilled = meter.prefilledTokens;
+    const forks = Array.from({ length: 10 }, () => parent.fork());
+    const run = (branches: Branch[], seeds: number[]) => policy.extend(branches, { temperature: 1, seeds, maxStepTokens: 48 });
+    const [a, b] = await run([forks[0] as Branch, forks[1] as Branch], [7, 7]);
+    expect(a?.text).toBe(b?.text);
+    const varied = await run(forks.slice(2), [1, 2, 3, 4, 5, 6, 8, 9]);
+    expect(new Set(varied.map((step) => step.text)).size).toBeGreaterThan(1);
+    expect(parent.steps).toEqual(before);
+    const [again] = await run([parent], [7]);
+    expect(again?.text).toBe(a?.text);
+    expect(meter.prefilledTokens).toBe(prefilled);
+    for (const fork of forks) fork.release();
+  });
+
+  it("prefills each prompt exactly once in a 10-step beam-style search, and frees released branches", async () => {
+    const meters = PROBLEMS.slice(0, 3).map(() => new ComputeMeter());
+    const { liveBranches: liveBefore } = await policy.stats();
+    const beams = await Promise.all(PROBLEMS.slice(0, 3).map((problem, i) => policy.start({ problem }, meters[i] as ComputeMeter)));
+    const promptTokens = meters.map((meter) => meter.prefilledTokens);
+    let frontier: Branch[] = beams.flatMap((beam) => [beam, beam.fork()]);
+    for (let round = 0; round < 10; round++) {
+      const children = frontier.flatMap((branch) => [branch.fork(), branch.fork()]);
+      for (const branch of frontier) branch.release();
+      await policy.extend(children, { temperature: 1, seeds: children.map((_, i) => round * 100 + i), maxStepTokens: 32 });
+      // Keep two per prompt, as a beam of width 2 would.
+      frontier = meters.flatMap((meter) => children.filter((child) => child.meter === meter).slice(0, 2));
+      for (const child of children) if (!frontier.includes(child)) child.release();
+    }
+    meters.forEach((meter, i) => expect(meter.prefilledTokens).toBe(promptTokens[i]));
+    expect((await policy.stats()).liveBranches).toBe(liveBefore + frontier.length);
+    for (const branch of frontier) branch.release();
+    expect((await policy.stats()).liveBranches).toBe(liveBefore);
+  });
+
+  it("keeps the recurrent state constant in length past the attention window", async () => {
+    const [at64, at256, at1024] = (await policy.stats([64, 256, 1024])).stateBytesAt;
+    expect(at64).toBe(at256);
+    expect(at256).toBe(at1024);
+  });
+});
+
+describe("memory cap", () => {
+  it("refuses with a clear error instead of growing without bound", async () => {
+    const policy = await loadPolicy("policy", { threads: 1, maxStateBytes: 200_000 });
+    try {
+      const meter = new ComputeMeter();
+      const root = await policy.start({ problem: "Compute 17 + 5." }, meter);
+      const forks = Array.from({ length: 8 }, () => root.fork());
+      await expect(policy.extend(forks, { temperature: 0, seeds: forks.map(() => 0), maxStepTokens: 8 })).rejects.toThrow(/cap of 0\.2 MiB/);
+    } finally {
+      await policy.close();
+    }
+  });
+});
+
+describe("the ONNX PRM", () => {
+  let verifier: OnnxStepVerifier;
+  beforeAll(async () => {
+    verifier = await loadVerifier("prm", { threads: 1 });
+  });
+  afterAll(() => verifier.close());
+
+  it("scores the golden examples within 1e-4, reading each step's score at its last token", async () => {
+    const golden = JSON.parse(readFileSync(join(resolveModel("prm"), "golden.json"), "utf8")) as {
+      examples: { problem: string; solution: string; step_scores: number[] }[];
+    };
+    const meter = new ComputeMeter();
+    const requests = golden.examples.map((example) => ({ problem: example.problem, steps: example.solution.split("\n\n"), meter }));
+    const scores = await verifier.scoreSteps(requests);
+    golden.examples.forEach((example, i) => {
+      expect(scores[i]).toHaveLength(example.step_scores.length);
+      example.step_scores.forEach((score, k) => expect(Math.abs((scores[i]?.[k] ?? NaN) - score)).toBeLessThan(1e-4));
+    });
+    expect(meter.verifierTokens).toBeGreaterThan(0);
+  });
+});
+
+describe("loading errors name what is wrong", () => {
+  const copy = () => {
+    const dir = mkdtempSync(join(tmpdir(), "deliberate-model-"));
+    cpSync(resolveModel("policy"), dir, { recursive: true });
+    return dir;
+  };
+
+  it("a directory that is not a model", async () => {
+    await expect(loadPolicy(tmpdir() + "/no-such-model")).rejects.toThrow(/model directory not found/);
+    await expect(loadPolicy(mkdtempSync(join(tmpdir(), "deliberate-empty-")))).rejects.toThrow(/config.json is missing/);
+  });
+
+  it("a missing graph file", async () => {
+    const dir = copy();
+    const config = JSON.parse(readFileSync(join(dir, "config.json"), "utf8"));
+    config.graphs.decode.file = "missing.onnx";
+    writeFileSync(join(dir, "config.json"), JSON.stringify(config));
+    await expect(loadPolicy(dir)).rejects.toThrow(/missing\.onnx is missing/);
+  });
+
+  it("I/O names that do not match the config", async () => {
+    const dir = copy();
+    const config = JSON.parse(readFileSync(join(dir, "config.json"), "utf8"));
+    config.graphs.decode.inputs[0].name = "tokens";
+    writeFileSync(join(dir, "config.json"), JSON.stringify(config));
+    await expect(loadPolicy(dir, { threads: 1 })).rejects.toThrow(/missing inputs tokens/);
+  });
+
+  it("a tokenizer that does not fit the vocabulary", async () => {
+    const dir = copy();
+    const tokenizer = JSON.parse(readFileSync(join(dir, "tokenizer.json"), "utf8"));
+    tokenizer.model.vocab["\u00e9"] = 5000;
+    writeFileSync(join(dir, "tokenizer.json"), JSON.stringify(tokenizer));
+    await expect(loadPolicy(dir, { threads: 1 })).rejects.toThrow(/token id 5000, beyond the model's vocabulary/);
+  });
+
+  it("a device that cannot start says why", async () => {
+    await expect(loadPolicy("policy", { device: "cuda", threads: 1 })).rejects.toThrow(/device cuda cannot start.*ONNXRUNTIME_NODE_INSTALL=cuda12/);
+  });
+});
