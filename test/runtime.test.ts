@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ComputeMeter } from "../src/meter.js";
 import type { Branch } from "../src/policy.js";
 import { DecoderEngine } from "../src/runtime/decoder-engine.js";
-import { EmbeddedGraphs } from "../src/runtime/graphs.js";
+import { EmbeddedGraphs, HuggingFaceGraphs } from "../src/runtime/graphs.js";
 import { loadPolicy, loadVerifier, resolveModel } from "../src/runtime/load.js";
 import { readModelDirectory } from "../src/runtime/model-config.js";
 import type { OnnxPolicy } from "../src/runtime/onnx-policy.js";
@@ -199,5 +199,52 @@ describe("loading errors name what is wrong", () => {
 
   it("a device that cannot start says why", async () => {
     await expect(loadPolicy("policy", { device: "cuda", threads: 1 })).rejects.toThrow(/device cuda cannot start.*ONNXRUNTIME_NODE_INSTALL=cuda12/);
+  });
+});
+
+describe("a Hugging Face decoder export (optimum I/O names, tiny random model)", () => {
+  const dir = join(resolveModel("policy"), "..", "..", "test", "fixtures", "tiny-hf");
+  const golden = JSON.parse(readFileSync(join(dir, "golden.json"), "utf8")) as DecoderGolden;
+
+  const openEngine = async () => {
+    const model = readModelDirectory(dir);
+    if (model.kind !== "hf-decoder") throw new Error(`read as ${model.kind}`);
+    const graphs = await HuggingFaceGraphs.open(model.graph, model.config, { device: "cpu", threads: 1 });
+    // No step delimiter can stop these steps early: each extend decodes exactly maxStepTokens.
+    return new DecoderEngine(graphs, new Tokenizer(model.tokenizer as object, model.tokenizerConfig), {
+      stepDelimiter: "\u0000never",
+      eosTokenIds: [],
+      maxSequenceTokens: 512,
+      maxStateBytes: 2 ** 30,
+    });
+  };
+
+  it("decodes with its KV cache to the tokens of a full recomputation, alone and left-padded in a batch", async () => {
+    const engine = await openEngine();
+    const steps = golden.greedy_ids.length;
+    await engine.start(0, golden.prompt_ids);
+    const [alone] = await engine.extend([{ branch: 0, seed: 0, temperature: 0, maxStepTokens: steps }]);
+    expect(alone?.tokenIds).toEqual(golden.greedy_ids);
+    // Longer and shorter neighbours make the golden prompt's cache padded on the left.
+    await engine.start(1, golden.prompt_ids);
+    await engine.start(2, [...golden.prompt_ids, 40, 41, 42, 43, 44, 45, 46]);
+    await engine.start(3, [1, 40]);
+    const batched = await engine.extend([1, 2, 3].map((branch) => ({ branch, seed: 0, temperature: 0, maxStepTokens: steps })));
+    expect(batched[0]?.tokenIds).toEqual(golden.greedy_ids);
+    await engine.close();
+  });
+
+  it("loads as a policy and renders its chat template", async () => {
+    const policy = await loadPolicy(dir, { threads: 1 });
+    try {
+      const meter = new ComputeMeter();
+      const branch = await policy.start({ problem: "Compute 3 + 4." }, meter);
+      // "[user] " + instruction + problem + "\n[assistant] " after <bos>: far longer than the problem alone.
+      expect(meter.prefilledTokens).toBeGreaterThan(120);
+      await policy.extend([branch], { temperature: 0, seeds: [0], maxStepTokens: 8 });
+      expect(branch.generatedTokens).toBeGreaterThan(0);
+    } finally {
+      await policy.close();
+    }
   });
 });
