@@ -61,7 +61,7 @@ export interface Candidate {
   stepScores: number[];
   /** The aggregated score; null when not scored. */
   score: number | null;
-  /** Whether the model ended the solution (rather than the search stopping it). */
+  /** Whether its branch finished (the model ended it, or it ran out of room); false when the search stopped it. */
   finished: boolean;
   /** Tokens generated on its branch, over all its steps. */
   tokens: number;
@@ -191,6 +191,17 @@ export class Search {
     this.checkAborted();
     const branch = await this.context.policy.start(prompt, this.context.meter);
     return this.track(new SearchPath(branch, this.tree.addPrompt(parentNodeId).id));
+  }
+
+  /**
+   * Prefills several prompts concurrently (a runtime may batch them). Every prompt is settled
+   * before this returns or throws, so no branch escapes `releaseAll`.
+   */
+  async startAll(starts: readonly { prompt: PolicyPrompt; parentNodeId: number | null }[]): Promise<SearchPath[]> {
+    const settled = await Promise.allSettled(starts.map(({ prompt, parentNodeId }) => this.start(prompt, parentNodeId)));
+    const failed = settled.find((outcome) => outcome.status === "rejected");
+    if (failed !== undefined) throw failed.reason;
+    return settled.map((outcome) => (outcome as PromiseFulfilledResult<SearchPath>).value);
   }
 
   /** A copy of a path on a forked branch, at the same node. */

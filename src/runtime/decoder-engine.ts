@@ -164,7 +164,9 @@ export class DecoderEngine {
   }
 
   private stopReason(tokens: number[], maxStepTokens: number, length: number): StopReason | null {
-    if (this.tokenizer.decode(tokens, { skip_special_tokens: true }).includes(this.settings.stepDelimiter)) return "delimiter";
+    // The delimiter can only have appeared with the newest token, so only the tail needs decoding.
+    const tail = tokens.slice(-(this.settings.stepDelimiter.length + 2));
+    if (this.tokenizer.decode(tail, { skip_special_tokens: true }).includes(this.settings.stepDelimiter)) return "delimiter";
     if (length >= this.settings.maxSequenceTokens) return "max-length";
     if (tokens.length >= maxStepTokens) return "max-tokens";
     return null;

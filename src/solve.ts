@@ -1,0 +1,66 @@
+/**
+ * `solve`: one problem through one strategy. Validates the strategy's parameters (budget included),
+ * the limits and the sampling options, builds the strategy's context (seeded random source, compute
+ * meter, cached answer equivalence) and runs it.
+ */
+import type { z } from "zod";
+import { isEquivalent, type Grader } from "../datasets/answer/grader.js";
+import { getStrategy } from "../strategies/registry.js";
+import { cachedEquivalence } from "../verifiers/select.js";
+import { describeZodError, InputError } from "./errors.js";
+import { ComputeMeter } from "./meter.js";
+import type { Policy, StepVerifier } from "./policy.js";
+import { Random } from "./random.js";
+import { limitsSchema, samplingSchema, type Limits, type Sampling, type Strategy, type StrategyResult } from "./strategy.js";
+
+export interface SolveOptions {
+  /** A strategy or its name (`best-of-n`, `beam`, `lookahead`, `dvts`, `revision`). */
+  strategy: string | Strategy;
+  /** Budget N in generations. */
+  budget: number;
+  policy: Policy;
+  /** The step verifier (PRM); only majority voting runs without one. */
+  verifier?: StepVerifier | null;
+  /** Seed of every random choice. Default 0. */
+  seed?: number;
+  /** The strategy's other parameters (`beamWidth`, `select`, `aggregate`, ...); defaults fill the rest. */
+  params?: Record<string, unknown>;
+  limits?: Partial<Limits>;
+  sampling?: Partial<Sampling>;
+  signal?: AbortSignal;
+  /** Grades answer equivalence for voting. Default: the shared grader of `isEquivalent`. */
+  grader?: Grader;
+  /** The meter to count on (for instance one shared with a difficulty estimate). Default: a new one. */
+  meter?: ComputeMeter;
+}
+
+export interface SolveResult extends StrategyResult {
+  strategy: string;
+  /** The validated parameters, defaults filled in. */
+  params: unknown;
+}
+
+function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw new InputError(`invalid ${what}: ${describeZodError(parsed.error)}`);
+  return parsed.data;
+}
+
+export async function solve(problem: string, options: SolveOptions): Promise<SolveResult> {
+  const strategy = typeof options.strategy === "string" ? getStrategy(options.strategy) : options.strategy;
+  const params = parse(strategy.params, { ...options.params, budget: options.budget }, `${strategy.name} parameters`);
+  const limits = parse(limitsSchema, options.limits ?? {}, "limits");
+  const sampling = parse(samplingSchema, options.sampling ?? {}, "sampling options");
+  const { grader } = options;
+  const result = await strategy.run(problem, {
+    policy: options.policy,
+    verifier: options.verifier ?? null,
+    random: new Random(options.seed ?? 0),
+    meter: options.meter ?? new ComputeMeter(),
+    signal: options.signal,
+    limits,
+    sampling,
+    equivalent: cachedEquivalence(async (a, b) => (await (grader ? grader.grade(a, b) : isEquivalent(a, b))).equal),
+  }, params);
+  return { ...result, strategy: strategy.name, params };
+}

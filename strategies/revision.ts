@@ -1,0 +1,112 @@
+/**
+ * revision: sequential revisions in parallel chains (Snell et al. 2024, §6).
+ *
+ * The budget N is split into P parallel chains of S sequential attempts (P x S = N) by `ratio`, the
+ * paper's sequential-to-parallel ratio S / P, so S = sqrt(N x ratio). In each chain the first
+ * attempt answers the problem and every later one is written by the model seeing the chain's most
+ * recent `history` attempts (PolicyPrompt.previousAttempts, oldest first; the runtime formats them
+ * for its model). The chains advance together: the first attempts are forks of one prefilled
+ * prompt, later attempts start from their own prompts; every round extends all attempts in one
+ * policy call, and each revision's attempts are scored in one verifier call.
+ *
+ * Selection is hierarchical, as in the paper: within each chain (`withinChain`: the highest
+ * verifier score, the majority answer, or simply the last attempt; a revision can turn a right
+ * answer wrong), then across the chains' picks (`select`, as in best-of-N).
+ * Budget: N generations; P branches are live at a time.
+ */
+import { z } from "zod";
+import { aggregationSchema, budgetSchema, requireVerifier, Search, selectionSchema, type Candidate, type Strategy } from "../src/strategy.js";
+import { selectCandidate, type Equivalence } from "../verifiers/select.js";
+
+/** Revisions per chain for a budget and a sequential-to-parallel ratio, or null when they do not split it evenly. */
+export function revisionsPerChain(budget: number, ratio: number): number | null {
+  const exact = Math.sqrt(budget * ratio);
+  const revisions = Math.round(exact);
+  return revisions >= 1 && Math.abs(exact - revisions) < 1e-6 && budget % revisions === 0 ? revisions : null;
+}
+
+/** The ratios that split a budget evenly: S^2 / N for every divisor S of N. */
+function validRatios(budget: number): number[] {
+  const ratios: number[] = [];
+  for (let revisions = 1; revisions <= budget; revisions++) if (budget % revisions === 0) ratios.push((revisions * revisions) / budget);
+  return ratios;
+}
+
+export const WITHIN_CHAIN = ["verifier", "majority", "last"] as const;
+
+export const revisionParams = z
+  .object({
+    budget: budgetSchema,
+    /** Sequential revisions per chain divided by parallel chains. */
+    ratio: z.number().positive().default(1),
+    /** Previous attempts the model sees (the most recent ones); the paper shows 4. */
+    history: z.int().min(1).default(4),
+    withinChain: z.enum(WITHIN_CHAIN).default("verifier"),
+    select: selectionSchema,
+    aggregate: aggregationSchema,
+  })
+  .superRefine(({ budget, ratio }, issues) => {
+    if (revisionsPerChain(budget, ratio) === null) {
+      issues.addIssue({
+        code: "custom",
+        path: ["ratio"],
+        message:
+          `ratio ${ratio} does not split budget ${budget} into whole chains x revisions (revisions per chain = ` +
+          `sqrt(budget x ratio) = ${Math.sqrt(budget * ratio).toFixed(3)} must be a whole number that divides budget); ` +
+          `for budget ${budget} use ratio ${validRatios(budget).join(", ")}`,
+      });
+    }
+  });
+export type RevisionParams = z.output<typeof revisionParams>;
+
+function pickWithinChain(chain: readonly Candidate[], rule: (typeof WITHIN_CHAIN)[number], equivalent: Equivalence): Promise<Candidate | null> {
+  switch (rule) {
+    case "verifier":
+      return selectCandidate(chain, "naive", equivalent);
+    case "majority":
+      return selectCandidate(chain, "majority", equivalent);
+    case "last":
+      return Promise.resolve(chain[chain.length - 1] ?? null);
+  }
+}
+
+export const revision: Strategy<RevisionParams> = {
+  name: "revision",
+  description: "sequential revisions that see the previous attempts, in parallel chains; ratio = revisions / chains",
+  params: revisionParams,
+
+  async run(problem, context, params) {
+    const { budget, history, withinChain, select, aggregate } = params;
+    const scored = withinChain === "verifier" || select !== "majority";
+    if (scored) requireVerifier(context, `revision with withinChain=${withinChain} and select=${select}`);
+    const revisions = revisionsPerChain(budget, params.ratio) as number;
+    const chains: Candidate[][] = Array.from({ length: budget / revisions }, () => []);
+    context.meter.countGenerations(budget);
+    const search = new Search(problem, context, aggregate);
+    try {
+      for (let attempt = 0; attempt < revisions; attempt++) {
+        const paths =
+          attempt === 0
+            ? search.expand(await search.start(), chains.length)
+            : await search.startAll(
+                chains.map((chain) => ({
+                  prompt: { problem, previousAttempts: chain.slice(-history).map((earlier) => earlier.text) },
+                  parentNodeId: (chain[chain.length - 1] as Candidate).nodeId,
+                })),
+              );
+        const attempts = await search.complete(paths);
+        if (scored) await search.score(attempts);
+        attempts.forEach((written, index) => chains[index]?.push(written));
+      }
+      const picks = await Promise.all(chains.map((chain) => pickWithinChain(chain, withinChain, context.equivalent)));
+      const chosen = await selectCandidate(
+        picks.filter((pick) => pick !== null),
+        select,
+        context.equivalent,
+      );
+      return search.result(chains.flat(), chosen);
+    } finally {
+      search.releaseAll();
+    }
+  },
+};

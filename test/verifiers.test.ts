@@ -1,0 +1,133 @@
+import { afterAll, describe, expect, it } from "vitest";
+import { aggregateScores, outcomeScore } from "../verifiers/aggregate.js";
+import { cachedEquivalence, groupByAnswer, selectCandidate, type Voter } from "../verifiers/select.js";
+import { solutionSteps, splitSolution } from "../verifiers/steps.js";
+import { SynthRuleVerifier } from "../verifiers/synth-rule.js";
+import { scoreOutcomes } from "../verifiers/outcome.js";
+import { Grader } from "../datasets/answer/grader.js";
+import { splitSteps as synthSplitSteps } from "../datasets/synth/check.js";
+import { generateSynth } from "../datasets/synth/generate.js";
+import { ComputeMeter } from "../src/meter.js";
+import { sameString, ScriptedVerifier } from "./support/scripted-policy.js";
+
+const voters = (...pairs: [string | null, number | null][]): Voter[] => pairs.map(([answer, score]) => ({ answer, score }));
+
+describe("aggregateScores", () => {
+  it("reduces step scores by last, min, prod and mean", () => {
+    const scores = [0.9, 0.5, 0.8];
+    expect(aggregateScores(scores, "last")).toBe(0.8);
+    expect(aggregateScores(scores, "min")).toBe(0.5);
+    expect(aggregateScores(scores, "prod")).toBeCloseTo(0.36, 12);
+    expect(aggregateScores(scores, "mean")).toBeCloseTo(2.2 / 3, 12);
+    expect(outcomeScore(scores)).toBe(0.8);
+  });
+
+  it("scores a solution with no steps 0 under every rule", () => {
+    for (const rule of ["last", "min", "prod", "mean"] as const) expect(aggregateScores([], rule)).toBe(0);
+  });
+});
+
+describe("steps", () => {
+  it("never makes an empty step of a trailing or doubled delimiter", () => {
+    expect(splitSolution("1 + 1 = 2\n\nThe answer is \\boxed{2}\n\n", "\n\n")).toEqual(["1 + 1 = 2", "The answer is \\boxed{2}"]);
+    expect(splitSolution("a\n\n\n\nb", "\n\n")).toEqual(["a", "b"]);
+    expect(splitSolution("", "\n\n")).toEqual([]);
+    expect(solutionSteps(["a", "", "  ", "b"])).toEqual(["a", "b"]);
+  });
+});
+
+describe("selectCandidate", () => {
+  // 4 twice at 0.9, 5 three times at 0.3, 7 once at 0.95, and one candidate without an answer at 1.
+  const candidates = voters(["4", 0.9], ["5", 0.3], [null, 1], ["5", 0.3], ["7", 0.95], ["4", 0.9], ["5", 0.3]);
+
+  it("naive takes the highest score among candidates with an answer", async () => {
+    expect(await selectCandidate(candidates, "naive", sameString)).toBe(candidates[4]);
+  });
+
+  it("majority takes the most frequent answer, weighted the largest sum of scores", async () => {
+    expect((await selectCandidate(candidates, "majority", sameString))?.answer).toBe("5");
+    const weighted = await selectCandidate(candidates, "weighted", sameString);
+    expect(weighted).toBe(candidates[0]);
+  });
+
+  it("breaks ties toward what came first, and returns null when no candidate has an answer", async () => {
+    expect((await selectCandidate(voters(["2", 0.5], ["3", 0.5]), "majority", sameString))?.answer).toBe("2");
+    expect((await selectCandidate(voters(["2", 0.4], ["3", 0.4]), "naive", sameString))?.answer).toBe("2");
+    expect(await selectCandidate(voters([null, 0.9]), "weighted", sameString)).toBeNull();
+    expect(await selectCandidate([], "naive", sameString)).toBeNull();
+  });
+
+  it("groups by equivalence, asking once per pair of distinct answers", async () => {
+    const asked: string[] = [];
+    const equivalent = cachedEquivalence((a, b) => {
+      asked.push(`${a}|${b}`);
+      return Promise.resolve(Number(a) === Number(b));
+    });
+    const groups = await groupByAnswer(voters(["1.0", 1], ["1", 1], ["2", 1], ["1", 1], ["1.0", 1], ["2.0", 1]), equivalent);
+    expect(groups.map((group) => [group.answer, group.votes])).toEqual([
+      ["1.0", 4],
+      ["2", 2],
+    ]);
+    // "1" vs "1.0"; "2" vs "1.0"; "2.0" vs "1.0" and "2"; repeats of a string are never compared again.
+    expect(asked).toHaveLength(4);
+    await equivalent("1", "1.0");
+    await equivalent("1.0", "1");
+    expect(asked).toHaveLength(4);
+  });
+});
+
+describe("majority with the grader", () => {
+  const grader = new Grader({ workers: 1 });
+  afterAll(() => grader.close());
+
+  it("puts \\frac12, 0.5 and \\frac{1}{2} in one group", async () => {
+    const equivalent = cachedEquivalence(async (a, b) => (await grader.grade(a, b)).equal);
+    const candidates = voters(["3", null], ["\\frac12", null], ["0.5", null], ["3", null], ["\\frac{1}{2}", null]);
+    const groups = await groupByAnswer(candidates, equivalent);
+    expect(groups.map((group) => [group.answer, group.votes])).toEqual([
+      ["3", 2],
+      ["\\frac12", 3],
+    ]);
+    expect((await selectCandidate(candidates, "majority", equivalent))?.answer).toBe("\\frac12");
+  });
+});
+
+describe("SynthRuleVerifier", () => {
+  const problems = generateSynth({ split: "test", seed: 1, n: 12 });
+  const verifier = new SynthRuleVerifier();
+
+  it("scores every prefix of a gold solution 1", async () => {
+    const meter = new ComputeMeter();
+    const requests = problems.map((p) => ({ problem: p.problem, steps: synthSplitSteps(p.solution), meter }));
+    const scores = await verifier.scoreSteps(requests);
+    scores.forEach((stepScores, index) => expect(stepScores).toEqual(requests[index]?.steps.map(() => 1)));
+    expect(meter.verifierCalls).toBe(1);
+    expect(meter.verifierTokens).toBe(0);
+  });
+
+  it("scores 0 from the first wrong step on, and a wrong final answer 0", async () => {
+    const problem = problems.find((p) => synthSplitSteps(p.solution).length >= 3);
+    if (problem === undefined) throw new Error("no three-step problem in the sample");
+    const steps = synthSplitSteps(problem.solution);
+    const broken = [...steps];
+    broken[1] = `${broken[1]} + 1`;
+    const wrongAnswer = [...steps.slice(0, -1), "The answer is \\boxed{123456789}"];
+    const [brokenScores, wrongScores] = await verifier.scoreSteps([
+      { problem: problem.problem, steps: broken, meter: new ComputeMeter() },
+      { problem: problem.problem, steps: wrongAnswer, meter: new ComputeMeter() },
+    ]);
+    expect(brokenScores).toEqual([1, ...steps.slice(1).map(() => 0)]);
+    expect(wrongScores).toEqual([...steps.slice(0, -1).map(() => 1), 0]);
+  });
+});
+
+describe("scoreOutcomes", () => {
+  it("gives each solution its last step's score in one call, 0 for no steps", async () => {
+    const verifier = ScriptedVerifier.byStep({ good: 0.9, bad: 0.2 });
+    const meter = new ComputeMeter();
+    const scores = await scoreOutcomes(verifier, "P", [["x", "good"], ["bad", ""], []], meter);
+    expect(scores).toEqual([0.9, 0.2, 0]);
+    expect(verifier.calls).toHaveLength(1);
+    expect(verifier.calls[0]?.map((request) => request.steps)).toEqual([["x", "good"], ["bad"]]);
+  });
+});
