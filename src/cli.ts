@@ -4,6 +4,7 @@ import { Command, CommanderError } from "commander";
 import { InputError } from "./errors.js";
 import { registerGrade } from "./commands/grade.js";
 import { registerData } from "./commands/data.js";
+import { registerSolve } from "./commands/solve.js";
 
 export function buildProgram(): Command {
   const program = new Command("deliberate")
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
     .showHelpAfterError("(run with --help for usage)");
   registerGrade(program);
   registerData(program);
+  registerSolve(program);
   return program;
 }
 

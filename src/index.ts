@@ -31,3 +31,57 @@ export {
 export { generateSynth, splitOf, SPLITS, SUBJECTS, type SynthProblem, type SynthOptions, type Split, type Subject } from "../datasets/synth/generate.js";
 export { checkSolution, splitSteps, type SolutionCheck, type StepCheck } from "../datasets/synth/check.js";
 export { labelJsonl, labelSample } from "../datasets/synth/label.js";
+
+// The seams between strategies and models, and compute accounting.
+export type { Branch, ExtendOptions, Policy, PolicyPrompt, SamplingOptions, ScoreRequest, StepResult, StepVerifier, StopReason } from "./policy.js";
+export { ComputeMeter, type ComputeReport } from "./meter.js";
+
+// The ONNX runtime: embedded models and Hugging Face exports, in worker threads.
+export { loadPolicy, loadVerifier, resolveModel, EMBEDDED_MODELS, type EmbeddedModel, type LoadOptions } from "./runtime/load.js";
+export { OnnxPolicy } from "./runtime/onnx-policy.js";
+export { OnnxStepVerifier } from "./runtime/onnx-verifier.js";
+export { DEVICES, type Device } from "./runtime/session.js";
+
+// Search strategies and verifiers.
+export { solve, type SolveOptions, type SolveResult } from "./solve.js";
+export {
+  Search,
+  SearchPath,
+  SearchTree,
+  requireVerifier,
+  highestScored,
+  limitsSchema,
+  samplingSchema,
+  budgetSchema,
+  aggregationSchema,
+  selectionSchema,
+  type Strategy,
+  type StrategyContext,
+  type StrategyResult,
+  type Candidate,
+  type SearchNode,
+  type Scorable,
+  type Limits,
+  type Sampling,
+} from "./strategy.js";
+export { STRATEGIES, STRATEGY_NAMES, getStrategy } from "../strategies/registry.js";
+export { bestOfN, bestOfNParams, type BestOfNParams } from "../strategies/best-of-n.js";
+export { beam, beamParams, type BeamParams } from "../strategies/beam.js";
+export { lookahead, lookaheadParams, type LookaheadParams } from "../strategies/lookahead.js";
+export { dvts, dvtsParams, type DvtsParams } from "../strategies/dvts.js";
+export { revision, revisionParams, revisionsPerChain, WITHIN_CHAIN, type RevisionParams } from "../strategies/revision.js";
+export { AGGREGATIONS, aggregateScores, outcomeScore, type Aggregation } from "../verifiers/aggregate.js";
+export {
+  SELECTIONS,
+  selectCandidate,
+  groupByAnswer,
+  highestScore,
+  cachedEquivalence,
+  type Selection,
+  type Equivalence,
+  type Voter,
+  type AnswerGroup,
+} from "../verifiers/select.js";
+export { solutionSteps, splitSolution } from "../verifiers/steps.js";
+export { scoreOutcomes } from "../verifiers/outcome.js";
+export { SynthRuleVerifier } from "../verifiers/synth-rule.js";
