@@ -1,0 +1,46 @@
+/**
+ * The results of a benchmark run: one JSON object per line of `results.jsonl` (or of
+ * `results.shard-I-of-N.jsonl` for shards) in the run directory, one per work item
+ * (problem, strategy configuration, budget, seed). Written by `deliberate bench` as each item
+ * finishes; read by `deliberate report`.
+ */
+import { z } from "zod";
+
+export const computeSchema = z.object({
+  generations: z.number(),
+  generatedTokens: z.number(),
+  prefilledTokens: z.number(),
+  verifierTokens: z.number(),
+  policyCalls: z.number(),
+  verifierCalls: z.number(),
+  flops: z.number(),
+  wallMs: z.number(),
+});
+
+export const resultSchema = z.looseObject({
+  problemId: z.string(),
+  /** The strategy configuration's label (unique in a run), e.g. "beam" or "beam-w8". */
+  strategy: z.string(),
+  /** The registered strategy it runs (best-of-n, beam, lookahead, dvts, revision, compute-optimal). */
+  strategyName: z.string(),
+  budget: z.number().int(),
+  seed: z.number().int(),
+  level: z.number().int().nullable(),
+  subject: z.string().nullable(),
+  /** The chosen answer (null when no candidate had one, or on error). */
+  answer: z.string().nullable(),
+  gold: z.string(),
+  correct: z.boolean(),
+  compute: computeSchema.nullable(),
+  ms: z.number(),
+  /** Why the item failed (model error, timeout); null when it ran. A failed item counts as wrong. */
+  error: z.string().nullable(),
+  /** Predicted difficulty bin (1-5) when the strategy estimated one (compute-optimal), else null. */
+  difficultyBin: z.number().int().nullable().optional(),
+});
+export type BenchResult = z.infer<typeof resultSchema>;
+
+/** The key of a work item: a run holds exactly one result per key. */
+export function workItemKey(item: { problemId: string; strategy: string; budget: number; seed: number }): string {
+  return JSON.stringify([item.problemId, item.strategy, item.budget, item.seed]);
+}
