@@ -1,14 +1,14 @@
 /**
  * A Policy backed by an ONNX model in a worker thread. Branch handles live here; their decoding
  * state lives in the worker. Concurrent `extend` calls (several problems searched at once) are
- * queued with p-queue and coalesced, so the worker decodes them as one batch.
+ * coalesced, so the worker decodes them as one batch.
  */
-import PQueue from "p-queue";
 import type { ComputeMeter } from "../meter.js";
 import type { Branch, ExtendOptions, Policy, PolicyPrompt, StepResult } from "../policy.js";
 import type { ExtendRequest, ExtendResult } from "./decoder-engine.js";
 import type { ModelInfo } from "./model-worker.js";
 import type { WorkerClient } from "./worker-client.js";
+import { Coalescer } from "./coalescer.js";
 
 class OnnxBranch implements Branch {
   steps: string[] = [];
@@ -38,27 +38,13 @@ class OnnxBranch implements Branch {
   }
 }
 
-interface PendingExtend {
-  branches: OnnxBranch[];
-  requests: ExtendRequest[];
-  resolve: (results: StepResult[]) => void;
-  reject: (error: Error) => void;
-}
-
-function abortError(): Error {
-  const error = new Error("the operation was aborted");
-  error.name = "AbortError";
-  return error;
-}
-
 export class OnnxPolicy implements Policy {
   readonly name: string;
   readonly parameters: number;
   readonly stepDelimiter: string;
   readonly device: string;
   private nextBranch = 0;
-  private readonly queue = new PQueue({ concurrency: 1 });
-  private pending: PendingExtend[] = [];
+  private readonly extends = new Coalescer<ExtendRequest, ExtendResult>((requests) => this.client.call("extend", { requests }));
 
   constructor(
     private readonly client: WorkerClient,
@@ -72,7 +58,7 @@ export class OnnxPolicy implements Policy {
 
   async start(prompt: PolicyPrompt, meter: ComputeMeter): Promise<Branch> {
     const branch = new OnnxBranch(this.nextBranch++, this, meter);
-    const { promptTokens } = await this.queue.add(() => this.client.call<{ promptTokens: number }>("start", { branch: branch.id, prompt }));
+    const { promptTokens } = await this.extends.exclusive(() => this.client.call<{ promptTokens: number }>("start", { branch: branch.id, prompt }));
     meter.countPrefill(promptTokens, this.parameters);
     meter.policyCalls++;
     return branch;
@@ -88,63 +74,34 @@ export class OnnxPolicy implements Policy {
     this.client.send("release", { branch: branch.id });
   }
 
-  extend(branches: readonly Branch[], options: ExtendOptions): Promise<StepResult[]> {
-    if (options.seeds.length !== branches.length) {
-      return Promise.reject(new Error(`extend: ${branches.length} branches but ${options.seeds.length} seeds`));
-    }
-    if (options.signal?.aborted) return Promise.reject(abortError());
+  async extend(branches: readonly Branch[], options: ExtendOptions): Promise<StepResult[]> {
+    if (options.seeds.length !== branches.length) throw new Error(`extend: ${branches.length} branches but ${options.seeds.length} seeds`);
+    options.signal?.throwIfAborted();
     const own = branches.map((branch) => {
       if (!(branch instanceof OnnxBranch) || branch.released) throw new Error("extend: a branch that is not a live branch of this policy");
       return branch;
     });
-    return new Promise((resolve, reject) => {
-      this.pending.push({
-        branches: own,
-        requests: own.map((branch, i) => ({
-          branch: branch.id,
-          seed: options.seeds[i] as number,
-          temperature: options.temperature,
-          topP: options.topP,
-          topK: options.topK,
-          maxStepTokens: options.maxStepTokens,
-        })),
-        resolve,
-        reject,
-      });
-      void this.queue.add(() => this.flush());
+    const results = await this.extends.submit(
+      own.map((branch, i) => ({
+        branch: branch.id,
+        seed: options.seeds[i] as number,
+        temperature: options.temperature,
+        topP: options.topP,
+        topK: options.topK,
+        maxStepTokens: options.maxStepTokens,
+      })),
+    );
+    own.forEach((branch, i) => {
+      const result = results[i] as ExtendResult;
+      // An empty step (a delimiter right away, or end of text) adds no step.
+      if (result.text !== "") branch.steps.push(result.text);
+      branch.finished = result.stopReason === "eos" || result.stopReason === "max-length";
+      branch.generatedTokens += result.tokens;
+      branch.meter.countGenerated(result.tokens, this.parameters);
     });
-  }
-
-  /** Sends every extend call waiting now to the worker as one batch. */
-  private async flush(): Promise<void> {
-    // Let the calls made in the same turn of the event loop join this batch.
-    await new Promise((resolve) => setImmediate(resolve));
-    const batch = this.pending;
-    this.pending = [];
-    if (batch.length === 0) return;
-    let results: ExtendResult[];
-    try {
-      results = await this.client.call<ExtendResult[]>("extend", { requests: batch.flatMap((call) => call.requests) });
-    } catch (error) {
-      for (const call of batch) call.reject(error as Error);
-      return;
-    }
-    let offset = 0;
-    for (const call of batch) {
-      const own = results.slice(offset, offset + call.requests.length);
-      offset += call.requests.length;
-      const meter = call.branches[0]?.meter;
-      call.branches.forEach((branch, i) => {
-        const result = own[i] as ExtendResult;
-        // An empty step (a delimiter right away, or end of text) adds no step.
-        if (result.text !== "") branch.steps.push(result.text);
-        branch.finished = result.stopReason === "eos" || result.stopReason === "max-length";
-        branch.generatedTokens += result.tokens;
-        branch.meter.countGenerated(result.tokens, this.parameters);
-      });
-      if (meter) meter.policyCalls += Math.max(0, ...own.map((result) => result.runs));
-      call.resolve(own.map(({ text, tokens, logprobs, stopReason }) => ({ text, tokens, logprobs, stopReason })));
-    }
+    const meter = own[0]?.meter;
+    if (meter) meter.policyCalls += Math.max(0, ...results.map((result) => result.runs));
+    return results.map(({ text, tokens, logprobs, stopReason }) => ({ text, tokens, logprobs, stopReason }));
   }
 
   /** Live branches and the bytes of decoding state the worker holds (and would hold at `lengths`). */
@@ -153,7 +110,7 @@ export class OnnxPolicy implements Policy {
   }
 
   async close(): Promise<void> {
-    await this.queue.onIdle();
+    await this.extends.onIdle();
     await this.client.close();
   }
 }

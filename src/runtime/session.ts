@@ -32,8 +32,6 @@ function sessionOptions(provider: Exclude<Device, "auto">, threads: number): ort
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     enableCpuMemArena: true,
-    // Trying a GPU provider that is not installed is expected under "auto"; its error is reported by us.
-    ...(provider === "cpu" ? {} : { logSeverityLevel: 4 as const }),
   };
 }
 
@@ -49,12 +47,17 @@ export async function openSession(path: string, settings: SessionSettings): Prom
   const candidates: Exclude<Device, "auto">[] = settings.device === "auto" ? ["cuda", "webgpu", "cpu"] : [settings.device];
   const failures: string[] = [];
   for (const device of candidates) {
+    // A GPU provider that cannot load makes ONNX Runtime log its own error; ours below says it better.
+    const logLevel = ort.env.logLevel;
+    if (device !== "cpu") ort.env.logLevel = "fatal";
     try {
       return { session: await ort.InferenceSession.create(path, sessionOptions(device, threads)), device };
     } catch (error) {
       const message = (error as Error).message.split("\n")[0] ?? String(error);
       if (device === "cpu") throw new InputError(`cannot load ${path}: ${message}`);
       failures.push(`${device}: ${message} (${INSTALL_HINT[device]})`);
+    } finally {
+      ort.env.logLevel = logLevel;
     }
   }
   throw new InputError(`device ${settings.device} cannot start for ${path}: ${failures.join("; ")}`);
