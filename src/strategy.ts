@@ -95,6 +95,8 @@ export interface StrategyResult {
   /** Every node, indexed by id. */
   tree: SearchNode[];
   compute: ComputeReport;
+  /** The predicted difficulty, for strategies that estimate one (compute-optimal). */
+  difficulty?: { score: number; bin: number; configuration: string | null };
 }
 
 export interface Strategy<P = unknown> {

@@ -2,12 +2,13 @@
 import { InputError } from "../src/errors.js";
 import type { Strategy } from "../src/strategy.js";
 import { beam } from "./beam.js";
+import { computeOptimal } from "./compute-optimal.js";
 import { bestOfN } from "./best-of-n.js";
 import { dvts } from "./dvts.js";
 import { lookahead } from "./lookahead.js";
 import { revision } from "./revision.js";
 
-export const STRATEGIES: readonly Strategy[] = [bestOfN, beam, lookahead, dvts, revision];
+export const STRATEGIES: readonly Strategy[] = [bestOfN, beam, lookahead, dvts, revision, computeOptimal];
 
 export const STRATEGY_NAMES: readonly string[] = STRATEGIES.map((strategy) => strategy.name);
 

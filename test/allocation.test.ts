@@ -1,0 +1,136 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import {
+  binOfScore,
+  buildAllocationTable,
+  loadAllocationTable,
+  lookupEntry,
+  quantileEdges,
+  type AllocationTable,
+  type CalibrationOutcome,
+} from "../src/allocation/table.js";
+import { computeOptimal } from "../strategies/compute-optimal.js";
+import { getStrategy } from "../strategies/registry.js";
+import { ScriptedPolicy, ScriptedVerifier, solutionScript, testContext } from "./support/scripted-policy.js";
+
+/** Ten calibration problems: e0-e4 are easy (high predicted scores), h0-h4 hard. */
+const difficulty = new Map<string, number>([
+  ...[0, 1, 2, 3, 4].map((i): [string, number] => [`e${i}`, 0.9 - i * 0.01]),
+  ...[0, 1, 2, 3, 4].map((i): [string, number] => [`h${i}`, 0.2 - i * 0.01]),
+]);
+
+/** Best-of-N wins on the easy problems, beam search on the hard ones, at both budgets. */
+function outcomes(): CalibrationOutcome[] {
+  const rows: CalibrationOutcome[] = [];
+  for (const problemId of difficulty.keys()) {
+    const easy = problemId.startsWith("e");
+    for (const budget of [4, 16]) {
+      rows.push({ problemId, label: "best-of-n", strategy: "best-of-n", params: {}, budget, accuracy: easy ? 1 : 0 });
+      rows.push({ problemId, label: "beam-w2", strategy: "beam", params: { beamWidth: 2 }, budget, accuracy: easy ? 0.5 : 1 });
+    }
+  }
+  return rows;
+}
+
+describe("the allocation table", () => {
+  const table = buildAllocationTable({ policy: "p", verifier: "v", samples: 2, difficulty, outcomes: outcomes(), bins: 2 });
+
+  it("bins by quantiles of the predicted score, bin 1 the easiest", () => {
+    expect(quantileEdges([0.1, 0.2, 0.3, 0.4], 2)).toEqual([0.3]);
+    expect(table.difficulty.edges).toHaveLength(1);
+    expect(binOfScore(0.95, table.difficulty.edges)).toBe(1);
+    expect(binOfScore(0.05, table.difficulty.edges)).toBe(2);
+  });
+
+  it("chooses per bin and budget what the calibration results say, with cross-validated accuracy", () => {
+    const chosen = table.entries.map(({ bin, budget, label, accuracy, problems }) => ({ bin, budget, label, accuracy, problems }));
+    expect(chosen).toEqual([
+      { bin: 1, budget: 4, label: "best-of-n", accuracy: 1, problems: 5 },
+      { bin: 1, budget: 16, label: "best-of-n", accuracy: 1, problems: 5 },
+      { bin: 2, budget: 4, label: "beam-w2", accuracy: 1, problems: 5 },
+      { bin: 2, budget: 16, label: "beam-w2", accuracy: 1, problems: 5 },
+    ]);
+    expect(table.entries[2]).toMatchObject({ strategy: "beam", params: { beamWidth: 2 } });
+  });
+
+  it("reports the held-out accuracy, not the accuracy of the choice on its own data", () => {
+    // One lucky problem per bin makes the other configuration win on one fold only.
+    const noisy = outcomes().map((row) => (row.problemId === "e0" && row.label === "beam-w2" && row.budget === 4 ? { ...row, accuracy: 1 } : row));
+    const rows = noisy.concat(
+      [...difficulty.keys()].map((problemId) => ({ problemId, label: "lucky", strategy: "best-of-n", params: {}, budget: 4, accuracy: problemId === "e1" ? 1 : 0 })),
+    );
+    const noisyTable = buildAllocationTable({ policy: "p", verifier: "v", samples: 2, difficulty, outcomes: rows, bins: 2, seed: 3 });
+    const easy4 = noisyTable.entries.find((entry) => entry.bin === 1 && entry.budget === 4);
+    expect(easy4?.label).toBe("best-of-n");
+    expect(easy4?.accuracy).toBeLessThanOrEqual(1);
+    expect(easy4?.accuracy).toBeGreaterThan(0.5);
+  });
+
+  it("gives an unseen bin or budget the nearest entry", () => {
+    expect(lookupEntry(table, 5, 16).bin).toBe(2);
+    expect(lookupEntry(table, 1, 12).budget).toBe(4);
+    expect(lookupEntry(table, 1, 100).budget).toBe(16);
+    expect(lookupEntry(table, 2, 2).budget).toBe(4);
+  });
+
+  it("refuses a file that does not match the schema, naming the field", () => {
+    const dir = mkdtempSync(join(tmpdir(), "deliberate-table-"));
+    const path = join(dir, "table.json");
+    writeFileSync(path, JSON.stringify({ ...table, difficulty: { samples: 0, edges: [] } }));
+    expect(() => loadAllocationTable(path)).toThrow(/table\.json is not an allocation table: difficulty\.samples/);
+    writeFileSync(path, "{ not json");
+    expect(() => loadAllocationTable(path)).toThrow(/cannot read allocation table/);
+    writeFileSync(path, JSON.stringify(table));
+    expect(loadAllocationTable(path)).toEqual(table);
+  });
+});
+
+describe("compute-optimal", () => {
+  const table: AllocationTable = {
+    version: 1,
+    policy: "scripted-policy",
+    verifier: "scripted-verifier",
+    difficulty: { samples: 2, edges: [0.5] },
+    entries: [
+      { bin: 1, budget: 2, label: "best-of-n", strategy: "best-of-n", params: { select: "weighted" }, accuracy: 0.9, problems: 10 },
+      { bin: 2, budget: 4, label: "beam-w2", strategy: "beam", params: { beamWidth: 2, select: "weighted" }, accuracy: 0.4, problems: 10 },
+    ],
+    source: { folds: 2 },
+  };
+  const solutions = ["a\n\nx \\boxed{1}", "b\n\ny \\boxed{2}"];
+
+  it("is registered by name", () => {
+    expect(getStrategy("compute-optimal")).toBe(computeOptimal);
+  });
+
+  it("counts the estimate's samples, keeps them as candidates, and runs the configuration of the predicted bin", async () => {
+    // Every final step scores 0.9: bin 1 (easy), so best-of-2 runs after the 2 estimate samples.
+    const policy = new ScriptedPolicy(solutionScript(solutions));
+    const context = testContext(policy, ScriptedVerifier.byStep({}, 0.9));
+    const result = await computeOptimal.run("P", context, { budget: 6, table });
+    expect(result.difficulty).toEqual({ score: 0.9, bin: 1, configuration: "best-of-n" });
+    expect(result.compute.generations).toBe(4);
+    expect(result.candidates).toHaveLength(4);
+    expect(policy.prompts).toHaveLength(2);
+    expect(policy.live).toBe(0);
+  });
+
+  it("sends a hard problem to the hard bin's configuration", async () => {
+    const policy = new ScriptedPolicy(solutionScript(solutions));
+    const context = testContext(policy, ScriptedVerifier.byStep({}, 0.1));
+    const result = await computeOptimal.run("P", context, { budget: 6, table });
+    expect(result.difficulty).toMatchObject({ bin: 2, configuration: "beam-w2" });
+    expect(result.compute.generations).toBe(6);
+    expect(result.compute.generatedTokens).toBeGreaterThanOrEqual(result.candidates.reduce((sum, candidate) => sum + candidate.tokens, 0));
+  });
+
+  it("spends a budget no larger than the estimate on the estimate alone", async () => {
+    const policy = new ScriptedPolicy(solutionScript(solutions));
+    const result = await computeOptimal.run("P", testContext(policy, ScriptedVerifier.byStep({}, 0.9)), { budget: 2, table });
+    expect(result.difficulty?.configuration).toBeNull();
+    expect(result.compute.generations).toBe(2);
+    expect(result.answer).not.toBeNull();
+  });
+});
