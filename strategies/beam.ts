@@ -18,6 +18,7 @@ import {
   Search,
   selectionSchema,
   type Candidate,
+  type SearchPath,
   type Strategy,
 } from "../src/strategy.js";
 import { selectCandidate } from "../verifiers/select.js";
@@ -40,6 +41,36 @@ export const beamParams = z
   });
 export type BeamParams = z.output<typeof beamParams>;
 
+/**
+ * The beam search loop (shared with look-ahead search, which scores differently): `beams` beams
+ * from one prefilled prompt; each round extends every active beam, scores them with `score`, sets
+ * finished beams aside as candidates, keeps the `beams / width` best of the others and expands each
+ * `width` times. It ends when `beams` beams have finished, none is active, or after maxSteps
+ * rounds; beams still active then become unfinished candidates.
+ */
+export async function beamSearch(
+  search: Search,
+  beams: number,
+  width: number,
+  score: (paths: SearchPath[]) => Promise<void>,
+): Promise<Candidate[]> {
+  const candidates: Candidate[] = [];
+  let active = search.expand(await search.start(), beams);
+  for (let round = 1; active.length > 0; round++) {
+    await search.extend(active);
+    await score(active);
+    for (const path of active) if (path.finished) candidates.push(search.finish(path));
+    active = active.filter((path) => !path.finished);
+    if (candidates.length >= beams || round >= search.context.limits.maxSteps) break;
+
+    const kept = highestScored(active, beams / width);
+    for (const path of active) if (!kept.includes(path)) search.prune(path);
+    active = kept.flatMap((path) => search.expand(path, width));
+  }
+  for (const path of active) candidates.push(search.finish(path));
+  return candidates;
+}
+
 export const beam: Strategy<BeamParams> = {
   name: "beam",
   description: "beam search over steps: keep the top N/M beams by PRM score each round, expand each M times",
@@ -50,21 +81,7 @@ export const beam: Strategy<BeamParams> = {
     context.meter.countGenerations(budget);
     const search = new Search(problem, context, aggregate);
     try {
-      const candidates: Candidate[] = [];
-      let beams = search.expand(await search.start(), budget);
-      for (let round = 1; beams.length > 0; round++) {
-        await search.extend(beams);
-        await search.score(beams);
-        const active = beams.filter((path) => !path.finished);
-        for (const path of beams) if (path.finished) candidates.push(search.finish(path));
-        beams = active;
-        if (candidates.length >= budget || round >= context.limits.maxSteps) break;
-
-        const kept = highestScored(beams, budget / beamWidth);
-        for (const path of beams) if (!kept.includes(path)) search.prune(path);
-        beams = kept.flatMap((path) => search.expand(path, beamWidth));
-      }
-      for (const path of beams) candidates.push(search.finish(path));
+      const candidates = await beamSearch(search, budget, beamWidth, (paths) => search.score(paths));
       const chosen = await selectCandidate(candidates, select, context.equivalent);
       return search.result(candidates, chosen);
     } finally {

@@ -14,15 +14,14 @@ import { z } from "zod";
 import {
   aggregationSchema,
   budgetSchema,
-  highestScored,
   requireVerifier,
   Search,
   selectionSchema,
-  type Candidate,
   type SearchPath,
   type Strategy,
 } from "../src/strategy.js";
 import { selectCandidate } from "../verifiers/select.js";
+import { beamSearch } from "./beam.js";
 
 export const lookaheadParams = z
   .object({
@@ -83,21 +82,7 @@ export const lookahead: Strategy<LookaheadParams> = {
     const beamCount = budget / (params.lookahead + 1);
     const search = new Search(problem, context, aggregate);
     try {
-      const candidates: Candidate[] = [];
-      let beams = search.expand(await search.start(), beamCount);
-      for (let round = 1; beams.length > 0; round++) {
-        await search.extend(beams);
-        await scoreWithLookahead(search, beams, params.lookahead);
-        const active = beams.filter((path) => !path.finished);
-        for (const path of beams) if (path.finished) candidates.push(search.finish(path));
-        beams = active;
-        if (candidates.length >= beamCount || round >= context.limits.maxSteps) break;
-
-        const kept = highestScored(beams, beamCount / beamWidth);
-        for (const path of beams) if (!kept.includes(path)) search.prune(path);
-        beams = kept.flatMap((path) => search.expand(path, beamWidth));
-      }
-      for (const path of beams) candidates.push(search.finish(path));
+      const candidates = await beamSearch(search, beamCount, beamWidth, (paths) => scoreWithLookahead(search, paths, params.lookahead));
       const chosen = await selectCandidate(candidates, select, context.equivalent);
       return search.result(candidates, chosen);
     } finally {

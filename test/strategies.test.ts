@@ -455,9 +455,9 @@ describe("parameters and registry", () => {
   });
 
   it("looks strategies up by name, listing the valid names otherwise", () => {
-    expect(STRATEGY_NAMES).toEqual(["best-of-n", "beam", "lookahead", "dvts", "revision"]);
+    expect(STRATEGY_NAMES).toEqual(["best-of-n", "beam", "lookahead", "dvts", "revision", "compute-optimal"]);
     expect(getStrategy("dvts")).toBe(dvts);
-    expect(() => getStrategy("mcts")).toThrow('unknown strategy "mcts"; valid strategies: best-of-n, beam, lookahead, dvts, revision');
+    expect(() => getStrategy("mcts")).toThrow('unknown strategy "mcts"; valid strategies: best-of-n, beam, lookahead, dvts, revision, compute-optimal');
   });
 });
 
