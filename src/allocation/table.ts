@@ -5,10 +5,12 @@
  * truth: the mean final verifier score of a few samples, binned by quantile edges from the
  * calibration split (bin 1 is the easiest: the highest scores).
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { z } from "zod";
 import { describeZodError, InputError } from "../errors.js";
 import { Random } from "../random.js";
+import { packageRoot } from "../runtime/load.js";
 
 export const allocationEntrySchema = z.object({
   bin: z.int().min(1),
@@ -57,6 +59,13 @@ export function loadAllocationTable(path: string): AllocationTable {
     throw new InputError(`cannot read allocation table ${path}: ${(error as Error).message}`);
   }
   return parseAllocationTable(value, path);
+}
+
+/** The table shipped for the embedded models (models/allocation.json). */
+export function defaultAllocationTable(): string {
+  const path = join(packageRoot(), "models", "allocation.json");
+  if (!existsSync(path)) throw new InputError(`no allocation table at ${path}: run \`deliberate calibrate\` or pass --allocation FILE`);
+  return path;
 }
 
 /** `bins - 1` ascending edges that split `values` into bins of (nearly) equal counts. */

@@ -6,6 +6,7 @@ import { SELECTIONS } from "../../verifiers/select.js";
 import { WITHIN_CHAIN } from "../../strategies/revision.js";
 import { InputError } from "../errors.js";
 import { solve } from "../solve.js";
+import { defaultAllocationTable, loadAllocationTable } from "../allocation/table.js";
 import { addModelOptions, loadModels, positiveInteger, type ModelFlags } from "./model-options.js";
 
 interface SolveFlags extends ModelFlags {
@@ -19,6 +20,7 @@ interface SolveFlags extends ModelFlags {
   ratio?: number;
   history?: number;
   withinChain?: string;
+  allocation?: string;
   temperature?: number;
   topP?: number;
   maxSteps?: number;
@@ -57,6 +59,7 @@ function number(flag: string) {
 /** Only the flags the user gave, so that each strategy's own defaults apply to the rest. */
 function definedParams(flags: SolveFlags): Record<string, unknown> {
   const params: Record<string, unknown> = {};
+  if (flags.strategy === "compute-optimal") params.table = loadAllocationTable(flags.allocation ?? defaultAllocationTable());
   for (const key of ["select", "aggregate", "beamWidth", "lookahead", "ratio", "history", "withinChain"] as const) {
     if (flags[key] !== undefined) params[key] = flags[key];
   }
@@ -78,6 +81,7 @@ export function registerSolve(program: Command): void {
     .option("--ratio <r>", "revision: sequential revisions per parallel chain", number("--ratio"))
     .option("--history <n>", "revision: previous attempts the model sees", positiveInteger("--history"))
     .addOption(new Option("--within-chain <how>", "revision: choice within a chain").choices([...WITHIN_CHAIN]))
+    .option("--allocation <table.json>", "compute-optimal: the allocation table (default: the one shipped for the embedded models)")
     .option("--temperature <t>", "sampling temperature (0 is greedy)", number("--temperature"))
     .option("--top-p <p>", "nucleus sampling mass", number("--top-p"))
     .option("--max-steps <n>", "most steps in a solution", positiveInteger("--max-steps"))
