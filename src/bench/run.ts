@@ -1,0 +1,287 @@
+/**
+ * The benchmark runner: every work item (problem, strategy configuration, budget, seed) through
+ * `solve`, several at once (p-queue) so that concurrent searches fill the model's batches, each
+ * result graded and appended to the run directory's results file as soon as it is known. A run that
+ * is stopped (abort signal, Ctrl-C, kill -9) resumes from that file: finished items are skipped.
+ */
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import PQueue from "p-queue";
+import { Grader } from "../../datasets/answer/grader.js";
+import { applyFilter, type ProblemFilter } from "../../datasets/filter.js";
+import { loadMathFile } from "../../datasets/math.js";
+import type { Problem } from "../../datasets/problem.js";
+import { loadNamedDataset } from "../../datasets/sources.js";
+import { generateSynth } from "../../datasets/synth/generate.js";
+import { InputError } from "../errors.js";
+import { ComputeMeter } from "../meter.js";
+import type { Policy, StepVerifier } from "../policy.js";
+import { packageRoot } from "../runtime/load.js";
+import { solve } from "../solve.js";
+import type { BenchConfig, Experiment, StrategyConfig } from "./config.js";
+import type { BenchProgress } from "./progress.js";
+import { workItemKey, type BenchResult } from "./results.js";
+import { prepareRunDirectory, readRunResults, ResultsWriter } from "./store.js";
+
+export interface WorkItem {
+  key: string;
+  problem: Problem;
+  strategy: StrategyConfig;
+  budget: number;
+  seed: number;
+}
+
+/** The problems of the config's dataset, filtered. Problem ids must be unique (they key the results). */
+export async function loadBenchProblems(config: BenchConfig): Promise<Problem[]> {
+  const { dataset, filter } = config.experiment;
+  const problemFilter: ProblemFilter = {
+    levels: filter.levels ?? undefined,
+    subjects: filter.subjects ?? undefined,
+    limit: filter.limit ?? undefined,
+    shuffleSeed: filter.shuffleSeed ?? undefined,
+  };
+  let problems: Problem[];
+  if (dataset.name === "synth") {
+    const generated = generateSynth({ split: dataset.split, seed: dataset.seed, n: dataset.n, levels: filter.levels ?? undefined });
+    problems = applyFilter(
+      generated.map(({ unique_id, problem, answer, level, subject, solution }) => ({ id: unique_id, problem, answer, level, subject, solution })),
+      problemFilter,
+    );
+  } else if (dataset.name === "file") {
+    problems = (await loadMathFile(dataset.file, problemFilter)).problems;
+  } else {
+    problems = (await loadNamedDataset(dataset.name, { ...problemFilter, cacheDir: config.run.cacheDir ?? undefined })).problems;
+  }
+  if (problems.length === 0) throw new InputError(`no problems in ${dataset.name} pass the filters`);
+  const ids = new Set<string>();
+  for (const problem of problems) {
+    if (ids.has(problem.id)) throw new InputError(`problem id ${problem.id} appears twice in ${dataset.name}; results are keyed by problem id`);
+    ids.add(problem.id);
+  }
+  return problems;
+}
+
+/** Every work item, seed by seed (so a stopped run has whole seeds done first), then problem, strategy, budget. */
+export function workItems(problems: readonly Problem[], experiment: Experiment): WorkItem[] {
+  const items: WorkItem[] = [];
+  for (let seed = 0; seed < experiment.seeds; seed++) {
+    for (const problem of problems) {
+      for (const strategy of experiment.strategies) {
+        for (const budget of experiment.budgets) {
+          items.push({ key: workItemKey({ problemId: problem.id, strategy: strategy.label, budget, seed }), problem, strategy, budget, seed });
+        }
+      }
+    }
+  }
+  return items;
+}
+
+/** The shard (1 to `count`) a work item belongs to: a hash of its key, so the split is stable and even. */
+export function shardOf(key: string, count: number): number {
+  return (createHash("sha256").update(key).digest().readUInt32BE(0) % count) + 1;
+}
+
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(packageRoot(), "package.json"), "utf8")) as { version: string }).version;
+}
+
+export interface RunBenchOptions {
+  policy: Policy;
+  verifier?: StepVerifier | null;
+  /** Stops the run: no new item starts, running ones are aborted and not recorded. */
+  signal?: AbortSignal;
+  /** Called with each result once it is written. */
+  onResult?: (result: BenchResult) => void;
+  progress?: BenchProgress | null;
+  /** The problems, when already loaded with `loadBenchProblems`. */
+  problems?: Problem[];
+  /** Grades answers (and answer equivalence for voting). Default: a Grader of its own, closed at the end. */
+  grader?: Grader;
+}
+
+export interface AccuracyCell {
+  strategy: string;
+  budget: number;
+  items: number;
+  correct: number;
+  errors: number;
+}
+
+export interface BenchSummary {
+  dir: string;
+  /** This process's results file. */
+  resultsFile: string;
+  /** Work items of this run (of this shard). */
+  items: number;
+  /** Items with a result, from earlier runs included. */
+  done: number;
+  /** Items run by this call. */
+  ranNow: number;
+  errors: number;
+  /** True when the signal stopped the run before every item was done. */
+  interrupted: boolean;
+  /** Bytes of a torn last line cut off the results file before appending. */
+  repairedBytes: number;
+  elapsedMs: number;
+  /** Per strategy configuration and budget, in the config's order, over the items done. */
+  accuracy: AccuracyCell[];
+}
+
+interface ItemContext {
+  policy: Policy;
+  verifier: StepVerifier | null;
+  grader: Grader;
+  experiment: Experiment;
+  itemTimeoutS: number | null;
+  /** Aborted when the run stops. */
+  stop: AbortSignal;
+}
+
+/** Runs and grades one item. A failure is a result with its error; null when the run was stopped. */
+async function runItem(item: WorkItem, context: ItemContext): Promise<BenchResult | null> {
+  const started = performance.now();
+  const timeout = context.itemTimeoutS === null ? null : AbortSignal.timeout(context.itemTimeoutS * 1000);
+  const meter = new ComputeMeter();
+  const { problem, strategy, budget, seed } = item;
+  const base = {
+    problemId: problem.id,
+    strategy: strategy.label,
+    strategyName: strategy.strategy,
+    budget,
+    seed,
+    level: problem.level,
+    subject: problem.subject,
+    gold: problem.answer,
+  };
+  try {
+    const solved = await solve(problem.problem, {
+      strategy: strategy.strategy,
+      budget,
+      params: strategy.params,
+      policy: context.policy,
+      verifier: context.verifier,
+      seed,
+      limits: context.experiment.limits,
+      sampling: context.experiment.sampling,
+      signal: timeout === null ? context.stop : AbortSignal.any([context.stop, timeout]),
+      grader: context.grader,
+      meter,
+    });
+    const correct = solved.answer !== null && (await context.grader.grade(solved.answer, problem.answer)).equal;
+    return {
+      ...base,
+      answer: solved.answer,
+      correct,
+      compute: solved.compute,
+      ms: Math.round(performance.now() - started),
+      error: null,
+      // A strategy that estimates difficulty (compute-optimal) reports its bin.
+      difficultyBin: solved.difficulty?.bin ?? null,
+    };
+  } catch (error) {
+    if (context.stop.aborted) return null;
+    // A configuration problem (a strategy that needs a verifier, without one) would fail every item.
+    if (error instanceof InputError) throw new InputError(`${strategy.label} at budget ${budget}: ${error.message}`);
+    const message = timeout?.aborted ? `timeout: the item ran longer than ${context.itemTimeoutS} s` : error instanceof Error ? error.message : String(error);
+    return { ...base, answer: null, correct: false, compute: meter.report(), ms: Math.round(performance.now() - started), error: message, difficultyBin: null };
+  }
+}
+
+function accuracyTable(experiment: Experiment, results: Iterable<BenchResult>): AccuracyCell[] {
+  const cells = new Map<string, AccuracyCell>();
+  for (const { label } of experiment.strategies) {
+    for (const budget of experiment.budgets) cells.set(JSON.stringify([label, budget]), { strategy: label, budget, items: 0, correct: 0, errors: 0 });
+  }
+  for (const result of results) {
+    const cell = cells.get(JSON.stringify([result.strategy, result.budget])) as AccuracyCell;
+    cell.items++;
+    if (result.correct) cell.correct++;
+    if (result.error !== null) cell.errors++;
+  }
+  return [...cells.values()];
+}
+
+/**
+ * Runs the config's work items (this shard's, when sharded) that the run directory has no result
+ * for yet, with the given models; writes config.json and appends results as they finish.
+ * An item that fails is recorded with its error and the run goes on; a configuration error
+ * (InputError) stops it. The config's `policy`/`verifier` labels default to the models' names.
+ */
+export async function runBench(config: BenchConfig, options: RunBenchOptions): Promise<BenchSummary> {
+  const started = performance.now();
+  const verifier = options.verifier ?? null;
+  const experiment: Experiment = {
+    ...config.experiment,
+    policy: config.experiment.policy ?? options.policy.name,
+    verifier: config.experiment.verifier ?? verifier?.name ?? "none",
+  };
+  const problems = options.problems ?? (await loadBenchProblems(config));
+  const { shard } = config;
+  const items = workItems(problems, experiment).filter((item) => shard === null || shardOf(item.key, shard.count) === shard.index);
+  await prepareRunDirectory({ ...config, experiment }, packageVersion());
+  const writer = await ResultsWriter.open(config.out, shard);
+  const grader = options.grader ?? new Grader();
+  const stop = new AbortController();
+  const onAbort = () => stop.abort(options.signal?.reason);
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  if (options.signal?.aborted) onAbort();
+  try {
+    const keys = new Set(items.map((item) => item.key));
+    const finished = new Map<string, BenchResult>();
+    for (const result of await readRunResults(config.out)) {
+      const key = workItemKey(result);
+      if (keys.has(key)) finished.set(key, result);
+    }
+    const pending = items.filter((item) => !finished.has(item.key));
+    options.progress?.start(
+      items.length,
+      items.reduce((sum, item) => sum + item.budget, 0),
+      [...finished.values()],
+    );
+
+    const context: ItemContext = { policy: options.policy, verifier, grader, experiment, itemTimeoutS: config.run.itemTimeoutS, stop: stop.signal };
+    const queue = new PQueue({ concurrency: config.run.concurrency });
+    stop.signal.addEventListener("abort", () => queue.clear(), { once: true });
+    const failures: unknown[] = [];
+    let ranNow = 0;
+    for (const item of pending) {
+      queue
+        .add(async () => {
+          if (stop.signal.aborted) return;
+          const result = await runItem(item, context);
+          if (result === null) return;
+          writer.append(result);
+          finished.set(item.key, result);
+          ranNow++;
+          options.progress?.update(result);
+          options.onResult?.(result);
+        })
+        .catch((error: unknown) => {
+          failures.push(error);
+          stop.abort(error);
+        });
+    }
+    await queue.onIdle();
+    if (failures.length > 0) throw failures[0];
+
+    const done = [...finished.values()];
+    return {
+      dir: config.out,
+      resultsFile: writer.file,
+      items: items.length,
+      done: done.length,
+      ranNow,
+      errors: done.filter((result) => result.error !== null).length,
+      interrupted: done.length < items.length,
+      repairedBytes: writer.repairedBytes,
+      elapsedMs: Math.round(performance.now() - started),
+      accuracy: accuracyTable(experiment, done),
+    };
+  } finally {
+    options.signal?.removeEventListener("abort", onAbort);
+    options.progress?.stop();
+    await writer.close();
+    if (options.grader === undefined) await grader.close();
+  }
+}

@@ -1,0 +1,290 @@
+import { mkdtemp, readFile, appendFile, writeFile, rm } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
+import { join } from "node:path";
+import { Command } from "commander";
+import { afterAll, describe, expect, it } from "vitest";
+import { Grader } from "../datasets/answer/grader.js";
+import { generateSynth } from "../datasets/synth/generate.js";
+import { parseBenchConfig, resolveBenchConfig, type BenchConfig } from "../src/bench/config.js";
+import { resultSchema, workItemKey, type BenchResult } from "../src/bench/results.js";
+import { loadBenchProblems, runBench, shardOf, workItems, type RunBenchOptions } from "../src/bench/run.js";
+import { readRunResults, ResultsWriter } from "../src/bench/store.js";
+import { registerBench } from "../src/commands/bench.js";
+import { InputError } from "../src/errors.js";
+import type { Branch, ExtendOptions, PolicyPrompt, StepResult } from "../src/policy.js";
+import { ScriptedPolicy, ScriptedVerifier, type StepScript } from "./support/scripted-policy.js";
+
+const grader = new Grader({ workers: 1 });
+afterAll(() => grader.close());
+
+// The config's dataset: the first 4 synthetic test problems of seed 1 (the defaults).
+const problems = generateSynth({ split: "test", seed: 1, n: 4 });
+const goldOf = new Map(problems.map((problem) => [problem.problem, problem.answer]));
+const [first, second, third] = problems as [(typeof problems)[0], (typeof problems)[0], (typeof problems)[0]];
+
+/** Two steps: some work, then the gold answer (or a wrong one for `wrong`); throws on `failing`. */
+function script(options: { wrong?: string; failing?: string } = {}): StepScript {
+  return ({ prompt, steps }) => {
+    if (prompt.problem === options.failing) throw new Error("model exploded");
+    if (steps.length === 0) return { text: "Let us compute." };
+    const answer = prompt.problem === options.wrong ? "-12345" : goldOf.get(prompt.problem);
+    return { text: `The answer is \\boxed{${answer}}`, end: true };
+  };
+}
+
+const verifier = new ScriptedVerifier(() => 0.5);
+
+const dirs: string[] = [];
+afterAll(() => Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true }))));
+
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "deliberate-bench-"));
+  dirs.push(dir);
+  return dir;
+}
+
+/** 4 problems x 2 strategy configurations x 2 budgets x 1 seed = 16 work items. */
+function config(out: string, overrides: Record<string, unknown> = {}): BenchConfig {
+  return parseBenchConfig({
+    n: 4,
+    strategies: ["best-of-n", { label: "beam-w2", strategy: "beam", params: { beamWidth: 2 } }],
+    budgets: [2, 4],
+    concurrency: 1,
+    out,
+    ...overrides,
+  });
+}
+const ITEMS = 16;
+
+function run(cfg: BenchConfig, options: Partial<RunBenchOptions> = {}) {
+  return runBench(cfg, { policy: new ScriptedPolicy(script()), verifier, grader, ...options });
+}
+
+async function lines(dir: string, file = "results.jsonl"): Promise<BenchResult[]> {
+  const text = await readFile(join(dir, file), "utf8");
+  expect(text.endsWith("\n")).toBe(true);
+  return text.trimEnd().split("\n").map((line) => resultSchema.parse(JSON.parse(line)));
+}
+
+function expectOnePerItem(results: readonly BenchResult[], cfg: BenchConfig): void {
+  const expected = workItems(
+    problems.map(({ unique_id, problem, answer, level, subject }) => ({ id: unique_id, problem, answer, level, subject })),
+    cfg.experiment,
+  ).map((item) => item.key);
+  expect(results.map(workItemKey).sort()).toEqual(expected.sort());
+}
+
+describe("runBench", () => {
+  it("writes exactly one graded line per work item, and config.json", async () => {
+    const dir = await tempDir();
+    const cfg = config(dir);
+    const summary = await runBench(cfg, { policy: new ScriptedPolicy(script({ wrong: second.problem })), verifier, grader });
+    const results = await lines(dir);
+    expect(results).toHaveLength(ITEMS);
+    expectOnePerItem(results, cfg);
+    for (const result of results) {
+      const problem = problems.find((candidate) => candidate.unique_id === result.problemId);
+      expect(result).toMatchObject({ gold: problem?.answer, level: problem?.level, subject: problem?.subject, error: null, difficultyBin: null });
+      expect(result.strategyName).toBe(result.strategy === "beam-w2" ? "beam" : "best-of-n");
+      expect(result.correct).toBe(result.problemId !== second.unique_id);
+      expect(result.answer).toBe(result.correct ? problem?.answer : "-12345");
+      expect(result.compute?.generations).toBe(result.budget);
+      expect(result.ms).toBeGreaterThanOrEqual(0);
+    }
+    expect(summary).toMatchObject({ items: ITEMS, done: ITEMS, ranNow: ITEMS, errors: 0, interrupted: false, repairedBytes: 0 });
+    expect(summary.accuracy).toContainEqual({ strategy: "beam-w2", budget: 4, items: 4, correct: 3, errors: 0 });
+
+    const record = JSON.parse(await readFile(join(dir, "config.json"), "utf8"));
+    expect(record.experiment.strategies[1]).toEqual({ label: "beam-w2", strategy: "beam", params: { beamWidth: 2, select: "weighted", aggregate: "last" } });
+    expect(record.experiment).toMatchObject({ budgets: [2, 4], seeds: 1, policy: "scripted-policy", verifier: "scripted-verifier" });
+    expect(record.experiment.dataset).toEqual({ name: "synth", split: "test", n: 4, seed: 1 });
+    expect(record.run.concurrency).toBe(1);
+    expect(existsSync(join(dir, "results.jsonl.lock"))).toBe(false);
+  });
+
+  it("resumes: a second run skips every finished item and writes nothing", async () => {
+    const dir = await tempDir();
+    await run(config(dir));
+    const before = await readFile(join(dir, "results.jsonl"), "utf8");
+    const policy = new ScriptedPolicy(script());
+    const summary = await run(config(dir, { concurrency: 4, itemTimeout: 30 }), { policy });
+    expect(summary).toMatchObject({ done: ITEMS, ranNow: 0 });
+    expect(policy.calls).toHaveLength(0);
+    expect(await readFile(join(dir, "results.jsonl"), "utf8")).toBe(before);
+  });
+
+  it("stops on the signal without recording running items, then resumes where it stopped", async () => {
+    const dir = await tempDir();
+    const controller = new AbortController();
+    let seen = 0;
+    const stopped = await run(config(dir), {
+      signal: controller.signal,
+      onResult: () => {
+        if (++seen === 3) controller.abort();
+      },
+    });
+    expect(stopped).toMatchObject({ interrupted: true, done: 3, ranNow: 3 });
+    expect(await lines(dir)).toHaveLength(3);
+
+    const resumed = await run(config(dir));
+    expect(resumed).toMatchObject({ interrupted: false, done: ITEMS, ranNow: ITEMS - 3 });
+    expectOnePerItem(await lines(dir), config(dir));
+  });
+
+  it("cuts off a torn last line (kill -9 mid-write) before appending", async () => {
+    const dir = await tempDir();
+    const controller = new AbortController();
+    await run(config(dir), { signal: controller.signal, onResult: () => controller.abort() });
+    const torn = '{"problemId":"synth/test/1/3","strategy":"beam-w2","bud';
+    await appendFile(join(dir, "results.jsonl"), torn);
+    expect(await readRunResults(dir)).toHaveLength(1);
+
+    const summary = await run(config(dir));
+    expect(summary.repairedBytes).toBe(torn.length);
+    expectOnePerItem(await lines(dir), config(dir));
+  });
+
+  it("records an item whose policy throws, with its error, and goes on", async () => {
+    const dir = await tempDir();
+    const summary = await runBench(config(dir), { policy: new ScriptedPolicy(script({ failing: third.problem })), verifier, grader });
+    const results = await lines(dir);
+    expectOnePerItem(results, config(dir));
+    const failed = results.filter((result) => result.error !== null);
+    expect(failed).toHaveLength(4);
+    for (const result of failed) {
+      expect(result).toMatchObject({ problemId: third.unique_id, error: "model exploded", correct: false, answer: null });
+      expect(result.compute?.generations).toBe(result.budget);
+    }
+    expect(results.filter((result) => result.correct)).toHaveLength(ITEMS - 4);
+    expect(summary.errors).toBe(4);
+  });
+
+  it("records an item that runs past --item-timeout as failed", async () => {
+    /** Never answers for `first` until the item's signal aborts. */
+    class StallingPolicy extends ScriptedPolicy {
+      override extend(branches: readonly Branch[], options: ExtendOptions): Promise<StepResult[]> {
+        const stalled = branches.some((branch) => (branch as unknown as { prompt: PolicyPrompt }).prompt.problem === first.problem);
+        if (!stalled) return super.extend(branches, options);
+        return new Promise((_, reject) => options.signal?.addEventListener("abort", () => reject(options.signal?.reason as Error), { once: true }));
+      }
+    }
+    const dir = await tempDir();
+    const cfg = config(dir, { itemTimeout: 0.2, concurrency: 4, strategies: ["best-of-n"] });
+    const summary = await run(cfg, { policy: new StallingPolicy(script()) });
+    const results = await lines(dir);
+    expect(results).toHaveLength(8);
+    const failed = results.filter((result) => result.error !== null);
+    expect(failed.map((result) => result.problemId)).toEqual([first.unique_id, first.unique_id]);
+    expect(failed[0]?.error).toMatch(/^timeout: the item ran longer than 0.2 s/);
+    expect(summary).toMatchObject({ errors: 2, interrupted: false });
+  });
+
+  it("stops at a configuration error (a strategy that needs a verifier, without one) and records nothing", async () => {
+    const dir = await tempDir();
+    await expect(run(config(dir), { verifier: null })).rejects.toThrow(/best-of-n at budget \d: .*needs a step verifier/);
+    expect(await readFile(join(dir, "results.jsonl"), "utf8")).toBe("");
+    expect(existsSync(join(dir, "results.jsonl.lock"))).toBe(false);
+  });
+
+  it("refuses to resume with a different configuration; run settings may change", async () => {
+    const dir = await tempDir();
+    await run(config(dir, { strategies: ["best-of-n"], budgets: [2] }));
+    await expect(run(config(dir, { strategies: ["best-of-n"], budgets: [2, 4] }))).rejects.toThrow(/another configuration[^]*budgets: \[2\] there, \[2,4\] now/);
+    await expect(run(config(dir, { strategies: ["best-of-n"], budgets: [2], maxSteps: 3 }))).rejects.toThrow(/limits:/);
+    const summary = await run(config(dir, { strategies: ["best-of-n"], budgets: [2], concurrency: 8, device: "auto", threads: 2, progress: "lines" }));
+    expect(summary.ranNow).toBe(0);
+  });
+
+  it("locks the results file against a second writer and takes over a dead process's lock", async () => {
+    const dir = await tempDir();
+    const writer = await ResultsWriter.open(dir, null);
+    await expect(ResultsWriter.open(dir, null)).rejects.toThrow(/another deliberate bench \(pid \d+/);
+    await writer.close();
+    await writeFile(join(dir, "results.jsonl.lock"), JSON.stringify({ pid: 2 ** 30, host: hostname() }));
+    const next = await ResultsWriter.open(dir, null);
+    await next.close();
+  });
+});
+
+describe("shards", () => {
+  it("partition the work items: every item in exactly one shard", async () => {
+    const cfg = config("unused", { seeds: 3 });
+    const keys = workItems(await loadBenchProblems(cfg), cfg.experiment).map((item) => item.key);
+    const shards = [1, 2, 3].map((index) => keys.filter((key) => shardOf(key, 3) === index));
+    expect(shards.every((shard) => shard.length > 0)).toBe(true);
+    expect(shards.flat().sort()).toEqual([...keys].sort());
+    expect(new Set(shards.flat()).size).toBe(keys.length);
+  });
+
+  it("write their own results files; together they hold every item once", async () => {
+    const dir = await tempDir();
+    const one = await run(config(dir, { shard: "1/2" }));
+    const two = await run(config(dir, { shard: "2/2" }));
+    expect(one.items + two.items).toBe(ITEMS);
+    expect(one.resultsFile).toBe(join(dir, "results.shard-1-of-2.jsonl"));
+    expect(await lines(dir, "results.shard-1-of-2.jsonl")).toHaveLength(one.items);
+    expect(await lines(dir, "results.shard-2-of-2.jsonl")).toHaveLength(two.items);
+    expectOnePerItem(await readRunResults(dir), config(dir));
+    // Unsharded now: the shards' results count as done.
+    expect((await run(config(dir))).ranNow).toBe(0);
+  });
+});
+
+describe("bench configuration", () => {
+  /** Runs `deliberate bench ARGS` up to its first error, which must come before any work. */
+  async function cliError(args: string[]): Promise<string> {
+    const out = join(await tempDir(), "run");
+    const program = new Command().exitOverride();
+    registerBench(program);
+    const error: unknown = await program.parseAsync(["bench", "--out", out, ...args], { from: "user" }).then(
+      () => null,
+      (failure: unknown) => failure,
+    );
+    expect(error).toBeInstanceOf(InputError);
+    expect(existsSync(out)).toBe(false);
+    return (error as InputError).message;
+  }
+
+  it("names the flag of a bad value", async () => {
+    expect(await cliError(["--strategies", "best-of-n", "--budgets", "1,x"])).toBe('--budgets: expected a positive integer, got "x"');
+    expect(await cliError(["--strategies", "best-of-n", "--seeds", "0"])).toBe("--seeds: expected a positive integer");
+    expect(await cliError(["--strategies", "best-of-nn"])).toMatch(/^--strategies: unknown strategy "best-of-nn"; valid strategies: best-of-n, beam/);
+    expect(await cliError(["--strategies", "best-of-n", "--dataset", "math500", "--split", "test"])).toBe("--split: applies to the synth dataset only");
+    expect(await cliError(["--strategies", "best-of-n", "--shard", "3/2"])).toBe("--shard: expected I/N with 1 <= I <= N");
+    expect(await cliError(["--strategies", "best-of-n", "--temperature", "-1"])).toMatch(/^--temperature: /);
+    expect(await cliError(["--budgets", "4"])).toBe("--strategies: required");
+  });
+
+  it("validates each strategy's parameters at every budget before running", async () => {
+    const message = await cliError(["--strategies", "best-of-n,beam", "--budgets", "1,4,6"]);
+    expect(message).toMatch(/--strategies: beam \(beam\) at budget 1: .*not a multiple of beamWidth 4/);
+    expect(message).toMatch(/--strategies: beam \(beam\) at budget 6: .*not a multiple of beamWidth 4/);
+    expect(message).not.toMatch(/budget 4:/);
+  });
+
+  it("names the config file and field of a bad setting", async () => {
+    const message = await cliError(["--config", "test/fixtures/bench-bad-params.yaml"]);
+    expect(message).toContain("test/fixtures/bench-bad-params.yaml: strategies.0: beam-w8 (beam) at budget 4: budget: budget 4 is not a multiple of beamWidth 8");
+    expect(message).toContain("test/fixtures/bench-bad-params.yaml: strategies.1.params.beamwidth: beam has no parameter beamwidth");
+    expect(await cliError(["--config", "test/fixtures/bench-unknown-key.json"])).toMatch(/^test\/fixtures\/bench-unknown-key.json: \(top level\): .*"budget"/);
+    expect(await cliError(["--config", "test/fixtures/missing.yaml"])).toBe("--config: cannot read test/fixtures/missing.yaml: no such file");
+  });
+
+  it("layers flag defaults, then the file, then the flags; --strategies picks the file's configurations by label", async () => {
+    const cfg = await resolveBenchConfig({
+      file: "test/fixtures/bench-sweep.yaml",
+      defaults: { policy: "policy", concurrency: "99" },
+      flags: { strategies: "beam-w2,best-of-n", budgets: "4", out: "runs/x" },
+    });
+    expect(cfg.experiment.strategies).toEqual([
+      { label: "beam-w2", strategy: "beam", params: { beamWidth: 2, select: "weighted", aggregate: "last" } },
+      { label: "best-of-n", strategy: "best-of-n", params: { select: "weighted", aggregate: "last" } },
+    ]);
+    expect(cfg.experiment).toMatchObject({ budgets: [4], dataset: { name: "synth", n: 4 }, limits: { maxSteps: 4, maxStepTokens: 256 }, policy: "policy" });
+    expect(cfg.run).toMatchObject({ concurrency: 2, progress: "none" });
+
+    const other = await resolveBenchConfig({ file: "test/fixtures/bench-sweep.yaml", flags: { dataFile: "problems.jsonl", out: "runs/y" } });
+    expect(other.experiment.dataset).toEqual({ name: "file", file: "problems.jsonl" });
+  });
+});
