@@ -5,6 +5,8 @@ import { InputError } from "./errors.js";
 import { registerGrade } from "./commands/grade.js";
 import { registerData } from "./commands/data.js";
 import { registerSolve } from "./commands/solve.js";
+import { registerBench } from "./commands/bench.js";
+import { registerReport } from "./commands/report.js";
 
 export function buildProgram(): Command {
   const program = new Command("deliberate")
@@ -17,6 +19,8 @@ export function buildProgram(): Command {
   registerGrade(program);
   registerData(program);
   registerSolve(program);
+  registerBench(program);
+  registerReport(program);
   return program;
 }
 

@@ -85,3 +85,27 @@ export {
 export { solutionSteps, splitSolution } from "../verifiers/steps.js";
 export { scoreOutcomes } from "../verifiers/outcome.js";
 export { SynthRuleVerifier } from "../verifiers/synth-rule.js";
+
+// Benchmarks and reports.
+export { runBench, loadBenchProblems, workItems, shardOf, type RunBenchOptions, type BenchSummary, type AccuracyCell, type WorkItem } from "./bench/run.js";
+export { parseBenchConfig, resolveBenchConfig, readConfigFile, benchConfigSchema, DATASETS, type BenchConfig, type Experiment, type RunSettings, type StrategyConfig } from "./bench/config.js";
+export { readRunResults, resultsFiles, CONFIG_FILE } from "./bench/store.js";
+export { resultSchema, computeSchema, workItemKey, type BenchResult } from "./bench/results.js";
+export { writeReport, type ReportOptions, type WrittenReport } from "./report/report.js";
+export { summarize, bootstrapMeanCI, type Summary, type Cell, type GroupCell, type Win } from "./report/stats.js";
+export { loadRuns } from "./report/load.js";
+
+// Compute-optimal allocation.
+export { computeOptimal, computeOptimalParams, type ComputeOptimalParams } from "../strategies/compute-optimal.js";
+export {
+  allocationTableSchema,
+  parseAllocationTable,
+  loadAllocationTable,
+  buildAllocationTable,
+  lookupEntry,
+  binOfScore,
+  quantileEdges,
+  type AllocationTable,
+  type AllocationEntry,
+  type CalibrationOutcome,
+} from "./allocation/table.js";

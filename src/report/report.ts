@@ -1,0 +1,51 @@
+/**
+ * `deliberate report` as a library call: read run directories, compute the statistics, render the
+ * plots and write report.md, report.html, report.json and plots/*.svg into one directory.
+ */
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { loadRuns } from "./load.js";
+import { reportPlots } from "./plots.js";
+import { renderSvg } from "./render.js";
+import { DEFAULT_BOOTSTRAP, summarize, type BootstrapOptions, type Summary } from "./stats.js";
+import { renderHtml, renderJson, renderMarkdown, type ReportContent } from "./write.js";
+
+export interface ReportOptions {
+  /** Where the report goes (created if missing). */
+  out: string;
+  bootstrap?: Partial<BootstrapOptions>;
+}
+
+export interface WrittenReport {
+  markdown: string;
+  html: string;
+  json: string;
+  plots: string[];
+  summary: Summary;
+  warnings: string[];
+}
+
+export async function writeReport(runDirs: readonly string[], options: ReportOptions): Promise<WrittenReport> {
+  const { runs, results, warnings } = await loadRuns(runDirs);
+  const summary = summarize(results, { ...DEFAULT_BOOTSTRAP, ...options.bootstrap });
+  const plots: ReportContent["plots"] = [];
+  for (const plot of reportPlots(summary)) plots.push({ name: plot.name, title: plot.title, svg: await renderSvg(plot.spec) });
+  const content: ReportContent = { runs, summary, plots, warnings };
+
+  await mkdir(join(options.out, "plots"), { recursive: true });
+  const written: WrittenReport = {
+    markdown: join(options.out, "report.md"),
+    html: join(options.out, "report.html"),
+    json: join(options.out, "report.json"),
+    plots: plots.map((plot) => join(options.out, "plots", `${plot.name}.svg`)),
+    summary,
+    warnings,
+  };
+  await Promise.all([
+    writeFile(written.markdown, renderMarkdown(content)),
+    writeFile(written.html, renderHtml(content)),
+    writeFile(written.json, renderJson(content)),
+    ...plots.map((plot, i) => writeFile(written.plots[i] as string, plot.svg)),
+  ]);
+  return written;
+}

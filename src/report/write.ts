@@ -1,0 +1,283 @@
+/**
+ * The report's three forms: report.md (tables, the plots as files under plots/), report.html (one
+ * self-contained page: CSS and SVG inline, no script, no font or image to fetch) and report.json
+ * (the numbers for machines). The sentences and tables are built once and shared by md and html.
+ */
+import type { RunInfo } from "./load.js";
+import { strategyColor } from "./plots.js";
+import type { Cell, Summary, Win } from "./stats.js";
+
+export interface ReportContent {
+  runs: RunInfo[];
+  summary: Summary;
+  /** Rendered plots in display order: file stem, title, SVG text. */
+  plots: { name: string; title: string; svg: string }[];
+  warnings: string[];
+}
+
+/** A table whose cells are plain text, except `**bold**` (a winner's name). */
+interface Table {
+  header: string[];
+  /** Columns holding numbers, right-aligned. */
+  numeric: boolean[];
+  rows: string[][];
+}
+
+const pct = (value: number) => `${(value * 100).toFixed(1)}%`;
+const points = (value: number) => (value * 100).toFixed(1);
+const ciText = (low: number, high: number) => `${points(low)}–${points(high)}`;
+const tokensText = (value: number | null) => (value === null ? "–" : Math.round(value).toLocaleString("en-US"));
+const flopsText = (value: number | null) => (value === null ? "–" : value.toExponential(2).replace("e+", "e"));
+const wallText = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`);
+const bold = (text: string) => `**${text}**`;
+
+function summaryTable(summary: Summary): Table {
+  return {
+    header: ["strategy", "budget N", "accuracy", "95% CI", "problems", "seeds", "items", "errors", "tokens / problem", "FLOPs / problem", "wall / problem"],
+    numeric: [false, true, true, true, true, true, true, true, true, true, true],
+    rows: summary.cells.map((cell: Cell) => [
+      cell.strategy,
+      String(cell.budget),
+      pct(cell.accuracy),
+      ciText(cell.ciLow, cell.ciHigh),
+      String(cell.problems),
+      String(cell.seeds),
+      String(cell.items),
+      String(cell.errors),
+      tokensText(cell.meanGeneratedTokens),
+      flopsText(cell.meanFlops),
+      wallText(cell.meanWallMs),
+    ]),
+  };
+}
+
+function winSentence(win: Win): string {
+  const names = win.winners.map(bold).join(" and ");
+  if (win.runnerUp === null) return `N=${win.budget}: only ${names} ran (${pct(win.accuracy)}).`;
+  if (win.winners.length > 1) return `N=${win.budget}: ${names} tie at ${pct(win.accuracy)}.`;
+  const lead = `${names} ${pct(win.accuracy)}, ahead of ${win.runnerUp.strategy} (${pct(win.runnerUp.accuracy)}) by ${points(win.accuracy - win.runnerUp.accuracy)} points`;
+  if (win.difference === null) return `N=${win.budget}: ${lead}.`;
+  const verdict = win.difference.clear ? "a clear lead" : "within noise";
+  const signed = (value: number) => points(value).replace("-", "−");
+  return `N=${win.budget}: ${lead}; paired 95% CI of the lead ${signed(win.difference.low)} to ${signed(win.difference.high)} points: ${verdict}.`;
+}
+
+function winSentences(summary: Summary): string[] {
+  const overall = summary.wins.filter((win) => win.level === null);
+  const best = summary.cells.reduce((a, b) => (b.accuracy > a.accuracy ? b : a));
+  return [
+    ...overall.map(winSentence),
+    `Most accurate overall: ${bold(best.strategy)} at N=${best.budget} with ${pct(best.accuracy)} ` +
+      `(95% CI ${ciText(best.ciLow, best.ciHigh)}), for ${tokensText(best.meanGeneratedTokens)} generated tokens per problem.`,
+  ];
+}
+
+const LEVEL_NOTE = "A level holds fewer problems than the whole run, so these winners are noisier: the level plot shows their CIs.";
+
+/** Rows: levels; columns: budgets; cell: the winner(s) and their accuracy. */
+function levelWinsTable(summary: Summary): Table | null {
+  if (summary.levels.length === 0) return null;
+  const cell = (level: number, budget: number) => {
+    const win = summary.wins.find((w) => w.level === level && w.budget === budget);
+    if (win === undefined) return "–";
+    const allTie = win.winners.length > 1 && win.runnerUp === null;
+    return `${allTie ? "all tie at" : win.winners.map(bold).join(" = ")} ${pct(win.accuracy)}`;
+  };
+  return {
+    header: ["level", ...summary.budgets.map((budget) => `N=${budget}`)],
+    numeric: [false, ...summary.budgets.map(() => false)],
+    rows: summary.levels.map((level) => [String(level), ...summary.budgets.map((budget) => cell(level, budget))]),
+  };
+}
+
+/** Nested config values as ["a.b", "value"] rows (arrays of objects by index: "a.0.b"), for display. */
+function flattenConfig(value: unknown, prefix = ""): [string, string][] {
+  const nested = (entries: [string, unknown][]) =>
+    entries.flatMap(([key, inner]) => flattenConfig(inner, prefix === "" ? key : `${prefix}.${key}`));
+  if (Array.isArray(value) && value.some((item) => item !== null && typeof item === "object")) {
+    return nested(value.map((item, i) => [String(i), item]));
+  }
+  if (value !== null && typeof value === "object" && !Array.isArray(value)) return nested(Object.entries(value));
+  const text = typeof value === "string" ? value : Array.isArray(value) ? value.join(", ") : JSON.stringify(value);
+  return [[prefix, text.length > 120 ? `${text.slice(0, 117)}...` : text]];
+}
+
+/** The dataset and models a run's config names, e.g. "dataset synth, policy griffin-tiny" ("" if none). */
+function configHeadline(config: Record<string, unknown> | null): string {
+  const rows = config === null ? [] : flattenConfig(config);
+  const find = (key: RegExp) => rows.find(([name]) => key.test(name))?.[1];
+  const parts: [string, string | undefined][] = [
+    ["dataset", find(/(^|\.)dataset\.name$/)],
+    ["policy", find(/(^|\.)policy$/)],
+    ["verifier", find(/(^|\.)verifier$/)],
+  ];
+  return parts
+    .filter(([, value]) => value !== undefined && value !== "null")
+    .map(([name, value]) => `${name} ${value}`)
+    .join(", ");
+}
+
+function runTables(runs: RunInfo[]): { dir: string; table: Table }[] {
+  return runs.map((run) => ({
+    dir: run.dir,
+    table: {
+      header: ["field", "value"],
+      numeric: [false, false],
+      rows: [
+        ...(run.config === null ? [["config", "(no config.json)"]] : flattenConfig(run.config)),
+        ...run.files.map((entry) => ["results", `${entry.file} (${entry.results} results)`]),
+      ],
+    },
+  }));
+}
+
+function notes(content: ReportContent): string[] {
+  const out = [...content.warnings];
+  const problems = new Set(content.summary.cells.map((cell) => cell.problems));
+  if (problems.size > 1) {
+    out.push(`Cells cover different numbers of problems (${[...problems].sort((a, b) => a - b).join(", ")}): the run may be incomplete, and a comparison across them is over different problems.`);
+  }
+  return out;
+}
+
+function runName(run: RunInfo): string {
+  const headline = configHeadline(run.config);
+  return headline === "" ? run.dir : `${run.dir} (${headline})`;
+}
+
+function overview(content: ReportContent): string {
+  const { summary } = content;
+  const problems = new Set(summary.cells.map((cell) => cell.problems));
+  const items = summary.cells.reduce((sum, cell) => sum + cell.items, 0);
+  return (
+    `${items} work items from ${content.runs.map(runName).join(", ")}: ${summary.strategies.length} strategies ` +
+    `(${summary.strategies.join(", ")}), budgets ${summary.budgets.join(", ")}, ${Math.max(...problems)} problems. ` +
+    `Accuracy is the mean over problems of each problem's mean over seeds; failed items count as wrong. ` +
+    `Confidence intervals: 95% percentile bootstrap over problems ` +
+    `(${summary.bootstrap.resamples} resamples, seed ${summary.bootstrap.seed}).`
+  );
+}
+
+// ---- Markdown
+
+const mdCell = (text: string) => text.replace(/\|/g, "\\|");
+
+function markdownTable(table: Table): string {
+  const line = (cells: string[]) => `| ${cells.map(mdCell).join(" | ")} |`;
+  return [line(table.header), `|${table.numeric.map((n) => (n ? " ---: " : " --- ")).join("|")}|`, ...table.rows.map(line)].join("\n");
+}
+
+export function renderMarkdown(content: ReportContent): string {
+  const levels = levelWinsTable(content.summary);
+  const parts = [
+    "# deliberate report",
+    overview(content),
+    "## Which strategy wins",
+    winSentences(content.summary).map((sentence) => `- ${sentence}`).join("\n"),
+    ...(levels === null ? [] : ["### Most accurate strategy per level and budget", LEVEL_NOTE, markdownTable(levels)]),
+    "## Summary",
+    markdownTable(summaryTable(content.summary)),
+    "## Plots",
+    ...content.plots.map((plot) => `![${plot.title}](plots/${plot.name}.svg)`),
+    "## Runs",
+    ...runTables(content.runs).flatMap(({ dir, table }) => [`### ${dir}`, markdownTable(table)]),
+  ];
+  const notesList = notes(content);
+  if (notesList.length > 0) parts.push("## Notes", notesList.map((note) => `- ${note}`).join("\n"));
+  return parts.join("\n\n") + "\n";
+}
+
+// ---- HTML
+
+const escapeHtml = (text: string) =>
+  text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+
+/** Escaped text, with `**name**` in bold. */
+const richHtml = (text: string) => escapeHtml(text).replace(/\*\*(.+?)\*\*/g, "<strong>$1</strong>");
+
+function htmlTable(table: Table, summary: Summary, strategyColumn: number | null, className?: string): string {
+  const head = table.header.map((cell, i) => `<th${table.numeric[i] ? ' class="num"' : ""}>${escapeHtml(cell)}</th>`).join("");
+  const rows = table.rows.map((row) => {
+    const cells = row.map((cell, i) => {
+      const swatch = i === strategyColumn ? `<span class="swatch" style="background:${strategyColor(summary, cell)}"></span>` : "";
+      return `<td${table.numeric[i] ? ' class="num"' : ""}>${swatch}${richHtml(cell)}</td>`;
+    });
+    return `<tr>${cells.join("")}</tr>`;
+  });
+  return `<table${className === undefined ? "" : ` class="${className}"`}><thead><tr>${head}</tr></thead><tbody>\n${rows.join("\n")}\n</tbody></table>`;
+}
+
+const STYLE = `
+body { font-family: Helvetica, Arial, sans-serif; color: #222; margin: 0; background: #f6f6f4; }
+main { max-width: 1120px; margin: 0 auto; padding: 24px 32px 48px; background: #fff; }
+h1 { font-size: 26px; margin: 8px 0 4px; }
+h2 { font-size: 19px; margin: 36px 0 10px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
+h3 { font-size: 15px; margin: 20px 0 8px; }
+p, li { line-height: 1.5; }
+.overview { color: #444; }
+table { border-collapse: collapse; font-size: 13px; margin: 8px 0; }
+th, td { padding: 4px 10px; border-bottom: 1px solid #e4e4e4; text-align: left; white-space: nowrap; }
+th { background: #f0f0ee; font-weight: 600; }
+tbody tr:nth-child(even) { background: #fafafa; }
+.num { text-align: right; font-variant-numeric: tabular-nums; }
+table.wins td { white-space: normal; min-width: 90px; }
+.swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 6px; }
+figure { margin: 16px 0 28px; overflow-x: auto; }
+figure svg { max-width: 100%; height: auto; }
+.notes li { color: #8a4b00; }
+`;
+
+export function renderHtml(content: ReportContent): string {
+  const { summary } = content;
+  const levels = levelWinsTable(summary);
+  const notesList = notes(content);
+  const body = [
+    "<h1>deliberate report</h1>",
+    `<p class="overview">${escapeHtml(overview(content))}</p>`,
+    "<h2>Which strategy wins</h2>",
+    `<ul>${winSentences(summary).map((sentence) => `<li>${richHtml(sentence)}</li>`).join("\n")}</ul>`,
+    ...(levels === null
+      ? []
+      : ["<h3>Most accurate strategy per level and budget</h3>", `<p>${escapeHtml(LEVEL_NOTE)}</p>`, htmlTable(levels, summary, null, "wins")]),
+    "<h2>Summary</h2>",
+    htmlTable(summaryTable(summary), summary, 0),
+    "<h2>Plots</h2>",
+    ...content.plots.map((plot) => `<figure id="plot-${plot.name}" aria-label="${escapeHtml(plot.title)}">\n${plot.svg}\n</figure>`),
+    "<h2>Runs</h2>",
+    ...runTables(content.runs).flatMap(({ dir, table }) => [`<h3>${escapeHtml(dir)}</h3>`, htmlTable(table, summary, null)]),
+    ...(notesList.length === 0 ? [] : ["<h2>Notes</h2>", `<ul class="notes">${notesList.map((note) => `<li>${escapeHtml(note)}</li>`).join("")}</ul>`]),
+  ];
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>deliberate report</title>
+<style>${STYLE}</style>
+</head>
+<body>
+<main>
+${body.join("\n")}
+</main>
+</body>
+</html>
+`;
+}
+
+// ---- JSON
+
+export function renderJson(content: ReportContent): string {
+  const { summary } = content;
+  return (
+    JSON.stringify(
+      {
+        runs: content.runs,
+        warnings: content.warnings,
+        ...summary,
+        plots: content.plots.map((plot) => `plots/${plot.name}.svg`),
+      },
+      null,
+      2,
+    ) + "\n"
+  );
+}

@@ -1,0 +1,261 @@
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { existsSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Command } from "commander";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { registerReport } from "../src/commands/report.js";
+import { InputError } from "../src/errors.js";
+import { loadRuns } from "../src/report/load.js";
+import { bootstrapMeanCI, DEFAULT_BOOTSTRAP, summarize, type Cell, type GroupCell, type Summary } from "../src/report/stats.js";
+
+const FIXTURE = fileURLToPath(new URL("./fixtures/report-run", import.meta.url));
+const FIXTURE_TEXT = readFileSync(join(FIXTURE, "results.jsonl"), "utf8");
+
+/** The fixture lines as plain JSON: the expected numbers below are counted from these, not by src/report. */
+interface Line {
+  problemId: string;
+  strategy: string;
+  budget: number;
+  seed: number;
+  level: number;
+  correct: boolean;
+  error: string | null;
+  compute: { generatedTokens: number; flops: number } | null;
+  difficultyBin?: number | null;
+}
+const LINES = FIXTURE_TEXT.trim().split("\n").map((text) => JSON.parse(text) as Line);
+const STRATEGIES = ["beam-w4", "best-of-n", "compute-optimal"];
+const BUDGETS = [1, 4, 16];
+
+/** Mean over problems of (right answers / seeds), by plain counting. */
+function expectedAccuracy(keep: (line: Line) => boolean): { accuracy: number; problems: number } {
+  const counts = new Map<string, { right: number; total: number }>();
+  for (const line of LINES.filter(keep)) {
+    const count = counts.get(line.problemId) ?? { right: 0, total: 0 };
+    count.right += line.correct ? 1 : 0;
+    count.total += 1;
+    counts.set(line.problemId, count);
+  }
+  const perProblem = [...counts.values()].map((count) => count.right / count.total);
+  return { accuracy: perProblem.reduce((a, b) => a + b, 0) / perProblem.length, problems: perProblem.length };
+}
+
+const pct = (value: number) => `${(value * 100).toFixed(1)}%`;
+
+/** Elements drawn by each data mark (vega's `mark-<type> role-mark` groups) of an SVG, by mark type. */
+function countMarks(svg: string): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const [, type, body] of svg.matchAll(/<g class="mark-(\w+) role-mark[^"]*"[^>]*>(.*?)<\/g>/gs)) {
+    counts[type as string] = (counts[type as string] ?? 0) + (body as string).match(/<(path|line)\b/g)!.length;
+  }
+  return counts;
+}
+
+async function runCli(...args: string[]): Promise<string> {
+  const program = new Command("deliberate").exitOverride();
+  registerReport(program);
+  const write = vi.spyOn(process.stdout, "write").mockImplementation(() => true);
+  try {
+    await program.parseAsync(["node", "deliberate", "report", ...args]);
+    return write.mock.calls.map((call) => String(call[0])).join("");
+  } finally {
+    write.mockRestore();
+  }
+}
+
+const tempDirs: string[] = [];
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "deliberate-report-"));
+  tempDirs.push(dir);
+  return dir;
+}
+afterAll(async () => {
+  await Promise.all(tempDirs.map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+/** A run directory holding the given result files (name -> text). */
+async function runDir(files: Record<string, string>): Promise<string> {
+  const dir = await tempDir();
+  await Promise.all(Object.entries(files).map(([name, text]) => writeFile(join(dir, name), text)));
+  return dir;
+}
+
+describe("deliberate report on the fixture run", () => {
+  let out: string;
+  let json: Summary & { plots: string[] };
+  let markdown: string;
+  let html: string;
+
+  beforeAll(async () => {
+    out = join(await tempDir(), "report");
+    const printed = await runCli(FIXTURE, "--out", out);
+    expect(printed).toContain(join(out, "report.html"));
+    json = JSON.parse(await readFile(join(out, "report.json"), "utf8")) as typeof json;
+    markdown = await readFile(join(out, "report.md"), "utf8");
+    html = await readFile(join(out, "report.html"), "utf8");
+  });
+
+  it("writes the three reports and the plots", () => {
+    for (const file of ["report.md", "report.html", "report.json"]) expect(existsSync(join(out, file))).toBe(true);
+    expect(json.plots).toEqual([
+      "plots/accuracy-budget.svg",
+      "plots/accuracy-tokens.svg",
+      "plots/accuracy-flops.svg",
+      "plots/accuracy-level.svg",
+      "plots/accuracy-difficulty-bin.svg",
+    ]);
+    for (const plot of json.plots) expect(existsSync(join(out, plot))).toBe(true);
+  });
+
+  it("shows what the run's config.json says", () => {
+    expect(markdown).toContain("(dataset synth, policy griffin-tiny, verifier prm-tiny)");
+    expect(markdown).toContain("| experiment.strategies.1.params.beamWidth | 4 |");
+    expect(html).toContain("<td>experiment.budgets</td><td>1, 4, 16</td>");
+  });
+
+  it("reports every strategy and budget with the accuracies counted from the JSONL", () => {
+    expect(json.strategies).toEqual(STRATEGIES);
+    expect(json.budgets).toEqual(BUDGETS);
+    expect(json.cells).toHaveLength(9);
+    for (const strategy of STRATEGIES) {
+      for (const budget of BUDGETS) {
+        const lines = LINES.filter((line) => line.strategy === strategy && line.budget === budget);
+        const expected = expectedAccuracy((line) => line.strategy === strategy && line.budget === budget);
+        const cell = json.cells.find((c) => c.strategy === strategy && c.budget === budget) as Cell;
+        expect(cell.accuracy).toBeCloseTo(expected.accuracy, 12);
+        expect(cell).toMatchObject({ problems: 6, seeds: 2, items: 12, errors: lines.filter((line) => line.error !== null).length });
+        expect(cell.ciLow).toBeLessThanOrEqual(cell.accuracy);
+        expect(cell.ciHigh).toBeGreaterThanOrEqual(cell.accuracy);
+
+        // Tokens: seeds averaged per problem (skipping failed items), then the mean over problems.
+        const tokens = new Map<string, number[]>();
+        for (const line of lines) if (line.compute) tokens.set(line.problemId, [...(tokens.get(line.problemId) ?? []), line.compute.generatedTokens]);
+        const perProblem = [...tokens.values()].map((values) => values.reduce((a, b) => a + b, 0) / values.length);
+        expect(cell.meanGeneratedTokens).toBeCloseTo(perProblem.reduce((a, b) => a + b, 0) / perProblem.length, 9);
+
+        const row = new RegExp(`^\\| ${strategy} \\| ${budget} \\| ${pct(expected.accuracy).replace(".", "\\.")} \\|`, "m");
+        expect(markdown).toMatch(row);
+        expect(html).toContain(`${strategy}</td><td class="num">${budget}</td><td class="num">${pct(expected.accuracy)}</td>`);
+      }
+    }
+    expect(json.cells.reduce((sum, cell) => sum + cell.errors, 0)).toBe(3);
+  });
+
+  it("breaks accuracy down by level and by predicted difficulty bin", () => {
+    expect(json.levels).toEqual([1, 2, 3]);
+    expect(json.byLevel).toHaveLength(27);
+    for (const cell of json.byLevel) {
+      const expected = expectedAccuracy((l) => l.strategy === cell.strategy && l.budget === cell.budget && l.level === cell.group);
+      expect(cell.accuracy).toBeCloseTo(expected.accuracy, 12);
+      expect(cell.problems).toBe(2);
+    }
+    // Only compute-optimal predicts a bin in the fixture.
+    const binned = LINES.filter((line) => line.difficultyBin != null);
+    expect(json.difficultyBins).toEqual([...new Set(binned.map((line) => line.difficultyBin))].sort());
+    expect(new Set(json.byDifficultyBin.map((cell: GroupCell) => cell.strategy))).toEqual(new Set(["compute-optimal"]));
+    for (const cell of json.byDifficultyBin) {
+      const expected = expectedAccuracy((l) => l.strategy === cell.strategy && l.budget === cell.budget && l.difficultyBin === cell.group);
+      expect(cell.accuracy).toBeCloseTo(expected.accuracy, 12);
+    }
+  });
+
+  it("names the most accurate strategy at each budget", () => {
+    for (const budget of BUDGETS) {
+      const accuracies = STRATEGIES.map((strategy) => ({ strategy, ...expectedAccuracy((l) => l.strategy === strategy && l.budget === budget) }));
+      const best = Math.max(...accuracies.map((entry) => entry.accuracy));
+      const win = json.wins.find((w) => w.budget === budget && w.level === null);
+      expect(win?.winners).toEqual(accuracies.filter((entry) => entry.accuracy === best).map((entry) => entry.strategy));
+    }
+    expect(markdown).toContain("## Which strategy wins");
+    expect(markdown).toMatch(/^- N=16: \*\*compute-optimal\*\* 83\.3%, ahead of beam-w4 \(66\.7%\)/m);
+  });
+
+  it("draws the marks of every plot, one point per cell", async () => {
+    const marks = await Promise.all(json.plots.map(async (plot) => countMarks(await readFile(join(out, plot), "utf8"))));
+    const [budget, tokens, flops, level, bin] = marks;
+    for (const plot of [budget, tokens, flops]) expect(plot).toEqual({ rule: 9, line: 3, symbol: 9 });
+    expect(level).toMatchObject({ rule: 27, symbol: 27 });
+    expect(bin).toMatchObject({ rule: json.byDifficultyBin.length, symbol: json.byDifficultyBin.length });
+  });
+
+  it("makes report.html self-contained: inline SVG and CSS, no script or external resource", () => {
+    expect(html.match(/<svg\b/g)).toHaveLength(5);
+    expect(html).toContain("<style>");
+    expect(html).not.toMatch(/<script|<link|@import|\b(src|href)=|url\(\s*["']?https?:/i);
+  });
+});
+
+describe("report statistics", () => {
+  it("bootstrap CI contains the mean and is the same for the same seed", () => {
+    const values = [0.91, 0.13, 0.5, 0.77, 0.02, 0.64, 0.38, 1, 0.29, 0.85, 0.5, 0.07];
+    const mean = values.reduce((a, b) => a + b, 0) / values.length;
+    const options = { resamples: 1000, seed: 7 };
+    const [low, high] = bootstrapMeanCI(values, options);
+    expect(low).toBeLessThan(mean);
+    expect(high).toBeGreaterThan(mean);
+    expect(bootstrapMeanCI(values, options)).toEqual([low, high]);
+    expect(bootstrapMeanCI(values, { ...options, seed: 8 })).not.toEqual([low, high]);
+    expect(bootstrapMeanCI([0.5, 0.5, 0.5], options)).toEqual([0.5, 0.5]);
+  });
+
+  it("counts a problem once however many seeds it has", async () => {
+    const { results } = await loadRuns([FIXTURE]);
+    const oneSeed = summarize(results.filter((result) => result.seed === 0));
+    expect(oneSeed.cells.every((cell) => cell.problems === 6 && cell.items === 6)).toBe(true);
+    expect(JSON.stringify(summarize(results))).toEqual(JSON.stringify(summarize(results, DEFAULT_BOOTSTRAP)));
+  });
+});
+
+describe("reading run directories", () => {
+  const fixtureLines = FIXTURE_TEXT.trim().split("\n");
+
+  it("merges shards in one directory and several run directories into the same numbers", async () => {
+    const whole = summarize((await loadRuns([FIXTURE])).results);
+    const shards = await runDir({
+      "results.shard-1-of-2.jsonl": fixtureLines.filter((_, i) => i % 2 === 0).join("\n") + "\n",
+      "results.shard-2-of-2.jsonl": fixtureLines.filter((_, i) => i % 2 === 1).join("\n") + "\n",
+    });
+    expect(summarize((await loadRuns([shards])).results)).toEqual(whole);
+
+    const byStrategy = (keep: boolean) => fixtureLines.filter((text) => text.includes('"strategy":"beam-w4"') === keep).join("\n") + "\n";
+    const runs = [await runDir({ "results.jsonl": byStrategy(true) }), await runDir({ "results.jsonl": byStrategy(false) })];
+    expect(summarize((await loadRuns(runs)).results)).toEqual(whole);
+  });
+
+  it("refuses a work item found twice, naming both files", async () => {
+    const dir = await runDir({
+      "results.shard-1-of-2.jsonl": fixtureLines.slice(0, 3).join("\n") + "\n",
+      "results.shard-2-of-2.jsonl": fixtureLines.slice(2, 5).join("\n") + "\n",
+    });
+    const error = await loadRuns([dir]).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InputError);
+    expect((error as Error).message).toContain(`${join(dir, "results.shard-2-of-2.jsonl")}:1: duplicate work item`);
+    expect((error as Error).message).toContain(`already in ${join(dir, "results.shard-1-of-2.jsonl")}:3`);
+  });
+
+  it("names the file, line and field of a malformed result", async () => {
+    const noBudget = JSON.stringify({ ...JSON.parse(fixtureLines[2] as string), budget: "four" });
+    const dir = await runDir({ "results.jsonl": [fixtureLines[0], fixtureLines[1], noBudget].join("\n") + "\n" });
+    await expect(loadRuns([dir])).rejects.toThrow(new RegExp(`results\\.jsonl:3: budget: .*number`));
+
+    const badJson = await runDir({ "results.jsonl": [fixtureLines[0], "{oops", fixtureLines[1]].join("\n") + "\n" });
+    await expect(loadRuns([badJson])).rejects.toThrow(/results\.jsonl:2: not valid JSON/);
+  });
+
+  it("skips a half-written last line with a warning", async () => {
+    const dir = await runDir({ "results.jsonl": [fixtureLines[0], fixtureLines[1], (fixtureLines[2] as string).slice(0, 40)].join("\n") });
+    const { results, warnings } = await loadRuns([dir]);
+    expect(results).toHaveLength(2);
+    expect(warnings).toEqual([`${join(dir, "results.jsonl")}:3: incomplete last line skipped (is the run still writing?)`]);
+  });
+
+  it("says there is nothing to report in an empty run directory", async () => {
+    const empty = await tempDir();
+    await expect(loadRuns([empty])).rejects.toThrow(`${empty}: nothing to report`);
+    const emptyFile = await runDir({ "results.jsonl": "" });
+    await expect(runCli(emptyFile)).rejects.toThrow("nothing to report");
+    await expect(runCli(FIXTURE, emptyFile)).rejects.toThrow("--out is required");
+  });
+});
