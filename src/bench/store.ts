@@ -146,7 +146,7 @@ export async function resultsFiles(dir: string): Promise<string[]> {
 
 /**
  * Every result in a run directory, over all its results files (shards included), without
- * changing them: a torn last line is skipped. Read by resume and by reports.
+ * changing them: a torn last line is skipped. Read on resume (reports read with line numbers, in src/report/load.ts).
  */
 export async function readRunResults(dir: string): Promise<BenchResult[]> {
   const results: BenchResult[] = [];

@@ -8,14 +8,13 @@
  * run given twice, and silently keeping one of them would mix two runs in one number.
  */
 import { createReadStream } from "node:fs";
-import { open, readdir, readFile, realpath, stat } from "node:fs/promises";
+import { open, readFile, realpath, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { z } from "zod";
 import { resultSchema, workItemKey, type BenchResult } from "../bench/results.js";
+import { resultsFiles } from "../bench/store.js";
 import { describeZodError, InputError } from "../errors.js";
-
-const RESULT_FILE = /^results(\.shard-\d+-of-\d+)?\.jsonl$/;
 
 export interface RunInfo {
   dir: string;
@@ -47,10 +46,8 @@ export async function loadRuns(dirs: readonly string[]): Promise<LoadedResults> 
     if (seenDirs.has(real)) throw new InputError(`${dir}: run directory given twice`);
     seenDirs.add(real);
 
-    const names = (await readdir(dir)).filter((name) => RESULT_FILE.test(name)).sort();
     const run: RunInfo = { dir, config: await readConfig(join(dir, "config.json"), warnings), files: [] };
-    for (const name of names) {
-      const file = join(dir, name);
+    for (const file of await resultsFiles(dir)) {
       let count = 0;
       for await (const { result, line } of readResultLines(file, warnings)) {
         const key = workItemKey(result);
