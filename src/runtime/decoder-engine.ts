@@ -174,6 +174,7 @@ export class DecoderEngine {
 
   /** The step's text without special tokens, cut before the step delimiter. */
   private stepText(tokens: number[]): string {
+    if (tokens.length === 0) return "";
     const text = this.tokenizer.decode(tokens, { skip_special_tokens: true });
     const delimiter = text.indexOf(this.settings.stepDelimiter);
     return (delimiter === -1 ? text : text.slice(0, delimiter)).trim();
