@@ -109,3 +109,16 @@ export {
   type AllocationEntry,
   type CalibrationOutcome,
 } from "./allocation/table.js";
+export {
+  calibrate,
+  parseCalibrateConfig,
+  summarizeBins,
+  DEFAULT_GRID,
+  DEFAULT_BUDGETS,
+  type CalibrateConfig,
+  type CalibrateOptions,
+  type Calibration,
+  type BinSummary,
+  type GridEntry,
+} from "./allocation/calibrate.js";
+export { runDifficultyPass, difficultyRecordSchema, DIFFICULTY_FILE, type DifficultyRecord } from "./allocation/difficulty.js";

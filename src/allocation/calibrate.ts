@@ -1,0 +1,271 @@
+/**
+ * Calibration of compute-optimal allocation (`deliberate calibrate`): the difficulty pass over a
+ * calibration split (src/allocation/difficulty.ts), then a grid of strategy configurations at each
+ * budget through the benchmark runner, then the allocation table (src/allocation/table.ts).
+ *
+ * A bench run has every configuration at every budget, but a configuration only runs where its
+ * parameters hold (beam width 4 needs a budget that is a multiple of 4), so the grid is one bench
+ * run per budget, each in its own directory `<out>/budget-N` with the configurations valid there.
+ * Everything resumes: the difficulty pass from difficulty.jsonl, each budget from its results.jsonl.
+ */
+import { mkdir, rename, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { z } from "zod";
+import { Grader } from "../../datasets/answer/grader.js";
+import { getStrategy } from "../../strategies/registry.js";
+import { parseBenchConfig, type BenchConfig, type Experiment } from "../bench/config.js";
+import type { BenchProgress } from "../bench/progress.js";
+import type { BenchResult } from "../bench/results.js";
+import { loadBenchProblems, runBench, type BenchSummary } from "../bench/run.js";
+import { checkRunDirectory, readRunResults } from "../bench/store.js";
+import { describeZodError, InputError } from "../errors.js";
+import type { Policy, StepVerifier } from "../policy.js";
+import { runDifficultyPass, type DifficultyRecord } from "./difficulty.js";
+import { binOfScore, buildAllocationTable, parseAllocationTable, type AllocationTable, type CalibrationOutcome } from "./table.js";
+
+export const gridEntrySchema = z.strictObject({
+  label: z.string().regex(/^[^,\s]+$/, "expected a label without commas or spaces"),
+  strategy: z.string(),
+  params: z.record(z.string(), z.unknown()).default({}),
+});
+export type GridEntry = z.output<typeof gridEntrySchema>;
+
+/**
+ * The grid of the issue (after Snell et al. 2024): best-of-N with each selection rule, beam search
+ * of widths 2 and 4, look-ahead with k = 1 and 3 (beam width 4, the strategy's default), DVTS of
+ * width 4, and sequential-to-parallel revision ratios 1 and 4.
+ */
+export const DEFAULT_GRID: readonly GridEntry[] = [
+  { label: "best-of-n-weighted", strategy: "best-of-n", params: { select: "weighted" } },
+  { label: "best-of-n-majority", strategy: "best-of-n", params: { select: "majority" } },
+  { label: "best-of-n-naive", strategy: "best-of-n", params: { select: "naive" } },
+  { label: "beam-w2", strategy: "beam", params: { beamWidth: 2 } },
+  { label: "beam-w4", strategy: "beam", params: { beamWidth: 4 } },
+  { label: "lookahead-k1", strategy: "lookahead", params: { lookahead: 1 } },
+  { label: "lookahead-k3", strategy: "lookahead", params: { lookahead: 3 } },
+  { label: "dvts-w4", strategy: "dvts", params: { beamWidth: 4 } },
+  { label: "revision-r1", strategy: "revision", params: { ratio: 1 } },
+  { label: "revision-r4", strategy: "revision", params: { ratio: 4 } },
+];
+
+export const DEFAULT_BUDGETS: readonly number[] = [1, 2, 4, 8, 16];
+
+const positive = z.int({ error: "expected a positive integer" }).min(1, "expected a positive integer");
+
+/** Calibration's own settings; every other setting is a bench setting (dataset, seeds, sampling, models, ...). */
+const ownSchema = z.object({
+  samples: positive.default(4),
+  oracleSamples: positive.default(16),
+  budgets: z
+    .preprocess((value) => (typeof value === "string" ? value.split(",").map((part) => (part.trim() === "" ? Number.NaN : Number(part))) : value), z.array(positive).min(1))
+    .default([...DEFAULT_BUDGETS])
+    .refine((budgets) => new Set(budgets).size === budgets.length, "a budget is given twice"),
+  grid: z.array(gridEntrySchema).min(1).default(DEFAULT_GRID.map((entry) => ({ ...entry }))),
+  bins: z.int().min(2).default(5),
+  allocationOut: z.string().min(1).optional(),
+  out: z.string({ error: "required" }).min(1),
+});
+
+export interface SkippedConfiguration {
+  label: string;
+  budget: number;
+  /** Why its parameters do not hold at this budget. */
+  reason: string;
+}
+
+export interface CalibrateConfig {
+  /** The run directory: difficulty.json(l) and one bench run directory per budget. */
+  out: string;
+  /** Where the table is written. */
+  allocationOut: string;
+  /** Samples of the difficulty estimate (the table's `difficulty.samples`). */
+  samples: number;
+  oracleSamples: number;
+  bins: number;
+  /** One bench run per budget, in `<out>/budget-N`, with the grid configurations valid at that budget. */
+  runs: BenchConfig[];
+  /** Configurations left out at a budget where their parameters do not hold. */
+  skipped: SkippedConfiguration[];
+}
+
+type Where = (path: readonly PropertyKey[]) => string;
+
+/**
+ * Validates calibration settings: its own (`samples`, `oracleSamples`, `budgets`, `grid`, `bins`,
+ * `allocationOut`, `out`) and the bench settings it passes on (the flags of `deliberate bench` in
+ * camelCase, without `strategies` and `shard`). The synth dataset's split defaults to calibration.
+ * `where` names a field in messages (a flag, or a file and field).
+ */
+export function parseCalibrateConfig(input: Record<string, unknown>, where: Where = (path) => path.join(".") || "config"): CalibrateConfig {
+  const { samples, oracleSamples, budgets, grid, bins, allocationOut, ...bench } = input;
+  const own = ownSchema.safeParse({ samples, oracleSamples, budgets, grid, bins, allocationOut, out: input.out });
+  if (!own.success) throw new InputError(own.error.issues.map((issue) => `${where(issue.path)}: ${issue.message}`).join("\n"));
+  for (const key of ["strategies", "shard"]) {
+    if (key in bench) throw new InputError(`${where([key])}: not a calibration setting (the grid gives the strategies; calibration needs every problem)`);
+  }
+  if (bench.verifier === "none") throw new InputError(`${where(["verifier"])}: calibration needs a step verifier to estimate difficulty; got none`);
+  if ((bench.dataset ?? "synth") === "synth" && bench.dataFile === undefined) bench.split ??= "calibration";
+
+  const settings = own.data;
+  const skipped: SkippedConfiguration[] = [];
+  const runnable = settings.budgets.map((budget) => ({ budget, entries: [] as { entry: GridEntry; index: number }[] }));
+  for (const [index, entry] of settings.grid.entries()) {
+    const at = (path: readonly PropertyKey[]) => where(["grid", index, ...path]);
+    if (entry.strategy === "compute-optimal") throw new InputError(`${at(["strategy"])}: compute-optimal cannot be in the grid; the table chooses among the other strategies`);
+    let strategy;
+    try {
+      strategy = getStrategy(entry.strategy);
+    } catch (error) {
+      throw new InputError(`${at(["strategy"])}: ${(error as Error).message}`);
+    }
+    for (const run of runnable) {
+      const parsed = strategy.params.safeParse({ ...entry.params, budget: run.budget });
+      if (parsed.success) run.entries.push({ entry, index });
+      // The strategies check what depends on the budget (divisibility) in refinements, whose issues
+      // are "custom"; any other issue is a mistake in the entry at every budget.
+      else if (parsed.error.issues.every((issue) => issue.code === "custom")) skipped.push({ label: entry.label, budget: run.budget, reason: describeZodError(parsed.error) });
+      else throw new InputError(`${at(["params"])}: ${describeZodError(parsed.error)}`);
+    }
+  }
+  const runs = runnable
+    .filter((run) => run.entries.length > 0)
+    .map(({ budget, entries }) =>
+      parseBenchConfig({ ...bench, strategies: entries.map(({ entry }) => entry), budgets: [budget], out: join(settings.out, `budget-${budget}`) }, (path) =>
+        // A strategy's issue is named by its place in the grid.
+        path[0] === "strategies" ? where(["grid", entries[path[1] as number]?.index ?? 0, ...path.slice(2)]) : where(path),
+      ),
+    );
+  if (runs.length === 0) throw new InputError(`${where(["budgets"])}: no grid configuration runs at budgets ${settings.budgets.join(", ")}`);
+  return {
+    out: settings.out,
+    allocationOut: settings.allocationOut ?? join(settings.out, "allocation.json"),
+    samples: settings.samples,
+    oracleSamples: settings.oracleSamples,
+    bins: settings.bins,
+    runs,
+    skipped,
+  };
+}
+
+export interface CalibrateOptions {
+  policy: Policy;
+  verifier: StepVerifier;
+  /** Stops calibration: running work is aborted and not recorded, and `calibrate` throws the signal's reason. */
+  signal?: AbortSignal;
+  /** A progress display for each phase (the difficulty pass, then the grid at each budget), named in a line; null for none. */
+  progress?: (phase: string) => BenchProgress | null;
+  /** Grades answers. Default: a Grader of its own, closed at the end. */
+  grader?: Grader;
+}
+
+/** The calibration problems of one predicted-difficulty bin, with their oracle pass rate. */
+export interface BinSummary {
+  bin: number;
+  problems: number;
+  minScore: number;
+  maxScore: number;
+  /** Mean over the bin's problems of the oracle pass rate. */
+  oraclePassRate: number;
+  /** Mean dataset level, null when no problem has one. */
+  meanLevel: number | null;
+}
+
+export interface Calibration {
+  table: AllocationTable;
+  difficulty: DifficultyRecord[];
+  bins: BinSummary[];
+  /** The grid's bench run at each budget. */
+  grid: BenchSummary[];
+}
+
+const mean = (values: readonly number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
+
+/** Per predicted bin of the table: problems, score range, oracle pass rate and level, so the prediction's quality shows. */
+export function summarizeBins(table: AllocationTable, records: readonly DifficultyRecord[]): BinSummary[] {
+  const byBin = new Map<number, DifficultyRecord[]>();
+  for (const record of records) {
+    const bin = binOfScore(record.score, table.difficulty.edges);
+    byBin.set(bin, [...(byBin.get(bin) ?? []), record]);
+  }
+  return [...byBin]
+    .sort(([a], [b]) => a - b)
+    .map(([bin, inBin]) => {
+      const levels = inBin.flatMap((record) => record.level ?? []);
+      return {
+        bin,
+        problems: inBin.length,
+        minScore: Math.min(...inBin.map((record) => record.score)),
+        maxScore: Math.max(...inBin.map((record) => record.score)),
+        oraclePassRate: mean(inBin.map((record) => record.oracle.passRate)),
+        meanLevel: levels.length > 0 ? mean(levels) : null,
+      };
+    });
+}
+
+/**
+ * Each configuration's accuracy per problem (correct averaged over seeds) at the run's budget, in
+ * the grid's order, so that a tie in the table goes to the configuration listed first.
+ */
+function gridOutcomes(experiment: Experiment, results: readonly BenchResult[]): CalibrationOutcome[] {
+  const budget = experiment.budgets[0] as number;
+  return experiment.strategies.flatMap(({ label, strategy, params }) => {
+    const correct = new Map<string, boolean[]>();
+    for (const result of results) if (result.strategy === label) correct.set(result.problemId, [...(correct.get(result.problemId) ?? []), result.correct]);
+    return [...correct].map(([problemId, seeds]) => ({ problemId, label, strategy, params, budget, accuracy: seeds.filter(Boolean).length / seeds.length }));
+  });
+}
+
+function phaseOfRun({ experiment }: BenchConfig): string {
+  return `grid N=${experiment.budgets[0]}: ${experiment.strategies.map((strategy) => strategy.label).join(", ")}`;
+}
+
+/** Writes the table after checking it against the schema, beside and renamed into place (never half-written). */
+async function writeTable(file: string, table: AllocationTable): Promise<void> {
+  const text = `${JSON.stringify(parseAllocationTable(JSON.parse(JSON.stringify(table)), file), null, 2)}\n`;
+  await mkdir(dirname(file), { recursive: true });
+  await writeFile(`${file}.part`, text);
+  await rename(`${file}.part`, file);
+}
+
+/**
+ * Runs the difficulty pass and the grid (what the run directory has not done yet), builds the
+ * allocation table from both and writes it to `config.allocationOut`.
+ */
+export async function calibrate(config: CalibrateConfig, options: CalibrateOptions): Promise<Calibration> {
+  const { policy, verifier, signal } = options;
+  const first = (config.runs[0] as BenchConfig).experiment;
+  const labels = { policy: first.policy ?? policy.name, verifier: first.verifier ?? verifier.name };
+  // Refuse a run directory of other settings before any work (runBench would, but only at its budget).
+  for (const run of config.runs) await checkRunDirectory(run.out, { ...run.experiment, ...labels });
+  const problems = await loadBenchProblems(config.runs[0] as BenchConfig);
+  const grader = options.grader ?? new Grader();
+  try {
+    const { samples, oracleSamples } = config;
+    const difficulty = await runDifficultyPass(
+      config.out,
+      problems,
+      { dataset: first.dataset, filter: first.filter, limits: first.limits, sampling: first.sampling, samples, oracleSamples, ...labels },
+      { policy, verifier, grader, concurrency: (config.runs[0] as BenchConfig).run.concurrency, signal, progress: options.progress?.(`difficulty: ${problems.length} problems, ${samples} samples + ${oracleSamples} oracle samples each`) },
+    );
+    signal?.throwIfAborted();
+    const grid: BenchSummary[] = [];
+    const outcomes: CalibrationOutcome[] = [];
+    for (const run of config.runs) {
+      grid.push(await runBench(run, { policy, verifier, signal, problems, grader, progress: options.progress?.(phaseOfRun(run)) }));
+      signal?.throwIfAborted();
+      outcomes.push(...gridOutcomes(run.experiment, await readRunResults(run.out)));
+    }
+    const table = buildAllocationTable({
+      policy: policy.name,
+      verifier: verifier.name,
+      samples,
+      difficulty: new Map(difficulty.map((record) => [record.problemId, record.score])),
+      outcomes,
+      bins: config.bins,
+    });
+    await writeTable(config.allocationOut, table);
+    return { table, difficulty, bins: summarizeBins(table, difficulty), grid };
+  } finally {
+    if (options.grader === undefined) await grader.close();
+  }
+}

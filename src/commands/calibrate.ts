@@ -1,0 +1,177 @@
+/** `deliberate calibrate`: the difficulty pass and a strategy grid on a calibration split, then the allocation table. */
+import { readFile } from "node:fs/promises";
+import { extname } from "node:path";
+import { constants } from "node:os";
+import type { Command } from "commander";
+import { parse as parseYaml } from "yaml";
+import { calibrate, parseCalibrateConfig, type CalibrateConfig, type Calibration } from "../allocation/calibrate.js";
+import { DATASETS, PROGRESS_MODES } from "../bench/config.js";
+import { createProgress, formatDuration } from "../bench/progress.js";
+import { InputError } from "../errors.js";
+import type { StepVerifier } from "../policy.js";
+import { addModelOptions, loadModels, positiveInteger } from "./model-options.js";
+
+const EXAMPLE = `
+Examples:
+  deliberate calibrate --n 100 --out runs/calibration
+  deliberate calibrate --n 200 --budgets 1,2,4,8,16,32,64 --seeds 2 --out runs/cal64 --allocation-out models/allocation.json
+  deliberate calibrate --grid grid.yaml --n 50 --out runs/small-grid
+
+A grid file (YAML or JSON) lists configurations; a configuration runs only at the budgets where its
+parameters hold (beam width 4 at multiples of 4), and is skipped with a note elsewhere:
+  - { label: majority, strategy: best-of-n, params: { select: majority } }
+  - { label: beam-w4, strategy: beam, params: { beamWidth: 4 } }
+
+The run directory holds difficulty.jsonl (one line per problem) and one bench run per budget
+(budget-N/); stopped, the same command resumes.`;
+
+const flagName = (key: string) => `--${key.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}`;
+
+async function readGridFile(file: string): Promise<unknown> {
+  const extension = extname(file).toLowerCase();
+  if (![".yaml", ".yml", ".json"].includes(extension)) throw new InputError(`--grid: ${file} must be a .yaml, .yml or .json file`);
+  const source = await readFile(file, "utf8").catch((error: NodeJS.ErrnoException) => {
+    throw new InputError(`--grid: cannot read ${file}: ${error.code === "ENOENT" ? "no such file" : error.message}`);
+  });
+  try {
+    return extension === ".json" ? JSON.parse(source) : parseYaml(source);
+  } catch (error) {
+    throw new InputError(`${file}: ${(error as Error).message}`);
+  }
+}
+
+function table(rows: string[][]): string[] {
+  const widths = (rows[0] ?? []).map((_, column) => Math.max(...rows.map((row) => (row[column] ?? "").length)));
+  return rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join("  ").trimEnd());
+}
+
+function printCalibration({ table: allocation, difficulty, bins, grid }: Calibration, config: CalibrateConfig): void {
+  const tokens = (pick: (record: Calibration["difficulty"][number]) => number | undefined) =>
+    difficulty.reduce((sum, record) => sum + (pick(record) ?? 0), 0).toLocaleString("en-US");
+  const budgets = [...new Set(allocation.entries.map((entry) => entry.budget))].sort((a, b) => a - b);
+  const lines = [
+    `difficulty: ${difficulty.length} problems; predicted = mean final score of ${config.samples} samples, oracle = pass rate of ${config.oracleSamples} samples`,
+    `  generated tokens: estimate ${tokens((record) => record.compute?.generatedTokens)}, oracle ${tokens((record) => record.oracle.compute.generatedTokens)} (for analysis only)`,
+    `bin edges (predicted score): ${allocation.difficulty.edges.map((edge) => edge.toFixed(3)).join(", ")}`,
+    "",
+    ...table([
+      ["bin", "problems", "predicted score", "oracle pass rate", "mean level"],
+      ...bins.map((bin) => [
+        String(bin.bin),
+        String(bin.problems),
+        `${bin.minScore.toFixed(3)}-${bin.maxScore.toFixed(3)}`,
+        bin.oraclePassRate.toFixed(2),
+        bin.meanLevel === null ? "-" : bin.meanLevel.toFixed(1),
+      ]),
+    ]),
+    "",
+    "chosen configuration per bin and budget (2-fold cross-validated accuracy):",
+    ...table([
+      ["bin", ...budgets.map((budget) => `N=${budget}`)],
+      ...bins.map(({ bin }) => [
+        String(bin),
+        ...budgets.map((budget) => {
+          const entry = allocation.entries.find((candidate) => candidate.bin === bin && candidate.budget === budget);
+          return entry === undefined ? "-" : `${entry.label} ${entry.accuracy.toFixed(2)}`;
+        }),
+      ]),
+    ]),
+    "",
+    `grid: ${grid.reduce((sum, run) => sum + run.items, 0)} work items, ${grid.reduce((sum, run) => sum + run.errors, 0)} errors, ` +
+      `${formatDuration(grid.reduce((sum, run) => sum + run.elapsedMs, 0))} in this run`,
+    `report: deliberate report ${grid.map((run) => run.dir).join(" ")}`,
+    `table:  ${config.allocationOut}`,
+  ];
+  process.stdout.write(`${lines.join("\n")}\n`);
+}
+
+/** One note per configuration skipped somewhere, with the first budget's reason. */
+function printSkipped(config: CalibrateConfig): void {
+  const labels = [...new Set(config.skipped.map((skip) => skip.label))];
+  for (const label of labels) {
+    const skips = config.skipped.filter((skip) => skip.label === label);
+    const first = skips[0] as (typeof skips)[number];
+    process.stderr.write(`skipping ${label} at N=${skips.map((skip) => skip.budget).join(",")}: its parameters do not hold there (N=${first.budget}: ${first.reason})\n`);
+  }
+}
+
+export function registerCalibrate(program: Command): void {
+  const command = program
+    .command("calibrate")
+    .description("Estimate each calibration problem's difficulty, run a strategy grid at each budget, and write the allocation table compute-optimal uses")
+    .option("--dataset <name>", `problems: ${DATASETS.join(", ")} (default synth)`)
+    .option("--data-file <path>", "a MATH-style JSONL file instead of a named dataset")
+    .option("--split <split>", "synth: train, calibration or test (default calibration)")
+    .option("--n <n>", "synth: problems to generate, spread over the levels (default 100)")
+    .option("--data-seed <n>", "synth: seed of the problem generator (default 1)")
+    .option("--level <levels>", "keep these levels, comma-separated (e.g. 4,5)")
+    .option("--limit <n>", "at most n problems, after the filters and the shuffle")
+    .option("--shuffle-seed <n>", "shuffle the problems with this seed before the limit")
+    .option("--samples <k>", "samples of the difficulty estimate (the table's; compute-optimal draws as many) (default 4)", positiveInteger("--samples"))
+    .option("--oracle-samples <n>", "samples graded against the gold answer for the oracle pass rate (analysis only) (default 16)", positiveInteger("--oracle-samples"))
+    .option("--budgets <list>", "budgets N in generations, comma-separated (default 1,2,4,8,16)")
+    .option("--grid <file>", "YAML or JSON list of {label, strategy, params} replacing the default grid")
+    .option("--seeds <n>", "grid runs per (problem, configuration, budget), seeds 0 to n-1 (default 1)")
+    .option("--max-steps <n>", "most steps in a solution (default 32)")
+    .option("--max-step-tokens <n>", "most tokens in a step (default 256)")
+    .option("--temperature <t>", "sampling temperature (default 0.8)")
+    .option("--top-p <p>", "nucleus sampling mass (default 1)");
+  addModelOptions(command)
+    .option("--concurrency <n>", "problems searched at once; their model calls share batches (default 8)")
+    .option("--progress <mode>", `${PROGRESS_MODES.join(", ")}: auto is a bar on a terminal, else lines (default auto)`)
+    .option("--progress-interval <seconds>", "seconds between progress lines (default 30)")
+    .option("--cache-dir <dir>", "dataset cache directory (default $DELIBERATE_CACHE, else ~/.cache/deliberate)")
+    .option("--out <dir>", "the run directory; required")
+    .option("--allocation-out <file>", "where the allocation table goes (default <out>/allocation.json)")
+    .addHelpText("after", EXAMPLE)
+    .action(async (_options: unknown, self: Command) => {
+      const { grid: gridFile, ...flags } = self.opts<{ grid?: string }>();
+      const input: Record<string, unknown> = { ...flags };
+      if (gridFile !== undefined) input.grid = await readGridFile(gridFile);
+      const config = parseCalibrateConfig(input, (path) =>
+        path[0] === "grid" && gridFile !== undefined
+          ? `${gridFile}: [${String(path[1])}]${path.slice(2).map((key) => `.${String(key)}`).join("")}`
+          : flagName(String(path[0])),
+      );
+      printSkipped(config);
+      const { experiment, run } = config.runs[0] as CalibrateConfig["runs"][number];
+      // The model flags always have values here (their defaults), and --verifier none was refused.
+      const models = await loadModels({
+        policy: experiment.policy as string,
+        verifier: experiment.verifier as string,
+        device: run.device,
+        threads: run.threads ?? undefined,
+      });
+      const controller = new AbortController();
+      let stopSignal: NodeJS.Signals | null = null;
+      const onSignal = (signal: NodeJS.Signals) => {
+        if (stopSignal !== null) process.exit(128 + constants.signals[signal]);
+        stopSignal = signal;
+        process.stderr.write(`\n${signal}: stopping; finished work is saved (${signal} again quits at once)\n`);
+        controller.abort(new Error(`stopped by ${signal}`));
+      };
+      process.on("SIGINT", onSignal);
+      process.on("SIGTERM", onSignal);
+      try {
+        const result = await calibrate(config, {
+          policy: models.policy,
+          verifier: models.verifier as StepVerifier,
+          signal: controller.signal,
+          progress: (phase) => {
+            const display = createProgress(run.progress, run.progressIntervalS);
+            if (display !== null) process.stderr.write(`${phase}\n`);
+            return display;
+          },
+        });
+        printCalibration(result, config);
+      } catch (error) {
+        if (stopSignal === null) throw error;
+        process.stderr.write("interrupted; run the same command to resume\n");
+        process.exitCode = 128 + constants.signals[stopSignal];
+      } finally {
+        process.off("SIGINT", onSignal);
+        process.off("SIGTERM", onSignal);
+        await models.close();
+      }
+    });
+}
