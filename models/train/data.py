@@ -1,0 +1,126 @@
+"""Tokenizer, prompt formats, batching, and the bridge to the TypeScript CLI (`data synth`,
+`data label`), which is the single source of truth for the task and its grading rules."""
+import json
+import os
+import subprocess
+
+import torch
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+CLI = ["node", os.environ.get("DELIBERATE_CLI", os.path.join(ROOT, "dist", "src", "cli.js"))]
+
+PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
+SPECIALS = [PAD, BOS, EOS, UNK]
+# Every printable ASCII character plus newline: covers the task and leaves spares.
+CHARS = ["\n"] + [chr(c) for c in range(32, 127)]
+STEP_DELIMITER = "\n\n"
+
+PROMPT_FORMAT = {
+    "policy": "<bos>{problem}\n\n",
+    "revision": "<bos>{problem}\n\nPrevious attempt: {previous_steps_joined_with ' | '}\n\nRevised solution:\n\n",
+    "completion": "steps separated by \"\\n\\n\", last step \"The answer is \\boxed{ANSWER}\", then <eos>",
+    "prm": "<bos>{problem}\n\n{solution steps separated by \"\\n\\n\"}; score read at the last token of each step",
+}
+
+
+class CharTokenizer:
+    def __init__(self):
+        self.itos = SPECIALS + CHARS
+        self.stoi = {s: i for i, s in enumerate(self.itos)}
+        self.pad_id, self.bos_id, self.eos_id, self.unk_id = (self.stoi[s] for s in SPECIALS)
+
+    def __len__(self):
+        return len(self.itos)
+
+    def encode(self, text):
+        return [self.stoi.get(c, self.unk_id) for c in text]
+
+    def decode(self, ids):
+        return "".join(self.itos[i] for i in ids if i >= len(SPECIALS))
+
+    def hf_json(self):
+        """A Hugging Face tokenizer.json: BPE with no merges over single characters = char-level."""
+        added = [{"id": i, "content": s, "single_word": False, "lstrip": False, "rstrip": False,
+                  "normalized": False, "special": True} for i, s in enumerate(SPECIALS)]
+        return {
+            "version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
+            "normalizer": None, "pre_tokenizer": None, "post_processor": None,
+            "decoder": {"type": "Fuse"},
+            "model": {"type": "BPE", "dropout": None, "unk_token": UNK, "continuing_subword_prefix": None,
+                      "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False,
+                      "ignore_merges": False, "vocab": self.stoi, "merges": []},
+        }
+
+    def special_ids(self):
+        return {"pad": self.pad_id, "bos": self.bos_id, "eos": self.eos_id, "unk": self.unk_id}
+
+
+TOK = CharTokenizer()
+
+
+def policy_prompt(problem):
+    return problem + STEP_DELIMITER
+
+
+def revision_prompt(problem, previous_solution):
+    steps = [s.strip() for s in previous_solution.split(STEP_DELIMITER) if s.strip()]
+    return problem + "\n\nPrevious attempt: " + " | ".join(steps) + "\n\nRevised solution:\n\n"
+
+
+def example(prompt, completion):
+    """Token ids for <bos> prompt completion <eos>, and the index where the loss starts."""
+    p = [TOK.bos_id] + TOK.encode(prompt)
+    return p + TOK.encode(completion) + [TOK.eos_id], len(p)
+
+
+def collate(examples):
+    """Right-padded batch: ids [B,T], pos [B,T], targets [B,T] (-100 outside completions)."""
+    T = max(len(ids) for ids, _ in examples) - 1
+    inp = torch.full((len(examples), T), TOK.pad_id, dtype=torch.long)
+    tgt = torch.full((len(examples), T), -100, dtype=torch.long)
+    for b, (ids, start) in enumerate(examples):
+        n = len(ids) - 1
+        inp[b, :n] = torch.tensor(ids[:-1])
+        tgt[b, start - 1:n] = torch.tensor(ids[start:])
+    pos = torch.arange(T).repeat(len(examples), 1)
+    return inp, pos, tgt
+
+
+def left_pad(prompts_ids):
+    """Left-padded prompts for generation: padding has position -1."""
+    T = max(len(p) for p in prompts_ids)
+    ids = torch.full((len(prompts_ids), T), TOK.pad_id, dtype=torch.long)
+    pos = torch.full((len(prompts_ids), T), -1, dtype=torch.long)
+    for b, p in enumerate(prompts_ids):
+        ids[b, T - len(p):] = torch.tensor(p)
+        pos[b, T - len(p):] = torch.arange(len(p))
+    return ids, pos
+
+
+def read_jsonl(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def write_jsonl(path, rows):
+    with open(path, "w") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+
+
+def synth(split, n, seed, out):
+    if not os.path.exists(out):
+        subprocess.run(CLI + ["data", "synth", "--split", split, "--n", str(n), "--seed", str(seed), "--out", out],
+                       check=True)
+    return read_jsonl(out)
+
+
+def label(rows, workdir, name):
+    """Label model solutions with the TypeScript rules: adds stepCorrect, prefixCorrect, predicted, correct."""
+    src, dst = os.path.join(workdir, name + ".in.jsonl"), os.path.join(workdir, name + ".labelled.jsonl")
+    write_jsonl(src, [{"problem": r["problem"], "solution": r["solution"], "answer": r["answer"]} for r in rows])
+    subprocess.run(CLI + ["data", "label", "--in", src, "--out", dst], check=True)
+    out = read_jsonl(dst)
+    assert len(out) == len(rows), f"data label returned {len(out)} rows for {len(rows)}"
+    return [dict(r, **{k: o[k] for k in ("stepCorrect", "prefixCorrect", "predicted", "correct")})
+            for r, o in zip(rows, out)]

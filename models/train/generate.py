@@ -1,0 +1,41 @@
+"""Batched sampling with the models' own decoding state (prefill, then one token per step)."""
+import torch
+
+from data import TOK, example, left_pad
+
+
+@torch.no_grad()
+def generate(model, prompts, temperature=0.0, max_new=280, batch_size=256, seed=0):
+    """Completions (text after the prompt, up to <eos>) for each prompt string.
+    temperature 0 = greedy. Each prompt is encoded as <bos> + prompt."""
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for i in range(0, len(prompts), batch_size):
+        chunk = [example(p, "")[0][:-1] for p in prompts[i:i + batch_size]]
+        ids, pos = left_pad(chunk)
+        logits, state = model(ids, pos)
+        last = logits[:, -1]
+        p = pos[:, -1:]
+        B = len(chunk)
+        done = torch.zeros(B, dtype=torch.bool)
+        toks = []
+        for _ in range(max_new):
+            if temperature > 0:
+                nxt = torch.multinomial(torch.softmax(last / temperature, -1), 1, generator=gen)
+            else:
+                nxt = last.argmax(-1, keepdim=True)
+            nxt = torch.where(done.unsqueeze(1), torch.full_like(nxt, TOK.eos_id), nxt)
+            toks.append(nxt)
+            done |= nxt[:, 0] == TOK.eos_id
+            if done.all():
+                break
+            p = p + 1
+            logits, state = model.step(nxt, p, state)
+            last = logits[:, -1]
+        toks = torch.cat(toks, 1).tolist()
+        for row in toks:
+            if TOK.eos_id in row:
+                row = row[:row.index(TOK.eos_id)]
+            out.append(TOK.decode(row))
+    return out

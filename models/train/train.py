@@ -1,0 +1,185 @@
+"""Next-token training of the policy (phase 1: gold solutions; phase 2: revision) and the baseline.
+
+    /usr/bin/python3 models/train/train.py policy   --seed 0 --minutes 22
+    /usr/bin/python3 models/train/train.py revision --seed 0 --minutes 9
+    /usr/bin/python3 models/train/train.py baseline --seed 0 --minutes 5
+Checkpoints go to models/train/work/ (git-ignored); a stage whose checkpoint exists is skipped.
+"""
+import argparse
+import json
+import math
+import os
+import random
+import time
+
+import torch
+import torch.nn.functional as F
+
+from data import TOK, collate, example, label, policy_prompt, revision_prompt, synth
+from generate import generate
+from model import BASELINE_ARCH, LM, POLICY_ARCH, n_params
+
+WORK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "work")
+
+
+def log(msg, path=None):
+    line = time.strftime("%H:%M:%S ") + msg
+    print(line, flush=True)
+    if path:
+        with open(path, "a") as f:
+            f.write(line + "\n")
+
+
+def task_data(seed):
+    os.makedirs(WORK, exist_ok=True)
+    train = synth("train", 120000, seed + 1, os.path.join(WORK, "train.jsonl"))
+    calib = synth("calibration", 2000, seed + 1, os.path.join(WORK, "calibration.jsonl"))
+    return train, calib
+
+
+def new_lm(arch):
+    return LM(dict(arch, vocab_size=len(TOK)))
+
+
+def load_lm(name):
+    ck = torch.load(os.path.join(WORK, name + ".pt"))
+    m = LM(ck["cfg"])
+    m.load_state_dict(ck["state"])
+    return m, ck
+
+
+def save_lm(model, name, **meta):
+    torch.save(dict(cfg=model.cfg, state=model.state_dict(), **meta), os.path.join(WORK, name + ".pt"))
+
+
+def greedy_accuracy(model, problems, name):
+    sols = generate(model, [policy_prompt(p["problem"]) for p in problems], temperature=0.0)
+    rows = label([dict(p, solution=s) for p, s in zip(problems, sols)], WORK, name)
+    return sum(r["correct"] for r in rows) / len(rows)
+
+
+def length_bucketed_batches(examples, batch_size, rng, pool=50):
+    """Shuffled batches of similar lengths (less padding): sort pools of `pool` batches by length."""
+    idx = list(range(len(examples)))
+    rng.shuffle(idx)
+    batches = []
+    for i in range(0, len(idx) - batch_size + 1, batch_size * pool):
+        chunk = sorted(idx[i:i + batch_size * pool], key=lambda j: len(examples[j][0]))
+        batches += [chunk[k:k + batch_size] for k in range(0, len(chunk) - batch_size + 1, batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def train_lm(model, examples, minutes, lr, seed, logfile, batch_size=32, calib=None, eval_every=300.0,
+             warmup=100):
+    """AdamW with warm-up and a cosine decay over the wall-clock budget."""
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    other = [p for n, p in model.named_parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}],
+                            lr=lr, betas=(0.9, 0.95))
+    start, budget = time.time(), minutes * 60.0
+    step, seen, ema, next_eval = 0, 0, None, eval_every
+    order = []
+    while True:
+        elapsed = time.time() - start
+        if elapsed >= budget:
+            break
+        frac = elapsed / budget
+        cur = lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+        for g in opt.param_groups:
+            g["lr"] = cur
+        if not order:
+            order = length_bucketed_batches(examples, batch_size, rng)
+        batch = [examples[i] for i in order.pop()]
+        ids, pos, tgt = collate(batch)
+        model.train()
+        logits, _ = model(ids, pos)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=-100)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        seen += batch_size
+        ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
+        if step % 50 == 0:
+            log(f"step {step} seen {seen} loss {ema:.4f} lr {cur:.2e} {elapsed / 60:.1f} min", logfile)
+        if calib is not None and elapsed >= next_eval:
+            next_eval += eval_every
+            log(f"step {step} greedy accuracy on {len(calib)} calibration problems: "
+                f"{greedy_accuracy(model, calib, 'calib'):.3f}", logfile)
+    return dict(steps=step, sequences=seen, minutes=(time.time() - start) / 60, final_loss=ema)
+
+
+def gold_examples(problems):
+    return [example(policy_prompt(p["problem"]), p["solution"]) for p in problems]
+
+
+def stage_lm(which, seed, minutes):
+    name = which
+    if os.path.exists(os.path.join(WORK, name + ".pt")):
+        log(f"{name}: checkpoint exists, skipped")
+        return
+    train, calib = task_data(seed)
+    logfile = os.path.join(WORK, name + ".log")
+    torch.manual_seed(seed)
+    model = new_lm(POLICY_ARCH if which == "policy" else BASELINE_ARCH)
+    log(f"{name}: {n_params(model)} parameters, {len(train)} training problems", logfile)
+    stats = train_lm(model, gold_examples(train), minutes, 2e-3, seed, logfile, calib=calib[:200])
+    stats["calibration_greedy_accuracy"] = greedy_accuracy(model, calib[:200], "calib")
+    log(f"{name}: done {json.dumps(stats)}", logfile)
+    save_lm(model, name, stats=stats)
+
+
+def stage_revision(seed, minutes, n_problems=3000):
+    """Phase 2: sample the phase-1 policy on train problems, label, and train on gold + revision."""
+    name = "policy_rev"
+    if os.path.exists(os.path.join(WORK, name + ".pt")):
+        log(f"{name}: checkpoint exists, skipped")
+        return
+    train, calib = task_data(seed)
+    logfile = os.path.join(WORK, name + ".log")
+    model, ck = load_lm("policy")
+    rng = random.Random(seed + 2)
+    problems = rng.sample(train, n_problems)
+    t0 = time.time()
+    sols = generate(model, [policy_prompt(p["problem"]) for p in problems], temperature=0.8, seed=seed + 2)
+    rows = label([dict(p, gold_solution=p["solution"], solution=s) for p, s in zip(problems, sols)], WORK,
+                 "revision_samples")
+    n_right = sum(r["correct"] for r in rows)
+    log(f"{name}: sampled {len(rows)} attempts in {(time.time() - t0) / 60:.1f} min, {n_right} right", logfile)
+    rev = []
+    for r in rows:
+        target = r["solution"] if r["correct"] else r["gold_solution"]
+        rev.append(example(revision_prompt(r["problem"], r["solution"]), target))
+    wrong = [e for e, r in zip(rev, rows) if not r["correct"]]
+    right = [e for e, r in zip(rev, rows) if r["correct"]]
+    right = right[:max(len(wrong) // 2, 1)]  # mostly fixes, some keep-right examples
+    gold = gold_examples(rng.sample(train, len(wrong) + len(right)))
+    mix = wrong + right + gold
+    log(f"{name}: training on {len(wrong)} fix + {len(right)} keep + {len(gold)} gold examples", logfile)
+    stats = train_lm(model, mix, minutes, 5e-4, seed + 2, logfile, calib=calib[:200], warmup=20)
+    stats.update(revision_examples_fix=len(wrong), revision_examples_keep=len(right), sampled=len(rows),
+                 sampled_right=n_right, phase1=ck["stats"])
+    stats["calibration_greedy_accuracy"] = greedy_accuracy(model, calib[:200], "calib")
+    log(f"{name}: done {json.dumps(stats)}", logfile)
+    save_lm(model, name, stats=stats)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("stage", choices=["policy", "revision", "baseline"])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--minutes", type=float, required=True)
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    if args.stage == "revision":
+        stage_revision(args.seed, args.minutes)
+    else:
+        stage_lm(args.stage, args.seed, args.minutes)
+
+
+if __name__ == "__main__":
+    main()
