@@ -77,7 +77,19 @@ async function matmulPeak(): Promise<number> {
   return (2 * n ** 3) / median(times);
 }
 
+/** The event-loop delay the monitor reports for an idle loop: its floor, to read the decode figures against. */
+async function idleLoopDelay(): Promise<{ max: number; mean: number }> {
+  const delay = monitorEventLoopDelay({ resolution: 1 });
+  delay.enable();
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  delay.disable();
+  return { max: delay.max / 1e6, mean: delay.mean / 1e6 };
+}
+
 const report: Record<string, unknown> = { device, repeats, tokensPerBranch: TOKENS_PER_BRANCH };
+const idle = await idleLoopDelay();
+report.idleLoopDelayMs = { max: Number(idle.max.toFixed(2)), mean: Number(idle.mean.toFixed(3)) };
+console.log(`event-loop delay of an idle loop (the monitor's floor): max ${idle.max.toFixed(2)} / mean ${idle.mean.toFixed(3)} ms`);
 const peak = await matmulPeak();
 report.matmulPeakGflops = peak / 1e9;
 console.log(`matrix-multiply peak (1024 x 1024, ONNX Runtime, ${device}): ${(peak / 1e9).toFixed(1)} GFLOP/s`);
@@ -93,8 +105,9 @@ for (const name of ["policy", "baseline"]) {
       batch,
       tokensPerSecond: Math.round(tokensPerSecond),
       achievedGflops: Number(((2 * policy.parameters * tokensPerSecond) / 1e9).toFixed(2)),
-      maxBlockedMs: Number(median(runs.map((run) => run.maxBlockedMs)).toFixed(2)),
-      meanBlockedMs: Number(median(runs.map((run) => run.meanBlockedMs)).toFixed(3)),
+      // A run too short for the monitor to sample reports NaN; such runs are left out.
+      maxBlockedMs: Number(median(runs.map((run) => run.maxBlockedMs).filter(Number.isFinite)).toFixed(2)),
+      meanBlockedMs: Number(median(runs.map((run) => run.meanBlockedMs).filter(Number.isFinite)).toFixed(3)),
     });
   }
   const forkMicros = await forkCost(policy);
