@@ -3,22 +3,21 @@
  * calibration split (src/allocation/difficulty.ts), then a grid of strategy configurations at each
  * budget through the benchmark runner, then the allocation table (src/allocation/table.ts).
  *
- * A bench run has every configuration at every budget, but a configuration only runs where its
- * parameters hold (beam width 4 needs a budget that is a multiple of 4), so the grid is one bench
- * run per budget, each in its own directory `<out>/budget-N` with the configurations valid there.
+ * The grid is one bench run per budget, each in its own directory `<out>/budget-N` with the
+ * configurations valid there (src/bench/per-budget.ts).
  * Everything resumes: the difficulty pass from difficulty.jsonl, each budget from its results.jsonl.
  */
 import { mkdir, rename, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { z } from "zod";
 import { Grader } from "../../datasets/answer/grader.js";
-import { getStrategy } from "../../strategies/registry.js";
-import { parseBenchConfig, type BenchConfig, type Experiment } from "../bench/config.js";
+import type { BenchConfig, Experiment } from "../bench/config.js";
 import type { BenchProgress } from "../bench/progress.js";
 import type { BenchResult } from "../bench/results.js";
 import { loadBenchProblems, runBench, type BenchSummary } from "../bench/run.js";
 import { checkRunDirectory, readRunResults } from "../bench/store.js";
-import { describeZodError, InputError } from "../errors.js";
+import { runsPerBudget, type SkippedConfiguration } from "../bench/per-budget.js";
+import { InputError } from "../errors.js";
 import type { Policy, StepVerifier } from "../policy.js";
 import { runDifficultyPass, type DifficultyRecord } from "./difficulty.js";
 import { binOfScore, buildAllocationTable, parseAllocationTable, type AllocationTable, type CalibrationOutcome } from "./table.js";
@@ -66,13 +65,6 @@ const ownSchema = z.object({
   out: z.string({ error: "required" }).min(1),
 });
 
-export interface SkippedConfiguration {
-  label: string;
-  budget: number;
-  /** Why its parameters do not hold at this budget. */
-  reason: string;
-}
-
 export interface CalibrateConfig {
   /** The run directory: difficulty.json(l) and one bench run directory per budget. */
   out: string;
@@ -107,35 +99,11 @@ export function parseCalibrateConfig(input: Record<string, unknown>, where: Wher
   if ((bench.dataset ?? "synth") === "synth" && bench.dataFile === undefined) bench.split ??= "calibration";
 
   const settings = own.data;
-  const skipped: SkippedConfiguration[] = [];
-  const runnable = settings.budgets.map((budget) => ({ budget, entries: [] as { entry: GridEntry; index: number }[] }));
-  for (const [index, entry] of settings.grid.entries()) {
-    const at = (path: readonly PropertyKey[]) => where(["grid", index, ...path]);
-    if (entry.strategy === "compute-optimal") throw new InputError(`${at(["strategy"])}: compute-optimal cannot be in the grid; the table chooses among the other strategies`);
-    let strategy;
-    try {
-      strategy = getStrategy(entry.strategy);
-    } catch (error) {
-      throw new InputError(`${at(["strategy"])}: ${(error as Error).message}`);
-    }
-    for (const run of runnable) {
-      const parsed = strategy.params.safeParse({ ...entry.params, budget: run.budget });
-      if (parsed.success) run.entries.push({ entry, index });
-      // The strategies check what depends on the budget (divisibility) in refinements, whose issues
-      // are "custom"; any other issue is a mistake in the entry at every budget.
-      else if (parsed.error.issues.every((issue) => issue.code === "custom")) skipped.push({ label: entry.label, budget: run.budget, reason: describeZodError(parsed.error) });
-      else throw new InputError(`${at(["params"])}: ${describeZodError(parsed.error)}`);
-    }
+  const computeOptimal = settings.grid.findIndex((entry) => entry.strategy === "compute-optimal");
+  if (computeOptimal !== -1) {
+    throw new InputError(`${where(["grid", computeOptimal, "strategy"])}: compute-optimal cannot be in the grid; the table chooses among the other strategies`);
   }
-  const runs = runnable
-    .filter((run) => run.entries.length > 0)
-    .map(({ budget, entries }) =>
-      parseBenchConfig({ ...bench, strategies: entries.map(({ entry }) => entry), budgets: [budget], out: join(settings.out, `budget-${budget}`) }, (path) =>
-        // A strategy's issue is named by its place in the grid.
-        path[0] === "strategies" ? where(["grid", entries[path[1] as number]?.index ?? 0, ...path.slice(2)]) : where(path),
-      ),
-    );
-  if (runs.length === 0) throw new InputError(`${where(["budgets"])}: no grid configuration runs at budgets ${settings.budgets.join(", ")}`);
+  const { runs, skipped } = runsPerBudget(bench, settings.grid, settings.budgets, settings.out, where, "grid");
   return {
     out: settings.out,
     allocationOut: settings.allocationOut ?? join(settings.out, "allocation.json"),
