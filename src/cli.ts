@@ -7,6 +7,7 @@ import { registerData } from "./commands/data.js";
 import { registerSolve } from "./commands/solve.js";
 import { registerBench } from "./commands/bench.js";
 import { registerReport } from "./commands/report.js";
+import { registerCompare } from "./commands/compare.js";
 import { registerCalibrate } from "./commands/calibrate.js";
 
 export function buildProgram(): Command {
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerSolve(program);
   registerBench(program);
   registerReport(program);
+  registerCompare(program);
   registerCalibrate(program);
   return program;
 }

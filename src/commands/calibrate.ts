@@ -1,7 +1,6 @@
 /** `deliberate calibrate`: the difficulty pass and a strategy grid on a calibration split, then the allocation table. */
 import { readFile } from "node:fs/promises";
 import { extname } from "node:path";
-import { constants } from "node:os";
 import type { Command } from "commander";
 import { parse as parseYaml } from "yaml";
 import { calibrate, parseCalibrateConfig, type CalibrateConfig, type Calibration } from "../allocation/calibrate.js";
@@ -10,6 +9,7 @@ import { createProgress, formatDuration } from "../bench/progress.js";
 import { InputError } from "../errors.js";
 import type { StepVerifier } from "../policy.js";
 import { addModelOptions, loadModels, positiveInteger } from "./model-options.js";
+import { untilStopped } from "./stop-signals.js";
 
 const EXAMPLE = `
 Examples:
@@ -142,35 +142,21 @@ export function registerCalibrate(program: Command): void {
         device: run.device,
         threads: run.threads ?? undefined,
       });
-      const controller = new AbortController();
-      let stopSignal: NodeJS.Signals | null = null;
-      const onSignal = (signal: NodeJS.Signals) => {
-        if (stopSignal !== null) process.exit(128 + constants.signals[signal]);
-        stopSignal = signal;
-        process.stderr.write(`\n${signal}: stopping; finished work is saved (${signal} again quits at once)\n`);
-        controller.abort(new Error(`stopped by ${signal}`));
-      };
-      process.on("SIGINT", onSignal);
-      process.on("SIGTERM", onSignal);
       try {
-        const result = await calibrate(config, {
-          policy: models.policy,
-          verifier: models.verifier as StepVerifier,
-          signal: controller.signal,
-          progress: (phase) => {
-            const display = createProgress(run.progress, run.progressIntervalS);
-            if (display !== null) process.stderr.write(`${phase}\n`);
-            return display;
-          },
-        });
-        printCalibration(result, config);
-      } catch (error) {
-        if (stopSignal === null) throw error;
-        process.stderr.write("interrupted; run the same command to resume\n");
-        process.exitCode = 128 + constants.signals[stopSignal];
+        const result = await untilStopped((signal) =>
+          calibrate(config, {
+            policy: models.policy,
+            verifier: models.verifier as StepVerifier,
+            signal,
+            progress: (phase) => {
+              const display = createProgress(run.progress, run.progressIntervalS);
+              if (display !== null) process.stderr.write(`${phase}\n`);
+              return display;
+            },
+          }),
+        );
+        if (result !== null) printCalibration(result, config);
       } finally {
-        process.off("SIGINT", onSignal);
-        process.off("SIGTERM", onSignal);
         await models.close();
       }
     });
