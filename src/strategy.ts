@@ -34,6 +34,17 @@ export type Sampling = z.output<typeof samplingSchema>;
 export const budgetSchema = z.int().min(1);
 export const aggregationSchema = z.enum(AGGREGATIONS).default("last");
 export const selectionSchema = z.enum(SELECTIONS).default("weighted");
+/** Beam width M: the expansions of each kept beam (beam, look-ahead) or proposals per step (DVTS). */
+export const beamWidthSchema = z.int().min(1).default(4);
+
+/** A refinement for strategies that split the budget by the beam width; `why` says how they use it. */
+export function budgetMultipleOfWidth(why: string) {
+  return ({ budget, beamWidth }: { budget: number; beamWidth: number }, issues: z.RefinementCtx): void => {
+    if (budget % beamWidth !== 0) {
+      issues.addIssue({ code: "custom", path: ["budget"], message: `budget ${budget} is not a multiple of beamWidth ${beamWidth} (${why})` });
+    }
+  };
+}
 
 export interface StrategyContext {
   policy: Policy;

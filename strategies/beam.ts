@@ -12,6 +12,8 @@
 import { z } from "zod";
 import {
   aggregationSchema,
+  beamWidthSchema,
+  budgetMultipleOfWidth,
   budgetSchema,
   highestScored,
   requireVerifier,
@@ -24,21 +26,8 @@ import {
 import { selectCandidate } from "../verifiers/select.js";
 
 export const beamParams = z
-  .object({
-    budget: budgetSchema,
-    beamWidth: z.int().min(1).default(4),
-    select: selectionSchema,
-    aggregate: aggregationSchema,
-  })
-  .superRefine(({ budget, beamWidth }, issues) => {
-    if (budget % beamWidth !== 0) {
-      issues.addIssue({
-        code: "custom",
-        path: ["budget"],
-        message: `budget ${budget} is not a multiple of beamWidth ${beamWidth} (beam search keeps budget / beamWidth beams each round and expands each beamWidth times)`,
-      });
-    }
-  });
+  .object({ budget: budgetSchema, beamWidth: beamWidthSchema, select: selectionSchema, aggregate: aggregationSchema })
+  .superRefine(budgetMultipleOfWidth("beam search keeps budget / beamWidth beams each round and expands each beamWidth times"));
 export type BeamParams = z.output<typeof beamParams>;
 
 /**

@@ -12,6 +12,8 @@
 import { z } from "zod";
 import {
   aggregationSchema,
+  beamWidthSchema,
+  budgetMultipleOfWidth,
   budgetSchema,
   highestScored,
   requireVerifier,
@@ -27,19 +29,11 @@ export const dvtsParams = z
   .object({
     budget: budgetSchema,
     /** Proposals per step in each subtree (M). */
-    beamWidth: z.int().min(1).default(4),
+    beamWidth: beamWidthSchema,
     select: selectionSchema,
     aggregate: aggregationSchema,
   })
-  .superRefine(({ budget, beamWidth }, issues) => {
-    if (budget % beamWidth !== 0) {
-      issues.addIssue({
-        code: "custom",
-        path: ["budget"],
-        message: `budget ${budget} is not a multiple of beamWidth ${beamWidth} (DVTS runs budget / beamWidth subtrees with beamWidth proposals per step)`,
-      });
-    }
-  });
+  .superRefine(budgetMultipleOfWidth("DVTS runs budget / beamWidth subtrees with beamWidth proposals per step"));
 export type DvtsParams = z.output<typeof dvtsParams>;
 
 export const dvts: Strategy<DvtsParams> = {

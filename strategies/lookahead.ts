@@ -13,6 +13,7 @@
 import { z } from "zod";
 import {
   aggregationSchema,
+  beamWidthSchema,
   budgetSchema,
   requireVerifier,
   Search,
@@ -26,7 +27,7 @@ import { beamSearch } from "./beam.js";
 export const lookaheadParams = z
   .object({
     budget: budgetSchema,
-    beamWidth: z.int().min(1).default(4),
+    beamWidth: beamWidthSchema,
     /** Steps rolled out (k) after each candidate step. */
     lookahead: z.int().min(1).default(1),
     select: selectionSchema,
