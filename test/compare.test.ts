@@ -36,7 +36,7 @@ describe("deliberate compare (end to end on the embedded models)", () => {
     // beam-w4 runs at N=4 only (a width of 4 needs a budget that is a multiple of 4).
     expect(results).toHaveLength(5 * 3 + 5 * 4);
     const report = JSON.parse(readFileSync(join(out, "report.json"), "utf8"));
-    const cells = report.summary.cells as { strategy: string; budget: number; accuracy: number }[];
+    const cells = report.cells as { strategy: string; budget: number; accuracy: number }[];
     expect(new Set(cells.map((cell) => cell.strategy))).toEqual(new Set(["best-of-n", "majority", "beam-w4", "compute-optimal"]));
     for (const cell of cells) {
       const mine = results.filter((result) => result.strategy === cell.strategy && result.budget === cell.budget);
