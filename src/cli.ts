@@ -13,7 +13,7 @@ import { registerCalibrate } from "./commands/calibrate.js";
 export function buildProgram(): Command {
   const program = new Command("deliberate")
     .description(
-      "Spend compute at test time to make language models reason better: search strategies,\n" +
+      "Spend compute at test time to make language models reason better: search strategies, " +
         "process reward models, compute-optimal allocation, MATH grading and benchmark reports.",
     )
     .version("0.1.0")

@@ -34,7 +34,7 @@ export function registerCompare(program: Command): void {
   const command = program
     .command("compare")
     .description(
-      "The main job: benchmark PRM-weighted best-of-N, majority voting, beam search and compute-optimal allocation\n" +
+      "The main job: benchmark PRM-weighted best-of-N, majority voting, beam search and compute-optimal allocation " +
         "at budgets 1 to 64 on the synthetic test split with the embedded models, then write the comparison report",
     )
     .option("--out <dir>", "run directory (one bench run per budget in budget-N/, the report beside them)", "runs/compare")

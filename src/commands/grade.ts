@@ -32,7 +32,7 @@ export function registerGrade(program: Command): void {
   program
     .command("grade")
     .description(
-      "Decide whether predicted answers are equivalent to gold answers (MATH conventions, after Math-Verify).\n" +
+      "Decide whether predicted answers are equivalent to gold answers (MATH conventions, after Math-Verify). " +
         "Either side may be a bare answer or a whole solution text (its \\boxed{} answer is taken).",
     )
     .option("--gold <answer>", "the gold answer (with --pred)")
