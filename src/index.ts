@@ -103,6 +103,7 @@ export {
   loadAllocationTable,
   buildAllocationTable,
   lookupEntry,
+  spreadAcrossBins,
   binOfScore,
   quantileEdges,
   type AllocationTable,

@@ -9,10 +9,14 @@
  * fits; an unseen bin or budget takes the nearest entry). The answer is chosen over the estimate's
  * samples and the configuration's candidates together, with the configuration's selection rule.
  * Budget: at most N generations (k + the table budget that fits in N - k).
+ *
+ * With `spread`, N is a benchmark's average per problem instead: the table's budgets are spread
+ * over the bins (`spreadAcrossBins`) so that easy problems get less and hard ones more where the
+ * calibration says more helps, and a problem gets k + its bin's budget.
  */
 import { z } from "zod";
 import { budgetSchema, requireVerifier, Search, type Strategy, type StrategyResult } from "../src/strategy.js";
-import { allocationTableSchema, binOfScore, lookupEntry } from "../src/allocation/table.js";
+import { allocationTableSchema, binOfScore, lookupEntry, spreadAcrossBins, type AllocationEntry } from "../src/allocation/table.js";
 import { describeZodError, InputError } from "../src/errors.js";
 import { selectCandidate, SELECTIONS } from "../verifiers/select.js";
 import { beam } from "./beam.js";
@@ -28,6 +32,8 @@ export const computeOptimalParams = z.object({
   budget: budgetSchema,
   /** The allocation table (`deliberate calibrate` writes one; a default ships in models/). */
   table: allocationTableSchema,
+  /** The budget is the average per problem over a benchmark, spread across difficulty bins. */
+  spread: z.boolean().default(false),
 });
 export type ComputeOptimalParams = z.output<typeof computeOptimalParams>;
 
@@ -36,7 +42,7 @@ export const computeOptimal: Strategy<ComputeOptimalParams> = {
   description: "predict the difficulty from a few scored samples, then run the configuration the allocation table chose for it",
   params: computeOptimalParams,
 
-  async run(problem, context, { budget, table }) {
+  async run(problem, context, { budget, table, spread }) {
     requireVerifier(context, "compute-optimal (the difficulty estimate)");
     const samples = Math.min(table.difficulty.samples, budget);
     context.meter.countGenerations(samples);
@@ -52,9 +58,11 @@ export const computeOptimal: Strategy<ComputeOptimalParams> = {
     const bin = binOfScore(score, table.difficulty.edges);
 
     const remaining = budget - samples;
-    const entry = remaining > 0 ? lookupEntry(table, bin, remaining) : null;
+    let entry: AllocationEntry | null = null;
+    if (spread) entry = spreadAcrossBins(table, remaining)?.get(bin) ?? null;
+    else if (remaining > 0) entry = lookupEntry(table, bin, remaining);
     let rest: StrategyResult | null = null;
-    if (entry !== null && entry.budget <= remaining) {
+    if (entry !== null && (spread || entry.budget <= remaining)) {
       const strategy = TABLE_STRATEGIES.find((candidate) => candidate.name === entry.strategy);
       if (strategy === undefined) throw new InputError(`allocation table entry ${entry.label}: unknown strategy ${entry.strategy}`);
       const params = strategy.params.safeParse({ ...entry.params, budget: entry.budget });

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import {
+  spreadAcrossBins,
   binOfScore,
   buildAllocationTable,
   loadAllocationTable,
@@ -75,6 +76,21 @@ describe("the allocation table", () => {
     expect(lookupEntry(table, 2, 2).budget).toBe(4);
   });
 
+  it("spreads a benchmark's average budget over the bins where it buys the most accuracy", () => {
+    const entry = (bin: number, budget: number, accuracy: number) => ({ bin, budget, label: `b${budget}`, strategy: "best-of-n", params: {}, accuracy, problems: 10 });
+    const spreadTable: AllocationTable = {
+      ...table,
+      // The easy bin gains nothing past budget 4; the hard bin keeps gaining up to 16.
+      entries: [entry(1, 4, 0.9), entry(1, 16, 0.9), entry(2, 4, 0.2), entry(2, 16, 0.6)],
+    };
+    const spread = spreadAcrossBins(spreadTable, 10);
+    expect([spread?.get(1)?.budget, spread?.get(2)?.budget]).toEqual([4, 16]);
+    // At an average of 4 both bins get 4; below the cheapest entries nothing fits.
+    const tight = spreadAcrossBins(spreadTable, 4);
+    expect([tight?.get(1)?.budget, tight?.get(2)?.budget]).toEqual([4, 4]);
+    expect(spreadAcrossBins(spreadTable, 2)).toBeNull();
+  });
+
   it("refuses a file that does not match the schema, naming the field", () => {
     const dir = mkdtempSync(join(tmpdir(), "deliberate-table-"));
     const path = join(dir, "table.json");
@@ -109,7 +125,7 @@ describe("compute-optimal", () => {
     // Every final step scores 0.9: bin 1 (easy), so best-of-2 runs after the 2 estimate samples.
     const policy = new ScriptedPolicy(solutionScript(solutions));
     const context = testContext(policy, ScriptedVerifier.byStep({}, 0.9));
-    const result = await computeOptimal.run("P", context, { budget: 6, table });
+    const result = await computeOptimal.run("P", context, { budget: 6, table, spread: false });
     expect(result.difficulty).toEqual({ score: 0.9, bin: 1, configuration: "best-of-n" });
     expect(result.compute.generations).toBe(4);
     expect(result.candidates).toHaveLength(4);
@@ -120,15 +136,23 @@ describe("compute-optimal", () => {
   it("sends a hard problem to the hard bin's configuration", async () => {
     const policy = new ScriptedPolicy(solutionScript(solutions));
     const context = testContext(policy, ScriptedVerifier.byStep({}, 0.1));
-    const result = await computeOptimal.run("P", context, { budget: 6, table });
+    const result = await computeOptimal.run("P", context, { budget: 6, table, spread: false });
     expect(result.difficulty).toMatchObject({ bin: 2, configuration: "beam-w2" });
     expect(result.compute.generations).toBe(6);
     expect(result.compute.generatedTokens).toBeGreaterThanOrEqual(result.candidates.reduce((sum, candidate) => sum + candidate.tokens, 0));
   });
 
+  it("with spread, gives a hard problem more than its share of an average budget", async () => {
+    const policy = new ScriptedPolicy(solutionScript(solutions));
+    // Average budget 5: 2 estimate samples + an average of 3 over the bins; bin 1 gets 2, bin 2 gets 4.
+    const result = await computeOptimal.run("P", testContext(policy, ScriptedVerifier.byStep({}, 0.1)), { budget: 5, table, spread: true });
+    expect(result.difficulty).toMatchObject({ bin: 2, configuration: "beam-w2" });
+    expect(result.compute.generations).toBe(6);
+  });
+
   it("spends a budget no larger than the estimate on the estimate alone", async () => {
     const policy = new ScriptedPolicy(solutionScript(solutions));
-    const result = await computeOptimal.run("P", testContext(policy, ScriptedVerifier.byStep({}, 0.9)), { budget: 2, table });
+    const result = await computeOptimal.run("P", testContext(policy, ScriptedVerifier.byStep({}, 0.9)), { budget: 2, table, spread: false });
     expect(result.difficulty?.configuration).toBeNull();
     expect(result.compute.generations).toBe(2);
     expect(result.answer).not.toBeNull();

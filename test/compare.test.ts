@@ -34,15 +34,15 @@ describe("deliberate compare (end to end on the embedded models)", () => {
 
     const results = readResults(out);
     // beam-w4 runs at N=4 only (a width of 4 needs a budget that is a multiple of 4).
-    expect(results).toHaveLength(5 * 3 + 5 * 4);
+    expect(results).toHaveLength(5 * 4 + 5 * 5);
     const report = JSON.parse(readFileSync(join(out, "report.json"), "utf8"));
     const cells = report.cells as { strategy: string; budget: number; accuracy: number }[];
-    expect(new Set(cells.map((cell) => cell.strategy))).toEqual(new Set(["best-of-n", "majority", "beam-w4", "compute-optimal"]));
+    expect(new Set(cells.map((cell) => cell.strategy))).toEqual(new Set(["best-of-n", "majority", "beam-w4", "compute-optimal", "compute-optimal-spread"]));
     for (const cell of cells) {
       const mine = results.filter((result) => result.strategy === cell.strategy && result.budget === cell.budget);
       expect(cell.accuracy).toBeCloseTo(mine.filter((result) => result.correct).length / mine.length, 10);
     }
     const markdown = readFileSync(join(out, "report.md"), "utf8");
-    for (const label of ["best-of-n", "majority", "beam-w4", "compute-optimal"]) expect(markdown).toContain(label);
+    for (const label of ["best-of-n", "majority", "beam-w4", "compute-optimal", "compute-optimal-spread"]) expect(markdown).toContain(label);
   }, 300_000);
 });

@@ -96,6 +96,37 @@ export function lookupEntry(table: AllocationTable, bin: number, budget: number)
   return (fitting.length > 0 ? fitting[fitting.length - 1] : inBin[0]) as AllocationEntry;
 }
 
+/**
+ * Spreads a benchmark's budget over the difficulty bins: the table entry for each bin whose
+ * budgets, averaged over the bins, stay within `averageBudget`, with the largest total
+ * cross-validated accuracy. Bins are quantiles of the calibration split, so each holds about the
+ * same share of problems and this average is the average per problem: compute moves from the bins
+ * where more of it buys little to the bins where it buys most. Null when even the cheapest entries
+ * do not fit.
+ */
+export function spreadAcrossBins(table: AllocationTable, averageBudget: number): Map<number, AllocationEntry> | null {
+  const bins = [...new Set(table.entries.map((entry) => entry.bin))].sort((a, b) => a - b);
+  const total = Math.floor(averageBudget * bins.length);
+  // best[spent] = the best choice for the bins so far that spends exactly `spent`.
+  let best = new Map<number, { accuracy: number; chosen: AllocationEntry[] }>([[0, { accuracy: 0, chosen: [] }]]);
+  for (const bin of bins) {
+    const next = new Map<number, { accuracy: number; chosen: AllocationEntry[] }>();
+    for (const [spent, partial] of best) {
+      for (const entry of table.entries.filter((candidate) => candidate.bin === bin)) {
+        const cost = spent + entry.budget;
+        const accuracy = partial.accuracy + entry.accuracy;
+        if (cost > total || (next.get(cost)?.accuracy ?? -1) >= accuracy) continue;
+        next.set(cost, { accuracy, chosen: [...partial.chosen, entry] });
+      }
+    }
+    best = next;
+  }
+  let winner: { accuracy: number; chosen: AllocationEntry[] } | null = null;
+  // On a tie in accuracy, the cheaper choice wins.
+  for (const [, choice] of [...best].sort(([a], [b]) => a - b)) if (winner === null || choice.accuracy > winner.accuracy) winner = choice;
+  return winner === null ? null : new Map(winner.chosen.map((entry) => [entry.bin, entry]));
+}
+
 /** One configuration's calibration outcome on one problem at one budget (correctness averaged over seeds). */
 export interface CalibrationOutcome {
   problemId: string;

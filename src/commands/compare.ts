@@ -12,12 +12,16 @@ import { addModelOptions, loadModels, positiveInteger, type ModelFlags } from ".
 import { untilStopped } from "./stop-signals.js";
 import { InputError } from "../errors.js";
 
-/** PRM-weighted best-of-N, majority voting, beam search and compute-optimal allocation. */
+/**
+ * PRM-weighted best-of-N, majority voting, beam search and compute-optimal allocation, per problem
+ * and with the budget spread over the benchmark (the budget is then an average per problem).
+ */
 const MAIN_STRATEGIES: readonly Configuration[] = [
   { label: "best-of-n", strategy: "best-of-n", params: { select: "weighted" } },
   { label: "majority", strategy: "best-of-n", params: { select: "majority" } },
   { label: "beam-w4", strategy: "beam", params: { beamWidth: 4 } },
   { label: "compute-optimal", strategy: "compute-optimal", params: {} },
+  { label: "compute-optimal-spread", strategy: "compute-optimal", params: { spread: true } },
 ];
 
 interface CompareFlags extends ModelFlags {
@@ -34,7 +38,7 @@ export function registerCompare(program: Command): void {
   const command = program
     .command("compare")
     .description(
-      "The main job: benchmark PRM-weighted best-of-N, majority voting, beam search and compute-optimal allocation " +
+      "The main job: benchmark PRM-weighted best-of-N, majority voting, beam search and compute-optimal allocation (per problem, and spread over the benchmark) " +
         "at budgets 1 to 64 on the synthetic test split with the embedded models, then write the comparison report",
     )
     .option("--out <dir>", "run directory (one bench run per budget in budget-N/, the report beside them)", "runs/compare")
@@ -50,7 +54,7 @@ export function registerCompare(program: Command): void {
       const budgets = flags.budgets.split(",").map((part) => Number(part.trim()));
       if (budgets.some((budget) => !Number.isInteger(budget) || budget <= 0)) throw new InputError(`--budgets: expected positive integers, got "${flags.budgets}"`);
       const strategies = MAIN_STRATEGIES.map((entry) =>
-        entry.strategy === "compute-optimal" && flags.allocation !== undefined ? { ...entry, params: { table: flags.allocation } } : entry,
+        entry.strategy === "compute-optimal" && flags.allocation !== undefined ? { ...entry, params: { ...entry.params, table: flags.allocation } } : entry,
       );
       const bench = {
         dataset: "synth",
