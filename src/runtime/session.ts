@@ -1,6 +1,9 @@
 /** Creating ONNX Runtime sessions on a device, with deliberate session options and clear errors. */
 import * as ort from "onnxruntime-node";
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
+import { dirname, join } from "node:path";
 import { InputError } from "../errors.js";
 
 export type Device = "cpu" | "cuda" | "webgpu" | "auto";
@@ -35,6 +38,15 @@ function sessionOptions(provider: Exclude<Device, "auto">, threads: number): ort
   };
 }
 
+/**
+ * Whether onnxruntime-node has its CUDA provider library: the npm package does not bundle it (it is
+ * downloaded by `ONNXRUNTIME_NODE_INSTALL=cuda12`), and without it ONNX Runtime can only fail.
+ */
+function cudaProviderInstalled(): boolean {
+  const binding = join(dirname(createRequire(import.meta.url).resolve("onnxruntime-node")), "..", "bin", "napi-v6", process.platform, process.arch);
+  return existsSync(join(binding, process.platform === "win32" ? "onnxruntime_providers_cuda.dll" : "libonnxruntime_providers_cuda.so"));
+}
+
 export interface OpenedSession {
   session: ort.InferenceSession;
   /** The provider the session really runs on (auto resolves to one). */
@@ -47,6 +59,10 @@ export async function openSession(path: string, settings: SessionSettings): Prom
   const candidates: Exclude<Device, "auto">[] = settings.device === "auto" ? ["cuda", "webgpu", "cpu"] : [settings.device];
   const failures: string[] = [];
   for (const device of candidates) {
+    if (device === "cuda" && !cudaProviderInstalled()) {
+      failures.push(`cuda: onnxruntime-node's CUDA provider library is not installed (${INSTALL_HINT.cuda})`);
+      continue;
+    }
     // A GPU provider that cannot load makes ONNX Runtime log its own error; ours below says it better.
     const logLevel = ort.env.logLevel;
     if (device !== "cpu") ort.env.logLevel = "fatal";
