@@ -18,6 +18,8 @@ export interface JsonlOptions {
   onBadLine?: OnBadLine;
   /** In skip mode, bad lines are appended here so the caller can report them. */
   badLines?: BadLine[];
+  /** Read only up to this byte offset (inclusive), e.g. to leave out a torn last line. */
+  end?: number;
 }
 
 export interface JsonlRecord<T> {
@@ -39,7 +41,7 @@ export async function* readJsonl<S extends z.ZodType>(
   const handle = await open(file).catch((error: NodeJS.ErrnoException) => {
     throw new InputError(`cannot read ${file}: ${error.code === "ENOENT" ? "no such file" : error.message}`);
   });
-  const input = handle.createReadStream({ encoding: "utf8" });
+  const input = handle.createReadStream({ encoding: "utf8", ...(options.end === undefined ? {} : { end: options.end }) });
   const lines = createInterface({ input, crlfDelay: Infinity });
   let line = 0;
   try {

@@ -7,13 +7,13 @@
  * the file for writing cuts it off. A lock file beside the results file keeps a second process from
  * writing the same file (and duplicating results).
  */
-import { appendFileSync, closeSync, createReadStream, ftruncateSync, openSync } from "node:fs";
+import { appendFileSync, closeSync, ftruncateSync, openSync } from "node:fs";
 import { mkdir, open, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
-import { createInterface } from "node:readline";
 import { InputError } from "../errors.js";
 import type { BenchConfig, Experiment, RunSettings, Shard } from "./config.js";
+import { readJsonl } from "../../datasets/jsonl.js";
 import { resultSchema, type BenchResult } from "./results.js";
 
 export const CONFIG_FILE = "config.json";
@@ -117,21 +117,7 @@ async function completeLength(file: string): Promise<{ complete: number; size: n
 async function readResultsFile(file: string, complete: number): Promise<BenchResult[]> {
   if (complete === 0) return [];
   const results: BenchResult[] = [];
-  const lines = createInterface({ input: createReadStream(file, { encoding: "utf8", end: complete - 1 }), crlfDelay: Infinity });
-  let number = 0;
-  for await (const line of lines) {
-    number++;
-    if (line.trim() === "") continue;
-    let value: unknown;
-    try {
-      value = JSON.parse(line);
-    } catch {
-      throw new InputError(`${file}:${number}: not valid JSON; the results file is damaged (fix or delete that line to resume)`);
-    }
-    const parsed = resultSchema.safeParse(value);
-    if (!parsed.success) throw new InputError(`${file}:${number}: not a bench result (${parsed.error.issues[0]?.path.join(".")}: ${parsed.error.issues[0]?.message})`);
-    results.push(parsed.data);
-  }
+  for await (const { value } of readJsonl(file, resultSchema, { end: complete - 1 })) results.push(value);
   return results;
 }
 
