@@ -94,6 +94,7 @@ export { resultSchema, computeSchema, workItemKey, type BenchResult } from "./be
 export { writeReport, type ReportOptions, type WrittenReport } from "./report/report.js";
 export { summarize, bootstrapMeanCI, type Summary, type Cell, type GroupCell, type Win } from "./report/stats.js";
 export { loadRuns } from "./report/load.js";
+export { measureEfficiency, chooseReference, compareWithReference, type Efficiency, type EfficiencyRow, type Bound } from "./report/efficiency.js";
 
 // Compute-optimal allocation.
 export { computeOptimal, computeOptimalParams, type ComputeOptimalParams } from "../strategies/compute-optimal.js";

@@ -7,7 +7,9 @@ import { Command } from "commander";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { registerReport } from "../src/commands/report.js";
 import { InputError } from "../src/errors.js";
-import { loadRuns } from "../src/report/load.js";
+import type { BenchResult } from "../src/bench/results.js";
+import { chooseReference, compareWithReference, type Efficiency, type EfficiencyRow } from "../src/report/efficiency.js";
+import { loadRuns, type RunInfo } from "../src/report/load.js";
 import { bootstrapMeanCI, DEFAULT_BOOTSTRAP, summarize, type Cell, type GroupCell, type Summary } from "../src/report/stats.js";
 
 const FIXTURE = fileURLToPath(new URL("./fixtures/report-run", import.meta.url));
@@ -22,7 +24,7 @@ interface Line {
   level: number;
   correct: boolean;
   error: string | null;
-  compute: { generatedTokens: number; flops: number } | null;
+  compute: { generations: number; generatedTokens: number; flops: number } | null;
   difficultyBin?: number | null;
 }
 const LINES = FIXTURE_TEXT.trim().split("\n").map((text) => JSON.parse(text) as Line);
@@ -84,7 +86,7 @@ async function runDir(files: Record<string, string>): Promise<string> {
 
 describe("deliberate report on the fixture run", () => {
   let out: string;
-  let json: Summary & { plots: string[] };
+  let json: Summary & { efficiency: Efficiency; plots: string[] };
   let markdown: string;
   let html: string;
 
@@ -101,6 +103,7 @@ describe("deliberate report on the fixture run", () => {
     for (const file of ["report.md", "report.html", "report.json"]) expect(existsSync(join(out, file))).toBe(true);
     expect(json.plots).toEqual([
       "plots/accuracy-budget.svg",
+      "plots/accuracy-generations.svg",
       "plots/accuracy-tokens.svg",
       "plots/accuracy-flops.svg",
       "plots/accuracy-level.svg",
@@ -129,11 +132,15 @@ describe("deliberate report on the fixture run", () => {
         expect(cell.ciLow).toBeLessThanOrEqual(cell.accuracy);
         expect(cell.ciHigh).toBeGreaterThanOrEqual(cell.accuracy);
 
-        // Tokens: seeds averaged per problem (skipping failed items), then the mean over problems.
-        const tokens = new Map<string, number[]>();
-        for (const line of lines) if (line.compute) tokens.set(line.problemId, [...(tokens.get(line.problemId) ?? []), line.compute.generatedTokens]);
-        const perProblem = [...tokens.values()].map((values) => values.reduce((a, b) => a + b, 0) / values.length);
-        expect(cell.meanGeneratedTokens).toBeCloseTo(perProblem.reduce((a, b) => a + b, 0) / perProblem.length, 9);
+        // Generations and tokens: seeds averaged per problem (skipping failed items), then the mean over problems.
+        const meanPerProblem = (value: (compute: NonNullable<Line["compute"]>) => number) => {
+          const byProblem = new Map<string, number[]>();
+          for (const line of lines) if (line.compute) byProblem.set(line.problemId, [...(byProblem.get(line.problemId) ?? []), value(line.compute)]);
+          const perProblem = [...byProblem.values()].map((values) => values.reduce((a, b) => a + b, 0) / values.length);
+          return perProblem.reduce((a, b) => a + b, 0) / perProblem.length;
+        };
+        expect(cell.meanGenerations).toBeCloseTo(meanPerProblem((compute) => compute.generations), 9);
+        expect(cell.meanGeneratedTokens).toBeCloseTo(meanPerProblem((compute) => compute.generatedTokens), 9);
 
         const row = new RegExp(`^\\| ${strategy} \\| ${budget} \\| ${pct(expected.accuracy).replace(".", "\\.")} \\|`, "m");
         expect(markdown).toMatch(row);
@@ -174,14 +181,38 @@ describe("deliberate report on the fixture run", () => {
 
   it("draws the marks of every plot, one point per cell", async () => {
     const marks = await Promise.all(json.plots.map(async (plot) => countMarks(await readFile(join(out, plot), "utf8"))));
-    const [budget, tokens, flops, level, bin] = marks;
-    for (const plot of [budget, tokens, flops]) expect(plot).toEqual({ rule: 9, line: 3, symbol: 9 });
+    const [budget, generations, tokens, flops, level, bin] = marks;
+    for (const plot of [budget, generations, tokens, flops]) expect(plot).toEqual({ rule: 9, line: 3, symbol: 9 });
     expect(level).toMatchObject({ rule: 27, symbol: 27 });
     expect(bin).toMatchObject({ rule: json.byDifficultyBin.length, symbol: json.byDifficultyBin.length });
   });
 
+  it("measures compute efficiency against the weighted best-of-n by default", () => {
+    const accuracy = (strategy: string, budget: number) => expectedAccuracy((l) => l.strategy === strategy && l.budget === budget).accuracy;
+    // best-of-n reaches 25%, 33.3% and 50% at 1, 4 and 16; beam-w4 at 4 and compute-optimal at 1 land exactly on its points.
+    expect([1, 4, 16].map((budget) => accuracy("best-of-n", budget))).toEqual([3 / 12, 4 / 12, 6 / 12]);
+    expect(accuracy("beam-w4", 4)).toBe(6 / 12);
+    expect(accuracy("compute-optimal", 1)).toBe(4 / 12);
+    expect(json.efficiency.reference).toBe("best-of-n");
+    expect(json.efficiency.rows).toHaveLength(6);
+    const row = (strategy: string, budget: number) => json.efficiency.rows.find((r) => r.strategy === strategy && r.budget === budget) as EfficiencyRow;
+    expect(row("beam-w4", 4)).toMatchObject({ bound: "exact", generations: 4 });
+    expect(row("beam-w4", 4).referenceBudgetNeeded).toBeCloseTo(16, 9);
+    expect(row("beam-w4", 4).generationsRatio).toBeCloseTo(4, 9);
+    expect(row("compute-optimal", 1).generationsRatio).toBeCloseTo(4, 9);
+    expect(row("compute-optimal", 16)).toMatchObject({ bound: "at-least", referenceBudgetNeeded: 16, generationsRatio: 1 });
+
+    expect(markdown).toContain("## Compute efficiency against best-of-n");
+    expect(markdown).toMatch(/^- best-of-n needs more than 16\.0 generations \(its largest budget\) to match \*\*compute-optimal\*\* at N=16 \(16\.0 generations spent\): more than 1\.00x; in generated tokens more than 0\.98x\.$/m);
+    expect(markdown).toMatch(/^\| beam-w4 \| 4 \| 50\.0% \| 4\.0 \| 16\.0 \| 4\.00x \| 226 \| 904 \| 4\.00x \|$/m);
+    expect(markdown).toContain("interpolated linearly in log2(compute) between its measured budgets (1, 4, 16)");
+    expect(markdown).toContain("point estimates, with no bootstrap interval");
+    expect(html).toContain("<h2>Compute efficiency against best-of-n</h2>");
+    expect(html).toContain("<li>best-of-n needs more than 16.0 generations (its largest budget) to match <strong>compute-optimal</strong> at N=16");
+  });
+
   it("makes report.html self-contained: inline SVG and CSS, no script or external resource", () => {
-    expect(html.match(/<svg\b/g)).toHaveLength(5);
+    expect(html.match(/<svg\b/g)).toHaveLength(6);
     expect(html).toContain("<style>");
     expect(html).not.toMatch(/<script|<link|@import|\b(src|href)=|url\(\s*["']?https?:/i);
   });
@@ -205,6 +236,136 @@ describe("report statistics", () => {
     const oneSeed = summarize(results.filter((result) => result.seed === 0));
     expect(oneSeed.cells.every((cell) => cell.problems === 6 && cell.items === 6)).toBe(true);
     expect(JSON.stringify(summarize(results))).toEqual(JSON.stringify(summarize(results, DEFAULT_BOOTSTRAP)));
+  });
+});
+
+describe("compute efficiency against a reference", () => {
+  /** One cell: `problems` problems, the first `right` of them correct, each spending `generations` and `tokens`. */
+  function cell(strategy: string, budget: number, cellSpec: { problems?: number; right: number; generations: number; tokens: number }, strategyName = strategy): BenchResult[] {
+    return Array.from({ length: cellSpec.problems ?? 10 }, (_, i) => ({
+      problemId: `p${i}`,
+      strategy,
+      strategyName,
+      budget,
+      seed: 0,
+      level: null,
+      subject: null,
+      answer: null,
+      gold: "1",
+      correct: i < cellSpec.right,
+      compute: {
+        generations: cellSpec.generations,
+        generatedTokens: cellSpec.tokens,
+        prefilledTokens: 0,
+        verifierTokens: 0,
+        policyCalls: 0,
+        verifierCalls: 0,
+        flops: 0,
+        wallMs: 0,
+      },
+      ms: 0,
+      error: null,
+    }));
+  }
+  /** best-of-n at 20%, 40% and 60% with 1, 4 and 16 generations (100 tokens each). */
+  const reference = [
+    ...cell("best-of-n", 1, { right: 2, generations: 1, tokens: 100 }),
+    ...cell("best-of-n", 4, { right: 4, generations: 4, tokens: 400 }),
+    ...cell("best-of-n", 16, { right: 6, generations: 16, tokens: 1600 }),
+  ];
+  const efficiency = (results: BenchResult[]) => compareWithReference(summarize(results, { resamples: 10, seed: 0 }), "best-of-n");
+  const row = (rows: EfficiencyRow[], strategy: string, budget: number) => rows.find((r) => r.strategy === strategy && r.budget === budget);
+
+  it("interpolates the reference's budget in log2(generations) and divides by what the strategy spent", () => {
+    const { rows, missing } = efficiency([
+      ...reference,
+      ...cell("beam", 4, { right: 5, generations: 4, tokens: 200 }),
+      // Same accuracy for half the generations: twice the ratio.
+      ...cell("compute-optimal", 4, { right: 5, generations: 2, tokens: 400 }),
+    ]);
+    expect(missing).toBeNull();
+    expect(rows).toHaveLength(2);
+    const beam = row(rows, "beam", 4) as EfficiencyRow;
+    expect(beam).toMatchObject({ reference: "best-of-n", accuracy: 0.5, generations: 4, generatedTokens: 200, bound: "exact" });
+    expect(beam.referenceBudgetNeeded).toBeCloseTo(8, 12);
+    expect(beam.generationsRatio).toBeCloseTo(2, 12);
+    expect(beam.referenceTokensNeeded).toBeCloseTo(800, 9);
+    expect(beam.tokensRatio).toBeCloseTo(4, 12);
+    expect(row(rows, "compute-optimal", 4)?.generationsRatio).toBeCloseTo(4, 12);
+    expect(row(rows, "compute-optimal", 4)?.tokensRatio).toBeCloseTo(2, 12);
+  });
+
+  it("gives a bound outside the reference's measured budgets", () => {
+    const { rows } = efficiency([
+      ...reference,
+      ...cell("beam", 1, { right: 1, generations: 1, tokens: 50 }),
+      ...cell("beam", 4, { right: 2, generations: 4, tokens: 200 }),
+      ...cell("beam", 16, { right: 7, generations: 16, tokens: 800 }),
+    ]);
+    // At or below the reference's smallest budget's accuracy: at most that budget.
+    expect(row(rows, "beam", 1)).toMatchObject({ bound: "at-most", referenceBudgetNeeded: 1, generationsRatio: 1, referenceTokensNeeded: 100, tokensRatio: 2 });
+    expect(row(rows, "beam", 4)).toMatchObject({ bound: "at-most", referenceBudgetNeeded: 1, generationsRatio: 0.25 });
+    // Above its largest: more than that budget, a lower bound on the ratio.
+    expect(row(rows, "beam", 16)).toMatchObject({ bound: "at-least", referenceBudgetNeeded: 16, generationsRatio: 1, tokensRatio: 2 });
+  });
+
+  it("reads a non-monotone reference curve where it first reaches the accuracy", () => {
+    const { rows } = efficiency([
+      ...cell("best-of-n", 1, { right: 2, generations: 1, tokens: 100 }),
+      ...cell("best-of-n", 4, { right: 6, generations: 4, tokens: 400 }),
+      ...cell("best-of-n", 16, { right: 4, generations: 16, tokens: 1600 }),
+      ...cell("beam", 16, { right: 5, generations: 16, tokens: 1600 }),
+    ]);
+    expect(row(rows, "beam", 16)?.referenceBudgetNeeded).toBeCloseTo(2 ** 1.5, 12);
+  });
+
+  it("compares only at budgets the reference ran, and says so when there are none", () => {
+    const { rows, missing } = efficiency([...reference, ...cell("beam", 8, { right: 5, generations: 8, tokens: 800 })]);
+    expect(rows).toEqual([]);
+    expect(missing).toBe("No compute-efficiency section: no other strategy ran at a budget that best-of-n ran at.");
+  });
+
+  it("picks the one best-of-n configuration with weighted selection as the default reference", () => {
+    const results = [
+      ...cell("bon", 4, { right: 1, generations: 4, tokens: 1 }, "best-of-n"),
+      ...cell("majority", 4, { right: 1, generations: 4, tokens: 1 }, "best-of-n"),
+      ...cell("beam", 4, { right: 1, generations: 4, tokens: 1 }),
+    ];
+    const run = (strategies: unknown[]): RunInfo => ({ dir: "run", config: { experiment: { strategies } }, files: [] });
+    const configured = run([
+      { label: "bon", strategy: "best-of-n", params: { select: "weighted" } },
+      { label: "majority", strategy: "best-of-n", params: { select: "majority" } },
+    ]);
+    expect(chooseReference(results, [configured], undefined)).toEqual({ reference: "bon", missing: null });
+    // Weighted is best-of-n's default selection.
+    expect(chooseReference(results, [run([{ label: "bon", strategy: "best-of-n", params: {} }, { label: "majority", params: { select: "majority" } }])], undefined).reference).toBe("bon");
+
+    // Without a config, only the label can say so.
+    const unconfigured: RunInfo = { dir: "run", config: null, files: [] };
+    expect(chooseReference(results, [unconfigured], undefined).reference).toBeNull();
+    const named = [...results, ...cell("best-of-n-weighted", 4, { right: 1, generations: 4, tokens: 1 }, "best-of-n")];
+    expect(chooseReference(named, [unconfigured], undefined).reference).toBe("best-of-n-weighted");
+
+    const several = chooseReference(named, [configured], undefined);
+    expect(several.reference).toBeNull();
+    expect(several.missing).toContain("several weighted best-of-n configurations (best-of-n-weighted, bon); name the reference with --reference <label>");
+
+    expect(chooseReference(results, [configured], "beam").reference).toBe("beam");
+    expect(() => chooseReference(results, [configured], "dvts")).toThrow(new InputError("reference strategy dvts is not in the runs; their strategies: beam, bon, majority"));
+  });
+
+  it("leaves the section out with a note when there is no reference, and takes --reference", async () => {
+    const withoutBestOfN = FIXTURE_TEXT.trim().split("\n").filter((text) => !text.includes('"strategy":"best-of-n"'));
+    const dir = await runDir({ "results.jsonl": withoutBestOfN.join("\n") + "\n" });
+    await runCli(dir);
+    const markdown = await readFile(join(dir, "report.md"), "utf8");
+    expect(markdown).not.toContain("## Compute efficiency");
+    expect(markdown).toContain("- No compute-efficiency section: no best-of-n configuration with weighted selection in the runs; name the reference with --reference <label>.");
+    expect(JSON.parse(await readFile(join(dir, "report.json"), "utf8")).efficiency).toEqual({ reference: null, missing: expect.any(String), rows: [] });
+
+    await runCli(dir, "--reference", "beam-w4");
+    expect(await readFile(join(dir, "report.md"), "utf8")).toContain("## Compute efficiency against beam-w4");
+    await expect(runCli(dir, "--reference", "best-of-n")).rejects.toThrow("reference strategy best-of-n is not in the runs");
   });
 });
 

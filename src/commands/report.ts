@@ -8,6 +8,7 @@ interface ReportFlags {
   out?: string;
   resamples: number;
   seed: number;
+  reference?: string;
 }
 
 function integer(flag: string) {
@@ -23,17 +24,26 @@ export function registerReport(program: Command): void {
     .command("report")
     .description(
       "Write report.md, a self-contained report.html and report.json for benchmark runs: accuracy with " +
-        "95% bootstrap CIs per strategy and budget, tokens, FLOPs, per-level results and plots. Several run " +
+        "95% bootstrap CIs per strategy and budget, generations, tokens, FLOPs, compute efficiency against " +
+        "best-of-N, per-level results and plots. Several run " +
         "directories (and the shards in each) are merged; a work item found twice is an error.",
     )
     .argument("<runs...>", "run directories written by `deliberate bench`")
     .option("--out <dir>", "where to write the report (default: the run directory, when there is one)")
     .option("--resamples <n>", "bootstrap resamples", positiveInteger("--resamples"), 1000)
     .option("--seed <n>", "seed of the bootstrap resampling", integer("--seed"), 0)
+    .option(
+      "--reference <label>",
+      "strategy label that compute efficiency is measured against (default: the one best-of-n configuration with weighted selection)",
+    )
     .action(async (runs: string[], flags: ReportFlags) => {
       const out = flags.out ?? (runs.length === 1 ? runs[0] : undefined);
       if (out === undefined) throw new InputError("--out is required when several run directories are given");
-      const report = await writeReport(runs, { out, bootstrap: { resamples: flags.resamples, seed: flags.seed } });
+      const report = await writeReport(runs, {
+        out,
+        bootstrap: { resamples: flags.resamples, seed: flags.seed },
+        reference: flags.reference,
+      });
       for (const warning of report.warnings) process.stderr.write(`warning: ${warning}\n`);
       process.stdout.write(`report: ${report.html}\n        ${report.markdown}\n        ${report.json}\n`);
     });

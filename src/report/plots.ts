@@ -1,7 +1,7 @@
 /**
  * The report's plots as Vega-Lite specifications (rendered to SVG by render.ts). Every plot colours
  * a strategy the same way and shows accuracy with its 95% bootstrap CI as a vertical bar; on budget
- * axes the strategies are nudged apart a little so that their bars do not overlap.
+ * and generations axes the strategies are nudged apart a little so that their bars do not overlap.
  */
 import type { TopLevelSpec } from "vega-lite";
 import type { Summary } from "./stats.js";
@@ -37,11 +37,11 @@ const CONFIG: NonNullable<TopLevelSpec["config"]> = {
 // (0.8 em per character), and a long line would widen the whole SVG.
 const CI_NOTE = "bars: 95% bootstrap CI over problems";
 
-/** Budget nudged by a few percent per strategy, on the log2 axis, so that CI bars stand apart. */
-function dodge(summary: Summary, strategy: string, budget: number): number {
+/** A budget (or generations) nudged by a few percent per strategy, on the log2 axis, so that CI bars stand apart. */
+function dodge(summary: Summary, strategy: string, x: number): number {
   const index = summary.strategies.indexOf(strategy);
   const offset = (index - (summary.strategies.length - 1) / 2) * 0.06;
-  return budget * 2 ** offset;
+  return x * 2 ** offset;
 }
 
 /** Shared encodings; the legend lists only the strategies in `rows`, each in its report-wide colour. */
@@ -103,35 +103,56 @@ function budgetPlot(summary: Summary): Plot {
   };
 }
 
-/** Accuracy against a mean compute measure per problem (log x); one point per budget. */
-function computePlot(summary: Summary, measure: "meanGeneratedTokens" | "meanFlops"): Plot | null {
-  const values = summary.cells.filter((cell) => (cell[measure] ?? 0) > 0);
-  if (values.length === 0) return null;
-  const { y, color } = encodings(summary, values);
-  const tokens = measure === "meanGeneratedTokens";
-  const title = tokens ? "Accuracy against generated tokens" : "Accuracy against FLOPs";
+type Measure = "meanGenerations" | "meanGeneratedTokens" | "meanFlops";
+
+const MEASURES: Record<Measure, { name: string; title: string; subtitle: string; axisTitle: string }> = {
+  meanGenerations: {
+    name: "accuracy-generations",
+    title: "Accuracy against generations",
+    subtitle: "one point per budget; mean per problem, difficulty estimate included",
+    axisTitle: "generations per problem (log2 scale)",
+  },
+  meanGeneratedTokens: {
+    name: "accuracy-tokens",
+    title: "Accuracy against generated tokens",
+    subtitle: "one point per budget; policy tokens, mean per problem",
+    axisTitle: "generated tokens per problem (log2 scale)",
+  },
+  meanFlops: {
+    name: "accuracy-flops",
+    title: "Accuracy against FLOPs",
+    subtitle: "one point per budget; policy + verifier, mean per problem",
+    axisTitle: "FLOPs per problem (2 x parameters x tokens, log scale)",
+  },
+};
+
+/**
+ * Accuracy against a mean compute measure per problem; one point per budget. Generations mostly equal
+ * the budget, so there the strategies are nudged apart as on the budget axis.
+ */
+function computePlot(summary: Summary, measure: Measure): Plot | null {
+  const cells = summary.cells.filter((cell) => (cell[measure] ?? 0) > 0);
+  if (cells.length === 0) return null;
+  const { y, color } = encodings(summary, cells);
+  const { name, title, subtitle, axisTitle } = MEASURES[measure];
+  const generations = measure === "meanGenerations";
+  const scale = { type: "log" as const, base: measure === "meanFlops" ? 10 : 2, nice: false, padding: 16 };
+  const axis = generations ? { values: summary.budgets, format: "d", grid: true } : { format: measure === "meanFlops" ? "~s" : ",d" };
   return {
-    name: tokens ? "accuracy-tokens" : "accuracy-flops",
+    name,
     title,
     spec: {
       $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-      title: {
-        text: title,
-        subtitle: [`one point per budget; ${tokens ? "policy tokens" : "policy + verifier"}, mean per problem`, CI_NOTE],
-      },
+      title: { text: title, subtitle: [subtitle, CI_NOTE] },
       width: 560,
       height: 320,
-      data: { values },
-      encoding: {
-        x: {
-          field: measure,
-          type: "quantitative",
-          title: tokens ? "generated tokens per problem (log scale)" : "FLOPs per problem (2 x parameters x tokens, log scale)",
-          scale: { type: "log", nice: false, padding: 16 },
-          axis: { format: "~s" },
-        },
-        color,
+      data: {
+        values: cells.map((cell) => {
+          const x = cell[measure] as number;
+          return { ...cell, x: generations ? dodge(summary, cell.strategy, x) : x };
+        }),
       },
+      encoding: { x: { field: "x", type: "quantitative", title: axisTitle, scale, axis }, color },
       layer: accuracyLayers(y),
       config: CONFIG,
     },
@@ -180,6 +201,7 @@ function groupPlot(summary: Summary, by: "level" | "bin"): Plot | null {
 export function reportPlots(summary: Summary): Plot[] {
   return [
     budgetPlot(summary),
+    computePlot(summary, "meanGenerations"),
     computePlot(summary, "meanGeneratedTokens"),
     computePlot(summary, "meanFlops"),
     groupPlot(summary, "level"),

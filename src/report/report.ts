@@ -4,6 +4,7 @@
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { measureEfficiency, type Efficiency } from "./efficiency.js";
 import { loadRuns } from "./load.js";
 import { reportPlots } from "./plots.js";
 import { renderSvg } from "./render.js";
@@ -14,6 +15,8 @@ export interface ReportOptions {
   /** Where the report goes (created if missing). */
   out: string;
   bootstrap?: Partial<BootstrapOptions>;
+  /** The strategy label that compute efficiency is measured against (default: the weighted best-of-n). */
+  reference?: string;
 }
 
 export interface WrittenReport {
@@ -22,15 +25,17 @@ export interface WrittenReport {
   json: string;
   plots: string[];
   summary: Summary;
+  efficiency: Efficiency;
   warnings: string[];
 }
 
 export async function writeReport(runDirs: readonly string[], options: ReportOptions): Promise<WrittenReport> {
   const { runs, results, warnings } = await loadRuns(runDirs);
   const summary = summarize(results, { ...DEFAULT_BOOTSTRAP, ...options.bootstrap });
+  const efficiency = measureEfficiency(summary, results, runs, options.reference);
   const plots: ReportContent["plots"] = [];
   for (const plot of reportPlots(summary)) plots.push({ name: plot.name, title: plot.title, svg: await renderSvg(plot.spec) });
-  const content: ReportContent = { runs, summary, plots, warnings };
+  const content: ReportContent = { runs, summary, efficiency, plots, warnings };
 
   await mkdir(join(options.out, "plots"), { recursive: true });
   const written: WrittenReport = {
@@ -39,6 +44,7 @@ export async function writeReport(runDirs: readonly string[], options: ReportOpt
     json: join(options.out, "report.json"),
     plots: plots.map((plot) => join(options.out, "plots", `${plot.name}.svg`)),
     summary,
+    efficiency,
     warnings,
   };
   await Promise.all([

@@ -35,9 +35,11 @@ export interface Cell extends AccuracyStats {
   /** Items that failed (counted as wrong). */
   errors: number;
   /**
-   * Means per problem (seeds averaged first). Tokens and FLOPs over the items with a compute report
-   * (a failed item may have none; null when no item has); wall time (`ms`) over every item.
+   * Means per problem (seeds averaged first). Generations, tokens and FLOPs over the items with a
+   * compute report (a failed item may have none; null when no item has); wall time (`ms`) over every
+   * item. Generations include compute-optimal's difficulty-estimate samples.
    */
+  meanGenerations: number | null;
   meanGeneratedTokens: number | null;
   meanFlops: number | null;
   meanWallMs: number;
@@ -220,6 +222,7 @@ export function summarize(results: readonly BenchResult[], options: BootstrapOpt
         items: items.length,
         seeds: new Set(items.map((item) => item.seed)).size,
         errors: items.filter((item) => item.error !== null).length,
+        meanGenerations: meanPerProblem(items, (item) => item.compute?.generations ?? null),
         meanGeneratedTokens: meanPerProblem(items, (item) => item.compute?.generatedTokens ?? null),
         meanFlops: meanPerProblem(items, (item) => item.compute?.flops ?? null),
         meanWallMs: meanPerProblem(items, (item) => item.ms) as number,

@@ -3,6 +3,7 @@
  * self-contained page: CSS and SVG inline, no script, no font or image to fetch) and report.json
  * (the numbers for machines). The sentences and tables are built once and shared by md and html.
  */
+import type { Efficiency, EfficiencyRow } from "./efficiency.js";
 import type { RunInfo } from "./load.js";
 import { strategyColor } from "./plots.js";
 import type { Cell, Summary, Win } from "./stats.js";
@@ -10,6 +11,7 @@ import type { Cell, Summary, Win } from "./stats.js";
 export interface ReportContent {
   runs: RunInfo[];
   summary: Summary;
+  efficiency: Efficiency;
   /** Rendered plots in display order: file stem, title, SVG text. */
   plots: { name: string; title: string; svg: string }[];
   warnings: string[];
@@ -27,14 +29,15 @@ const pct = (value: number) => `${(value * 100).toFixed(1)}%`;
 const points = (value: number) => (value * 100).toFixed(1);
 const ciText = (low: number, high: number) => `${points(low)}–${points(high)}`;
 const tokensText = (value: number | null) => (value === null ? "–" : Math.round(value).toLocaleString("en-US"));
+const generationsText = (value: number | null) => (value === null ? "–" : value.toFixed(1));
 const flopsText = (value: number | null) => (value === null ? "–" : value.toExponential(2).replace("e+", "e"));
 const wallText = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`);
 const bold = (text: string) => `**${text}**`;
 
 function summaryTable(summary: Summary): Table {
   return {
-    header: ["strategy", "budget N", "accuracy", "95% CI", "problems", "seeds", "items", "errors", "tokens / problem", "FLOPs / problem", "wall / problem"],
-    numeric: [false, true, true, true, true, true, true, true, true, true, true],
+    header: ["strategy", "budget N", "accuracy", "95% CI", "problems", "seeds", "items", "errors", "generations / problem", "tokens / problem", "FLOPs / problem", "wall / problem"],
+    numeric: [false, true, true, true, true, true, true, true, true, true, true, true],
     rows: summary.cells.map((cell: Cell) => [
       cell.strategy,
       String(cell.budget),
@@ -44,6 +47,7 @@ function summaryTable(summary: Summary): Table {
       String(cell.seeds),
       String(cell.items),
       String(cell.errors),
+      generationsText(cell.meanGenerations),
       tokensText(cell.meanGeneratedTokens),
       flopsText(cell.meanFlops),
       wallText(cell.meanWallMs),
@@ -90,6 +94,60 @@ function levelWinsTable(summary: Summary): Table | null {
   };
 }
 
+/** The budget of the one-line efficiency statements; every budget is in the table. */
+const STATEMENT_BUDGET = 16;
+
+/** A needed amount or a ratio with its bound: "23.4", "≤ 1.0", "> 16.0". */
+function bounded(row: EfficiencyRow, text: string): string {
+  return row.bound === "exact" ? text : `${row.bound === "at-most" ? "≤" : ">"} ${text}`;
+}
+const ratioText = (row: EfficiencyRow, ratio: number | null) => (ratio === null ? "–" : bounded(row, `${ratio.toFixed(2)}x`));
+
+function efficiencyTable(efficiency: Efficiency): Table {
+  const reference = efficiency.reference as string;
+  return {
+    header: ["strategy", "budget N", "accuracy", "generations spent", `${reference} generations needed`, "ratio", "tokens spent", `${reference} tokens needed`, "tokens ratio"],
+    numeric: [false, true, true, true, true, true, true, true, true],
+    rows: efficiency.rows.map((row) => [
+      row.strategy,
+      String(row.budget),
+      pct(row.accuracy),
+      generationsText(row.generations),
+      bounded(row, generationsText(row.referenceBudgetNeeded)),
+      ratioText(row, row.generationsRatio),
+      tokensText(row.generatedTokens),
+      row.referenceTokensNeeded === null ? "–" : bounded(row, tokensText(row.referenceTokensNeeded)),
+      ratioText(row, row.tokensRatio),
+    ]),
+  };
+}
+
+function efficiencySentence(row: EfficiencyRow): string {
+  const bound = { exact: "", "at-most": "at most ", "at-least": "more than " }[row.bound];
+  const edge = { exact: "", "at-most": " (its smallest budget)", "at-least": " (its largest budget)" }[row.bound];
+  const tokens = row.tokensRatio === null ? "" : `; in generated tokens ${bound}${row.tokensRatio.toFixed(2)}x`;
+  return (
+    `${row.reference} needs ${bound}${generationsText(row.referenceBudgetNeeded)} generations${edge} to match ${bold(row.strategy)} ` +
+    `at N=${row.budget} (${generationsText(row.generations)} generations spent): ${bound}${row.generationsRatio.toFixed(2)}x${tokens}.`
+  );
+}
+
+function efficiencySentences(efficiency: Efficiency): string[] {
+  return efficiency.rows.filter((row) => row.budget === STATEMENT_BUDGET).map(efficiencySentence);
+}
+
+function efficiencyNote(summary: Summary, reference: string): string {
+  const budgets = summary.cells.filter((cell) => cell.strategy === reference).map((cell) => cell.budget);
+  return (
+    `How much compute ${reference} needs to reach each strategy's accuracy, divided by what that strategy spent at its budget ` +
+    `(means per problem; generations include compute-optimal's difficulty-estimate samples); above 1x the strategy is more efficient. ` +
+    `${reference}'s need is interpolated linearly in log2(compute) between its measured budgets (${budgets.join(", ")}), ` +
+    `so a ratio is only as fine as that grid: ≤ means ${reference}'s smallest budget already matches (the ratio is an upper bound), ` +
+    `> that its largest does not (a lower bound). These are point estimates, with no bootstrap interval. ` +
+    `Snell et al. 2024 report about 4x for compute-optimal scaling against best-of-N.`
+  );
+}
+
 /** Nested config values as ["a.b", "value"] rows (arrays of objects by index: "a.0.b"), for display. */
 function flattenConfig(value: unknown, prefix = ""): [string, string][] {
   const nested = (entries: [string, unknown][]) =>
@@ -133,6 +191,7 @@ function runTables(runs: RunInfo[]): { dir: string; table: Table }[] {
 
 function notes(content: ReportContent): string[] {
   const out = [...content.warnings];
+  if (content.efficiency.missing !== null) out.push(content.efficiency.missing);
   const problems = new Set(content.summary.cells.map((cell) => cell.problems));
   if (problems.size > 1) {
     out.push(`Cells cover different numbers of problems (${[...problems].sort((a, b) => a - b).join(", ")}): the run may be incomplete, and a comparison across them is over different problems.`);
@@ -167,6 +226,18 @@ function markdownTable(table: Table): string {
   return [line(table.header), `|${table.numeric.map((n) => (n ? " ---: " : " --- ")).join("|")}|`, ...table.rows.map(line)].join("\n");
 }
 
+function markdownEfficiency({ summary, efficiency }: ReportContent): string[] {
+  if (efficiency.rows.length === 0) return [];
+  const reference = efficiency.reference as string;
+  const sentences = efficiencySentences(efficiency);
+  return [
+    `## Compute efficiency against ${reference}`,
+    ...(sentences.length === 0 ? [] : [sentences.map((sentence) => `- ${sentence}`).join("\n")]),
+    efficiencyNote(summary, reference),
+    markdownTable(efficiencyTable(efficiency)),
+  ];
+}
+
 export function renderMarkdown(content: ReportContent): string {
   const levels = levelWinsTable(content.summary);
   const parts = [
@@ -175,6 +246,7 @@ export function renderMarkdown(content: ReportContent): string {
     "## Which strategy wins",
     winSentences(content.summary).map((sentence) => `- ${sentence}`).join("\n"),
     ...(levels === null ? [] : ["### Most accurate strategy per level and budget", LEVEL_NOTE, markdownTable(levels)]),
+    ...markdownEfficiency(content),
     "## Summary",
     markdownTable(summaryTable(content.summary)),
     "## Plots",
@@ -227,6 +299,18 @@ figure svg { max-width: 100%; height: auto; }
 .notes li { color: #8a4b00; }
 `;
 
+function htmlEfficiency({ summary, efficiency }: ReportContent): string[] {
+  if (efficiency.rows.length === 0) return [];
+  const reference = efficiency.reference as string;
+  const sentences = efficiencySentences(efficiency);
+  return [
+    `<h2>Compute efficiency against ${escapeHtml(reference)}</h2>`,
+    ...(sentences.length === 0 ? [] : [`<ul>${sentences.map((sentence) => `<li>${richHtml(sentence)}</li>`).join("\n")}</ul>`]),
+    `<p>${escapeHtml(efficiencyNote(summary, reference))}</p>`,
+    htmlTable(efficiencyTable(efficiency), summary, 0),
+  ];
+}
+
 export function renderHtml(content: ReportContent): string {
   const { summary } = content;
   const levels = levelWinsTable(summary);
@@ -239,6 +323,7 @@ export function renderHtml(content: ReportContent): string {
     ...(levels === null
       ? []
       : ["<h3>Most accurate strategy per level and budget</h3>", `<p>${escapeHtml(LEVEL_NOTE)}</p>`, htmlTable(levels, summary, null, "wins")]),
+    ...htmlEfficiency(content),
     "<h2>Summary</h2>",
     htmlTable(summaryTable(summary), summary, 0),
     "<h2>Plots</h2>",
@@ -274,6 +359,7 @@ export function renderJson(content: ReportContent): string {
         runs: content.runs,
         warnings: content.warnings,
         ...summary,
+        efficiency: content.efficiency,
         plots: content.plots.map((plot) => `plots/${plot.name}.svg`),
       },
       null,
