@@ -21,10 +21,10 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fresh", action="store_true", help="delete models/train/work/ (cached data, checkpoints)")
     ap.add_argument("--policy-minutes", type=float, default=22)
-    ap.add_argument("--revision-minutes", type=float, default=9)
+    ap.add_argument("--revision-minutes", type=float, default=32)
     ap.add_argument("--baseline-minutes", type=float, default=5)
-    ap.add_argument("--prm-minutes", type=float, default=7)
-    ap.add_argument("--per-level", type=int, default=250, help="test problems per level for the evaluation")
+    ap.add_argument("--prm-minutes", type=float, default=11)
+    ap.add_argument("--per-level", type=int, default=500, help="test problems per level for the evaluation")
     args = ap.parse_args()
     work = os.path.join(HERE, "work")
     if args.fresh and os.path.isdir(work):

@@ -1,7 +1,8 @@
 """Process reward model: the trained policy's backbone + a linear head, trained with class-balanced
-BCE at step-boundary tokens on the policy's own samples labelled by `data label`.
+BCE at step-boundary tokens on the policy's own samples labelled by `data label`, plus one gold
+solution per training problem.
 
-    /usr/bin/python3 models/train/prm.py --seed 0 --minutes 7
+    /usr/bin/python3 models/train/prm.py --seed 0 --minutes 11
 """
 import argparse
 import json
@@ -107,7 +108,7 @@ def sample_labelled(policy, problems, n_samples, seed, name):
     return label(rows, WORK, name)
 
 
-def train_prm(seed, minutes, n_problems=1000, n_samples=8, batch_size=64, lr=1e-3):
+def train_prm(seed, minutes, n_problems=1500, n_samples=8, batch_size=64, lr=1e-3):
     ckpt = os.path.join(WORK, "prm.pt")
     if os.path.exists(ckpt):
         log("prm: checkpoint exists, skipped")
@@ -124,6 +125,10 @@ def train_prm(seed, minutes, n_problems=1000, n_samples=8, batch_size=64, lr=1e-
     n_val = len(rows) // 10  # rows are grouped by problem: the tail problems are held out
     val, tr = rows[-n_val:], rows[:-n_val]
     exs = [(prm_example(r["problem"], r["solution"]), r["prefixCorrect"]) for r in tr]
+    # One gold solution per training problem: right prefixes are rare at late steps in the policy's
+    # samples, and without these the PRM learns that long solutions are wrong.
+    gold = {r["problem"]: r["gold_solution"] for r in tr}
+    exs += [(prm_example(p, s), [True] * len(steps_of(s))) for p, s in gold.items()]
     batch_size = min(batch_size, len(exs))
     labels = [y for _, ys in exs for y in ys]
     n_pos = sum(labels)
@@ -164,6 +169,7 @@ def train_prm(seed, minutes, n_problems=1000, n_samples=8, batch_size=64, lr=1e-
             log(f"prm step {step} loss {ema:.4f}", logfile)
     rep = auc_report(val, step_scores(prm, val))
     stats = dict(steps=step, minutes=(time.time() - start) / 60, samples=len(rows), train_samples=len(tr),
+                 gold_examples=len(gold),
                  val_samples=len(val), positive_rate=n_pos / len(labels), validation_auc=rep)
     log(f"prm: done {json.dumps(stats)}", logfile)
     torch.save(dict(cfg=policy.cfg, state=prm.state_dict(), stats=stats), ckpt)

@@ -1,7 +1,8 @@
-"""Next-token training of the policy (phase 1: gold solutions; phase 2: revision) and the baseline.
+"""Next-token training of the policy (phase 1: gold solutions; phase 2: more gold solutions mixed with
+revision examples) and the baseline.
 
     /usr/bin/python3 models/train/train.py policy   --seed 0 --minutes 22
-    /usr/bin/python3 models/train/train.py revision --seed 0 --minutes 9
+    /usr/bin/python3 models/train/train.py revision --seed 0 --minutes 32
     /usr/bin/python3 models/train/train.py baseline --seed 0 --minutes 5
 Checkpoints go to models/train/work/ (git-ignored); a stage whose checkpoint exists is skipped.
 """
@@ -133,8 +134,12 @@ def stage_lm(which, seed, minutes):
     save_lm(model, name, stats=stats)
 
 
-def stage_revision(seed, minutes, n_problems=3000):
-    """Phase 2: sample the phase-1 policy on train problems, label, and train on gold + revision."""
+def stage_revision(seed, minutes, n_problems=6000, revision_share=0.25):
+    """Phase 2: continue training the phase-1 policy on fresh gold solutions mixed with revision
+    examples. The phase-1 policy samples attempts at T=0.8 on train problems; a wrong attempt gets
+    the gold solution as target (fix), and as many keep examples (a right attempt, or the gold
+    solution shown as the previous attempt) get themselves, so that the reviser learns to keep a
+    right answer as often as to change a wrong one."""
     name = "policy_rev"
     if os.path.exists(os.path.join(WORK, name + ".pt")):
         log(f"{name}: checkpoint exists, skipped")
@@ -150,18 +155,19 @@ def stage_revision(seed, minutes, n_problems=3000):
                  "revision_samples")
     n_right = sum(r["correct"] for r in rows)
     log(f"{name}: sampled {len(rows)} attempts in {(time.time() - t0) / 60:.1f} min, {n_right} right", logfile)
-    rev = []
-    for r in rows:
-        target = r["solution"] if r["correct"] else r["gold_solution"]
-        rev.append(example(revision_prompt(r["problem"], r["solution"]), target))
-    wrong = [e for e, r in zip(rev, rows) if not r["correct"]]
-    right = [e for e, r in zip(rev, rows) if r["correct"]]
-    right = right[:max(len(wrong) // 2, 1)]  # mostly fixes, some keep-right examples
-    gold = gold_examples(rng.sample(train, len(wrong) + len(right)))
-    mix = wrong + right + gold
-    log(f"{name}: training on {len(wrong)} fix + {len(right)} keep + {len(gold)} gold examples", logfile)
-    stats = train_lm(model, mix, minutes, 5e-4, seed + 2, logfile, calib=calib[:200], warmup=20)
-    stats.update(revision_examples_fix=len(wrong), revision_examples_keep=len(right), sampled=len(rows),
+    fix = [example(revision_prompt(r["problem"], r["solution"]), r["gold_solution"]) for r in rows if not r["correct"]]
+    keep = [example(revision_prompt(r["problem"], r["solution"]), r["solution"]) for r in rows if r["correct"]]
+    keep += [example(revision_prompt(p["problem"], p["solution"]), p["solution"])
+             for p in rng.sample(train, max(len(fix) - len(keep), 0))]
+    revision = fix + keep
+    gold = gold_examples(train)
+    # each draw is a revision example with probability revision_share, else a gold one
+    n_revision = int(len(gold) * revision_share / (1 - revision_share))
+    mix = gold + [revision[i % len(revision)] for i in range(n_revision)]
+    log(f"{name}: {len(fix)} fix + {len(keep)} keep revision examples, repeated to {n_revision}, "
+        f"+ {len(gold)} gold examples", logfile)
+    stats = train_lm(model, mix, minutes, 1e-3, seed + 2, logfile, calib=calib[:200], warmup=50)
+    stats.update(revision_examples_fix=len(fix), revision_examples_keep=len(keep), sampled=len(rows),
                  sampled_right=n_right, phase1=ck["stats"])
     stats["calibration_greedy_accuracy"] = greedy_accuracy(model, calib[:200], "calib")
     log(f"{name}: done {json.dumps(stats)}", logfile)

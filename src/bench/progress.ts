@@ -24,6 +24,14 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(minutes / 60)}h ${String(minutes % 60).padStart(2, "0")}m`;
 }
 
+/**
+ * Resident memory of the process, model workers included (they are threads): a long run's lines
+ * show whether it stays flat, i.e. whether searches free the branches they no longer need.
+ */
+function residentMiB(): string {
+  return `rss ${Math.round(process.memoryUsage.rss() / 2 ** 20)} MiB`;
+}
+
 /** Counts and rates; the rate and ETA come from the items finished since start (not those resumed). */
 class Tracker {
   total = 0;
@@ -66,7 +74,7 @@ class Tracker {
 
   line(): string {
     const percent = this.total === 0 ? 100 : (100 * this.done) / this.total;
-    return `${this.done}/${this.total} items (${percent.toFixed(1)}%) | ${this.speed()} | ETA ${this.eta()} | ${this.errors} errors`;
+    return `${this.done}/${this.total} items (${percent.toFixed(1)}%) | ${this.speed()} | ETA ${this.eta()} | ${this.errors} errors | ${residentMiB()}`;
   }
 }
 
@@ -74,11 +82,11 @@ class Tracker {
 export function barProgress(stream: NodeJS.WriteStream = process.stderr): BenchProgress {
   const tracker = new Tracker();
   const bar = new SingleBar(
-    { format: "bench [{bar}] {value}/{total} items | {speed} | ETA {remaining} | {errors} errors", stream, hideCursor: true },
+    { format: "bench [{bar}] {value}/{total} items | {speed} | ETA {remaining} | {errors} errors | {memory}", stream, hideCursor: true },
     Presets.shades_classic,
   );
   let timer: NodeJS.Timeout | undefined;
-  const payload = () => ({ speed: tracker.speed(), remaining: tracker.eta(), errors: tracker.errors });
+  const payload = () => ({ speed: tracker.speed(), remaining: tracker.eta(), errors: tracker.errors, memory: residentMiB() });
   return {
     start(total, totalBudget, previous) {
       tracker.start(total, totalBudget, previous);
