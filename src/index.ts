@@ -123,4 +123,4 @@ export {
   type BinSummary,
   type GridEntry,
 } from "./allocation/calibrate.js";
-export { runDifficultyPass, difficultyRecordSchema, DIFFICULTY_FILE, type DifficultyRecord } from "./allocation/difficulty.js";
+export { runDifficultyPass, readOraclePassRates, difficultyRecordSchema, DIFFICULTY_FILE, type DifficultyRecord } from "./allocation/difficulty.js";

@@ -32,6 +32,8 @@ export interface SolveOptions {
   grader?: Grader;
   /** The meter to count on (for instance one shared with a difficulty estimate). Default: a new one. */
   meter?: ComputeMeter;
+  /** The problem's oracle pass rate, when known (compute-optimal with difficulty oracle needs it). */
+  knownDifficulty?: { passRate: number };
 }
 
 export interface SolveResult extends StrategyResult {
@@ -61,6 +63,7 @@ export async function solve(problem: string, options: SolveOptions): Promise<Sol
     limits,
     sampling,
     equivalent: cachedEquivalence(async (a, b) => (await (grader ? grader.grade(a, b) : isEquivalent(a, b))).equal),
+    knownDifficulty: options.knownDifficulty,
   }, params);
   return { ...result, strategy: strategy.name, params };
 }

@@ -58,6 +58,11 @@ export interface StrategyContext {
   sampling: Sampling;
   /** Answer equivalence (backed by a Grader), for voting. */
   equivalent: Equivalence;
+  /**
+   * The problem's difficulty measured with the gold answer (the share of samples graded right),
+   * when known: for analysis, compute-optimal with the oracle difficulty bins by it.
+   */
+  knownDifficulty?: { passRate: number };
 }
 
 /** One solution the strategy produced, complete or not. */
@@ -106,7 +111,7 @@ export interface StrategyResult {
   /** Every node, indexed by id. */
   tree: SearchNode[];
   compute: ComputeReport;
-  /** The predicted difficulty, for strategies that estimate one (compute-optimal). */
+  /** The difficulty the strategy went by, predicted or known (compute-optimal): its score, bin and the configuration run. */
   difficulty?: { score: number; bin: number; configuration: string | null };
 }
 

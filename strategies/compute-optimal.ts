@@ -10,12 +10,19 @@
  * samples and the configuration's candidates together, with the configuration's selection rule.
  * Budget: at most N generations (k + the table budget that fits in N - k).
  *
+ * With `difficulty: "oracle"`, for analysis, the difficulty is known instead: the problem's oracle
+ * pass rate (the share of samples graded right against the gold answer, from the context's
+ * `knownDifficulty`) is binned by the table's oracle edges, no estimate is drawn, and the whole
+ * budget goes to the oracle section's configuration for that bin. Set beside the predicted run,
+ * this shows what not knowing the difficulty costs.
+ *
  * With `spread`, N is a benchmark's average per problem instead: the table's budgets are spread
  * over the bins (`spreadAcrossBins`) so that easy problems get less and hard ones more where the
- * calibration says more helps, and a problem gets k + its bin's budget.
+ * calibration says more helps, and a problem gets its bin's budget (after the k estimate samples,
+ * when predicted).
  */
 import { z } from "zod";
-import { budgetSchema, requireVerifier, Search, type Strategy, type StrategyResult } from "../src/strategy.js";
+import { budgetSchema, requireVerifier, Search, type Strategy, type StrategyContext, type StrategyResult } from "../src/strategy.js";
 import { allocationTableSchema, binOfScore, lookupEntry, spreadAcrossBins, type AllocationEntry } from "../src/allocation/table.js";
 import { describeZodError, InputError } from "../src/errors.js";
 import { selectCandidate, SELECTIONS } from "../verifiers/select.js";
@@ -28,63 +35,101 @@ import { revision } from "./revision.js";
 /** The strategies an allocation table may choose. */
 const TABLE_STRATEGIES: readonly Strategy[] = [bestOfN, beam, lookahead, dvts, revision];
 
-export const computeOptimalParams = z.object({
-  budget: budgetSchema,
-  /** The allocation table (`deliberate calibrate` writes one; a default ships in models/). */
-  table: allocationTableSchema,
-  /** The budget is the average per problem over a benchmark, spread across difficulty bins. */
-  spread: z.boolean().default(false),
-});
+export const DIFFICULTY_SOURCES = ["predicted", "oracle"] as const;
+
+const NO_ORACLE_SECTION =
+  "compute-optimal with difficulty oracle needs an allocation table with an oracle section, and this table has none: re-run deliberate calibrate";
+const NO_PASS_RATE =
+  "compute-optimal with difficulty oracle needs each problem's oracle pass rate: give the bench a difficultyFile " +
+  "(--difficulty-file: the difficulty.jsonl of `deliberate calibrate --difficulty-only`), or solve() a knownDifficulty";
+
+export const computeOptimalParams = z
+  .object({
+    budget: budgetSchema,
+    /** The allocation table (`deliberate calibrate` writes one; a default ships in models/). */
+    table: allocationTableSchema,
+    /** The budget is the average per problem over a benchmark, spread across difficulty bins. */
+    spread: z.boolean().default(false),
+    /** Predicted from scored samples, or the oracle pass rate (for analysis: it needs the gold answer). */
+    difficulty: z.enum(DIFFICULTY_SOURCES).default("predicted"),
+  })
+  .superRefine(({ table, difficulty }, issues) => {
+    if (difficulty === "oracle" && table.oracle === undefined) issues.addIssue({ code: "custom", path: ["table"], message: NO_ORACLE_SECTION });
+  });
 export type ComputeOptimalParams = z.output<typeof computeOptimalParams>;
 
 export const computeOptimal: Strategy<ComputeOptimalParams> = {
   name: "compute-optimal",
-  description: "predict the difficulty from a few scored samples, then run the configuration the allocation table chose for it",
+  description: "predict the difficulty from a few scored samples (or take the oracle's), then run the configuration the allocation table chose for it",
   params: computeOptimalParams,
 
-  async run(problem, context, { budget, table, spread }) {
-    requireVerifier(context, "compute-optimal (the difficulty estimate)");
-    const samples = Math.min(table.difficulty.samples, budget);
-    context.meter.countGenerations(samples);
-    const search = new Search(problem, context, "last");
-    let estimate;
-    try {
-      estimate = await search.complete(search.expand(await search.start(), samples));
-      await search.score(estimate);
-    } finally {
-      search.releaseAll();
-    }
-    const score = estimate.reduce((sum, candidate) => sum + (candidate.score ?? 0), 0) / estimate.length;
-    const bin = binOfScore(score, table.difficulty.edges);
-
-    const remaining = budget - samples;
-    let entry: AllocationEntry | null = null;
-    if (spread) entry = spreadAcrossBins(table, remaining)?.get(bin) ?? null;
-    else if (remaining > 0) entry = lookupEntry(table, bin, remaining);
-    let rest: StrategyResult | null = null;
-    if (entry !== null && (spread || entry.budget <= remaining)) {
-      const strategy = TABLE_STRATEGIES.find((candidate) => candidate.name === entry.strategy);
-      if (strategy === undefined) throw new InputError(`allocation table entry ${entry.label}: unknown strategy ${entry.strategy}`);
-      const params = strategy.params.safeParse({ ...entry.params, budget: entry.budget });
-      if (!params.success) throw new InputError(`allocation table entry ${entry.label}: ${describeZodError(params.error)}`);
-      rest = await strategy.run(problem, context, params.data);
-    }
-
-    // The two searches' trees side by side: the configuration's node ids shifted past the estimate's.
-    const offset = search.tree.nodes.length;
-    const candidates = [...estimate, ...(rest?.candidates ?? []).map((candidate) => ({ ...candidate, nodeId: candidate.nodeId + offset }))];
-    const selection = SELECTIONS.find((rule) => rule === entry?.params.select) ?? "weighted";
-    const chosen = await selectCandidate(candidates, selection, context.equivalent);
-    const shifted = (rest?.tree ?? []).map((node) => ({
-      ...node,
-      id: node.id + offset,
-      parentId: node.parentId === null ? null : node.parentId + offset,
-      children: node.children.map((child) => child + offset),
-    }));
-    return {
-      ...search.result(candidates, chosen),
-      tree: [...search.tree.nodes, ...shifted],
-      difficulty: { score, bin, configuration: rest ? (entry?.label ?? null) : null },
-    };
+  run(problem, context, params) {
+    return params.difficulty === "oracle" ? withOracleDifficulty(problem, context, params) : withPredictedDifficulty(problem, context, params);
   },
 };
+
+async function withPredictedDifficulty(problem: string, context: StrategyContext, { budget, table, spread }: ComputeOptimalParams): Promise<StrategyResult> {
+  requireVerifier(context, "compute-optimal (the difficulty estimate)");
+  const samples = Math.min(table.difficulty.samples, budget);
+  context.meter.countGenerations(samples);
+  const search = new Search(problem, context, "last");
+  let estimate;
+  try {
+    estimate = await search.complete(search.expand(await search.start(), samples));
+    await search.score(estimate);
+  } finally {
+    search.releaseAll();
+  }
+  const score = estimate.reduce((sum, candidate) => sum + (candidate.score ?? 0), 0) / estimate.length;
+  const bin = binOfScore(score, table.difficulty.edges);
+  const entry = chooseEntry(table.entries, bin, budget - samples, spread);
+  const rest = entry === null ? null : await runEntry(problem, context, entry);
+
+  // The two searches' trees side by side: the configuration's node ids shifted past the estimate's.
+  const offset = search.tree.nodes.length;
+  const candidates = [...estimate, ...(rest?.candidates ?? []).map((candidate) => ({ ...candidate, nodeId: candidate.nodeId + offset }))];
+  const selection = SELECTIONS.find((rule) => rule === entry?.params.select) ?? "weighted";
+  const chosen = await selectCandidate(candidates, selection, context.equivalent);
+  const shifted = (rest?.tree ?? []).map((node) => ({
+    ...node,
+    id: node.id + offset,
+    parentId: node.parentId === null ? null : node.parentId + offset,
+    children: node.children.map((child) => child + offset),
+  }));
+  return {
+    ...search.result(candidates, chosen),
+    tree: [...search.tree.nodes, ...shifted],
+    difficulty: { score, bin, configuration: entry?.label ?? null },
+  };
+}
+
+async function withOracleDifficulty(problem: string, context: StrategyContext, { budget, table, spread }: ComputeOptimalParams): Promise<StrategyResult> {
+  if (table.oracle === undefined) throw new InputError(NO_ORACLE_SECTION);
+  if (context.knownDifficulty === undefined) throw new InputError(NO_PASS_RATE);
+  const score = context.knownDifficulty.passRate;
+  const bin = binOfScore(score, table.oracle.edges);
+  const entry = chooseEntry(table.oracle.entries, bin, budget, spread);
+  const difficulty = { score, bin, configuration: entry?.label ?? null };
+  if (entry === null) return { answer: null, chosen: null, candidates: [], tree: [], compute: context.meter.report(), difficulty };
+  return { ...(await runEntry(problem, context, entry)), difficulty };
+}
+
+/**
+ * The entry to run for a bin with `budget` generations left: with `spread`, the bin's share of the
+ * average; else the largest table budget that fits (`lookupEntry`). Null when none fits.
+ */
+function chooseEntry(entries: readonly AllocationEntry[], bin: number, budget: number, spread: boolean): AllocationEntry | null {
+  if (spread) return spreadAcrossBins(entries, budget)?.get(bin) ?? null;
+  if (budget <= 0) return null;
+  const entry = lookupEntry(entries, bin, budget);
+  return entry.budget <= budget ? entry : null;
+}
+
+/** Runs a table entry's configuration at the entry's budget. */
+async function runEntry(problem: string, context: StrategyContext, entry: AllocationEntry): Promise<StrategyResult> {
+  const strategy = TABLE_STRATEGIES.find((candidate) => candidate.name === entry.strategy);
+  if (strategy === undefined) throw new InputError(`allocation table entry ${entry.label}: unknown strategy ${entry.strategy}`);
+  const params = strategy.params.safeParse({ ...entry.params, budget: entry.budget });
+  if (!params.success) throw new InputError(`allocation table entry ${entry.label}: ${describeZodError(params.error)}`);
+  return strategy.run(problem, context, params.data);
+}

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -12,7 +12,9 @@ import {
   type AllocationTable,
   type CalibrationOutcome,
 } from "../src/allocation/table.js";
-import { computeOptimal } from "../strategies/compute-optimal.js";
+import { describeZodError, InputError } from "../src/errors.js";
+import { solve } from "../src/solve.js";
+import { computeOptimal, computeOptimalParams } from "../strategies/compute-optimal.js";
 import { getStrategy } from "../strategies/registry.js";
 import { ScriptedPolicy, ScriptedVerifier, solutionScript, testContext } from "./support/scripted-policy.js";
 
@@ -70,10 +72,10 @@ describe("the allocation table", () => {
   });
 
   it("gives an unseen bin or budget the nearest entry", () => {
-    expect(lookupEntry(table, 5, 16).bin).toBe(2);
-    expect(lookupEntry(table, 1, 12).budget).toBe(4);
-    expect(lookupEntry(table, 1, 100).budget).toBe(16);
-    expect(lookupEntry(table, 2, 2).budget).toBe(4);
+    expect(lookupEntry(table.entries, 5, 16).bin).toBe(2);
+    expect(lookupEntry(table.entries, 1, 12).budget).toBe(4);
+    expect(lookupEntry(table.entries, 1, 100).budget).toBe(16);
+    expect(lookupEntry(table.entries, 2, 2).budget).toBe(4);
   });
 
   it("spreads a benchmark's average budget over the bins where it buys the most accuracy", () => {
@@ -83,12 +85,12 @@ describe("the allocation table", () => {
       // The easy bin gains nothing past budget 4; the hard bin keeps gaining up to 16.
       entries: [entry(1, 4, 0.9), entry(1, 16, 0.9), entry(2, 4, 0.2), entry(2, 16, 0.6)],
     };
-    const spread = spreadAcrossBins(spreadTable, 10);
+    const spread = spreadAcrossBins(spreadTable.entries, 10);
     expect([spread?.get(1)?.budget, spread?.get(2)?.budget]).toEqual([4, 16]);
     // At an average of 4 both bins get 4; below the cheapest entries nothing fits.
-    const tight = spreadAcrossBins(spreadTable, 4);
+    const tight = spreadAcrossBins(spreadTable.entries, 4);
     expect([tight?.get(1)?.budget, tight?.get(2)?.budget]).toEqual([4, 4]);
-    expect(spreadAcrossBins(spreadTable, 2)).toBeNull();
+    expect(spreadAcrossBins(spreadTable.entries, 2)).toBeNull();
   });
 
   it("refuses a file that does not match the schema, naming the field", () => {
@@ -100,6 +102,76 @@ describe("the allocation table", () => {
     expect(() => loadAllocationTable(path)).toThrow(/cannot read allocation table/);
     writeFileSync(path, JSON.stringify(table));
     expect(loadAllocationTable(path)).toEqual(table);
+  });
+
+  it("loads a table without an oracle section, as older tables are", () => {
+    const path = join(mkdtempSync(join(tmpdir(), "deliberate-table-")), "table.json");
+    writeFileSync(path, JSON.stringify(table));
+    expect(JSON.parse(readFileSync(path, "utf8"))).not.toHaveProperty("oracle");
+    expect(loadAllocationTable(path).oracle).toBeUndefined();
+  });
+});
+
+describe("the oracle section of the allocation table", () => {
+  /** The oracle pass rates disagree with the predicted scores: h3 and h4 are only half hard. */
+  const oracleDifficulty = new Map<string, number>([
+    ...[0, 1, 2, 3, 4].map((i): [string, number] => [`e${i}`, 1]),
+    ["h0", 0],
+    ["h1", 0],
+    ["h2", 0],
+    ["h3", 0.5],
+    ["h4", 0.5],
+  ]);
+  /** Best-of-N wins where the oracle says easy, majority voting on h3 and h4, beam search on h0-h2. */
+  function oracleOutcomes(): CalibrationOutcome[] {
+    return outcomes().flatMap((row) => {
+      const half = row.problemId === "h3" || row.problemId === "h4";
+      const beam = row.label === "beam-w2" && half ? { ...row, accuracy: 0 } : row;
+      return [beam, ...(row.label === "best-of-n" ? [{ ...row, label: "majority", params: { select: "majority" }, accuracy: half ? 1 : 0 }] : [])];
+    });
+  }
+  const input = { policy: "p", verifier: "v", samples: 2, difficulty, outcomes: oracleOutcomes(), bins: 3 };
+  const table = buildAllocationTable({ ...input, oracleDifficulty });
+
+  it("keeps equal values in one bin: tied quantiles give fewer, unequal bins", () => {
+    expect(quantileEdges([1, 1, 1, 1, 1, 1, 0.5, 0.25, 0, 0], 5)).toEqual([0.25, 1]);
+    // An edge at the smallest value would leave the bin below it empty.
+    expect(quantileEdges([0, 0, 0, 0, 0, 0, 0.5, 0.75, 1, 1], 5)).toEqual([0.5, 1]);
+    expect([1, 0.75, 0.5, 0].map((passRate) => binOfScore(passRate, [0.5, 1]))).toEqual([1, 2, 2, 3]);
+    expect(table.oracle?.edges).toEqual([0.5, 1]);
+  });
+
+  it("chooses per oracle bin what the calibration results say, by the same cross-validated procedure", () => {
+    const chosen = table.oracle?.entries.map(({ bin, budget, label, accuracy, problems }) => ({ bin, budget, label, accuracy, problems }));
+    expect(chosen).toEqual([
+      { bin: 1, budget: 4, label: "best-of-n", accuracy: 1, problems: 5 },
+      { bin: 1, budget: 16, label: "best-of-n", accuracy: 1, problems: 5 },
+      { bin: 2, budget: 4, label: "majority", accuracy: 1, problems: 2 },
+      { bin: 2, budget: 16, label: "majority", accuracy: 1, problems: 2 },
+      { bin: 3, budget: 4, label: "beam-w2", accuracy: 1, problems: 3 },
+      { bin: 3, budget: 16, label: "beam-w2", accuracy: 1, problems: 3 },
+    ]);
+    expect(table.oracle?.entries[2]).toMatchObject({ strategy: "best-of-n", params: { select: "majority" } });
+    // The predicted section is the one built without the oracle.
+    const predictedOnly = buildAllocationTable(input);
+    expect(predictedOnly.oracle).toBeUndefined();
+    expect({ ...table, oracle: undefined }).toEqual({ ...predictedOnly, oracle: undefined });
+  });
+
+  it("round-trips through a file, and refuses oracle edges that are not ascending", () => {
+    const path = join(mkdtempSync(join(tmpdir(), "deliberate-table-")), "table.json");
+    writeFileSync(path, JSON.stringify(table));
+    expect(loadAllocationTable(path)).toEqual(table);
+    writeFileSync(path, JSON.stringify({ ...table, oracle: { ...table.oracle, edges: [1, 0.5] } }));
+    expect(() => loadAllocationTable(path)).toThrow(/oracle\.edges must be ascending/);
+  });
+
+  it("spreads an average budget over bins weighted by their problems", () => {
+    const entry = (bin: number, budget: number, accuracy: number, problems: number) => ({ bin, budget, label: `b${budget}`, strategy: "best-of-n", params: {}, accuracy, problems });
+    // Bin 1 holds 8 problems: at an average of 7, only the small bin 2 can get 16 (8x4 + 2x16 = 64 <= 70).
+    const entries = [entry(1, 4, 0.9, 8), entry(1, 16, 0.95, 8), entry(2, 4, 0.2, 2), entry(2, 16, 0.6, 2)];
+    const spread = spreadAcrossBins(entries, 7);
+    expect([spread?.get(1)?.budget, spread?.get(2)?.budget]).toEqual([4, 16]);
   });
 });
 
@@ -125,7 +197,7 @@ describe("compute-optimal", () => {
     // Every final step scores 0.9: bin 1 (easy), so best-of-2 runs after the 2 estimate samples.
     const policy = new ScriptedPolicy(solutionScript(solutions));
     const context = testContext(policy, ScriptedVerifier.byStep({}, 0.9));
-    const result = await computeOptimal.run("P", context, { budget: 6, table, spread: false });
+    const result = await computeOptimal.run("P", context, { budget: 6, table, spread: false, difficulty: "predicted" });
     expect(result.difficulty).toEqual({ score: 0.9, bin: 1, configuration: "best-of-n" });
     expect(result.compute.generations).toBe(4);
     expect(result.candidates).toHaveLength(4);
@@ -136,7 +208,7 @@ describe("compute-optimal", () => {
   it("sends a hard problem to the hard bin's configuration", async () => {
     const policy = new ScriptedPolicy(solutionScript(solutions));
     const context = testContext(policy, ScriptedVerifier.byStep({}, 0.1));
-    const result = await computeOptimal.run("P", context, { budget: 6, table, spread: false });
+    const result = await computeOptimal.run("P", context, { budget: 6, table, spread: false, difficulty: "predicted" });
     expect(result.difficulty).toMatchObject({ bin: 2, configuration: "beam-w2" });
     expect(result.compute.generations).toBe(6);
     expect(result.compute.generatedTokens).toBeGreaterThanOrEqual(result.candidates.reduce((sum, candidate) => sum + candidate.tokens, 0));
@@ -145,14 +217,80 @@ describe("compute-optimal", () => {
   it("with spread, gives a hard problem more than its share of an average budget", async () => {
     const policy = new ScriptedPolicy(solutionScript(solutions));
     // Average budget 5: 2 estimate samples + an average of 3 over the bins; bin 1 gets 2, bin 2 gets 4.
-    const result = await computeOptimal.run("P", testContext(policy, ScriptedVerifier.byStep({}, 0.1)), { budget: 5, table, spread: true });
+    const result = await computeOptimal.run("P", testContext(policy, ScriptedVerifier.byStep({}, 0.1)), { budget: 5, table, spread: true, difficulty: "predicted" });
     expect(result.difficulty).toMatchObject({ bin: 2, configuration: "beam-w2" });
     expect(result.compute.generations).toBe(6);
   });
 
+  describe("with difficulty oracle", () => {
+    const withOracle: AllocationTable = {
+      ...table,
+      oracle: {
+        edges: [0.5],
+        entries: [
+          { bin: 1, budget: 2, label: "majority-2", strategy: "best-of-n", params: { select: "majority" }, accuracy: 0.9, problems: 10 },
+          { bin: 1, budget: 8, label: "majority-8", strategy: "best-of-n", params: { select: "majority" }, accuracy: 0.9, problems: 10 },
+          { bin: 2, budget: 4, label: "beam-w2", strategy: "beam", params: { beamWidth: 2, select: "weighted" }, accuracy: 0.4, problems: 10 },
+        ],
+      },
+    };
+    const oracle = (budget: number, spread = false) => ({ budget, table: withOracle, spread, difficulty: "oracle" as const });
+
+    it("draws no estimate and gives the whole budget to the oracle bin's configuration", async () => {
+      const policy = new ScriptedPolicy(solutionScript(solutions));
+      const verifier = ScriptedVerifier.byStep({}, 0.9);
+      const result = await computeOptimal.run("P", testContext(policy, verifier, { knownDifficulty: { passRate: 0.25 } }), oracle(6));
+      expect(result.difficulty).toEqual({ score: 0.25, bin: 2, configuration: "beam-w2" });
+      // Beam search at its table budget 4, the largest that fits in 6; nothing else was generated.
+      expect(result.compute.generations).toBe(4);
+      expect(policy.prompts).toHaveLength(1);
+      expect(policy.live).toBe(0);
+    });
+
+    it("needs no verifier when the configuration needs none (the estimate would)", async () => {
+      const policy = new ScriptedPolicy(solutionScript(solutions));
+      const result = await computeOptimal.run("P", testContext(policy, null, { knownDifficulty: { passRate: 1 } }), oracle(10));
+      expect(result.difficulty).toEqual({ score: 1, bin: 1, configuration: "majority-8" });
+      expect(result.compute.generations).toBe(8);
+      expect(result.candidates).toHaveLength(8);
+      expect(result.answer).not.toBeNull();
+    });
+
+    it("with spread, spreads the average budget over the oracle bins", async () => {
+      const policy = new ScriptedPolicy(solutionScript(solutions));
+      // Average 3: bin 1 gets 2 and bin 2 gets 4.
+      const result = await computeOptimal.run("P", testContext(policy, ScriptedVerifier.byStep({}, 0.9), { knownDifficulty: { passRate: 0 } }), oracle(3, true));
+      expect(result.difficulty).toMatchObject({ bin: 2, configuration: "beam-w2" });
+      expect(result.compute.generations).toBe(4);
+    });
+
+    it("is threaded from solve's knownDifficulty", async () => {
+      const policy = new ScriptedPolicy(solutionScript(solutions));
+      const result = await solve("P", { strategy: "compute-optimal", budget: 2, policy, params: { table: withOracle, difficulty: "oracle" }, knownDifficulty: { passRate: 0.75 } });
+      expect(result.difficulty).toEqual({ score: 0.75, bin: 1, configuration: "majority-2" });
+      expect(result.params).toMatchObject({ difficulty: "oracle", spread: false });
+    });
+
+    it("says what is missing: the problem's pass rate, or the table's oracle section", async () => {
+      const policy = new ScriptedPolicy(solutionScript(solutions));
+      await expect(computeOptimal.run("P", testContext(policy, null), oracle(4))).rejects.toThrow(
+        /compute-optimal with difficulty oracle needs each problem's oracle pass rate: give the bench a difficultyFile/,
+      );
+      const noOracle = { ...oracle(4), table };
+      await expect(computeOptimal.run("P", testContext(policy, null, { knownDifficulty: { passRate: 1 } }), noOracle)).rejects.toThrow(InputError);
+      await expect(computeOptimal.run("P", testContext(policy, null, { knownDifficulty: { passRate: 1 } }), noOracle)).rejects.toThrow(
+        /needs an allocation table with an oracle section, and this table has none: re-run deliberate calibrate/,
+      );
+      const parsed = computeOptimalParams.safeParse({ budget: 4, table, difficulty: "oracle" });
+      expect(parsed.success ? null : describeZodError(parsed.error)).toMatch(/^table: .*re-run deliberate calibrate/);
+      expect(computeOptimalParams.parse({ budget: 4, table }).difficulty).toBe("predicted");
+      expect(policy.calls).toHaveLength(0);
+    });
+  });
+
   it("spends a budget no larger than the estimate on the estimate alone", async () => {
     const policy = new ScriptedPolicy(solutionScript(solutions));
-    const result = await computeOptimal.run("P", testContext(policy, ScriptedVerifier.byStep({}, 0.9)), { budget: 2, table, spread: false });
+    const result = await computeOptimal.run("P", testContext(policy, ScriptedVerifier.byStep({}, 0.9)), { budget: 2, table, spread: false, difficulty: "predicted" });
     expect(result.difficulty?.configuration).toBeNull();
     expect(result.compute.generations).toBe(2);
     expect(result.answer).not.toBeNull();

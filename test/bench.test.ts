@@ -288,3 +288,116 @@ describe("bench configuration", () => {
     expect(other.experiment.dataset).toEqual({ name: "file", file: "problems.jsonl" });
   });
 });
+
+describe("a difficulty file (compute-optimal with difficulty oracle)", () => {
+  const noCompute = { generations: 0, generatedTokens: 0, prefilledTokens: 0, verifierTokens: 0, policyCalls: 0, verifierCalls: 0, flops: 0, wallMs: 0 };
+  /** A line of difficulty.jsonl, as a difficulty pass writes it. */
+  const record = (problemId: string, passRate: number) =>
+    JSON.stringify({
+      problemId,
+      strategy: "estimate",
+      strategyName: "best-of-n",
+      budget: 2,
+      seed: 0,
+      level: 1,
+      subject: null,
+      answer: null,
+      gold: "1",
+      correct: false,
+      compute: noCompute,
+      ms: 0,
+      error: null,
+      score: 0.5,
+      scores: [0.5],
+      oracle: { samples: 4, correct: passRate * 4, passRate, compute: noCompute },
+    });
+  const entry = (bin: number, budget: number, label: string, params: Record<string, unknown>) => ({ bin, budget, label, strategy: "best-of-n", params, accuracy: 0.5, problems: 2 });
+  const table = {
+    version: 1,
+    policy: "scripted-policy",
+    verifier: "scripted-verifier",
+    difficulty: { samples: 1, edges: [0.5] },
+    entries: [entry(1, 1, "naive-1", { select: "naive" }), entry(2, 2, "naive-2", { select: "naive" })],
+    oracle: { edges: [0.5], entries: [entry(1, 1, "oracle-1", { select: "naive" }), entry(2, 2, "oracle-2", { select: "naive" })] },
+    source: { folds: 2 },
+  };
+
+  /** A directory with the table, a difficulty file of `lines` and a config file running compute-optimal with difficulty oracle. */
+  async function setup(lines: string[], tableValue: object = table) {
+    const dir = await tempDir();
+    await writeFile(join(dir, "allocation.json"), JSON.stringify(tableValue));
+    await writeFile(join(dir, "difficulty.jsonl"), lines.map((line) => `${line}\n`).join(""));
+    const strategies = [{ label: "co-oracle", strategy: "compute-optimal", params: { difficulty: "oracle", table: join(dir, "allocation.json") } }];
+    await writeFile(join(dir, "bench.json"), JSON.stringify({ n: 4, budgets: [2], strategies }));
+    return { dir, difficultyFile: join(dir, "difficulty.jsonl"), configFile: join(dir, "bench.json"), strategies };
+  }
+  // The first two problems are easy for the oracle, the others hard.
+  const passRates = problems.map((problem, index) => [problem.unique_id, index < 2 ? 1 : 0] as const);
+  const allLines = passRates.map(([id, passRate]) => record(id, passRate));
+
+  it("gives each problem its pass rate: the oracle bin's configuration gets the whole budget", async () => {
+    const { dir, difficultyFile, strategies } = await setup(allLines);
+    const out = join(dir, "run");
+    const cfg = parseBenchConfig({ n: 4, budgets: [2], strategies, difficultyFile, out });
+    expect(cfg.experiment.knownDifficulty).toEqual(Object.fromEntries(passRates));
+    await run(cfg);
+    const results = await lines(out);
+    expect(results.map((result) => [result.problemId, result.difficultyBin, result.compute?.generations])).toEqual(
+      passRates.map(([id, passRate]) => [id, passRate === 1 ? 1 : 2, passRate === 1 ? 1 : 2]),
+    );
+    expect(JSON.parse(await readFile(join(out, "config.json"), "utf8")).experiment.knownDifficulty).toEqual(Object.fromEntries(passRates));
+
+    // Other pass rates are another experiment.
+    await writeFile(difficultyFile, passRates.map(([id]) => `${record(id, 0.25)}\n`).join(""));
+    await expect(run(parseBenchConfig({ n: 4, budgets: [2], strategies, difficultyFile, out }))).rejects.toThrow(/another configuration[^]*knownDifficulty:/);
+  });
+
+  it("fails before any work on a missing file, a bad line or a problem it lacks", async () => {
+    const { dir, difficultyFile, configFile } = await setup([allLines[0] as string, '{"problemId": "x"}', ...allLines.slice(1)]);
+    const cliError = async (args: string[]) => {
+      const out = join(dir, "run");
+      const program = new Command().exitOverride();
+      registerBench(program);
+      const error: unknown = await program.parseAsync(["bench", "--out", out, "--config", configFile, ...args], { from: "user" }).then(
+        () => null,
+        (failure: unknown) => failure,
+      );
+      expect(error).toBeInstanceOf(InputError);
+      expect(existsSync(out)).toBe(false);
+      return (error as InputError).message;
+    };
+    expect(await cliError(["--difficulty-file", join(dir, "missing.jsonl")])).toBe(`--difficulty-file: cannot read ${join(dir, "missing.jsonl")}: no such file`);
+    expect(await cliError(["--difficulty-file", difficultyFile])).toMatch(new RegExp(`^--difficulty-file: ${difficultyFile}:2: not a difficulty record \\(strategy: `));
+    await writeFile(difficultyFile, `${allLines.slice(0, 2).join("\n")}\n{"problemId":`);
+    expect(await cliError(["--difficulty-file", difficultyFile])).toBe(`--difficulty-file: ${difficultyFile}:3: not valid JSON; fix or delete that line`);
+    await writeFile(difficultyFile, `${allLines.slice(0, 2).join("\n")}\n`);
+    expect(await cliError(["--difficulty-file", difficultyFile])).toBe(
+      `co-oracle (compute-optimal with difficulty oracle) needs every problem's oracle pass rate, and ${difficultyFile} has none for 2 of the 4 problems ` +
+        `(${problems.slice(2).map((problem) => problem.unique_id).join(", ")}): run deliberate calibrate --difficulty-only on the same problems`,
+    );
+    expect(await cliError([])).toMatch(/^--difficulty-file: required by co-oracle \(compute-optimal with difficulty oracle\)/);
+    // runBench checks it too, before it writes anything.
+    const out = join(dir, "direct");
+    const cfg = parseBenchConfig({ n: 4, budgets: [2], strategies: [{ label: "co-oracle", strategy: "compute-optimal", params: { difficulty: "oracle", table: join(dir, "allocation.json") } }], difficultyFile, out });
+    await expect(run(cfg)).rejects.toThrow(/has none for 2 of the 4 problems/);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it("refuses difficulty oracle with a table that has no oracle section", async () => {
+    const { difficultyFile, strategies, dir } = await setup(allLines, { ...table, oracle: undefined });
+    expect(() => parseBenchConfig({ n: 4, budgets: [2], strategies, difficultyFile, out: join(dir, "run") })).toThrow(
+      /^strategies\.0: co-oracle \(compute-optimal\) at budget 2: table: compute-optimal with difficulty oracle needs an allocation table with an oracle section, .*re-run deliberate calibrate/,
+    );
+  });
+
+  it("resumes a run whose config.json predates difficulty files", async () => {
+    const dir = await tempDir();
+    const cfg = config(dir, { strategies: ["best-of-n"], budgets: [2] });
+    await run(cfg);
+    const file = join(dir, "config.json");
+    const stored = JSON.parse(await readFile(file, "utf8"));
+    delete stored.experiment.knownDifficulty;
+    await writeFile(file, JSON.stringify(stored));
+    expect((await run(cfg)).ranNow).toBe(0);
+  });
+});

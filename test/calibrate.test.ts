@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { Grader } from "../datasets/answer/grader.js";
 import { generateSynth } from "../datasets/synth/generate.js";
 import { calibrate, parseCalibrateConfig, type CalibrateConfig } from "../src/allocation/calibrate.js";
-import { DIFFICULTY_FILE, difficultyRecordSchema } from "../src/allocation/difficulty.js";
+import { DIFFICULTY_FILE, difficultyRecordSchema, readOraclePassRates } from "../src/allocation/difficulty.js";
 import { loadAllocationTable } from "../src/allocation/table.js";
 import { registerCalibrate } from "../src/commands/calibrate.js";
 import { ScriptedPolicy, ScriptedVerifier, type StepScript } from "./support/scripted-policy.js";
@@ -25,10 +25,12 @@ async function tempDir(): Promise<string> {
   return dir;
 }
 
-// The config's dataset: the first 6 synthetic calibration problems of seed 1; even ones are easy.
+// The config's dataset: the first 6 synthetic calibration problems of seed 1 (or test problems, for
+// the difficulty pass alone); even ones are easy.
 const problems = generateSynth({ split: "calibration", seed: 1, n: 6 });
-const goldOf = new Map(problems.map((problem) => [problem.problem, problem.answer]));
-const easy = new Set(problems.filter((_, index) => index % 2 === 0).map((problem) => problem.problem));
+const testProblems = generateSynth({ split: "test", seed: 1, n: 6 });
+const goldOf = new Map([...problems, ...testProblems].map((problem) => [problem.problem, problem.answer]));
+const easy = new Set([problems, testProblems].flatMap((split) => split.filter((_, index) => index % 2 === 0).map((problem) => problem.problem)));
 const WRONG = "-98765";
 const OTHER = "-43210";
 
@@ -106,6 +108,8 @@ describe("calibrate", () => {
       { bin: 2, budget: 2, label: "naive", accuracy: 1 },
       { bin: 2, budget: 4, label: "naive", accuracy: 1 },
     ]);
+    // The oracle pass rates (0.75 easy, 0.25 hard) bin the problems as the predicted scores do, so it chooses the same.
+    expect(table.oracle).toEqual({ edges: [0.75], entries: table.entries });
     expect(result.bins).toEqual([
       { bin: 1, problems: 3, minScore: expect.closeTo(0.9), maxScore: expect.closeTo(0.9), oraclePassRate: 0.75, meanLevel: expect.any(Number) },
       { bin: 2, problems: 3, minScore: expect.closeTo(0.2), maxScore: expect.closeTo(0.2), oraclePassRate: 0.25, meanLevel: expect.any(Number) },
@@ -139,6 +143,26 @@ describe("calibrate", () => {
   });
 });
 
+describe("calibrate --difficulty-only", () => {
+  it("runs only the difficulty pass, on any split: difficulty.jsonl and the bins, no grid and no table", async () => {
+    const dir = await tempDir();
+    const cfg = parseCalibrateConfig({ n: 6, split: "test", samples: 2, oracleSamples: 4, bins: 2, difficultyOnly: true, out: dir });
+    expect(cfg.runs[0]?.experiment.dataset).toEqual({ name: "synth", split: "test", n: 6, seed: 1 });
+    const result = await calibrate(cfg, { policy: new ScriptedPolicy(script), verifier, grader });
+    expect(result.table).toBeNull();
+    expect(result.grid).toEqual([]);
+    expect(existsSync(join(dir, "allocation.json"))).toBe(false);
+    expect(existsSync(join(dir, "budget-1"))).toBe(false);
+    const passRates = readOraclePassRates(join(dir, DIFFICULTY_FILE));
+    expect(new Map([...passRates].sort())).toEqual(new Map(testProblems.map((problem, index) => [problem.unique_id, index % 2 === 0 ? 0.75 : 0.25] as const).sort()));
+    expect(result.bins).toEqual([
+      { bin: 1, problems: 3, minScore: expect.closeTo(0.9), maxScore: expect.closeTo(0.9), oraclePassRate: 0.75, meanLevel: expect.any(Number) },
+      { bin: 2, problems: 3, minScore: expect.closeTo(0.2), maxScore: expect.closeTo(0.2), oraclePassRate: 0.25, meanLevel: expect.any(Number) },
+    ]);
+    expect(() => parseCalibrateConfig({ difficultyOnly: true, allocationOut: "x.json", out: dir })).toThrow(/allocationOut: no table is written with the difficulty pass alone/);
+  });
+});
+
 describe("calibrate settings", () => {
   it("skips a configuration where its parameters do not hold, and fails on one that is wrong everywhere", () => {
     const cfg = parseCalibrateConfig({ out: "x" });
@@ -167,6 +191,7 @@ describe("deliberate calibrate flags", () => {
     await expect(cli("--verifier", "none", "--out", out)).rejects.toThrow(/--verifier: calibration needs a step verifier/);
     await expect(cli("--n", "5")).rejects.toThrow(/--out: required/);
     await expect(cli("--grid", "test/fixtures/calibrate-bad-grid.yaml", "--out", out)).rejects.toThrow(/calibrate-bad-grid\.yaml: \[1\]\.params: beamWidth/);
+    await expect(cli("--difficulty-only", "--allocation-out", join(out, "a.json"), "--out", out)).rejects.toThrow(/--allocation-out: no table is written with the difficulty pass alone/);
     expect(existsSync(out)).toBe(false);
   });
 });

@@ -6,6 +6,8 @@
  * The grid is one bench run per budget, each in its own directory `<out>/budget-N` with the
  * configurations valid there (src/bench/per-budget.ts).
  * Everything resumes: the difficulty pass from difficulty.jsonl, each budget from its results.jsonl.
+ * With `difficultyOnly`, only the difficulty pass runs: on a test split, it gives the oracle pass
+ * rates that compute-optimal with the oracle difficulty needs (bench's difficultyFile).
  */
 import { mkdir, rename, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
@@ -20,7 +22,7 @@ import { runsPerBudget, type SkippedConfiguration } from "../bench/per-budget.js
 import { InputError } from "../errors.js";
 import type { Policy, StepVerifier } from "../policy.js";
 import { runDifficultyPass, type DifficultyRecord } from "./difficulty.js";
-import { binOfScore, buildAllocationTable, parseAllocationTable, type AllocationTable, type CalibrationOutcome } from "./table.js";
+import { binOfScore, buildAllocationTable, parseAllocationTable, quantileEdges, type AllocationTable, type CalibrationOutcome } from "./table.js";
 
 export const gridEntrySchema = z.strictObject({
   label: z.string().regex(/^[^,\s]+$/, "expected a label without commas or spaces"),
@@ -61,6 +63,7 @@ const ownSchema = z.object({
     .refine((budgets) => new Set(budgets).size === budgets.length, "a budget is given twice"),
   grid: z.array(gridEntrySchema).min(1).default(DEFAULT_GRID.map((entry) => ({ ...entry }))),
   bins: z.int().min(2).default(5),
+  difficultyOnly: z.boolean().default(false),
   allocationOut: z.string().min(1).optional(),
   out: z.string({ error: "required" }).min(1),
 });
@@ -70,6 +73,8 @@ export interface CalibrateConfig {
   out: string;
   /** Where the table is written. */
   allocationOut: string;
+  /** Run the difficulty pass alone: no grid, no table. */
+  difficultyOnly: boolean;
   /** Samples of the difficulty estimate (the table's `difficulty.samples`). */
   samples: number;
   oracleSamples: number;
@@ -84,13 +89,13 @@ type Where = (path: readonly PropertyKey[]) => string;
 
 /**
  * Validates calibration settings: its own (`samples`, `oracleSamples`, `budgets`, `grid`, `bins`,
- * `allocationOut`, `out`) and the bench settings it passes on (the flags of `deliberate bench` in
+ * `difficultyOnly`, `allocationOut`, `out`) and the bench settings it passes on (the flags of `deliberate bench` in
  * camelCase, without `strategies` and `shard`). The synth dataset's split defaults to calibration.
  * `where` names a field in messages (a flag, or a file and field).
  */
 export function parseCalibrateConfig(input: Record<string, unknown>, where: Where = (path) => path.join(".") || "config"): CalibrateConfig {
-  const { samples, oracleSamples, budgets, grid, bins, allocationOut, ...bench } = input;
-  const own = ownSchema.safeParse({ samples, oracleSamples, budgets, grid, bins, allocationOut, out: input.out });
+  const { samples, oracleSamples, budgets, grid, bins, difficultyOnly, allocationOut, ...bench } = input;
+  const own = ownSchema.safeParse({ samples, oracleSamples, budgets, grid, bins, difficultyOnly, allocationOut, out: input.out });
   if (!own.success) throw new InputError(own.error.issues.map((issue) => `${where(issue.path)}: ${issue.message}`).join("\n"));
   for (const key of ["strategies", "shard"]) {
     if (key in bench) throw new InputError(`${where([key])}: not a calibration setting (the grid gives the strategies; calibration needs every problem)`);
@@ -99,6 +104,7 @@ export function parseCalibrateConfig(input: Record<string, unknown>, where: Wher
   if ((bench.dataset ?? "synth") === "synth" && bench.dataFile === undefined) bench.split ??= "calibration";
 
   const settings = own.data;
+  if (settings.difficultyOnly && settings.allocationOut !== undefined) throw new InputError(`${where(["allocationOut"])}: no table is written with the difficulty pass alone`);
   const computeOptimal = settings.grid.findIndex((entry) => entry.strategy === "compute-optimal");
   if (computeOptimal !== -1) {
     throw new InputError(`${where(["grid", computeOptimal, "strategy"])}: compute-optimal cannot be in the grid; the table chooses among the other strategies`);
@@ -107,6 +113,7 @@ export function parseCalibrateConfig(input: Record<string, unknown>, where: Wher
   return {
     out: settings.out,
     allocationOut: settings.allocationOut ?? join(settings.out, "allocation.json"),
+    difficultyOnly: settings.difficultyOnly,
     samples: settings.samples,
     oracleSamples: settings.oracleSamples,
     bins: settings.bins,
@@ -139,20 +146,22 @@ export interface BinSummary {
 }
 
 export interface Calibration {
-  table: AllocationTable;
+  /** The allocation table; null with `difficultyOnly`. */
+  table: AllocationTable | null;
   difficulty: DifficultyRecord[];
+  /** Per bin of the predicted score: the table's bins, or (difficulty only) quantiles of this pass's scores. */
   bins: BinSummary[];
-  /** The grid's bench run at each budget. */
+  /** The grid's bench run at each budget; none with `difficultyOnly`. */
   grid: BenchSummary[];
 }
 
 const mean = (values: readonly number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
 
-/** Per predicted bin of the table: problems, score range, oracle pass rate and level, so the prediction's quality shows. */
-export function summarizeBins(table: AllocationTable, records: readonly DifficultyRecord[]): BinSummary[] {
+/** Per bin of the predicted score (by `edges`): problems, score range, oracle pass rate and level, so the prediction's quality shows. */
+export function summarizeBins(edges: readonly number[], records: readonly DifficultyRecord[]): BinSummary[] {
   const byBin = new Map<number, DifficultyRecord[]>();
   for (const record of records) {
-    const bin = binOfScore(record.score, table.difficulty.edges);
+    const bin = binOfScore(record.score, edges);
     byBin.set(bin, [...(byBin.get(bin) ?? []), record]);
   }
   return [...byBin]
@@ -197,14 +206,15 @@ async function writeTable(file: string, table: AllocationTable): Promise<void> {
 
 /**
  * Runs the difficulty pass and the grid (what the run directory has not done yet), builds the
- * allocation table from both and writes it to `config.allocationOut`.
+ * allocation table from both, with its oracle section from the pass's oracle pass rates, and writes
+ * it to `config.allocationOut`. With `config.difficultyOnly`, stops after the difficulty pass.
  */
 export async function calibrate(config: CalibrateConfig, options: CalibrateOptions): Promise<Calibration> {
   const { policy, verifier, signal } = options;
   const first = (config.runs[0] as BenchConfig).experiment;
   const labels = { policy: first.policy ?? policy.name, verifier: first.verifier ?? verifier.name };
   // Refuse a run directory of other settings before any work (runBench would, but only at its budget).
-  for (const run of config.runs) await checkRunDirectory(run.out, { ...run.experiment, ...labels });
+  if (!config.difficultyOnly) for (const run of config.runs) await checkRunDirectory(run.out, { ...run.experiment, ...labels });
   const problems = await loadBenchProblems(config.runs[0] as BenchConfig);
   const grader = options.grader ?? new Grader();
   try {
@@ -216,6 +226,10 @@ export async function calibrate(config: CalibrateConfig, options: CalibrateOptio
       { policy, verifier, grader, concurrency: (config.runs[0] as BenchConfig).run.concurrency, signal, progress: options.progress?.(`difficulty: ${problems.length} problems, ${samples} samples + ${oracleSamples} oracle samples each`) },
     );
     signal?.throwIfAborted();
+    if (config.difficultyOnly) {
+      const edges = quantileEdges(difficulty.map((record) => record.score), config.bins);
+      return { table: null, difficulty, bins: summarizeBins(edges, difficulty), grid: [] };
+    }
     const grid: BenchSummary[] = [];
     const outcomes: CalibrationOutcome[] = [];
     for (const run of config.runs) {
@@ -228,11 +242,12 @@ export async function calibrate(config: CalibrateConfig, options: CalibrateOptio
       verifier: verifier.name,
       samples,
       difficulty: new Map(difficulty.map((record) => [record.problemId, record.score])),
+      oracleDifficulty: new Map(difficulty.map((record) => [record.problemId, record.oracle.passRate])),
       outcomes,
       bins: config.bins,
     });
     await writeTable(config.allocationOut, table);
-    return { table, difficulty, bins: summarizeBins(table, difficulty), grid };
+    return { table, difficulty, bins: summarizeBins(table.difficulty.edges, difficulty), grid };
   } finally {
     if (options.grader === undefined) await grader.close();
   }

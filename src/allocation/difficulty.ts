@@ -12,7 +12,7 @@
  * the estimate and the oracle each have their own meter, so neither is counted in the other.
  * `difficulty.json` holds the pass's settings: a resume with other ones is refused.
  */
-import { appendFileSync } from "node:fs";
+import { appendFileSync, readFileSync } from "node:fs";
 import { mkdir, readFile, rename, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import PQueue from "p-queue";
@@ -40,7 +40,7 @@ export const difficultyRecordSchema = resultSchema.extend({
     samples: z.int(),
     /** Samples whose answer grades equal to the gold answer. */
     correct: z.int(),
-    passRate: z.number(),
+    passRate: z.number().min(0).max(1),
     compute: computeSchema,
   }),
 });
@@ -87,6 +87,18 @@ async function prepareSettings(dir: string, settings: DifficultySettings): Promi
   }
 }
 
+/** One line of difficulty.jsonl; `where` (file:line) names it in errors. */
+function parseRecord(line: string, where: string): DifficultyRecord {
+  let parsed;
+  try {
+    parsed = difficultyRecordSchema.safeParse(JSON.parse(line));
+  } catch {
+    throw new InputError(`${where}: not valid JSON; fix or delete that line`);
+  }
+  if (!parsed.success) throw new InputError(`${where}: not a difficulty record (${parsed.error.issues[0]?.path.join(".")}: ${parsed.error.issues[0]?.message})`);
+  return parsed.data;
+}
+
 /** The records in the file by problem id (the first of duplicates); a torn last line, left by a kill, is cut off. */
 async function readRecords(file: string): Promise<Map<string, DifficultyRecord>> {
   const text = await readFile(file, "utf8").catch((error: NodeJS.ErrnoException) => {
@@ -98,16 +110,33 @@ async function readRecords(file: string): Promise<Map<string, DifficultyRecord>>
   const records = new Map<string, DifficultyRecord>();
   for (const [index, line] of complete.split("\n").entries()) {
     if (line.trim() === "") continue;
-    let parsed;
-    try {
-      parsed = difficultyRecordSchema.safeParse(JSON.parse(line));
-    } catch {
-      throw new InputError(`${file}:${index + 1}: not valid JSON; fix or delete that line to resume`);
-    }
-    if (!parsed.success) throw new InputError(`${file}:${index + 1}: not a difficulty record (${parsed.error.issues[0]?.path.join(".")}: ${parsed.error.issues[0]?.message})`);
-    if (!records.has(parsed.data.problemId)) records.set(parsed.data.problemId, parsed.data);
+    const record = parseRecord(line, `${file}:${index + 1}`);
+    if (!records.has(record.problemId)) records.set(record.problemId, record);
   }
   return records;
+}
+
+/**
+ * The oracle pass rate of each problem of a difficulty.jsonl (the first record of a problem, as
+ * on resume), for compute-optimal with the oracle difficulty. Read synchronously, as bench
+ * configs are validated; every line must be a whole record, and an error names the file and line.
+ */
+export function readOraclePassRates(file: string): Map<string, number> {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (error) {
+    const { code, message } = error as NodeJS.ErrnoException;
+    throw new InputError(`cannot read ${file}: ${code === "ENOENT" ? "no such file" : message}`);
+  }
+  const passRates = new Map<string, number>();
+  for (const [index, line] of text.split("\n").entries()) {
+    if (line.trim() === "") continue;
+    const record = parseRecord(line, `${file}:${index + 1}`);
+    if (!passRates.has(record.problemId)) passRates.set(record.problemId, record.oracle.passRate);
+  }
+  if (passRates.size === 0) throw new InputError(`${file}: no difficulty records (write them with deliberate calibrate --difficulty-only)`);
+  return passRates;
 }
 
 async function estimate(problem: Problem, settings: DifficultySettings, options: DifficultyPassOptions): Promise<DifficultyRecord> {

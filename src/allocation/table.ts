@@ -4,6 +4,11 @@
  * two-fold cross-validation, with its measured accuracy. Difficulty is predicted without ground
  * truth: the mean final verifier score of a few samples, binned by quantile edges from the
  * calibration split (bin 1 is the easiest: the highest scores).
+ *
+ * A table may also hold an `oracle` section, built the same way over the oracle difficulty (the
+ * share of samples graded right against the gold answer): compute-optimal with the oracle
+ * difficulty shows what allocation would gain if the difficulty were known, so the cost of
+ * predicting it is visible.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -26,6 +31,8 @@ export const allocationEntrySchema = z.object({
 });
 export type AllocationEntry = z.infer<typeof allocationEntrySchema>;
 
+const entriesSchema = z.array(allocationEntrySchema).min(1);
+
 export const allocationTableSchema = z.object({
   version: z.literal(1),
   /** What the table was calibrated for; a table only fits the models it was measured with. */
@@ -37,7 +44,15 @@ export const allocationTableSchema = z.object({
     /** Ascending score edges between bins: bins.length - 1 of them. */
     edges: z.array(z.number()),
   }),
-  entries: z.array(allocationEntrySchema).min(1),
+  entries: entriesSchema,
+  /** The same choice over bins of the oracle pass rate (bin 1: the highest); absent in older tables. */
+  oracle: z
+    .object({
+      /** Ascending pass-rate edges between bins. */
+      edges: z.array(z.number()),
+      entries: entriesSchema,
+    })
+    .optional(),
   source: z.looseObject({ folds: z.int().min(2) }),
 });
 export type AllocationTable = z.infer<typeof allocationTableSchema>;
@@ -46,8 +61,9 @@ export function parseAllocationTable(value: unknown, where: string): AllocationT
   const parsed = allocationTableSchema.safeParse(value);
   if (!parsed.success) throw new InputError(`${where} is not an allocation table: ${describeZodError(parsed.error)}`);
   const table = parsed.data;
-  const edges = table.difficulty.edges;
-  if (edges.some((edge, i) => i > 0 && edge < (edges[i - 1] as number))) throw new InputError(`${where}: difficulty.edges must be ascending`);
+  const ascending = (edges: readonly number[]) => edges.every((edge, i) => i === 0 || edge >= (edges[i - 1] as number));
+  if (!ascending(table.difficulty.edges)) throw new InputError(`${where}: difficulty.edges must be ascending`);
+  if (table.oracle !== undefined && !ascending(table.oracle.edges)) throw new InputError(`${where}: oracle.edges must be ascending`);
   return table;
 }
 
@@ -68,16 +84,22 @@ export function defaultAllocationTable(): string {
   return path;
 }
 
-/** `bins - 1` ascending edges that split `values` into bins of (nearly) equal counts. */
+/**
+ * At most `bins - 1` ascending edges that split `values` into bins of (nearly) equal counts. Equal
+ * values always share a bin (see `binOfScore`), so where many values tie (oracle pass rates of 0
+ * or 1) quantiles coincide: an edge is kept once, and an edge at the smallest value, which would
+ * leave the bin below it empty, is dropped. Such values give fewer bins, of unequal counts.
+ */
 export function quantileEdges(values: readonly number[], bins: number): number[] {
   const sorted = [...values].sort((a, b) => a - b);
   if (sorted.length === 0) throw new Error("quantile edges of no values");
-  return Array.from({ length: bins - 1 }, (_, i) => sorted[Math.floor(((i + 1) * sorted.length) / bins)] as number);
+  const quantiles = Array.from({ length: bins - 1 }, (_, i) => sorted[Math.floor(((i + 1) * sorted.length) / bins)] as number);
+  return [...new Set(quantiles)].filter((edge) => edge > (sorted[0] as number));
 }
 
 /**
- * The difficulty bin of a mean verifier score: 1 (easiest: at or above the highest edge) to
- * edges.length + 1 (hardest).
+ * The difficulty bin of a score, higher easier (a mean verifier score, or an oracle pass rate): 1
+ * (easiest: at or above the highest edge) to edges.length + 1 (hardest). Equal scores share a bin.
  */
 export function binOfScore(score: number, edges: readonly number[]): number {
   const below = edges.filter((edge) => score < edge).length;
@@ -85,36 +107,38 @@ export function binOfScore(score: number, edges: readonly number[]): number {
 }
 
 /**
- * The entry for a bin and a budget. An unseen bin takes the nearest bin that has entries; within
- * it, the largest budget that fits (at most `budget`), else the smallest one.
+ * The entry for a bin and a budget among `entries` (a table's `entries`, or its `oracle.entries`).
+ * An unseen bin takes the nearest bin that has entries; within it, the largest budget that fits
+ * (at most `budget`), else the smallest one.
  */
-export function lookupEntry(table: AllocationTable, bin: number, budget: number): AllocationEntry {
-  const bins = [...new Set(table.entries.map((entry) => entry.bin))];
+export function lookupEntry(entries: readonly AllocationEntry[], bin: number, budget: number): AllocationEntry {
+  const bins = [...new Set(entries.map((entry) => entry.bin))];
   const nearestBin = bins.reduce((best, b) => (Math.abs(b - bin) < Math.abs(best - bin) ? b : best));
-  const inBin = table.entries.filter((entry) => entry.bin === nearestBin).sort((a, b) => a.budget - b.budget);
+  const inBin = entries.filter((entry) => entry.bin === nearestBin).sort((a, b) => a.budget - b.budget);
   const fitting = inBin.filter((entry) => entry.budget <= budget);
   return (fitting.length > 0 ? fitting[fitting.length - 1] : inBin[0]) as AllocationEntry;
 }
 
 /**
- * Spreads a benchmark's budget over the difficulty bins: the table entry for each bin whose
- * budgets, averaged over the bins, stay within `averageBudget`, with the largest total
- * cross-validated accuracy. Bins are quantiles of the calibration split, so each holds about the
- * same share of problems and this average is the average per problem: compute moves from the bins
- * where more of it buys little to the bins where it buys most. Null when even the cheapest entries
- * do not fit.
+ * Spreads a benchmark's budget over the difficulty bins: one of `entries` for each bin, such that
+ * the budget per calibration problem stays within `averageBudget` on average, with the most
+ * problems solved (cross-validated accuracy times the bin's problems). Compute moves from the bins
+ * where more of it buys little to the bins where it buys most. Bins are weighted by their problems
+ * because they need not be of equal size (oracle pass rates tie). Null when even the cheapest
+ * entries do not fit.
  */
-export function spreadAcrossBins(table: AllocationTable, averageBudget: number): Map<number, AllocationEntry> | null {
-  const bins = [...new Set(table.entries.map((entry) => entry.bin))].sort((a, b) => a - b);
-  const total = Math.floor(averageBudget * bins.length);
-  // best[spent] = the best choice for the bins so far that spends exactly `spent`.
+export function spreadAcrossBins(entries: readonly AllocationEntry[], averageBudget: number): Map<number, AllocationEntry> | null {
+  const bins = [...new Set(entries.map((entry) => entry.bin))].sort((a, b) => a - b);
+  const problemsIn = (bin: number) => (entries.find((entry) => entry.bin === bin) as AllocationEntry).problems;
+  const total = Math.floor(averageBudget * bins.reduce((sum, bin) => sum + problemsIn(bin), 0));
+  // best[spent] = the best choice for the bins so far that spends exactly `spent` generations over their problems.
   let best = new Map<number, { accuracy: number; chosen: AllocationEntry[] }>([[0, { accuracy: 0, chosen: [] }]]);
   for (const bin of bins) {
     const next = new Map<number, { accuracy: number; chosen: AllocationEntry[] }>();
     for (const [spent, partial] of best) {
-      for (const entry of table.entries.filter((candidate) => candidate.bin === bin)) {
-        const cost = spent + entry.budget;
-        const accuracy = partial.accuracy + entry.accuracy;
+      for (const entry of entries.filter((candidate) => candidate.bin === bin)) {
+        const cost = spent + entry.budget * entry.problems;
+        const accuracy = partial.accuracy + entry.accuracy * entry.problems;
         if (cost > total || (next.get(cost)?.accuracy ?? -1) >= accuracy) continue;
         next.set(cost, { accuracy, chosen: [...partial.chosen, entry] });
       }
@@ -143,6 +167,8 @@ export interface BuildTableInput {
   samples: number;
   /** The predicted difficulty (mean final verifier score of `samples` samples) of each calibration problem. */
   difficulty: ReadonlyMap<string, number>;
+  /** The oracle pass rate of each calibration problem; when given, the table gets an `oracle` section. */
+  oracleDifficulty?: ReadonlyMap<string, number>;
   outcomes: readonly CalibrationOutcome[];
   bins?: number;
   /** Seed of the split into folds. */
@@ -175,34 +201,38 @@ function meanAccuracy(outcomes: readonly CalibrationOutcome[], problems: Readonl
 }
 
 /**
- * Builds the table: bins from quantiles of the predicted difficulty; per (bin, budget) the
- * configuration with the best calibration accuracy. Its reported accuracy is two-fold
+ * Bins the problems by quantiles of `difficulty` (higher is easier) and chooses, per bin and
+ * budget, the configuration with the best calibration accuracy. Its reported accuracy is two-fold
  * cross-validated: the configuration is chosen on one half of the bin's problems and measured on
  * the other, both ways, so the number is not flattered by the choice.
  */
-export function buildAllocationTable(input: BuildTableInput): AllocationTable {
-  const bins = input.bins ?? 5;
-  const edges = quantileEdges([...input.difficulty.values()], bins);
+function chooseByBin(
+  difficulty: ReadonlyMap<string, number>,
+  outcomes: readonly CalibrationOutcome[],
+  bins: number,
+  seed: number,
+): { edges: number[]; entries: AllocationEntry[] } {
+  const edges = quantileEdges([...difficulty.values()], bins);
   const problemsByBin = new Map<number, string[]>();
-  for (const [problemId, score] of input.difficulty) {
+  for (const [problemId, score] of difficulty) {
     const bin = binOfScore(score, edges);
     problemsByBin.set(bin, [...(problemsByBin.get(bin) ?? []), problemId]);
   }
-  const budgets = [...new Set(input.outcomes.map((outcome) => outcome.budget))].sort((a, b) => a - b);
-  const random = new Random(input.seed ?? 0);
+  const budgets = [...new Set(outcomes.map((outcome) => outcome.budget))].sort((a, b) => a - b);
+  const random = new Random(seed);
   const entries: AllocationEntry[] = [];
   for (const [bin, problems] of [...problemsByBin].sort(([a], [b]) => a - b)) {
     const shuffled = random.shuffle(problems);
     const folds = [new Set(shuffled.filter((_, i) => i % 2 === 0)), new Set(shuffled.filter((_, i) => i % 2 === 1))];
     const all = new Set(problems);
     for (const budget of budgets) {
-      const label = bestLabel(input.outcomes, all, budget);
+      const label = bestLabel(outcomes, all, budget);
       if (label === null) continue;
       const heldOut = folds.flatMap((fold, f) => {
-        const chosen = bestLabel(input.outcomes, folds[1 - f] as Set<string>, budget) ?? label;
-        return meanAccuracy(input.outcomes, fold, budget, chosen);
+        const chosen = bestLabel(outcomes, folds[1 - f] as Set<string>, budget) ?? label;
+        return meanAccuracy(outcomes, fold, budget, chosen);
       });
-      const example = input.outcomes.find((o) => o.label === label) as CalibrationOutcome;
+      const example = outcomes.find((o) => o.label === label) as CalibrationOutcome;
       entries.push({
         bin,
         budget,
@@ -214,12 +244,25 @@ export function buildAllocationTable(input: BuildTableInput): AllocationTable {
       });
     }
   }
+  return { edges, entries };
+}
+
+/**
+ * Builds the table: the configuration chosen per bin of the predicted difficulty and budget, and,
+ * with `oracleDifficulty`, the same per bin of the oracle pass rate (`chooseByBin`). Both sections
+ * split their bins into folds with the same seed, so adding the oracle changes nothing else.
+ */
+export function buildAllocationTable(input: BuildTableInput): AllocationTable {
+  const bins = input.bins ?? 5;
+  const seed = input.seed ?? 0;
+  const predicted = chooseByBin(input.difficulty, input.outcomes, bins, seed);
   return {
     version: 1,
     policy: input.policy,
     verifier: input.verifier,
-    difficulty: { samples: input.samples, edges },
-    entries,
+    difficulty: { samples: input.samples, edges: predicted.edges },
+    entries: predicted.entries,
+    ...(input.oracleDifficulty === undefined ? {} : { oracle: chooseByBin(input.oracleDifficulty, input.outcomes, bins, seed) }),
     source: { folds: 2, problems: input.difficulty.size },
   };
 }

@@ -21,6 +21,7 @@ import { describeZodError, InputError } from "../errors.js";
 import { DEVICES, type Device } from "../runtime/session.js";
 import { limitsSchema, samplingSchema, type Limits, type Sampling } from "../strategy.js";
 import { defaultAllocationTable, loadAllocationTable } from "../allocation/table.js";
+import { readOraclePassRates } from "../allocation/difficulty.js";
 
 export const DATASETS = ["synth", ...SOURCE_NAMES] as const;
 export const PROGRESS_MODES = ["auto", "bar", "lines", "none"] as const;
@@ -58,6 +59,11 @@ export interface Experiment {
   /** Labels of the models, for the record; null: the Policy's (StepVerifier's) own name. */
   policy: string | null;
   verifier: string | null;
+  /**
+   * Each problem's oracle pass rate, from `difficultyFile`, for compute-optimal with difficulty
+   * oracle; the values themselves, so a resume with other ones is refused. Null without a file.
+   */
+  knownDifficulty: Record<string, number> | null;
 }
 
 export interface RunSettings {
@@ -68,6 +74,8 @@ export interface RunSettings {
   progress: ProgressMode;
   progressIntervalS: number;
   cacheDir: string | null;
+  /** Where `experiment.knownDifficulty` was read from, for messages. */
+  difficultyFile: string | null;
 }
 
 export interface BenchConfig {
@@ -149,6 +157,7 @@ const flatSchema = z.strictObject({
   progress: oneOf(PROGRESS_MODES).default("auto"),
   progressInterval: seconds.default(30),
   cacheDir: text.optional(),
+  difficultyFile: text.optional(),
   out: text,
 });
 type Flat = z.output<typeof flatSchema>;
@@ -228,6 +237,36 @@ function strategyConfigs(flat: Flat, ctx: z.RefinementCtx): StrategyConfig[] {
   });
 }
 
+/** Whether a strategy configuration bins by the oracle difficulty, and so needs each problem's pass rate. */
+export function usesOracleDifficulty(strategy: StrategyConfig): boolean {
+  return strategy.strategy === "compute-optimal" && strategy.params.difficulty === "oracle";
+}
+
+/**
+ * The oracle pass rates of `difficultyFile`, read now so that a bad file fails before any work.
+ * A strategy with difficulty oracle needs the file; whether it covers the run's problems is
+ * checked once they are loaded (`checkKnownDifficulty` in run.ts).
+ */
+function knownDifficulty(flat: Flat, strategies: readonly StrategyConfig[], ctx: z.RefinementCtx): Record<string, number> | null {
+  if (flat.difficultyFile === undefined) {
+    const oracle = strategies.find(usesOracleDifficulty);
+    if (oracle !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["difficultyFile"],
+        message: `required by ${oracle.label} (compute-optimal with difficulty oracle): each problem's oracle pass rate, a difficulty.jsonl of deliberate calibrate --difficulty-only`,
+      });
+    }
+    return null;
+  }
+  try {
+    return Object.fromEntries(readOraclePassRates(flat.difficultyFile));
+  } catch (error) {
+    ctx.addIssue({ code: "custom", path: ["difficultyFile"], message: (error as Error).message });
+    return null;
+  }
+}
+
 const defined = <T extends object>(value: T) => Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined));
 
 export const benchConfigSchema = flatSchema.transform((flat, ctx): BenchConfig => {
@@ -235,6 +274,7 @@ export const benchConfigSchema = flatSchema.transform((flat, ctx): BenchConfig =
   if (duplicates.length > 0) ctx.addIssue({ code: "custom", path: ["budgets"], message: `${duplicates.join(", ")} given twice` });
   const dataset = datasetSpec(flat, ctx);
   const strategies = strategyConfigs(flat, ctx);
+  const known = knownDifficulty(flat, strategies, ctx);
   const limits = check(limitsSchema, defined({ maxSteps: flat.maxSteps, maxStepTokens: flat.maxStepTokens }), ctx);
   const sampling = check(samplingSchema, defined({ temperature: flat.temperature, topP: flat.topP }), ctx);
   if (limits === undefined || sampling === undefined) return z.NEVER;
@@ -249,6 +289,7 @@ export const benchConfigSchema = flatSchema.transform((flat, ctx): BenchConfig =
       sampling,
       policy: flat.policy ?? null,
       verifier: flat.verifier ?? null,
+      knownDifficulty: known,
     },
     run: {
       device: flat.device,
@@ -258,6 +299,7 @@ export const benchConfigSchema = flatSchema.transform((flat, ctx): BenchConfig =
       progress: flat.progress,
       progressIntervalS: flat.progressInterval,
       cacheDir: flat.cacheDir ?? null,
+      difficultyFile: flat.difficultyFile ?? null,
     },
     shard: flat.shard ?? null,
     out: flat.out,

@@ -35,7 +35,7 @@ export const resultSchema = z.looseObject({
   ms: z.number(),
   /** Why the item failed (model error, timeout); null when it ran. A failed item counts as wrong. */
   error: z.string().nullable(),
-  /** Predicted difficulty bin (1-5) when the strategy estimated one (compute-optimal), else null. */
+  /** Difficulty bin (1-5) when the strategy went by one (compute-optimal: predicted, or the oracle's with difficulty oracle), else null. */
   difficultyBin: z.number().int().nullable().optional(),
 });
 export type BenchResult = z.infer<typeof resultSchema>;

@@ -19,7 +19,7 @@ import { ComputeMeter } from "../meter.js";
 import type { Policy, StepVerifier } from "../policy.js";
 import { packageRoot } from "../runtime/load.js";
 import { solve } from "../solve.js";
-import type { BenchConfig, Experiment, StrategyConfig } from "./config.js";
+import { usesOracleDifficulty, type BenchConfig, type Experiment, type StrategyConfig } from "./config.js";
 import type { BenchProgress } from "./progress.js";
 import { workItemKey, type BenchResult } from "./results.js";
 import { prepareRunDirectory, readRunResults, ResultsWriter } from "./store.js";
@@ -60,6 +60,24 @@ export async function loadBenchProblems(config: BenchConfig): Promise<Problem[]>
     ids.add(problem.id);
   }
   return problems;
+}
+
+/**
+ * Fails before any work when a strategy bins by the oracle difficulty and a problem of the run has
+ * no pass rate in the difficulty file.
+ */
+export function checkKnownDifficulty(config: BenchConfig, problems: readonly Problem[]): void {
+  const oracle = config.experiment.strategies.find(usesOracleDifficulty);
+  if (oracle === undefined) return;
+  const known = config.experiment.knownDifficulty ?? {};
+  const missing = problems.filter((problem) => !Object.hasOwn(known, problem.id)).map((problem) => problem.id);
+  if (missing.length === 0) return;
+  const listed = missing.length > 5 ? `${missing.slice(0, 5).join(", ")}, ...` : missing.join(", ");
+  throw new InputError(
+    `${oracle.label} (compute-optimal with difficulty oracle) needs every problem's oracle pass rate, and ` +
+      `${config.run.difficultyFile ?? "the difficulty file"} has none for ${missing.length} of the ${problems.length} problems (${listed}): ` +
+      "run deliberate calibrate --difficulty-only on the same problems",
+  );
 }
 
 /** Every work item, seed by seed (so a stopped run has whole seeds done first), then problem, strategy, budget. */
@@ -144,6 +162,8 @@ async function runItem(item: WorkItem, context: ItemContext): Promise<BenchResul
   const timeout = context.itemTimeoutS === null ? null : AbortSignal.timeout(context.itemTimeoutS * 1000);
   const meter = new ComputeMeter();
   const { problem, strategy, budget, seed } = item;
+  const known = context.experiment.knownDifficulty;
+  const passRate = known !== null && Object.hasOwn(known, problem.id) ? known[problem.id] : undefined;
   const base = {
     problemId: problem.id,
     strategy: strategy.label,
@@ -167,6 +187,7 @@ async function runItem(item: WorkItem, context: ItemContext): Promise<BenchResul
       signal: timeout === null ? context.stop : AbortSignal.any([context.stop, timeout]),
       grader: context.grader,
       meter,
+      knownDifficulty: passRate === undefined ? undefined : { passRate },
     });
     const correct = solved.answer !== null && (await context.grader.grade(solved.answer, problem.answer)).equal;
     return {
@@ -176,7 +197,7 @@ async function runItem(item: WorkItem, context: ItemContext): Promise<BenchResul
       compute: solved.compute,
       ms: Math.round(performance.now() - started),
       error: null,
-      // A strategy that estimates difficulty (compute-optimal) reports its bin.
+      // A strategy that goes by difficulty (compute-optimal) reports its bin.
       difficultyBin: solved.difficulty?.bin ?? null,
     };
   } catch (error) {
@@ -217,6 +238,7 @@ export async function runBench(config: BenchConfig, options: RunBenchOptions): P
     verifier: config.experiment.verifier ?? verifier?.name ?? "none",
   };
   const problems = options.problems ?? (await loadBenchProblems(config));
+  checkKnownDifficulty(config, problems);
   const { shard } = config;
   const items = workItems(problems, experiment).filter((item) => shard === null || shardOf(item.key, shard.count) === shard.index);
   await prepareRunDirectory({ ...config, experiment }, packageVersion());

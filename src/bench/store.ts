@@ -66,12 +66,15 @@ async function readRecord(dir: string): Promise<RunRecord | null> {
  * settings that decide results); the run settings may differ. A directory without config.json passes.
  */
 export async function checkRunDirectory(dir: string, experiment: Experiment): Promise<void> {
-  const stored = await readRecord(dir);
-  if (stored === null || canonical(stored.experiment) === canonical(experiment)) return;
-  const keys = [...new Set([...Object.keys(experiment), ...Object.keys(stored.experiment ?? {})])] as (keyof Experiment)[];
+  const record = await readRecord(dir);
+  if (record === null) return;
+  // Runs started before difficulty files existed have no knownDifficulty: the same as none.
+  const stored: Partial<Experiment> = { knownDifficulty: null, ...(record.experiment as Partial<Experiment> | undefined) };
+  if (canonical(stored) === canonical(experiment)) return;
+  const keys = [...new Set([...Object.keys(experiment), ...Object.keys(stored)])] as (keyof Experiment)[];
   const differences = keys
-    .filter((key) => canonical(stored.experiment?.[key]) !== canonical(experiment[key]))
-    .map((key) => `${key}: ${shorten(canonical(stored.experiment?.[key]) ?? "(none)")} there, ${shorten(canonical(experiment[key]) ?? "(none)")} now`);
+    .filter((key) => canonical(stored[key]) !== canonical(experiment[key]))
+    .map((key) => `${key}: ${shorten(canonical(stored[key]) ?? "(none)")} there, ${shorten(canonical(experiment[key]) ?? "(none)")} now`);
   throw new InputError(
     `${dir} holds a run with another configuration (${join(dir, CONFIG_FILE)}):\n  ${differences.join("\n  ")}\n` +
       "A run resumes only with the same configuration (concurrency, device, threads, progress and the time limit may change). " +

@@ -4,7 +4,7 @@ import type { Command } from "commander";
 import { STRATEGY_NAMES } from "../../strategies/registry.js";
 import { DATASETS, PROGRESS_MODES, resolveBenchConfig, type BenchConfig } from "../bench/config.js";
 import { createProgress, formatDuration } from "../bench/progress.js";
-import { loadBenchProblems, runBench, type BenchSummary } from "../bench/run.js";
+import { checkKnownDifficulty, loadBenchProblems, runBench, type BenchSummary } from "../bench/run.js";
 import { checkRunDirectory } from "../bench/store.js";
 import { addModelOptions, loadModels } from "./model-options.js";
 
@@ -23,6 +23,12 @@ A config file (YAML or JSON) takes the flags' names in camelCase as keys; flags 
     - best-of-n
     - { label: majority, strategy: best-of-n, params: { select: majority } }
     - { label: beam-w8, strategy: beam, params: { beamWidth: 8 } }
+
+compute-optimal with the oracle difficulty (what knowing each problem's difficulty would gain)
+needs a table with an oracle section and the problems' pass rates:
+  deliberate calibrate --difficulty-only --split test --n 100 --out runs/test-difficulty
+  deliberate bench --config oracle.yaml --difficulty-file runs/test-difficulty/difficulty.jsonl --out runs/oracle
+  where oracle.yaml has strategies: [{ label: co-oracle, strategy: compute-optimal, params: { difficulty: oracle, table: runs/cal/allocation.json } }]
 
 Stopped (Ctrl-C, kill), the same command resumes: finished work items are skipped.`;
 
@@ -84,7 +90,11 @@ export function registerBench(program: Command): void {
     .option("--max-steps <n>", "most steps in a solution (default 32)")
     .option("--max-step-tokens <n>", "most tokens in a step (default 256)")
     .option("--temperature <t>", "sampling temperature (default 0.8)")
-    .option("--top-p <p>", "nucleus sampling mass (default 1)");
+    .option("--top-p <p>", "nucleus sampling mass (default 1)")
+    .option(
+      "--difficulty-file <path>",
+      "each problem's oracle pass rate, for compute-optimal with difficulty oracle: the difficulty.jsonl of `deliberate calibrate --difficulty-only` on the same problems",
+    );
   addModelOptions(command)
     .option("--concurrency <n>", "work items searched at once; their model calls share batches (default 8)")
     .option("--item-timeout <seconds>", "record an item as failed when it runs longer than this")
@@ -97,6 +107,7 @@ export function registerBench(program: Command): void {
     .action(async (_options: unknown, self: Command) => {
       const config = await configFromCommand(self);
       const problems = await loadBenchProblems(config);
+      checkKnownDifficulty(config, problems);
       await checkRunDirectory(config.out, config.experiment);
       // The model flags always have values here (their defaults), so the labels are set.
       const models = await loadModels({

@@ -1,9 +1,14 @@
-/** `deliberate calibrate`: the difficulty pass and a strategy grid on a calibration split, then the allocation table. */
+/**
+ * `deliberate calibrate`: the difficulty pass and a strategy grid on a calibration split, then the
+ * allocation table; with --difficulty-only, the difficulty pass alone (on any split).
+ */
 import { readFile } from "node:fs/promises";
-import { extname } from "node:path";
+import { extname, join } from "node:path";
 import type { Command } from "commander";
 import { parse as parseYaml } from "yaml";
 import { calibrate, parseCalibrateConfig, type CalibrateConfig, type Calibration } from "../allocation/calibrate.js";
+import { DIFFICULTY_FILE } from "../allocation/difficulty.js";
+import { binOfScore, type AllocationEntry, type AllocationTable } from "../allocation/table.js";
 import { DATASETS, PROGRESS_MODES } from "../bench/config.js";
 import { createProgress, formatDuration } from "../bench/progress.js";
 import { InputError } from "../errors.js";
@@ -16,6 +21,7 @@ Examples:
   deliberate calibrate --n 100 --out runs/calibration
   deliberate calibrate --n 200 --budgets 1,2,4,8,16,32,64 --seeds 2 --out runs/cal64 --allocation-out models/allocation.json
   deliberate calibrate --grid grid.yaml --n 50 --out runs/small-grid
+  deliberate calibrate --difficulty-only --split test --n 100 --out runs/test-difficulty
 
 A grid file (YAML or JSON) lists configurations; a configuration runs only at the budgets where its
 parameters hold (beam width 4 at multiples of 4), and is skipped with a note elsewhere:
@@ -23,7 +29,10 @@ parameters hold (beam width 4 at multiples of 4), and is skipped with a note els
   - { label: beam-w4, strategy: beam, params: { beamWidth: 4 } }
 
 The run directory holds difficulty.jsonl (one line per problem) and one bench run per budget
-(budget-N/); stopped, the same command resumes.`;
+(budget-N/); stopped, the same command resumes. The table also chooses per bin of the oracle pass
+rate, for compute-optimal with difficulty oracle: what knowing the difficulty would gain. That needs
+the test problems' pass rates: --difficulty-only writes them (difficulty.jsonl, for
+deliberate bench --difficulty-file) and skips the grid and the table.`;
 
 const flagName = (key: string) => `--${key.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}`;
 
@@ -45,14 +54,43 @@ function table(rows: string[][]): string[] {
   return rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join("  ").trimEnd());
 }
 
+/** The chosen configuration per bin (a row, described by `about`) and budget (a column), with its cross-validated accuracy. */
+function choiceTable(entries: readonly AllocationEntry[], header: readonly string[], rows: readonly { bin: number; about: string[] }[]): string[] {
+  const budgets = [...new Set(entries.map((entry) => entry.budget))].sort((a, b) => a - b);
+  return table([
+    [...header, ...budgets.map((budget) => `N=${budget}`)],
+    ...rows.map(({ bin, about }) => [
+      ...about,
+      ...budgets.map((budget) => {
+        const entry = entries.find((candidate) => candidate.bin === bin && candidate.budget === budget);
+        return entry === undefined ? "-" : `${entry.label} ${entry.accuracy.toFixed(2)}`;
+      }),
+    ]),
+  ]);
+}
+
+/** The oracle section's choices, each bin with the range of its calibration problems' pass rates. */
+function oracleChoices(oracle: NonNullable<AllocationTable["oracle"]>, difficulty: Calibration["difficulty"]): string[] {
+  const bins = [...new Set(oracle.entries.map((entry) => entry.bin))].sort((a, b) => a - b);
+  const rows = bins.map((bin) => {
+    const passRates = difficulty.map((record) => record.oracle.passRate).filter((passRate) => binOfScore(passRate, oracle.edges) === bin);
+    const [low, high] = [Math.min(...passRates), Math.max(...passRates)];
+    return { bin, about: [String(bin), low === high ? low.toFixed(2) : `${low.toFixed(2)}-${high.toFixed(2)}`, String(passRates.length)] };
+  });
+  return [
+    `oracle bin edges (pass rate): ${oracle.edges.map((edge) => edge.toFixed(2)).join(", ")}`,
+    "chosen configuration per oracle bin and budget (for compute-optimal with difficulty oracle; 2-fold cross-validated accuracy):",
+    ...choiceTable(oracle.entries, ["bin", "pass rate", "problems"], rows),
+  ];
+}
+
 function printCalibration({ table: allocation, difficulty, bins, grid }: Calibration, config: CalibrateConfig): void {
   const tokens = (pick: (record: Calibration["difficulty"][number]) => number | undefined) =>
     difficulty.reduce((sum, record) => sum + (pick(record) ?? 0), 0).toLocaleString("en-US");
-  const budgets = [...new Set(allocation.entries.map((entry) => entry.budget))].sort((a, b) => a - b);
   const lines = [
     `difficulty: ${difficulty.length} problems; predicted = mean final score of ${config.samples} samples, oracle = pass rate of ${config.oracleSamples} samples`,
     `  generated tokens: estimate ${tokens((record) => record.compute?.generatedTokens)}, oracle ${tokens((record) => record.oracle.compute.generatedTokens)} (for analysis only)`,
-    `bin edges (predicted score): ${allocation.difficulty.edges.map((edge) => edge.toFixed(3)).join(", ")}`,
+    ...(allocation === null ? [] : [`bin edges (predicted score): ${allocation.difficulty.edges.map((edge) => edge.toFixed(3)).join(", ")}`]),
     "",
     ...table([
       ["bin", "problems", "predicted score", "oracle pass rate", "mean level"],
@@ -65,23 +103,21 @@ function printCalibration({ table: allocation, difficulty, bins, grid }: Calibra
       ]),
     ]),
     "",
-    "chosen configuration per bin and budget (2-fold cross-validated accuracy):",
-    ...table([
-      ["bin", ...budgets.map((budget) => `N=${budget}`)],
-      ...bins.map(({ bin }) => [
-        String(bin),
-        ...budgets.map((budget) => {
-          const entry = allocation.entries.find((candidate) => candidate.bin === bin && candidate.budget === budget);
-          return entry === undefined ? "-" : `${entry.label} ${entry.accuracy.toFixed(2)}`;
-        }),
-      ]),
-    ]),
-    "",
-    `grid: ${grid.reduce((sum, run) => sum + run.items, 0)} work items, ${grid.reduce((sum, run) => sum + run.errors, 0)} errors, ` +
-      `${formatDuration(grid.reduce((sum, run) => sum + run.elapsedMs, 0))} in this run`,
-    `report: deliberate report ${grid.map((run) => run.dir).join(" ")}`,
-    `table:  ${config.allocationOut}`,
   ];
+  if (allocation === null) {
+    lines.push(`difficulty: ${join(config.out, DIFFICULTY_FILE)} (for deliberate bench --difficulty-file)`);
+  } else {
+    lines.push(
+      "chosen configuration per bin and budget (2-fold cross-validated accuracy):",
+      ...choiceTable(allocation.entries, ["bin"], bins.map(({ bin }) => ({ bin, about: [String(bin)] }))),
+      "",
+      ...(allocation.oracle === undefined ? [] : [...oracleChoices(allocation.oracle, difficulty), ""]),
+      `grid: ${grid.reduce((sum, run) => sum + run.items, 0)} work items, ${grid.reduce((sum, run) => sum + run.errors, 0)} errors, ` +
+        `${formatDuration(grid.reduce((sum, run) => sum + run.elapsedMs, 0))} in this run`,
+      `report: deliberate report ${grid.map((run) => run.dir).join(" ")}`,
+      `table:  ${config.allocationOut}`,
+    );
+  }
   process.stdout.write(`${lines.join("\n")}\n`);
 }
 
@@ -123,6 +159,7 @@ export function registerCalibrate(program: Command): void {
     .option("--cache-dir <dir>", "dataset cache directory (default $DELIBERATE_CACHE, else ~/.cache/deliberate)")
     .option("--out <dir>", "the run directory; required")
     .option("--allocation-out <file>", "where the allocation table goes (default <out>/allocation.json)")
+    .option("--difficulty-only", "run only the difficulty pass (any split, e.g. --split test): writes <out>/difficulty.jsonl with each problem's oracle pass rate; no grid, no table")
     .addHelpText("after", EXAMPLE)
     .action(async (_options: unknown, self: Command) => {
       const { grid: gridFile, ...flags } = self.opts<{ grid?: string }>();
@@ -133,7 +170,7 @@ export function registerCalibrate(program: Command): void {
           ? `${gridFile}: [${String(path[1])}]${path.slice(2).map((key) => `.${String(key)}`).join("")}`
           : flagName(String(path[0])),
       );
-      printSkipped(config);
+      if (!config.difficultyOnly) printSkipped(config);
       const { experiment, run } = config.runs[0] as CalibrateConfig["runs"][number];
       // The model flags always have values here (their defaults), and --verifier none was refused.
       const models = await loadModels({

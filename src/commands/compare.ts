@@ -13,23 +13,47 @@ import { untilStopped } from "./stop-signals.js";
 import { InputError } from "../errors.js";
 
 /**
- * PRM-weighted best-of-N, majority voting, beam search and compute-optimal allocation, per problem
- * and with the budget spread over the benchmark (the budget is then an average per problem).
+ * The configurations compare knows by label. The main ones (the default) are PRM-weighted
+ * best-of-N, majority voting, beam search and compute-optimal allocation, per problem and with the
+ * budget spread over the benchmark (the budget is then an average per problem); `all` adds
+ * look-ahead, DVTS and revision.
  */
-const MAIN_STRATEGIES: readonly Configuration[] = [
+const CONFIGURATIONS: readonly Configuration[] = [
   { label: "best-of-n", strategy: "best-of-n", params: { select: "weighted" } },
   { label: "majority", strategy: "best-of-n", params: { select: "majority" } },
   { label: "beam-w4", strategy: "beam", params: { beamWidth: 4 } },
   { label: "compute-optimal", strategy: "compute-optimal", params: {} },
   { label: "compute-optimal-spread", strategy: "compute-optimal", params: { spread: true } },
+  { label: "lookahead-k1", strategy: "lookahead", params: { lookahead: 1 } },
+  { label: "dvts-w4", strategy: "dvts", params: { beamWidth: 4 } },
+  { label: "revision-r1", strategy: "revision", params: { ratio: 1 } },
+  // Needs each problem's oracle pass rate (--difficulty-file); for analysis, not in `all`.
+  { label: "compute-optimal-oracle", strategy: "compute-optimal", params: { difficulty: "oracle" } },
 ];
+const MAIN = ["best-of-n", "majority", "beam-w4", "compute-optimal", "compute-optimal-spread"];
+const ALL = [...MAIN, "lookahead-k1", "dvts-w4", "revision-r1"];
+
+/** The configurations named by --strategies: labels of CONFIGURATIONS, or main, or all. */
+function chooseConfigurations(list: string): Configuration[] {
+  const labels = list.split(",").flatMap((part) => {
+    const name = part.trim();
+    return name === "main" ? MAIN : name === "all" ? ALL : [name];
+  });
+  return [...new Set(labels)].map((label) => {
+    const found = CONFIGURATIONS.find((entry) => entry.label === label);
+    if (found === undefined) throw new InputError(`--strategies: no configuration ${label}; known: main, all, ${CONFIGURATIONS.map((entry) => entry.label).join(", ")}`);
+    return found;
+  });
+}
 
 interface CompareFlags extends ModelFlags {
   out: string;
   n: number;
   budgets: string;
   seeds: number;
+  strategies: string;
   allocation?: string;
+  difficultyFile?: string;
   concurrency: number;
   progress: string;
 }
@@ -45,7 +69,9 @@ export function registerCompare(program: Command): void {
     .option("--n <n>", "synthetic test problems, spread over levels 1-5", positiveInteger("--n"), 50)
     .option("--budgets <list>", "budgets N in generations", "1,4,16,64")
     .option("--seeds <n>", "runs per (problem, strategy, budget)", positiveInteger("--seeds"), 1)
+    .option("--strategies <list>", `configurations, comma-separated: main, all, or labels among ${CONFIGURATIONS.map((entry) => entry.label).join(", ")}`, "main")
     .option("--allocation <table.json>", "compute-optimal's allocation table (default: the one shipped in models/)")
+    .option("--difficulty-file <path>", "oracle pass rates of the problems (difficulty.jsonl of `deliberate calibrate --difficulty-only`), for compute-optimal-oracle")
     .option("--concurrency <n>", "problems searched at once", positiveInteger("--concurrency"), 8)
     .option("--progress <mode>", "auto, bar, lines or none", "auto");
   addModelOptions(command)
@@ -53,7 +79,7 @@ export function registerCompare(program: Command): void {
     .action(async (flags: CompareFlags) => {
       const budgets = flags.budgets.split(",").map((part) => Number(part.trim()));
       if (budgets.some((budget) => !Number.isInteger(budget) || budget <= 0)) throw new InputError(`--budgets: expected positive integers, got "${flags.budgets}"`);
-      const strategies = MAIN_STRATEGIES.map((entry) =>
+      const strategies = chooseConfigurations(flags.strategies).map((entry) =>
         entry.strategy === "compute-optimal" && flags.allocation !== undefined ? { ...entry, params: { ...entry.params, table: flags.allocation } } : entry,
       );
       const bench = {
@@ -70,8 +96,10 @@ export function registerCompare(program: Command): void {
         ...(flags.threads ? { threads: flags.threads } : {}),
         concurrency: flags.concurrency,
         progress: flags.progress,
+        ...(flags.difficultyFile ? { difficultyFile: flags.difficultyFile } : {}),
       };
-      const flagOf = (path: readonly PropertyKey[]) => (path[0] === "strategies" ? "--allocation" : `--${String(path[0])}`);
+      const flagOf = (path: readonly PropertyKey[]) =>
+        path[0] === "strategies" ? "--allocation" : `--${String(path[0]).replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}`;
       const { runs, skipped } = runsPerBudget(bench, strategies, budgets, flags.out, flagOf, "strategies");
       for (const skip of skipped) process.stderr.write(`skipping ${skip.label} at N=${skip.budget}: ${skip.reason}\n`);
 
