@@ -158,6 +158,17 @@ describe("deliberate report on the fixture run", () => {
       expect(cell.accuracy).toBeCloseTo(expected.accuracy, 12);
       expect(cell.problems).toBe(2);
     }
+    // The per-level table: one row per strategy and budget, each level's accuracy, then the overall one.
+    expect(markdown).toContain("### Accuracy per level");
+    for (const strategy of STRATEGIES) {
+      for (const budget of BUDGETS) {
+        const levelCells = [1, 2, 3].map((level) =>
+          pct(expectedAccuracy((l) => l.strategy === strategy && l.budget === budget && l.level === level).accuracy),
+        );
+        const overall = pct(expectedAccuracy((l) => l.strategy === strategy && l.budget === budget).accuracy);
+        expect(markdown).toContain(`| ${strategy} | ${budget} | ${[...levelCells, overall].join(" | ")} |`);
+      }
+    }
     // Only compute-optimal predicts a bin in the fixture.
     const binned = LINES.filter((line) => line.difficultyBin != null);
     expect(json.difficultyBins).toEqual([...new Set(binned.map((line) => line.difficultyBin))].sort());

@@ -94,6 +94,27 @@ function levelWinsTable(summary: Summary): Table | null {
   };
 }
 
+/** Rows: strategy and budget; columns: accuracy on each level and overall, then the compute spent. */
+function levelAccuracyTable(summary: Summary): Table | null {
+  if (summary.levels.length === 0) return null;
+  const levelCell = (cell: Cell, level: number) => {
+    const group = summary.byLevel.find((g) => g.strategy === cell.strategy && g.budget === cell.budget && g.group === level);
+    return group === undefined ? "–" : pct(group.accuracy);
+  };
+  return {
+    header: ["strategy", "budget N", ...summary.levels.map((level) => `level ${level}`), "all", "tokens / problem", "FLOPs / problem"],
+    numeric: [false, true, ...summary.levels.map(() => true), true, true, true],
+    rows: summary.cells.map((cell) => [
+      cell.strategy,
+      String(cell.budget),
+      ...summary.levels.map((level) => levelCell(cell, level)),
+      pct(cell.accuracy),
+      tokensText(cell.meanGeneratedTokens),
+      flopsText(cell.meanFlops),
+    ]),
+  };
+}
+
 /** The budget of the one-line efficiency statements; every budget is in the table. */
 const STATEMENT_BUDGET = 16;
 
@@ -240,12 +261,14 @@ function markdownEfficiency({ summary, efficiency }: ReportContent): string[] {
 
 export function renderMarkdown(content: ReportContent): string {
   const levels = levelWinsTable(content.summary);
+  const levelAccuracy = levelAccuracyTable(content.summary);
   const parts = [
     "# deliberate report",
     overview(content),
     "## Which strategy wins",
     winSentences(content.summary).map((sentence) => `- ${sentence}`).join("\n"),
     ...(levels === null ? [] : ["### Most accurate strategy per level and budget", LEVEL_NOTE, markdownTable(levels)]),
+    ...(levelAccuracy === null ? [] : ["### Accuracy per level", markdownTable(levelAccuracy)]),
     ...markdownEfficiency(content),
     "## Summary",
     markdownTable(summaryTable(content.summary)),
@@ -314,6 +337,7 @@ function htmlEfficiency({ summary, efficiency }: ReportContent): string[] {
 export function renderHtml(content: ReportContent): string {
   const { summary } = content;
   const levels = levelWinsTable(summary);
+  const levelAccuracy = levelAccuracyTable(summary);
   const notesList = notes(content);
   const body = [
     "<h1>deliberate report</h1>",
@@ -323,6 +347,7 @@ export function renderHtml(content: ReportContent): string {
     ...(levels === null
       ? []
       : ["<h3>Most accurate strategy per level and budget</h3>", `<p>${escapeHtml(LEVEL_NOTE)}</p>`, htmlTable(levels, summary, null, "wins")]),
+    ...(levelAccuracy === null ? [] : ["<h3>Accuracy per level</h3>", htmlTable(levelAccuracy, summary, 0)]),
     ...htmlEfficiency(content),
     "<h2>Summary</h2>",
     htmlTable(summaryTable(summary), summary, 0),
