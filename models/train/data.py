@@ -8,6 +8,8 @@ import torch
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CLI = ["node", os.environ.get("DELIBERATE_CLI", os.path.join(ROOT, "dist", "src", "cli.js"))]
+# Training, sampling and scoring run on a CUDA GPU when there is one; export and checks use the CPU.
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 SPECIALS = [PAD, BOS, EOS, UNK]

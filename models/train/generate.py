@@ -1,24 +1,25 @@
 """Batched sampling with the models' own decoding state (prefill, then one token per step)."""
 import torch
 
-from data import TOK, example, left_pad
+from data import DEVICE, TOK, example, left_pad
 
 
 @torch.no_grad()
-def generate(model, prompts, temperature=0.0, max_new=280, batch_size=256, seed=0):
+def generate(model, prompts, temperature=0.0, max_new=280, batch_size=None, seed=0):
     """Completions (text after the prompt, up to <eos>) for each prompt string.
     temperature 0 = greedy. Each prompt is encoded as <bos> + prompt."""
     model.eval()
-    gen = torch.Generator().manual_seed(seed)
+    batch_size = batch_size or (2048 if DEVICE.type == "cuda" else 256)
+    gen = torch.Generator(device=DEVICE).manual_seed(seed)
     out = []
     for i in range(0, len(prompts), batch_size):
         chunk = [example(p, "")[0][:-1] for p in prompts[i:i + batch_size]]
-        ids, pos = left_pad(chunk)
+        ids, pos = (t.to(DEVICE) for t in left_pad(chunk))
         logits, state = model(ids, pos)
         last = logits[:, -1]
         p = pos[:, -1:]
         B = len(chunk)
-        done = torch.zeros(B, dtype=torch.bool)
+        done = torch.zeros(B, dtype=torch.bool, device=DEVICE)
         toks = []
         for _ in range(max_new):
             if temperature > 0:

@@ -3,6 +3,7 @@ BCE at step-boundary tokens on the policy's own samples labelled by `data label`
 solution per training problem.
 
     /usr/bin/python3 models/train/prm.py --seed 0 --minutes 11
+    python3 models/train/prm.py --seed 0 --minutes 5 --problems 12000 --batch-size 256   # on a GPU
 """
 import argparse
 import json
@@ -14,10 +15,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from data import STEP_DELIMITER, TOK, label, policy_prompt
+from data import DEVICE, STEP_DELIMITER, TOK, label, policy_prompt, read_jsonl
 from generate import generate
 from model import LM, PRM
-from train import WORK, load_lm, log, task_data
+from train import WORK, cpu_state, length_bucketed_batches, load_lm, log, task_data
 
 
 def steps_of(solution):
@@ -60,7 +61,7 @@ def step_scores(prm, rows, batch_size=128):
     out = []
     for i in range(0, len(rows), batch_size):
         exs = [prm_example(r["problem"], r["solution"]) for r in rows[i:i + batch_size]]
-        ids, mask = batch_prm(exs)
+        ids, mask = (t.to(DEVICE) for t in batch_prm(exs))
         probs = torch.sigmoid(prm(ids, positions(mask)))
         out += [probs[b, ends].tolist() for b, (_, ends) in enumerate(exs)]
     return out
@@ -100,15 +101,36 @@ def usable(rows):
     return [r for r in rows if len(steps_of(r["solution"])) == len(r["prefixCorrect"]) > 0]
 
 
-def sample_labelled(policy, problems, n_samples, seed, name):
-    prompts = [policy_prompt(p["problem"]) for p in problems for _ in range(n_samples)]
-    sols = generate(policy, prompts, temperature=0.8, seed=seed)
-    rows = [dict(p, gold_solution=p["solution"], solution=s)
-            for p, s in zip([p for p in problems for _ in range(n_samples)], sols)]
-    return label(rows, WORK, name)
+def top_choice_accuracy(rows, scores, group):
+    """Over consecutive groups of `group` samples of one problem: how often the sample with the
+    highest final score is right, against the mean correctness. The within-problem ranking that
+    best-of-N needs, which a step AUC pooled over problems does not show."""
+    top, mean = [], []
+    for i in range(0, len(rows) - group + 1, group):
+        g, sc = rows[i:i + group], scores[i:i + group]
+        final = [s[-1] if s else 0.0 for s in sc]
+        top.append(g[max(range(group), key=lambda j: final[j])]["correct"])
+        mean.append(sum(r["correct"] for r in g) / group)
+    return dict(top_scored_right=sum(top) / max(len(top), 1), mean_right=sum(mean) / max(len(mean), 1),
+                problems=len(top))
 
 
-def train_prm(seed, minutes, n_problems=1500, n_samples=8, batch_size=64, lr=1e-3):
+def sample_labelled(policy, problems, n_samples, seed, name, reuse):
+    """`n_samples` labelled policy samples per problem; with `reuse`, those of an earlier run read
+    back from work/{name}.labelled.jsonl (same problems required; valid while the policy is unchanged)."""
+    rows = [dict(p, gold_solution=p["solution"]) for p in problems for _ in range(n_samples)]
+    path = os.path.join(WORK, name + ".labelled.jsonl")
+    if reuse:
+        old = read_jsonl(path) if os.path.exists(path) else []
+        if [r["problem"] for r in old] != [r["problem"] for r in rows]:
+            raise SystemExit(f"--reuse-samples: {path} is missing or holds other problems; run without it")
+        return [dict(r, **{k: o[k] for k in ("solution", "stepCorrect", "prefixCorrect", "predicted", "correct")})
+                for r, o in zip(rows, old)]
+    sols = generate(policy, [policy_prompt(r["problem"]) for r in rows], temperature=0.8, seed=seed)
+    return label([dict(r, solution=s) for r, s in zip(rows, sols)], WORK, name)
+
+
+def train_prm(seed, minutes, n_problems=1500, n_samples=8, batch_size=64, lr=1e-3, reuse_samples=False):
     ckpt = os.path.join(WORK, "prm.pt")
     if os.path.exists(ckpt):
         log("prm: checkpoint exists, skipped")
@@ -119,16 +141,21 @@ def train_prm(seed, minutes, n_problems=1500, n_samples=8, batch_size=64, lr=1e-
     rng = random.Random(seed + 3)
     problems = rng.sample(train, n_problems)
     t0 = time.time()
-    rows = usable(sample_labelled(policy, problems, n_samples, seed + 3, "prm_samples"))
+    sampled = sample_labelled(policy, problems, n_samples, seed + 3, "prm_samples", reuse_samples)
+    # validation keeps every sample of its problems (for the within-problem ranking); training
+    # keeps those whose step split agrees with the labeller's
+    n_val_problems = max(n_problems // 10, 1)
+    val_all = sampled[-n_val_problems * n_samples:]
+    rows = usable(sampled[:-n_val_problems * n_samples])
     log(f"prm: {len(rows)} labelled samples in {(time.time() - t0) / 60:.1f} min, "
         f"{sum(r['correct'] for r in rows)} right", logfile)
-    n_val = len(rows) // 10  # rows are grouped by problem: the tail problems are held out
-    val, tr = rows[-n_val:], rows[:-n_val]
+    val, tr = usable(val_all), rows
     exs = [(prm_example(r["problem"], r["solution"]), r["prefixCorrect"]) for r in tr]
     # One gold solution per training problem: right prefixes are rare at late steps in the policy's
     # samples, and without these the PRM learns that long solutions are wrong.
-    gold = {r["problem"]: r["gold_solution"] for r in tr}
-    exs += [(prm_example(p, s), [True] * len(steps_of(s))) for p, s in gold.items()]
+    train_problems = {r["problem"]: r for r in tr}.values()
+    exs += [(prm_example(r["problem"], r["gold_solution"]), [True] * len(steps_of(r["gold_solution"])))
+            for r in train_problems]
     batch_size = min(batch_size, len(exs))
     labels = [y for _, ys in exs for y in ys]
     n_pos = sum(labels)
@@ -137,7 +164,7 @@ def train_prm(seed, minutes, n_problems=1500, n_samples=8, batch_size=64, lr=1e-
         logfile)
 
     torch.manual_seed(seed)
-    prm = PRM(policy)
+    prm = PRM(policy).to(DEVICE)
     torch.nn.init.zeros_(prm.head.weight)
     torch.nn.init.zeros_(prm.head.bias)
     opt = torch.optim.AdamW(prm.parameters(), lr=lr, weight_decay=0.01)
@@ -147,14 +174,13 @@ def train_prm(seed, minutes, n_problems=1500, n_samples=8, batch_size=64, lr=1e-
         frac = (time.time() - start) / (minutes * 60)
         for g in opt.param_groups:
             g["lr"] = lr * min(1.0, (step + 1) / 50) * (1 - 0.9 * frac)
-        if len(order) < batch_size:
-            order = list(range(len(exs)))
-            rng.shuffle(order)
-        batch = [exs[order.pop()] for _ in range(batch_size)]
-        ids, mask = batch_prm([e for e, _ in batch])
-        bi = torch.tensor([b for b, (e, ys) in enumerate(batch) for _ in ys])
-        ti = torch.tensor([t for e, ys in batch for t in e[1]])
-        y = torch.tensor([float(v) for _, ys in batch for v in ys])
+        if not order:
+            order = length_bucketed_batches(exs, batch_size, rng, length=lambda e: len(e[0][0]))
+        batch = [exs[i] for i in order.pop()]
+        ids, mask = (t.to(DEVICE) for t in batch_prm([e for e, _ in batch]))
+        bi = torch.tensor([b for b, (e, ys) in enumerate(batch) for _ in ys], device=DEVICE)
+        ti = torch.tensor([t for e, ys in batch for t in e[1]], device=DEVICE)
+        y = torch.tensor([float(v) for _, ys in batch for v in ys], device=DEVICE)
         prm.train()
         logit = prm(ids, positions(mask))[bi, ti]
         w = torch.where(y > 0, torch.full_like(y, w_pos), torch.full_like(y, w_neg))
@@ -168,27 +194,36 @@ def train_prm(seed, minutes, n_problems=1500, n_samples=8, batch_size=64, lr=1e-
         if step % 50 == 0:
             log(f"prm step {step} loss {ema:.4f}", logfile)
     rep = auc_report(val, step_scores(prm, val))
-    stats = dict(steps=step, minutes=(time.time() - start) / 60, samples=len(rows), train_samples=len(tr),
-                 gold_examples=len(gold),
-                 val_samples=len(val), positive_rate=n_pos / len(labels), validation_auc=rep)
+    ranking = top_choice_accuracy(val_all, step_scores(prm, val_all), n_samples)
+    stats = dict(steps=step, minutes=(time.time() - start) / 60, batch_size=batch_size, device=str(DEVICE),
+                 samples=len(sampled), train_samples=len(tr), gold_examples=len(train_problems),
+                 val_samples=len(val), positive_rate=n_pos / len(labels),
+                 validation_auc=rep, validation_ranking=ranking)
     log(f"prm: done {json.dumps(stats)}", logfile)
-    torch.save(dict(cfg=policy.cfg, state=prm.state_dict(), stats=stats), ckpt)
+    torch.save(dict(cfg=policy.cfg, state=cpu_state(prm), stats=stats), ckpt)
 
 
 def load_prm():
-    ck = torch.load(os.path.join(WORK, "prm.pt"))
+    ck = torch.load(os.path.join(WORK, "prm.pt"), map_location="cpu")
     prm = PRM(LM(ck["cfg"]))
     prm.load_state_dict(ck["state"])
-    return prm.eval(), ck
+    return prm.to(DEVICE).eval(), ck
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--minutes", type=float, required=True)
+    ap.add_argument("--problems", type=int, default=1500, help="training problems sampled (10%% held out)")
+    ap.add_argument("--samples", type=int, default=8, help="policy samples per problem")
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--reuse-samples", action="store_true",
+                    help="train on the policy samples of the last run again (after changing only the PRM recipe)")
     args = ap.parse_args()
     torch.set_num_threads(2)
-    train_prm(args.seed, args.minutes)
+    log(f"device {DEVICE}")
+    train_prm(args.seed, args.minutes, n_problems=args.problems, n_samples=args.samples,
+              batch_size=args.batch_size, reuse_samples=args.reuse_samples)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ revision examples) and the baseline.
     /usr/bin/python3 models/train/train.py policy   --seed 0 --minutes 22
     /usr/bin/python3 models/train/train.py revision --seed 0 --minutes 32
     /usr/bin/python3 models/train/train.py baseline --seed 0 --minutes 5
+On a CUDA GPU the same commands train there; pass a larger --batch-size to use it.
 Checkpoints go to models/train/work/ (git-ignored); a stage whose checkpoint exists is skipped.
 """
 import argparse
@@ -16,7 +17,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from data import TOK, collate, example, label, policy_prompt, revision_prompt, synth
+from data import DEVICE, TOK, collate, example, label, policy_prompt, revision_prompt, synth
 from generate import generate
 from model import BASELINE_ARCH, LM, POLICY_ARCH, n_params
 
@@ -39,18 +40,23 @@ def task_data(seed):
 
 
 def new_lm(arch):
-    return LM(dict(arch, vocab_size=len(TOK)))
+    return LM(dict(arch, vocab_size=len(TOK))).to(DEVICE)
 
 
 def load_lm(name):
-    ck = torch.load(os.path.join(WORK, name + ".pt"))
+    ck = torch.load(os.path.join(WORK, name + ".pt"), map_location="cpu")
     m = LM(ck["cfg"])
     m.load_state_dict(ck["state"])
-    return m, ck
+    return m.to(DEVICE), ck
+
+
+def cpu_state(module):
+    """State dict on the CPU, so that a checkpoint trained on a GPU loads anywhere."""
+    return {k: v.detach().cpu() for k, v in module.state_dict().items()}
 
 
 def save_lm(model, name, **meta):
-    torch.save(dict(cfg=model.cfg, state=model.state_dict(), **meta), os.path.join(WORK, name + ".pt"))
+    torch.save(dict(cfg=model.cfg, state=cpu_state(model), **meta), os.path.join(WORK, name + ".pt"))
 
 
 def greedy_accuracy(model, problems, name):
@@ -59,13 +65,13 @@ def greedy_accuracy(model, problems, name):
     return sum(r["correct"] for r in rows) / len(rows)
 
 
-def length_bucketed_batches(examples, batch_size, rng, pool=50):
+def length_bucketed_batches(examples, batch_size, rng, pool=50, length=lambda e: len(e[0])):
     """Shuffled batches of similar lengths (less padding): sort pools of `pool` batches by length."""
     idx = list(range(len(examples)))
     rng.shuffle(idx)
     batches = []
     for i in range(0, len(idx) - batch_size + 1, batch_size * pool):
-        chunk = sorted(idx[i:i + batch_size * pool], key=lambda j: len(examples[j][0]))
+        chunk = sorted(idx[i:i + batch_size * pool], key=lambda j: length(examples[j]))
         batches += [chunk[k:k + batch_size] for k in range(0, len(chunk) - batch_size + 1, batch_size)]
     rng.shuffle(batches)
     return batches
@@ -94,7 +100,7 @@ def train_lm(model, examples, minutes, lr, seed, logfile, batch_size=32, calib=N
         if not order:
             order = length_bucketed_batches(examples, batch_size, rng)
         batch = [examples[i] for i in order.pop()]
-        ids, pos, tgt = collate(batch)
+        ids, pos, tgt = (t.to(DEVICE) for t in collate(batch))
         model.train()
         logits, _ = model(ids, pos)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1), ignore_index=-100)
@@ -111,14 +117,15 @@ def train_lm(model, examples, minutes, lr, seed, logfile, batch_size=32, calib=N
             next_eval += eval_every
             log(f"step {step} greedy accuracy on {len(calib)} calibration problems: "
                 f"{greedy_accuracy(model, calib, 'calib'):.3f}", logfile)
-    return dict(steps=step, sequences=seen, minutes=(time.time() - start) / 60, final_loss=ema)
+    return dict(steps=step, sequences=seen, minutes=(time.time() - start) / 60, final_loss=ema,
+                batch_size=batch_size, device=str(DEVICE))
 
 
 def gold_examples(problems):
     return [example(policy_prompt(p["problem"]), p["solution"]) for p in problems]
 
 
-def stage_lm(which, seed, minutes):
+def stage_lm(which, seed, minutes, batch_size):
     name = which
     if os.path.exists(os.path.join(WORK, name + ".pt")):
         log(f"{name}: checkpoint exists, skipped")
@@ -128,13 +135,14 @@ def stage_lm(which, seed, minutes):
     torch.manual_seed(seed)
     model = new_lm(POLICY_ARCH if which == "policy" else BASELINE_ARCH)
     log(f"{name}: {n_params(model)} parameters, {len(train)} training problems", logfile)
-    stats = train_lm(model, gold_examples(train), minutes, 2e-3, seed, logfile, calib=calib[:200])
+    stats = train_lm(model, gold_examples(train), minutes, 2e-3, seed, logfile, batch_size=batch_size,
+                     calib=calib[:200])
     stats["calibration_greedy_accuracy"] = greedy_accuracy(model, calib[:200], "calib")
     log(f"{name}: done {json.dumps(stats)}", logfile)
     save_lm(model, name, stats=stats)
 
 
-def stage_revision(seed, minutes, n_problems=6000, revision_share=0.25):
+def stage_revision(seed, minutes, batch_size, n_problems=6000, revision_share=0.25):
     """Phase 2: continue training the phase-1 policy on fresh gold solutions mixed with revision
     examples. The phase-1 policy samples attempts at T=0.8 on train problems; a wrong attempt gets
     the gold solution as target (fix), and as many keep examples (a right attempt, or the gold
@@ -166,7 +174,8 @@ def stage_revision(seed, minutes, n_problems=6000, revision_share=0.25):
     mix = gold + [revision[i % len(revision)] for i in range(n_revision)]
     log(f"{name}: {len(fix)} fix + {len(keep)} keep revision examples, repeated to {n_revision}, "
         f"+ {len(gold)} gold examples", logfile)
-    stats = train_lm(model, mix, minutes, 1e-3, seed + 2, logfile, calib=calib[:200], warmup=50)
+    stats = train_lm(model, mix, minutes, 1e-3, seed + 2, logfile, batch_size=batch_size, calib=calib[:200],
+                     warmup=50)
     stats.update(revision_examples_fix=len(fix), revision_examples_keep=len(keep), sampled=len(rows),
                  sampled_right=n_right, phase1=ck["stats"])
     stats["calibration_greedy_accuracy"] = greedy_accuracy(model, calib[:200], "calib")
@@ -179,12 +188,14 @@ def main():
     ap.add_argument("stage", choices=["policy", "revision", "baseline"])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--minutes", type=float, required=True)
+    ap.add_argument("--batch-size", type=int, default=32, help="sequences per step (256 on a GPU)")
     args = ap.parse_args()
     torch.set_num_threads(2)
+    log(f"device {DEVICE}, batch size {args.batch_size}")
     if args.stage == "revision":
-        stage_revision(args.seed, args.minutes)
+        stage_revision(args.seed, args.minutes, args.batch_size)
     else:
-        stage_lm(args.stage, args.seed, args.minutes)
+        stage_lm(args.stage, args.seed, args.minutes, args.batch_size)
 
 
 if __name__ == "__main__":
