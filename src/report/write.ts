@@ -57,6 +57,7 @@ function summaryTable(summary: Summary): Table {
 
 function winSentence(win: Win): string {
   const names = win.winners.map(bold).join(" and ");
+  if (win.runnerUp === null && win.winners.length > 1) return `N=${win.budget}: every strategy that ran ties at ${pct(win.accuracy)} (${names}).`;
   if (win.runnerUp === null) return `N=${win.budget}: only ${names} ran (${pct(win.accuracy)}).`;
   if (win.winners.length > 1) return `N=${win.budget}: ${names} tie at ${pct(win.accuracy)}.`;
   const lead = `${names} ${pct(win.accuracy)}, ahead of ${win.runnerUp.strategy} (${pct(win.runnerUp.accuracy)}) by ${points(win.accuracy - win.runnerUp.accuracy)} points`;
