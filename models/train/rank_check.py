@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from data import DEVICE, collate, example, policy_prompt, read_jsonl
-from evaluate import N_SAMPLES
+from evaluate import MODELS, N_SAMPLES
 from prm import load_prm, step_scores, top_choice_accuracy
 from train import WORK, load_lm
 
@@ -52,9 +52,12 @@ def main():
     ap.add_argument("--problems-per-level", type=int, default=100)
     args = ap.parse_args()
     torch.set_num_threads(2)
+    with open(os.path.join(MODELS, "eval.json")) as f:
+        per_level = json.load(f)["test"]["per_level"]
     samples = read_jsonl(os.path.join(WORK, "eval_samples.labelled.jsonl"))
-    test = read_jsonl(os.path.join(WORK, "test_500.jsonl"))
-    assert len(samples) == len(test) * N_SAMPLES, "eval_samples does not match test_500: run evaluate.py first"
+    test = read_jsonl(os.path.join(WORK, f"test_{per_level}.jsonl"))
+    if len(samples) != len(test) * N_SAMPLES:
+        raise SystemExit("work/eval_samples.labelled.jsonl does not match the last evaluation: run evaluate.py first")
     by_level = defaultdict(list)
     for i, p in enumerate(test):
         if len(by_level[p["level"]]) < args.problems_per_level:
