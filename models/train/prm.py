@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import random
+import re
 import time
 
 import numpy as np
@@ -130,12 +131,53 @@ def sample_labelled(policy, problems, n_samples, seed, name, reuse):
     return label([dict(r, solution=s) for r, s in zip(rows, sols)], WORK, name)
 
 
-def train_prm(seed, minutes, n_problems=1500, n_samples=8, batch_size=64, lr=1e-3, reuse_samples=False):
-    ckpt = os.path.join(WORK, "prm.pt")
+NUMBER = re.compile(r"-?\d+")
+
+
+def changed_result(step, rng):
+    """The step with one number right of its last "=" changed (None when there is none)."""
+    rhs = step.rfind("=") + 1
+    numbers = [m for m in NUMBER.finditer(step) if m.start() >= rhs]
+    if not numbers:
+        return None
+    m = rng.choice(numbers)
+    changed = int(m.group()) + rng.choice([-10, -2, -1, 1, 2, 10, rng.randint(-99, 99) or 3])
+    return step[:m.start()] + str(changed) + step[m.end():]
+
+
+def single_step_rows(problems, samples, rng):
+    """Short examples that teach checking one step: a problem followed by one step only, either a
+    step of its gold solution (half of them with a number of the result changed) or a step of the
+    policy's own samples. Labelled by `data label` like any solution; the label is that step's own."""
+    rows = []
+    for p in problems:
+        steps = [s for s in p["solution"].split(STEP_DELIMITER) if s.strip()]
+        step = rng.choice(steps)
+        if rng.random() < 0.5:
+            step = changed_result(step, rng) or step
+        rows.append(dict(problem=p["problem"], answer=p["answer"], solution=step))
+    for r in samples:
+        steps = [s for s in r["solution"].split(STEP_DELIMITER) if s.strip()]
+        if steps:
+            rows.append(dict(problem=r["problem"], answer=r["answer"], solution=rng.choice(steps)))
+    return usable(label(rows, WORK, "prm_single_steps"))
+
+
+def class_weights(examples):
+    """Class-balanced BCE weights (positive, negative) over the step labels of `examples`, and the
+    share of positive labels."""
+    labels = [y for _, ys in examples for y in ys]
+    n_pos = sum(labels)
+    return len(labels) / (2 * max(n_pos, 1)), len(labels) / (2 * max(len(labels) - n_pos, 1)), n_pos / len(labels)
+
+
+def train_prm(seed, minutes, n_problems=1500, n_samples=8, batch_size=64, lr=1e-3, reuse_samples=False,
+              single_step_share=0.0, name="prm"):
+    ckpt = os.path.join(WORK, name + ".pt")
     if os.path.exists(ckpt):
-        log("prm: checkpoint exists, skipped")
+        log(f"{name}: checkpoint exists, skipped")
         return
-    logfile = os.path.join(WORK, "prm.log")
+    logfile = os.path.join(WORK, name + ".log")
     train, _ = task_data(seed)
     policy, _ = load_lm("policy_rev")
     rng = random.Random(seed + 3)
@@ -157,26 +199,32 @@ def train_prm(seed, minutes, n_problems=1500, n_samples=8, batch_size=64, lr=1e-
     exs += [(prm_example(r["problem"], r["gold_solution"]), [True] * len(steps_of(r["gold_solution"])))
             for r in train_problems]
     batch_size = min(batch_size, len(exs))
-    labels = [y for _, ys in exs for y in ys]
-    n_pos = sum(labels)
-    w_pos, w_neg = len(labels) / (2 * max(n_pos, 1)), len(labels) / (2 * max(len(labels) - n_pos, 1))
-    log(f"prm: {len(labels)} step labels, {n_pos / len(labels):.3f} positive; weights {w_pos:.2f}/{w_neg:.2f}",
-        logfile)
+    # pools of examples: (examples, batch size, class weights)
+    pools = {"solutions": (exs, batch_size, class_weights(exs))}
+    if single_step_share > 0:
+        held_out = {r["problem"] for r in val_all}
+        single = single_step_rows(rng.sample([p for p in train if p["problem"] not in held_out], 60000), tr, rng)
+        single_exs = [(prm_example(r["problem"], r["solution"]), r["prefixCorrect"]) for r in single]
+        pools["single steps"] = (single_exs, 4 * batch_size, class_weights(single_exs))  # about 4x shorter
+    for kind, (pool, size, (w_pos, w_neg, positive)) in pools.items():
+        log(f"prm: {kind}: {len(pool)} examples, {positive:.3f} of step labels positive, batches of {size}", logfile)
 
     torch.manual_seed(seed)
     prm = PRM(policy).to(DEVICE)
     torch.nn.init.zeros_(prm.head.weight)
     torch.nn.init.zeros_(prm.head.bias)
     opt = torch.optim.AdamW(prm.parameters(), lr=lr, weight_decay=0.01)
-    start, step, ema = time.time(), 0, None
-    order = []
+    start, step, ema, saved = time.time(), 0, None, time.time()
+    orders = {kind: [] for kind in pools}
     while time.time() - start < minutes * 60:
         frac = (time.time() - start) / (minutes * 60)
         for g in opt.param_groups:
             g["lr"] = lr * min(1.0, (step + 1) / 50) * (1 - 0.9 * frac)
-        if not order:
-            order = length_bucketed_batches(exs, batch_size, rng, length=lambda e: len(e[0][0]))
-        batch = [exs[i] for i in order.pop()]
+        kind = "single steps" if rng.random() < single_step_share else "solutions"
+        pool, size, (w_pos, w_neg, _) = pools[kind]
+        if not orders[kind]:
+            orders[kind] = length_bucketed_batches(pool, size, rng, length=lambda e: len(e[0][0]))
+        batch = [pool[i] for i in orders[kind].pop()]
         ids, mask = (t.to(DEVICE) for t in batch_prm([e for e, _ in batch]))
         bi = torch.tensor([b for b, (e, ys) in enumerate(batch) for _ in ys], device=DEVICE)
         ti = torch.tensor([t for e, ys in batch for t in e[1]], device=DEVICE)
@@ -193,18 +241,25 @@ def train_prm(seed, minutes, n_problems=1500, n_samples=8, batch_size=64, lr=1e-
         ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
         if step % 50 == 0:
             log(f"prm step {step} loss {ema:.4f}", logfile)
+        if time.time() - saved > 600:  # a stopped run keeps its progress
+            torch.save(dict(cfg=policy.cfg, state=cpu_state(prm), steps=step), os.path.join(WORK, name + ".partial.pt"))
+            saved = time.time()
     rep = auc_report(val, step_scores(prm, val))
     ranking = top_choice_accuracy(val_all, step_scores(prm, val_all), n_samples)
     stats = dict(steps=step, minutes=(time.time() - start) / 60, batch_size=batch_size, device=str(DEVICE),
                  samples=len(sampled), train_samples=len(tr), gold_examples=len(train_problems),
-                 val_samples=len(val), positive_rate=n_pos / len(labels),
+                 single_step_share=single_step_share,
+                 examples={kind: len(pool) for kind, (pool, _, _) in pools.items()},
+                 val_samples=len(val), positive_rate=pools["solutions"][2][2],
                  validation_auc=rep, validation_ranking=ranking)
-    log(f"prm: done {json.dumps(stats)}", logfile)
+    log(f"{name}: done {json.dumps(stats)}", logfile)
     torch.save(dict(cfg=policy.cfg, state=cpu_state(prm), stats=stats), ckpt)
+    if os.path.exists(os.path.join(WORK, name + ".partial.pt")):
+        os.remove(os.path.join(WORK, name + ".partial.pt"))
 
 
-def load_prm():
-    ck = torch.load(os.path.join(WORK, "prm.pt"), map_location="cpu")
+def load_prm(name="prm"):
+    ck = torch.load(os.path.join(WORK, name + ".pt"), map_location="cpu")
     prm = PRM(LM(ck["cfg"]))
     prm.load_state_dict(ck["state"])
     return prm.to(DEVICE).eval(), ck
@@ -219,11 +274,15 @@ def main():
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--reuse-samples", action="store_true",
                     help="train on the policy samples of the last run again (after changing only the PRM recipe)")
+    ap.add_argument("--single-step-share", type=float, default=0.0,
+                    help="share of batches made of single-step examples (problem + one step)")
+    ap.add_argument("--name", default="prm", help="checkpoint and log name in work/ (prm is the one exported)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     log(f"device {DEVICE}")
     train_prm(args.seed, args.minutes, n_problems=args.problems, n_samples=args.samples,
-              batch_size=args.batch_size, reuse_samples=args.reuse_samples)
+              batch_size=args.batch_size, reuse_samples=args.reuse_samples,
+              single_step_share=args.single_step_share, name=args.name)
 
 
 if __name__ == "__main__":

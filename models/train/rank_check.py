@@ -50,6 +50,7 @@ def log_likelihoods(policy, rows, batch_size=128):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--problems-per-level", type=int, default=100)
+    ap.add_argument("--prm", default="prm", help="PRM checkpoint name in work/ (prm is the exported one)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     with open(os.path.join(MODELS, "eval.json")) as f:
@@ -63,7 +64,7 @@ def main():
         if len(by_level[p["level"]]) < args.problems_per_level:
             by_level[p["level"]].append(i)
     policy, _ = load_lm("policy_rev")
-    prm, _ = load_prm()
+    prm, _ = load_prm(args.prm)
     spot_checks(prm)
     report = {}
     for level in sorted(by_level):
