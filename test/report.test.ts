@@ -365,19 +365,6 @@ describe("compute efficiency against a reference", () => {
     expect(() => chooseReference(results, [configured], "dvts")).toThrow(new InputError("reference strategy dvts is not in the runs; their strategies: beam, bon, majority"));
   });
 
-  it("says that every strategy ties when no runner-up is left, and that one ran alone", async () => {
-    const lines = FIXTURE_TEXT.trim().split("\n").filter((text) => text.includes('"strategy":"best-of-n"') && text.includes('"budget":1,'));
-    expect(lines.length).toBeGreaterThan(0);
-    const twin = lines.map((text) => text.replace('"strategy":"best-of-n"', '"strategy":"twin"'));
-    const tied = await runDir({ "results.jsonl": [...lines, ...twin].join("\n") + "\n" });
-    await runCli(tied);
-    const accuracy = pct(expectedAccuracy((line) => line.strategy === "best-of-n" && line.budget === 1).accuracy);
-    expect(await readFile(join(tied, "report.md"), "utf8")).toContain(`- N=1: every strategy that ran ties at ${accuracy} (**best-of-n** and **twin**).`);
-    const alone = await runDir({ "results.jsonl": lines.join("\n") + "\n" });
-    await runCli(alone);
-    expect(await readFile(join(alone, "report.md"), "utf8")).toContain(`- N=1: only **best-of-n** ran (${accuracy}).`);
-  });
-
   it("leaves the section out with a note when there is no reference, and takes --reference", async () => {
     const withoutBestOfN = FIXTURE_TEXT.trim().split("\n").filter((text) => !text.includes('"strategy":"best-of-n"'));
     const dir = await runDir({ "results.jsonl": withoutBestOfN.join("\n") + "\n" });
@@ -442,5 +429,20 @@ describe("reading run directories", () => {
     const emptyFile = await runDir({ "results.jsonl": "" });
     await expect(runCli(emptyFile)).rejects.toThrow("nothing to report");
     await expect(runCli(FIXTURE, emptyFile)).rejects.toThrow("--out is required");
+  });
+});
+
+describe("which strategy wins", () => {
+  it("says that every strategy ties when no runner-up is left, and that one ran alone", async () => {
+    const lines = FIXTURE_TEXT.trim().split("\n").filter((text) => text.includes('"strategy":"best-of-n"') && text.includes('"budget":1,'));
+    expect(lines.length).toBeGreaterThan(0);
+    const twin = lines.map((text) => text.replace('"strategy":"best-of-n"', '"strategy":"twin"'));
+    const tied = await runDir({ "results.jsonl": [...lines, ...twin].join("\n") + "\n" });
+    await runCli(tied);
+    const accuracy = pct(expectedAccuracy((line) => line.strategy === "best-of-n" && line.budget === 1).accuracy);
+    expect(await readFile(join(tied, "report.md"), "utf8")).toContain(`- N=1: every strategy that ran ties at ${accuracy} (**best-of-n** and **twin**).`);
+    const alone = await runDir({ "results.jsonl": lines.join("\n") + "\n" });
+    await runCli(alone);
+    expect(await readFile(join(alone, "report.md"), "utf8")).toContain(`- N=1: only **best-of-n** ran (${accuracy}).`);
   });
 });
