@@ -126,3 +126,16 @@ def label(rows, workdir, name):
     assert len(out) == len(rows), f"data label returned {len(out)} rows for {len(rows)}"
     return [dict(r, **{k: o[k] for k in ("stepCorrect", "prefixCorrect", "predicted", "correct")})
             for r, o in zip(rows, out)]
+
+
+LABEL_FIELDS = ("solution", "stepCorrect", "prefixCorrect", "predicted", "correct")
+
+
+def reuse_labelled(rows, name, workdir):
+    """The labelled solutions of an earlier run (workdir/{name}.labelled.jsonl) merged into `rows`,
+    which must be the same problems in the same order (valid while the policy is unchanged)."""
+    path = os.path.join(workdir, name + ".labelled.jsonl")
+    old = read_jsonl(path) if os.path.exists(path) else []
+    if [r["problem"] for r in old] != [r["problem"] for r in rows]:
+        raise SystemExit(f"--reuse-samples: {path} is missing or holds other problems; run without it")
+    return [dict(r, **{k: o[k] for k in LABEL_FIELDS}) for r, o in zip(rows, old)]

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from data import DEVICE, STEP_DELIMITER, TOK, label, policy_prompt, read_jsonl
+from data import DEVICE, STEP_DELIMITER, TOK, label, policy_prompt, reuse_labelled
 from generate import generate
 from model import LM, PRM
 from train import WORK, cpu_state, length_bucketed_batches, load_lm, log, task_data
@@ -120,13 +120,8 @@ def sample_labelled(policy, problems, n_samples, seed, name, reuse):
     """`n_samples` labelled policy samples per problem; with `reuse`, those of an earlier run read
     back from work/{name}.labelled.jsonl (same problems required; valid while the policy is unchanged)."""
     rows = [dict(p, gold_solution=p["solution"]) for p in problems for _ in range(n_samples)]
-    path = os.path.join(WORK, name + ".labelled.jsonl")
     if reuse:
-        old = read_jsonl(path) if os.path.exists(path) else []
-        if [r["problem"] for r in old] != [r["problem"] for r in rows]:
-            raise SystemExit(f"--reuse-samples: {path} is missing or holds other problems; run without it")
-        return [dict(r, **{k: o[k] for k in ("solution", "stepCorrect", "prefixCorrect", "predicted", "correct")})
-                for r, o in zip(rows, old)]
+        return reuse_labelled(rows, name, WORK)
     sols = generate(policy, [policy_prompt(r["problem"]) for r in rows], temperature=0.8, seed=seed)
     return label([dict(r, solution=s) for r, s in zip(rows, sols)], WORK, name)
 
