@@ -59,6 +59,8 @@ export interface Branch {
 
 export interface Policy {
   readonly name: string;
+  /** What identifies the weights (a hash of the model's files), when the policy has any. */
+  readonly fingerprint?: string;
   /** Parameter count, for FLOPs. */
   readonly parameters: number;
   /** The string between steps (for the embedded models, a blank line). */
@@ -79,6 +81,8 @@ export interface ScoreRequest {
 
 export interface StepVerifier {
   readonly name: string;
+  /** What identifies the weights (a hash of the model's files), when the verifier has any. */
+  readonly fingerprint?: string;
   readonly parameters: number;
   /** One score per step, in [0, 1]: the score of the prefix ending at that step. */
   scoreSteps(requests: readonly ScoreRequest[], signal?: AbortSignal): Promise<number[][]>;

@@ -196,6 +196,23 @@ describe("runBench", () => {
     expect(summary.ranNow).toBe(0);
   });
 
+  it("records the models' fingerprints and refuses to resume with other weights", async () => {
+    const dir = await tempDir();
+    const cfg = config(dir, { strategies: ["best-of-n"], budgets: [2] });
+    const policyWithWeights = (fingerprint: string) => Object.assign(new ScriptedPolicy(script()), { fingerprint });
+    await run(cfg, { policy: policyWithWeights("sha256:aaa") });
+    const stored = JSON.parse(await readFile(join(dir, "config.json"), "utf8"));
+    expect(stored.experiment.fingerprints).toEqual({ policy: "sha256:aaa", verifier: null });
+    expect((await run(cfg, { policy: policyWithWeights("sha256:aaa") })).ranNow).toBe(0);
+    await expect(run(cfg, { policy: policyWithWeights("sha256:bbb") })).rejects.toThrow(
+      /fingerprints: \{"policy":"sha256:aaa","verifier":null\} there, \{"policy":"sha256:bbb","verifier":null\} now[^]*files changed since that run started/,
+    );
+    // A run recorded before fingerprints existed cannot be checked, and resumes.
+    delete stored.experiment.fingerprints;
+    await writeFile(join(dir, "config.json"), JSON.stringify(stored));
+    expect((await run(cfg, { policy: policyWithWeights("sha256:bbb") })).ranNow).toBe(0);
+  });
+
   it("locks the results file against a second writer and takes over a dead process's lock", async () => {
     const dir = await tempDir();
     const writer = await ResultsWriter.open(dir, null);

@@ -8,7 +8,7 @@ import type { Branch } from "../src/policy.js";
 import { DecoderEngine } from "../src/runtime/decoder-engine.js";
 import { EmbeddedGraphs, HuggingFaceGraphs } from "../src/runtime/graphs.js";
 import { loadPolicy, loadVerifier, resolveModel } from "../src/runtime/load.js";
-import { readModelDirectory } from "../src/runtime/model-config.js";
+import { fingerprintModel, readModelDirectory } from "../src/runtime/model-config.js";
 import type { OnnxPolicy } from "../src/runtime/onnx-policy.js";
 import type { OnnxStepVerifier } from "../src/runtime/onnx-verifier.js";
 
@@ -164,6 +164,24 @@ describe("the ONNX PRM", () => {
       example.step_scores.forEach((score, k) => expect(Math.abs((scores[i]?.[k] ?? NaN) - score)).toBeLessThan(1e-4));
     });
     expect(meter.verifierTokens).toBeGreaterThan(0);
+  });
+});
+
+describe("model fingerprints", () => {
+  it("hash the model's files: the same in a copy, other after a change, and reported by the loaded model", async () => {
+    const original = await fingerprintModel(readModelDirectory(resolveModel("prm")));
+    expect(original).toMatch(/^sha256:[0-9a-f]{64}$/);
+    const dir = mkdtempSync(join(tmpdir(), "deliberate-fingerprint-"));
+    cpSync(resolveModel("prm"), dir, { recursive: true });
+    expect(await fingerprintModel(readModelDirectory(dir))).toBe(original);
+    writeFileSync(join(dir, "config.json"), `${readFileSync(join(dir, "config.json"), "utf8")}\n`);
+    expect(await fingerprintModel(readModelDirectory(dir))).not.toBe(original);
+    const verifier = await loadVerifier("prm", { threads: 1 });
+    try {
+      expect(verifier.fingerprint).toBe(original);
+    } finally {
+      await verifier.close();
+    }
   });
 });
 

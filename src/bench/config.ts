@@ -59,6 +59,8 @@ export interface Experiment {
   /** Labels of the models, for the record; null: the Policy's (StepVerifier's) own name. */
   policy: string | null;
   verifier: string | null;
+  /** The loaded models' fingerprints (null: none), so that a resume after a retrain is refused. */
+  fingerprints: { policy: string | null; verifier: string | null };
   /**
    * Each problem's oracle pass rate, from `difficultyFile`, for compute-optimal with difficulty
    * oracle; the values themselves, so a resume with other ones is refused. Null without a file.
@@ -289,6 +291,8 @@ export const benchConfigSchema = flatSchema.transform((flat, ctx): BenchConfig =
       sampling,
       policy: flat.policy ?? null,
       verifier: flat.verifier ?? null,
+      // filled in from the loaded models when the run starts
+      fingerprints: { policy: null, verifier: null },
       knownDifficulty: known,
     },
     run: {

@@ -236,6 +236,7 @@ export async function runBench(config: BenchConfig, options: RunBenchOptions): P
     ...config.experiment,
     policy: config.experiment.policy ?? options.policy.name,
     verifier: config.experiment.verifier ?? verifier?.name ?? "none",
+    fingerprints: { policy: options.policy.fingerprint ?? null, verifier: verifier?.fingerprint ?? null },
   };
   const problems = options.problems ?? (await loadBenchProblems(config));
   checkKnownDifficulty(config, problems);

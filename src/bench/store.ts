@@ -68,15 +68,22 @@ async function readRecord(dir: string): Promise<RunRecord | null> {
 export async function checkRunDirectory(dir: string, experiment: Experiment): Promise<void> {
   const record = await readRecord(dir);
   if (record === null) return;
-  // Runs started before difficulty files existed have no knownDifficulty: the same as none.
-  const stored: Partial<Experiment> = { knownDifficulty: null, ...(record.experiment as Partial<Experiment> | undefined) };
+  // Runs started before difficulty files existed have no knownDifficulty: the same as none. Runs
+  // started before fingerprints were recorded cannot be checked for a retrain: they are let through.
+  const stored: Partial<Experiment> = {
+    knownDifficulty: null,
+    fingerprints: experiment.fingerprints,
+    ...(record.experiment as Partial<Experiment> | undefined),
+  };
   if (canonical(stored) === canonical(experiment)) return;
   const keys = [...new Set([...Object.keys(experiment), ...Object.keys(stored)])] as (keyof Experiment)[];
   const differences = keys
     .filter((key) => canonical(stored[key]) !== canonical(experiment[key]))
     .map((key) => `${key}: ${shorten(canonical(stored[key]) ?? "(none)")} there, ${shorten(canonical(experiment[key]) ?? "(none)")} now`);
+  const retrained = canonical(stored.fingerprints) !== canonical(experiment.fingerprints) ? "The models' files changed since that run started (retrained or replaced?). " : "";
   throw new InputError(
     `${dir} holds a run with another configuration (${join(dir, CONFIG_FILE)}):\n  ${differences.join("\n  ")}\n` +
+      retrained +
       "A run resumes only with the same configuration (concurrency, device, threads, progress and the time limit may change). " +
       "Use the same settings, or another --out directory.",
   );

@@ -3,8 +3,9 @@
  * (written by models/train/export.py) and Hugging Face decoder-only exports (optimum or
  * transformers.js layout: config.json with `model_type`, tokenizer.json, onnx/*.onnx).
  */
-import { existsSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { createHash } from "node:crypto";
+import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { z } from "zod";
 import { describeZodError, InputError } from "../errors.js";
 
@@ -103,6 +104,36 @@ export function readModelDirectory(dir: string): ModelDirectory {
   throw new InputError(
     `${configPath} describes neither a deliberate model (graphs.prefill/decode or graphs.scores) nor a Hugging Face model (model_type)`,
   );
+}
+
+/** The files a model is loaded from: config, tokenizer files and graphs (with external weight data). */
+export function modelFiles(model: ModelDirectory): string[] {
+  const tokenizerFiles = ["config.json", "tokenizer.json"].map((file) => join(model.dir, file));
+  if (model.kind === "embedded-prm") return [...tokenizerFiles, join(model.dir, model.config.graphs.scores.file)];
+  if (model.kind === "embedded-decoder") {
+    return [...tokenizerFiles, ...[model.config.graphs.prefill.file, model.config.graphs.decode.file].map((file) => join(model.dir, file))];
+  }
+  const tokenizerConfig = join(model.dir, "tokenizer_config.json");
+  // An export over 2 GB keeps its weights beside the graph (model.onnx_data, model.onnx.data, ...).
+  const graphDir = dirname(model.graph);
+  const weights = readdirSync(graphDir)
+    .filter((name) => name.startsWith(basename(model.graph)))
+    .sort()
+    .map((name) => join(graphDir, name));
+  return [...tokenizerFiles, ...(existsSync(tokenizerConfig) ? [tokenizerConfig] : []), ...weights];
+}
+
+/**
+ * A SHA-256 over a model's files (names and contents): what a benchmark run records, so that it
+ * does not resume with other weights after a retrain. Reading the files costs about what loading them does.
+ */
+export async function fingerprintModel(model: ModelDirectory): Promise<string> {
+  const hash = createHash("sha256");
+  for (const file of modelFiles(model)) {
+    hash.update(`${basename(file)}\0`);
+    for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  }
+  return `sha256:${hash.digest("hex")}`;
 }
 
 function requireFiles(dir: string, files: string[]): void {

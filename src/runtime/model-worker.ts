@@ -9,7 +9,7 @@ import { Tokenizer } from "@huggingface/tokenizers";
 import type { PolicyPrompt } from "../policy.js";
 import { DecoderEngine, type ExtendRequest } from "./decoder-engine.js";
 import { EmbeddedGraphs, HuggingFaceGraphs, type DecoderGraphs } from "./graphs.js";
-import { readModelDirectory } from "./model-config.js";
+import { fingerprintModel, readModelDirectory } from "./model-config.js";
 import { PrmEngine, type PrmRequest } from "./prm-engine.js";
 import { chatRenderer, embeddedRenderer, type PromptRenderer } from "./prompt.js";
 import { openSession, type Device } from "./session.js";
@@ -31,6 +31,8 @@ export interface ModelInfo {
   parameters: number;
   device: string;
   stepDelimiter: string;
+  /** A hash of the model's files (fingerprintModel). */
+  fingerprint: string;
 }
 
 let decoder: { engine: DecoderEngine; render: PromptRenderer } | null = null;
@@ -45,6 +47,7 @@ function tokenizerFor(json: unknown, config: Record<string, unknown> = {}): Toke
 async function load(params: LoadParams): Promise<ModelInfo> {
   const model = readModelDirectory(params.dir);
   const settings = { device: params.device, ...(params.threads ? { threads: params.threads } : {}) };
+  const fingerprint = await fingerprintModel(model);
   if (model.kind === "embedded-prm") {
     const path = join(model.dir, model.config.graphs.scores.file);
     const { session, device } = await openSession(path, settings);
@@ -55,12 +58,12 @@ async function load(params: LoadParams): Promise<ModelInfo> {
       stepDelimiter: model.config.step_delimiter,
       maxBatchTokens: params.maxBatchTokens,
     });
-    return { kind: "prm", name: model.config.name, parameters: model.config.parameters, device, stepDelimiter: model.config.step_delimiter };
+    return { kind: "prm", name: model.config.name, parameters: model.config.parameters, device, stepDelimiter: model.config.step_delimiter, fingerprint };
   }
   let graphs: DecoderGraphs;
   let tokenizer: Tokenizer;
   let render: PromptRenderer;
-  let info: Omit<ModelInfo, "device" | "kind">;
+  let info: Omit<ModelInfo, "device" | "kind" | "fingerprint">;
   let eosTokenIds: number[];
   let maxSequenceTokens: number;
   if (model.kind === "embedded-decoder") {
@@ -90,7 +93,7 @@ async function load(params: LoadParams): Promise<ModelInfo> {
     maxStateBytes: params.maxStateBytes,
   });
   decoder = { engine, render };
-  return { kind: "decoder", device: graphs.device, ...info };
+  return { kind: "decoder", device: graphs.device, fingerprint, ...info };
 }
 
 function vocabularyOf(outputs: { name: string; shape: (string | number)[] }[]): number | null {

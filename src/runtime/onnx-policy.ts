@@ -43,6 +43,7 @@ export class OnnxPolicy implements Policy {
   readonly parameters: number;
   readonly stepDelimiter: string;
   readonly device: string;
+  readonly fingerprint: string;
   private nextBranch = 0;
   private readonly extends = new Coalescer<ExtendRequest, ExtendResult>((requests) => this.client.call("extend", { requests }));
 
@@ -54,6 +55,7 @@ export class OnnxPolicy implements Policy {
     this.parameters = info.parameters;
     this.stepDelimiter = info.stepDelimiter;
     this.device = info.device;
+    this.fingerprint = info.fingerprint;
   }
 
   async start(prompt: PolicyPrompt, meter: ComputeMeter): Promise<Branch> {

@@ -9,6 +9,7 @@ export class OnnxStepVerifier implements StepVerifier {
   readonly name: string;
   readonly parameters: number;
   readonly device: string;
+  readonly fingerprint: string;
   private readonly scores = new Coalescer<PrmRequest, PrmResult>((requests) => this.client.call("score", { requests }));
 
   constructor(
@@ -18,6 +19,7 @@ export class OnnxStepVerifier implements StepVerifier {
     this.name = info.name;
     this.parameters = info.parameters;
     this.device = info.device;
+    this.fingerprint = info.fingerprint;
   }
 
   async scoreSteps(requests: readonly ScoreRequest[], signal?: AbortSignal): Promise<number[][]> {
