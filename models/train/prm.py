@@ -130,14 +130,55 @@ NUMBER = re.compile(r"-?\d+")
 
 
 def changed_result(step, rng):
-    """The step with one number right of its last "=" changed (None when there is none)."""
+    """The step with one number right of its last "=" changed (None when there is none): by a small
+    offset, or one of its digits replaced (the policy's own mistakes are mostly in middle digits)."""
     rhs = step.rfind("=") + 1
     numbers = [m for m in NUMBER.finditer(step) if m.start() >= rhs]
     if not numbers:
         return None
     m = rng.choice(numbers)
-    changed = int(m.group()) + rng.choice([-10, -2, -1, 1, 2, 10, rng.randint(-99, 99) or 3])
-    return step[:m.start()] + str(changed) + step[m.end():]
+    digits = m.group().lstrip("-")
+    if rng.random() < 0.5 and len(digits) > 1:
+        i = rng.randrange(1, len(digits))  # not the leading digit, so the length stays
+        changed = m.group()[:len(m.group()) - len(digits) + i] + rng.choice([d for d in "0123456789" if d != digits[i]]) \
+            + digits[i + 1:]
+    else:
+        changed = str(int(m.group()) + rng.choice([-100, -10, -2, -1, 1, 2, 10, 100, rng.randint(-99, 99) or 3]))
+    return step[:m.start()] + changed + step[m.end():]
+
+
+INTEGER_STEP = re.compile(r"(-?\d+) ([-+*]) (-?\d+) = (-?\d+)")
+
+
+def right_result(step, gold_step):
+    """The right text after the step's last "=": the gold step's when the step is a changed copy of
+    it, else computed for an integer step `a op b = c`; None when unknown."""
+    if gold_step is not None:
+        return gold_step[gold_step.rfind("=") + 1:]
+    m = INTEGER_STEP.fullmatch(step.strip())
+    if not m:
+        return None
+    a, op, b = int(m.group(1)), m.group(2), int(m.group(3))
+    return " " + str(a + b if op == "+" else a - b if op == "-" else a * b)
+
+
+def dense_labels(problem, step, gold_step, step_label):
+    """Token indices and labels for a single-step example: at every character of the result (after
+    the last "="), whether the result so far is a prefix of the right one; the step's last character
+    keeps the labeller's verdict. Checking digit by digit is a denser signal than one label per step."""
+    ids, ends = prm_example(problem, step)
+    right = right_result(step, gold_step)
+    eq = step.rfind("=")
+    if right is None or eq < 0:
+        return (ids, ends), [step_label]
+    offset = ends[0] - (len(step.rstrip()) - 1)
+    written = step.rstrip()[eq + 1:]
+    idx, ys = [], []
+    for j in range(1, len(written) - 1):  # the last character is the step end, labelled below
+        if written[j] != " ":
+            idx.append(offset + eq + 1 + j)
+            ys.append(written[:j + 1] == right[:j + 1])
+    return (ids, idx + ends), ys + [step_label]
 
 
 def single_step_rows(problems, samples, rng):
@@ -147,14 +188,13 @@ def single_step_rows(problems, samples, rng):
     rows = []
     for p in problems:
         steps = [s for s in p["solution"].split(STEP_DELIMITER) if s.strip()]
-        step = rng.choice(steps)
-        if rng.random() < 0.5:
-            step = changed_result(step, rng) or step
-        rows.append(dict(problem=p["problem"], answer=p["answer"], solution=step))
+        gold = rng.choice(steps)
+        step = changed_result(gold, rng) if rng.random() < 0.5 else None
+        rows.append(dict(problem=p["problem"], answer=p["answer"], solution=step or gold, gold_step=gold))
     for r in samples:
         steps = [s for s in r["solution"].split(STEP_DELIMITER) if s.strip()]
         if steps:
-            rows.append(dict(problem=r["problem"], answer=r["answer"], solution=rng.choice(steps)))
+            rows.append(dict(problem=r["problem"], answer=r["answer"], solution=rng.choice(steps), gold_step=None))
     return usable(label(rows, WORK, "prm_single_steps"))
 
 
@@ -167,7 +207,7 @@ def class_weights(examples):
 
 
 def train_prm(seed, minutes, n_problems=1500, n_samples=8, batch_size=64, lr=1e-3, reuse_samples=False,
-              single_step_share=0.0, name="prm"):
+              single_step_share=0.0, name="prm", init=None):
     ckpt = os.path.join(WORK, name + ".pt")
     if os.path.exists(ckpt):
         log(f"{name}: checkpoint exists, skipped")
@@ -198,16 +238,21 @@ def train_prm(seed, minutes, n_problems=1500, n_samples=8, batch_size=64, lr=1e-
     pools = {"solutions": (exs, batch_size, class_weights(exs))}
     if single_step_share > 0:
         held_out = {r["problem"] for r in val_all}
-        single = single_step_rows(rng.sample([p for p in train if p["problem"] not in held_out], 60000), tr, rng)
-        single_exs = [(prm_example(r["problem"], r["solution"]), r["prefixCorrect"]) for r in single]
+        candidates = [p for p in train if p["problem"] not in held_out]
+        single = single_step_rows(rng.sample(candidates, min(len(candidates), 100000)), tr, rng)
+        single_exs = [dense_labels(r["problem"], r["solution"], r["gold_step"], r["prefixCorrect"][0]) for r in single]
         pools["single steps"] = (single_exs, 4 * batch_size, class_weights(single_exs))  # about 4x shorter
     for kind, (pool, size, (w_pos, w_neg, positive)) in pools.items():
         log(f"prm: {kind}: {len(pool)} examples, {positive:.3f} of step labels positive, batches of {size}", logfile)
 
     torch.manual_seed(seed)
-    prm = PRM(policy).to(DEVICE)
-    torch.nn.init.zeros_(prm.head.weight)
-    torch.nn.init.zeros_(prm.head.bias)
+    if init:
+        prm, _ = load_prm(init)
+        log(f"prm: starts from work/{init}.pt", logfile)
+    else:
+        prm = PRM(policy).to(DEVICE)
+        torch.nn.init.zeros_(prm.head.weight)
+        torch.nn.init.zeros_(prm.head.bias)
     opt = torch.optim.AdamW(prm.parameters(), lr=lr, weight_decay=0.01)
     start, step, ema, saved = time.time(), 0, None, time.time()
     orders = {kind: [] for kind in pools}
@@ -243,7 +288,7 @@ def train_prm(seed, minutes, n_problems=1500, n_samples=8, batch_size=64, lr=1e-
     ranking = top_choice_accuracy(val_all, step_scores(prm, val_all), n_samples)
     stats = dict(steps=step, minutes=(time.time() - start) / 60, batch_size=batch_size, device=str(DEVICE),
                  samples=len(sampled), train_samples=len(tr), gold_examples=len(train_problems),
-                 single_step_share=single_step_share,
+                 single_step_share=single_step_share, init=init, lr=lr,
                  examples={kind: len(pool) for kind, (pool, _, _) in pools.items()},
                  val_samples=len(val), positive_rate=pools["solutions"][2][2],
                  validation_auc=rep, validation_ranking=ranking)
@@ -272,12 +317,14 @@ def main():
     ap.add_argument("--single-step-share", type=float, default=0.0,
                     help="share of batches made of single-step examples (problem + one step)")
     ap.add_argument("--name", default="prm", help="checkpoint and log name in work/ (prm is the one exported)")
+    ap.add_argument("--init", help="start from this PRM checkpoint in work/ instead of the policy (continued training)")
+    ap.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
     args = ap.parse_args()
     torch.set_num_threads(2)
     log(f"device {DEVICE}")
     train_prm(args.seed, args.minutes, n_problems=args.problems, n_samples=args.samples,
-              batch_size=args.batch_size, reuse_samples=args.reuse_samples,
-              single_step_share=args.single_step_share, name=args.name)
+              batch_size=args.batch_size, lr=args.lr, reuse_samples=args.reuse_samples,
+              single_step_share=args.single_step_share, name=args.name, init=args.init)
 
 
 if __name__ == "__main__":
