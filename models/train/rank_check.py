@@ -1,6 +1,8 @@
 """How well a verifier picks a right sample among one problem's samples, per level: the PRM (final
 step score) against the policy's own likelihood of each sample (sum of its token log-probabilities,
-no training). Reads the 16 labelled samples per problem of the last `evaluate.py` run.
+no training). Then which mistakes the PRM catches: per kind of step, the AUC of the PRM's score at
+that step against the step's own label, over steps whose earlier steps are all right. Reads the 16
+labelled samples per problem of the last `evaluate.py` run.
 
     /usr/bin/python3 models/train/rank_check.py --problems-per-level 100
 """
@@ -13,8 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from data import DEVICE, collate, example, policy_prompt, read_jsonl
-from evaluate import MODELS, N_SAMPLES
-from prm import load_prm, step_scores, top_choice_accuracy
+from evaluate import MODELS, N_SAMPLES, best_of_n
+from prm import INTEGER_STEP, auc, load_prm, step_scores, top_choice_accuracy
 from train import WORK, load_lm
 
 
@@ -30,6 +32,45 @@ def spot_checks(prm):
     scores = step_scores(prm, rows)
     for r, s in zip(rows, scores):
         print(f"PRM {s[-1]:.3f}  {r['problem']}  {r['solution'].splitlines()[0]}")
+
+
+def step_kind(step):
+    """What a step does: integer +, -, * (`a op b = c`), fraction work, an equation in x, or the answer."""
+    step = step.strip()
+    m = INTEGER_STEP.fullmatch(step)
+    if m:
+        return "integer " + m.group(2)
+    if step.startswith("The answer"):
+        return "answer"
+    if "x" in step:
+        return "equation in x"
+    return "fractions" if "/" in step else "other"
+
+
+def mistakes_caught(rows, scores):
+    """Per step kind, over steps whose earlier steps are all right (so the label is the step's own):
+    the AUC of the PRM's score at the step against its label, pooled over problems, and within
+    problems (the share of pairs of a right and a wrong k-th step of the same problem, of the same
+    kind, that the PRM orders right, ties counting half), which is what choosing among samples needs."""
+    pooled = defaultdict(lambda: ([], []))
+    same_step = defaultdict(lambda: ([], []))  # (kind, problem, k) -> scores of right, of wrong steps
+    for r, sc in zip(rows, scores):
+        steps = [s for s in r["solution"].split("\n\n") if s.strip()]
+        if len(steps) != len(sc):
+            continue
+        for k, (step, s) in enumerate(zip(steps, sc)):
+            if k > 0 and not r["prefixCorrect"][k - 1]:
+                break
+            kind, right = step_kind(step), r["stepCorrect"][k]
+            pooled[kind][0].append(s)
+            pooled[kind][1].append(right)
+            same_step[(kind, r["problem"], k)][0 if right else 1].append(s)
+    report = {}
+    for kind, (s, y) in sorted(pooled.items()):
+        pairs = [(a, b) for (k, _, _), (good, bad) in same_step.items() if k == kind for a in good for b in bad]
+        within = sum(1.0 if a > b else 0.5 if a == b else 0.0 for a, b in pairs) / len(pairs) if pairs else None
+        report[kind] = {"steps": len(y), "wrong": len(y) - sum(y), "auc": auc(s, y), "within_auc": within, "pairs": len(pairs)}
+    return report
 
 
 @torch.no_grad()
@@ -66,20 +107,32 @@ def main():
     policy, _ = load_lm("policy_rev")
     prm, _ = load_prm(args.prm)
     spot_checks(prm)
-    report = {}
+    report, all_rows, all_scores = {}, [], []
     for level in sorted(by_level):
         rows = [samples[i * N_SAMPLES + k] for i in by_level[level] for k in range(N_SAMPLES)]
-        prm_rank = top_choice_accuracy(rows, step_scores(prm, rows), N_SAMPLES)
+        scores = step_scores(prm, rows)
+        all_rows += rows
+        all_scores += scores
+        prm_rank = top_choice_accuracy(rows, scores, N_SAMPLES)
         likelihood = [[v] for v in log_likelihoods(policy, rows)]
+        weighted = [best_of_n(rows[i:i + N_SAMPLES], scores[i:i + N_SAMPLES])["prm_weighted"]
+                    for i in range(0, len(rows), N_SAMPLES)]
         report[level] = {"problems": prm_rank["problems"], "mean_right": prm_rank["mean_right"],
-                         "prm_top_right": prm_rank["top_scored_right"],
+                         "prm_top_right": prm_rank["top_scored_right"], "prm_weighted_right": sum(weighted) / len(weighted),
                          "likelihood_top_right": top_choice_accuracy(rows, likelihood, N_SAMPLES)["top_scored_right"]}
         print(json.dumps({"level": level, **report[level]}), flush=True)
-    print("| level | problems | a random sample right | PRM's top sample right | most likely sample right |")
-    print("|---|---|---|---|---|")
+    print("| level | problems | a random sample right | PRM's top sample right | most likely sample right | "
+          "PRM-weighted vote right |")
+    print("|---|---|---|---|---|---|")
     for level, r in report.items():
         print(f"| {level} | {r['problems']} | {100 * r['mean_right']:.1f} | {100 * r['prm_top_right']:.1f} | "
-              f"{100 * r['likelihood_top_right']:.1f} |")
+              f"{100 * r['likelihood_top_right']:.1f} | {100 * r['prm_weighted_right']:.1f} |")
+    print("\n| step | steps | wrong | PRM step AUC, pooled | within problems | right/wrong pairs |\n|---|---|---|---|---|---|")
+    def shown(x):
+        return "-" if x is None else f"{x:.3f}"
+
+    for kind, r in mistakes_caught(all_rows, all_scores).items():
+        print(f"| {kind} | {r['steps']} | {r['wrong']} | {shown(r['auc'])} | {shown(r['within_auc'])} | {r['pairs']} |")
 
 
 if __name__ == "__main__":

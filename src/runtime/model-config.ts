@@ -108,10 +108,10 @@ export function readModelDirectory(dir: string): ModelDirectory {
 
 /** The files a model is loaded from: config, tokenizer files and graphs (with external weight data). */
 export function modelFiles(model: ModelDirectory): string[] {
-  const tokenizerFiles = ["config.json", "tokenizer.json"].map((file) => join(model.dir, file));
-  if (model.kind === "embedded-prm") return [...tokenizerFiles, join(model.dir, model.config.graphs.scores.file)];
+  const jsonFiles = ["config.json", "tokenizer.json"].map((file) => join(model.dir, file));
+  if (model.kind === "embedded-prm") return [...jsonFiles, join(model.dir, model.config.graphs.scores.file)];
   if (model.kind === "embedded-decoder") {
-    return [...tokenizerFiles, ...[model.config.graphs.prefill.file, model.config.graphs.decode.file].map((file) => join(model.dir, file))];
+    return [...jsonFiles, ...[model.config.graphs.prefill.file, model.config.graphs.decode.file].map((file) => join(model.dir, file))];
   }
   const tokenizerConfig = join(model.dir, "tokenizer_config.json");
   // An export over 2 GB keeps its weights beside the graph (model.onnx_data, model.onnx.data, ...).
@@ -120,7 +120,7 @@ export function modelFiles(model: ModelDirectory): string[] {
     .filter((name) => name.startsWith(basename(model.graph)))
     .sort()
     .map((name) => join(graphDir, name));
-  return [...tokenizerFiles, ...(existsSync(tokenizerConfig) ? [tokenizerConfig] : []), ...weights];
+  return [...jsonFiles, ...(existsSync(tokenizerConfig) ? [tokenizerConfig] : []), ...weights];
 }
 
 /**
