@@ -2,7 +2,9 @@
 step score) against the policy's own likelihood of each sample (sum of its token log-probabilities,
 no training). Then which mistakes the PRM catches: per kind of step, the AUC of the PRM's score at
 that step against the step's own label, over steps whose earlier steps are all right. Reads the 16
-labelled samples per problem of the last `evaluate.py` run.
+labelled samples per problem of the last `evaluate.py` run. Last, what a perfect checker of only
+some kinds of step would give: the weighted vote with a zero score for every sample whose first
+wrong step is of those kinds.
 
     /usr/bin/python3 models/train/rank_check.py --problems-per-level 100
 """
@@ -73,6 +75,24 @@ def mistakes_caught(rows, scores):
     return report
 
 
+def first_wrong_kind(row):
+    """The kind of the sample's first wrong step (None when every step is right)."""
+    steps = [s for s in row["solution"].split("\n\n") if s.strip()]
+    k = next((k for k, right in enumerate(row["stepCorrect"]) if not right), None)
+    return None if k is None or k >= len(steps) else step_kind(steps[k])
+
+
+def checker_ceiling(rows, kinds):
+    """Share of problems the weighted vote gets right when a checker scores 0 every sample whose
+    first wrong step is one of `kinds`, and 1 the others (so among those, the majority wins)."""
+    right = []
+    for i in range(0, len(rows), N_SAMPLES):
+        group = rows[i:i + N_SAMPLES]
+        scores = [[0.0 if first_wrong_kind(r) in kinds else 1.0] for r in group]
+        right.append(best_of_n(group, scores)["prm_weighted"])
+    return sum(right) / len(right)
+
+
 @torch.no_grad()
 def log_likelihoods(policy, rows, batch_size=128):
     """Sum of the policy's log-probabilities of each solution's tokens (and its <eos>)."""
@@ -107,16 +127,14 @@ def main():
     policy, _ = load_lm("policy_rev")
     prm, _ = load_prm(args.prm)
     spot_checks(prm)
-    report, all_rows, all_scores = {}, [], []
+    report, rows_by_level, scores_by_level = {}, {}, {}
     for level in sorted(by_level):
-        rows = [samples[i * N_SAMPLES + k] for i in by_level[level] for k in range(N_SAMPLES)]
-        scores = step_scores(prm, rows)
-        all_rows += rows
-        all_scores += scores
+        rows = rows_by_level[level] = [samples[i * N_SAMPLES + k] for i in by_level[level] for k in range(N_SAMPLES)]
+        scores = scores_by_level[level] = step_scores(prm, rows)
         prm_rank = top_choice_accuracy(rows, scores, N_SAMPLES)
-        likelihood = [[v] for v in log_likelihoods(policy, rows)]
         weighted = [best_of_n(rows[i:i + N_SAMPLES], scores[i:i + N_SAMPLES])["prm_weighted"]
                     for i in range(0, len(rows), N_SAMPLES)]
+        likelihood = [[v] for v in log_likelihoods(policy, rows)]
         report[level] = {"problems": prm_rank["problems"], "mean_right": prm_rank["mean_right"],
                          "prm_top_right": prm_rank["top_scored_right"], "prm_weighted_right": sum(weighted) / len(weighted),
                          "likelihood_top_right": top_choice_accuracy(rows, likelihood, N_SAMPLES)["top_scored_right"]}
@@ -127,13 +145,23 @@ def main():
     for level, r in report.items():
         print(f"| {level} | {r['problems']} | {100 * r['mean_right']:.1f} | {100 * r['prm_top_right']:.1f} | "
               f"{100 * r['likelihood_top_right']:.1f} | {100 * r['prm_weighted_right']:.1f} |")
-    print("\n| step | steps | wrong | PRM step AUC, pooled | within problems | right/wrong pairs |\n|---|---|---|---|---|---|")
+
     def shown(x):
         return "-" if x is None else f"{x:.3f}"
 
-    for kind, r in mistakes_caught(all_rows, all_scores).items():
+    print("\n| step | steps | wrong | PRM step AUC, pooled | within problems | right/wrong pairs |\n|---|---|---|---|---|---|")
+    kinds = mistakes_caught([r for rows in rows_by_level.values() for r in rows],
+                            [s for scores in scores_by_level.values() for s in scores])
+    for kind, r in kinds.items():
         print(f"| {kind} | {r['steps']} | {r['wrong']} | {shown(r['auc'])} | {shown(r['within_auc'])} | {r['pairs']} |")
 
+    print("\n| a perfect checker of | weighted vote right (mean over levels) | over a random sample |\n|---|---|---|")
+    random_right = sum(r["mean_right"] for r in report.values()) / len(report)
+    order = ["integer +", "integer -", "integer *", "fractions", "equation in x"]
+    order += sorted(set(kinds) - set(order))
+    for n in range(1, len(order) + 1):
+        right = sum(checker_ceiling(rows, set(order[:n])) for rows in rows_by_level.values()) / len(rows_by_level)
+        print(f"| {', '.join(order[:n])} | {100 * right:.1f} | {100 * (right - random_right):+.1f} |")
 
 if __name__ == "__main__":
     main()
