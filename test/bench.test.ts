@@ -196,17 +196,21 @@ describe("runBench", () => {
     expect(summary.ranNow).toBe(0);
   });
 
-  it("records the models' fingerprints and refuses to resume with other weights", async () => {
+  it("records the models' and problems' fingerprints and refuses to resume with other weights or problems", async () => {
     const dir = await tempDir();
     const cfg = config(dir, { strategies: ["best-of-n"], budgets: [2] });
     const policyWithWeights = (fingerprint: string) => Object.assign(new ScriptedPolicy(script()), { fingerprint });
     await run(cfg, { policy: policyWithWeights("sha256:aaa") });
     const stored = JSON.parse(await readFile(join(dir, "config.json"), "utf8"));
-    expect(stored.experiment.fingerprints).toEqual({ policy: "sha256:aaa", verifier: null });
+    expect(stored.experiment.fingerprints).toEqual({ policy: "sha256:aaa", verifier: null, problems: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) });
     expect((await run(cfg, { policy: policyWithWeights("sha256:aaa") })).ranNow).toBe(0);
     await expect(run(cfg, { policy: policyWithWeights("sha256:bbb") })).rejects.toThrow(
-      /fingerprints: \{"policy":"sha256:aaa","verifier":null\} there, \{"policy":"sha256:bbb","verifier":null\} now[^]*files changed since that run started/,
+      /fingerprints: \{"policy":"sha256:aaa",[^\n]*there, \{"policy":"sha256:bbb",[^]*The policy changed since that run started/,
     );
+    // The same problem ids with another text: a generator that changed under the run.
+    const loaded = await loadBenchProblems(cfg);
+    const changed = loaded.map((problem, i) => (i === 0 ? { ...problem, problem: `${problem.problem} ` } : problem));
+    await expect(run(cfg, { policy: policyWithWeights("sha256:aaa"), problems: changed })).rejects.toThrow(/The problems changed since that run started/);
     // A run recorded before fingerprints existed cannot be checked, and resumes.
     delete stored.experiment.fingerprints;
     await writeFile(join(dir, "config.json"), JSON.stringify(stored));

@@ -59,8 +59,11 @@ export interface Experiment {
   /** Labels of the models, for the record; null: the Policy's (StepVerifier's) own name. */
   policy: string | null;
   verifier: string | null;
-  /** The loaded models' fingerprints (null: none), so that a resume after a retrain is refused. */
-  fingerprints: { policy: string | null; verifier: string | null };
+  /**
+   * SHA-256 fingerprints of the loaded models' files (null: none) and of the problems (ids, texts,
+   * answers), so that a resume after a retrain or a change of the dataset's generator is refused.
+   */
+  fingerprints: { policy: string | null; verifier: string | null; problems: string | null };
   /**
    * Each problem's oracle pass rate, from `difficultyFile`, for compute-optimal with difficulty
    * oracle; the values themselves, so a resume with other ones is refused. Null without a file.
@@ -292,7 +295,7 @@ export const benchConfigSchema = flatSchema.transform((flat, ctx): BenchConfig =
       policy: flat.policy ?? null,
       verifier: flat.verifier ?? null,
       // filled in from the loaded models when the run starts
-      fingerprints: { policy: null, verifier: null },
+      fingerprints: { policy: null, verifier: null, problems: null },
       knownDifficulty: known,
     },
     run: {

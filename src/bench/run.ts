@@ -100,6 +100,13 @@ export function shardOf(key: string, count: number): number {
   return (createHash("sha256").update(key).digest().readUInt32BE(0) % count) + 1;
 }
 
+/** A SHA-256 over the problems' ids, texts and gold answers, in order. */
+function fingerprintProblems(problems: readonly Problem[]): string {
+  const hash = createHash("sha256");
+  for (const { id, problem, answer } of problems) hash.update(`${JSON.stringify([id, problem, answer])}\n`);
+  return `sha256:${hash.digest("hex")}`;
+}
+
 function packageVersion(): string {
   return (JSON.parse(readFileSync(join(packageRoot(), "package.json"), "utf8")) as { version: string }).version;
 }
@@ -232,13 +239,13 @@ function accuracyTable(experiment: Experiment, results: Iterable<BenchResult>): 
 export async function runBench(config: BenchConfig, options: RunBenchOptions): Promise<BenchSummary> {
   const started = performance.now();
   const verifier = options.verifier ?? null;
+  const problems = options.problems ?? (await loadBenchProblems(config));
   const experiment: Experiment = {
     ...config.experiment,
     policy: config.experiment.policy ?? options.policy.name,
     verifier: config.experiment.verifier ?? verifier?.name ?? "none",
-    fingerprints: { policy: options.policy.fingerprint ?? null, verifier: verifier?.fingerprint ?? null },
+    fingerprints: { policy: options.policy.fingerprint ?? null, verifier: verifier?.fingerprint ?? null, problems: fingerprintProblems(problems) },
   };
-  const problems = options.problems ?? (await loadBenchProblems(config));
   checkKnownDifficulty(config, problems);
   const { shard } = config;
   const items = workItems(problems, experiment).filter((item) => shard === null || shardOf(item.key, shard.count) === shard.index);

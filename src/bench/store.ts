@@ -72,15 +72,16 @@ export async function checkRunDirectory(dir: string, experiment: Experiment): Pr
   // started before fingerprints were recorded cannot be checked for a retrain: they are let through.
   const stored: Partial<Experiment> = {
     knownDifficulty: null,
-    fingerprints: experiment.fingerprints,
     ...(record.experiment as Partial<Experiment> | undefined),
   };
+  stored.fingerprints = { ...experiment.fingerprints, ...stored.fingerprints };
   if (canonical(stored) === canonical(experiment)) return;
   const keys = [...new Set([...Object.keys(experiment), ...Object.keys(stored)])] as (keyof Experiment)[];
   const differences = keys
     .filter((key) => canonical(stored[key]) !== canonical(experiment[key]))
     .map((key) => `${key}: ${shorten(canonical(stored[key]) ?? "(none)")} there, ${shorten(canonical(experiment[key]) ?? "(none)")} now`);
-  const retrained = canonical(stored.fingerprints) !== canonical(experiment.fingerprints) ? "The models' files changed since that run started (retrained or replaced?). " : "";
+  const changed = (["policy", "verifier", "problems"] as const).filter((key) => stored.fingerprints?.[key] !== experiment.fingerprints[key]);
+  const retrained = changed.length > 0 ? `The ${changed.join(" and ")} changed since that run started (a retrain, another model, or a changed dataset?). ` : "";
   throw new InputError(
     `${dir} holds a run with another configuration (${join(dir, CONFIG_FILE)}):\n  ${differences.join("\n  ")}\n` +
       retrained +
