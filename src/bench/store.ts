@@ -68,13 +68,16 @@ async function readRecord(dir: string): Promise<RunRecord | null> {
 export async function checkRunDirectory(dir: string, experiment: Experiment): Promise<void> {
   const record = await readRecord(dir);
   if (record === null) return;
-  // Runs started before difficulty files existed have no knownDifficulty: the same as none. Runs
-  // started before fingerprints were recorded cannot be checked for a retrain: they are let through.
+  // Runs started before difficulty files existed have no knownDifficulty: the same as none.
   const stored: Partial<Experiment> = {
     knownDifficulty: null,
     ...(record.experiment as Partial<Experiment> | undefined),
   };
-  stored.fingerprints = { ...experiment.fingerprints, ...stored.fingerprints };
+  // A fingerprint is compared only where both are known: a check before the models and problems are
+  // loaded has none yet, and runs started before fingerprints were recorded are let through.
+  const fingerprint = (key: keyof Experiment["fingerprints"]) =>
+    experiment.fingerprints[key] === null ? null : (stored.fingerprints?.[key] ?? experiment.fingerprints[key]);
+  stored.fingerprints = { policy: fingerprint("policy"), verifier: fingerprint("verifier"), problems: fingerprint("problems") };
   if (canonical(stored) === canonical(experiment)) return;
   const keys = [...new Set([...Object.keys(experiment), ...Object.keys(stored)])] as (keyof Experiment)[];
   const differences = keys
