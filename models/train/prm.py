@@ -1,8 +1,11 @@
 """Process reward model: the trained policy's backbone + a linear head, trained with class-balanced
 BCE at step-boundary tokens on the policy's own samples labelled by `data label`, plus one gold
-solution per training problem.
+solution per training problem. With `--single-step-share`, that share of batches are one-step
+examples labelled at every character of the result (see `dense_labels`).
 
     /usr/bin/python3 models/train/prm.py --seed 0 --minutes 11
+    /usr/bin/python3 models/train/prm.py --seed 0 --minutes 75 --reuse-samples --single-step-share 0.8 \
+        --init prm_steps --lr 5e-4 --name prm_dense   # the model card's per-digit experiment
     python3 models/train/prm.py --seed 0 --minutes 5 --problems 12000 --batch-size 256   # on a GPU
 """
 import argparse
@@ -184,7 +187,8 @@ def dense_labels(problem, step, gold_step, step_label):
 def single_step_rows(problems, samples, rng):
     """Short examples that teach checking one step: a problem followed by one step only, either a
     step of its gold solution (half of them with a number of the result changed) or a step of the
-    policy's own samples. Labelled by `data label` like any solution; the label is that step's own."""
+    policy's own samples. Labelled by `data label` like any solution; the label is that step's own.
+    Gold-derived rows keep their unchanged gold step, for the per-character labels."""
     rows = []
     for p in problems:
         steps = [s for s in p["solution"].split(STEP_DELIMITER) if s.strip()]
