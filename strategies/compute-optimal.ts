@@ -5,21 +5,23 @@
  * First the difficulty is predicted without ground truth: k samples (the table's `samples`) are
  * drawn and scored by the verifier, and their mean final score is binned by the table's edges.
  * Those k samples count against the budget and are kept as candidates. The rest of the budget
- * goes to the configuration the allocation table chose for that bin (the largest table budget that
- * fits; an unseen bin or budget takes the nearest entry). The answer is chosen over the estimate's
- * samples and the configuration's candidates together, with the configuration's selection rule.
- * Budget: at most N generations (k + the table budget that fits in N - k).
+ * goes to the configuration the allocation table chose for that bin at the largest calibrated
+ * budget that fits (an unseen bin takes the nearest), run with all of N - k (or the most of it that
+ * the configuration's parameters accept: beam search needs a multiple of its width), so that a
+ * table calibrated at powers of two does not leave generations unspent. The answer is chosen over
+ * the estimate's samples and the configuration's candidates together, with the configuration's
+ * selection rule. Budget: at most N generations.
  *
  * With `difficulty: "oracle"`, for analysis, the difficulty is known instead: the problem's oracle
  * pass rate (the share of samples graded right against the gold answer, from the context's
  * `knownDifficulty`) is binned by the table's oracle edges, no estimate is drawn, and the whole
- * budget goes to the oracle section's configuration for that bin. Set beside the predicted run,
+ * budget goes to the oracle section's configuration for that bin, chosen and run the same way. Set beside the predicted run,
  * this shows what not knowing the difficulty costs.
  *
  * With `spread`, N is a benchmark's average per problem instead: the table's budgets are spread
  * over the bins (`spreadAcrossBins`) so that easy problems get less and hard ones more where the
- * calibration says more helps, and a problem gets its bin's budget (after the k estimate samples,
- * when predicted).
+ * calibration says more helps, and a problem gets its bin's table budget exactly (after the k
+ * estimate samples, when predicted).
  */
 import { z } from "zod";
 import { budgetSchema, requireVerifier, Search, type Strategy, type StrategyContext, type StrategyResult } from "../src/strategy.js";
@@ -83,7 +85,7 @@ async function withPredictedDifficulty(problem: string, context: StrategyContext
   const score = estimate.reduce((sum, candidate) => sum + (candidate.score ?? 0), 0) / estimate.length;
   const bin = binOfScore(score, table.difficulty.edges);
   const entry = chooseEntry(table.entries, bin, budget - samples, spread);
-  const rest = entry === null ? null : await runEntry(problem, context, entry);
+  const rest = entry === null ? null : await runEntry(problem, context, entry, spread ? entry.budget : budget - samples);
 
   // The two searches' trees side by side: the configuration's node ids shifted past the estimate's.
   const offset = search.tree.nodes.length;
@@ -111,12 +113,12 @@ async function withOracleDifficulty(problem: string, context: StrategyContext, {
   const entry = chooseEntry(table.oracle.entries, bin, budget, spread);
   const difficulty = { score, bin, configuration: entry?.label ?? null };
   if (entry === null) return { answer: null, chosen: null, candidates: [], tree: [], compute: context.meter.report(), difficulty };
-  return { ...(await runEntry(problem, context, entry)), difficulty };
+  return { ...(await runEntry(problem, context, entry, spread ? entry.budget : budget)), difficulty };
 }
 
 /**
  * The entry to run for a bin with `budget` generations left: with `spread`, the bin's share of the
- * average; else the largest table budget that fits (`lookupEntry`). Null when none fits.
+ * average; else the one at the largest table budget that fits (`lookupEntry`). Null when none fits.
  */
 function chooseEntry(entries: readonly AllocationEntry[], bin: number, budget: number, spread: boolean): AllocationEntry | null {
   if (spread) return spreadAcrossBins(entries, budget)?.get(bin) ?? null;
@@ -125,10 +127,17 @@ function chooseEntry(entries: readonly AllocationEntry[], bin: number, budget: n
   return entry.budget <= budget ? entry : null;
 }
 
-/** Runs a table entry's configuration at the entry's budget. */
-async function runEntry(problem: string, context: StrategyContext, entry: AllocationEntry): Promise<StrategyResult> {
+/**
+ * Runs a table entry's configuration with the largest budget from `budget` down to the entry's own
+ * that its parameters accept (the entry's own was calibrated, so it is accepted unless the table is broken).
+ */
+async function runEntry(problem: string, context: StrategyContext, entry: AllocationEntry, budget: number): Promise<StrategyResult> {
   const strategy = TABLE_STRATEGIES.find((candidate) => candidate.name === entry.strategy);
   if (strategy === undefined) throw new InputError(`allocation table entry ${entry.label}: unknown strategy ${entry.strategy}`);
+  for (let spend = budget; spend > entry.budget; spend--) {
+    const params = strategy.params.safeParse({ ...entry.params, budget: spend });
+    if (params.success) return strategy.run(problem, context, params.data);
+  }
   const params = strategy.params.safeParse({ ...entry.params, budget: entry.budget });
   if (!params.success) throw new InputError(`allocation table entry ${entry.label}: ${describeZodError(params.error)}`);
   return strategy.run(problem, context, params.data);

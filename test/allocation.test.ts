@@ -193,14 +193,15 @@ describe("compute-optimal", () => {
     expect(getStrategy("compute-optimal")).toBe(computeOptimal);
   });
 
-  it("counts the estimate's samples, keeps them as candidates, and runs the configuration of the predicted bin", async () => {
-    // Every final step scores 0.9: bin 1 (easy), so best-of-2 runs after the 2 estimate samples.
+  it("counts the estimate's samples, keeps them as candidates, and runs the configuration of the predicted bin with the rest", async () => {
+    // Every final step scores 0.9: bin 1 (easy), whose configuration (calibrated at budget 2) runs
+    // with the 4 generations left after the 2 estimate samples.
     const policy = new ScriptedPolicy(solutionScript(solutions));
     const context = testContext(policy, ScriptedVerifier.byStep({}, 0.9));
     const result = await computeOptimal.run("P", context, { budget: 6, table, spread: false, difficulty: "predicted" });
     expect(result.difficulty).toEqual({ score: 0.9, bin: 1, configuration: "best-of-n" });
-    expect(result.compute.generations).toBe(4);
-    expect(result.candidates).toHaveLength(4);
+    expect(result.compute.generations).toBe(6);
+    expect(result.candidates).toHaveLength(6);
     expect(policy.prompts).toHaveLength(2);
     expect(policy.live).toBe(0);
   });
@@ -239,10 +240,11 @@ describe("compute-optimal", () => {
     it("draws no estimate and gives the whole budget to the oracle bin's configuration", async () => {
       const policy = new ScriptedPolicy(solutionScript(solutions));
       const verifier = ScriptedVerifier.byStep({}, 0.9);
-      const result = await computeOptimal.run("P", testContext(policy, verifier, { knownDifficulty: { passRate: 0.25 } }), oracle(6));
+      const result = await computeOptimal.run("P", testContext(policy, verifier, { knownDifficulty: { passRate: 0.25 } }), oracle(7));
       expect(result.difficulty).toEqual({ score: 0.25, bin: 2, configuration: "beam-w2" });
-      // Beam search at its table budget 4, the largest that fits in 6; nothing else was generated.
-      expect(result.compute.generations).toBe(4);
+      // Beam search width 2, chosen at its table budget 4, runs with 6 of the 7: the most that is a
+      // multiple of its width. Nothing else was generated.
+      expect(result.compute.generations).toBe(6);
       expect(policy.prompts).toHaveLength(1);
       expect(policy.live).toBe(0);
     });
@@ -251,8 +253,8 @@ describe("compute-optimal", () => {
       const policy = new ScriptedPolicy(solutionScript(solutions));
       const result = await computeOptimal.run("P", testContext(policy, null, { knownDifficulty: { passRate: 1 } }), oracle(10));
       expect(result.difficulty).toEqual({ score: 1, bin: 1, configuration: "majority-8" });
-      expect(result.compute.generations).toBe(8);
-      expect(result.candidates).toHaveLength(8);
+      expect(result.compute.generations).toBe(10);
+      expect(result.candidates).toHaveLength(10);
       expect(result.answer).not.toBeNull();
     });
 
