@@ -113,6 +113,15 @@ def evaluate(per_level, seed, reuse=False):
             "revision_first_wrong": len(wrong),
             "revision_first_right": len(right),
         }
+    # Where the ladder leaves room for search: pass@1 and oracle pass@16 per level and subject.
+    by_subject = {}
+    for lv in LEVELS:
+        for subject in sorted({p["subject"] for p in test}):
+            idx = [i for i, p in enumerate(test) if p["level"] == lv and p["subject"] == subject]
+            groups = [samples[i * N_SAMPLES:(i + 1) * N_SAMPLES] for i in idx]
+            by_subject[f"{lv} {subject}"] = {"problems": len(idx), "greedy": mean(greedy[i]["correct"] for i in idx),
+                                             "pass@1": mean(r["correct"] for g in groups for r in g),
+                                             "oracle_pass@16": mean(any(r["correct"] for r in g) for g in groups)}
     auc = step_auc(samples, scores)
     avg = {k: mean(per[str(lv)][k] for lv in LEVELS) for k in
            ("greedy", "pass@1", "oracle_pass@16", "majority@16", "prm_weighted_best_of_16", "prm_max_best_of_16")}
@@ -125,7 +134,7 @@ def evaluate(per_level, seed, reuse=False):
     }
     return {"test": {"split": "test", "per_level": per_level, "seed": seed + 1, "samples_per_problem": N_SAMPLES,
                      "temperature": 0.8, "policy_outputs_reused": reuse},
-            "by_level": per, "average_over_levels": avg, "prm_step_auc": auc,
+            "by_level": per, "by_level_and_subject": by_subject, "average_over_levels": avg, "prm_step_auc": auc,
             "revision": {"fixed": mean(revised[i]["correct"] for i in range(len(test)) if not greedy[i]["correct"]),
                          "broken": mean(not revised[i]["correct"] for i in range(len(test)) if greedy[i]["correct"])},
             "targets_met": targets, "timing_s": timing}
@@ -159,6 +168,13 @@ def table(ev):
               "| AUC | " + " | ".join(fmt_auc(v["auc"]) for v in pos.values()) + " |",
               "| steps | " + " | ".join(str(v["n"]) for v in pos.values()) + " |",
               "| correct prefixes | " + " | ".join(pct(v["positive_rate"]) for v in pos.values()) + " |"]
+    subjects = sorted({k.split(" ", 1)[1] for k in ev["by_level_and_subject"]})
+    lines += ["", "Per level and subject: greedy / pass@1 / oracle pass@16:", "",
+              "| level | " + " | ".join(subjects) + " |", "|---" * (len(subjects) + 1) + "|"]
+    for lv in LEVELS:
+        cells = [ev["by_level_and_subject"][f"{lv} {s}"] for s in subjects]
+        lines.append(f"| {lv} | " + " | ".join(f"{pct(c['greedy'])} / {pct(c['pass@1'])} / {pct(c['oracle_pass@16'])}"
+                                               for c in cells) + " |")
     return "\n".join(lines)
 
 
