@@ -15,8 +15,8 @@
  * With `difficulty: "oracle"`, for analysis, the difficulty is known instead: the problem's oracle
  * pass rate (the share of samples graded right against the gold answer, from the context's
  * `knownDifficulty`) is binned by the table's oracle edges, no estimate is drawn, and the whole
- * budget goes to the oracle section's configuration for that bin, chosen and run the same way. Set beside the predicted run,
- * this shows what not knowing the difficulty costs.
+ * budget goes to the oracle section's configuration for that bin, chosen and run the same way.
+ * Set beside the predicted run, this shows what not knowing the difficulty costs.
  *
  * With `spread`, N is a benchmark's average per problem instead: the table's budgets are spread
  * over the bins (`spreadAcrossBins`) so that easy problems get less and hard ones more where the

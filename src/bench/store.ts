@@ -69,10 +69,7 @@ export async function checkRunDirectory(dir: string, experiment: Experiment): Pr
   const record = await readRecord(dir);
   if (record === null) return;
   // Runs started before difficulty files existed have no knownDifficulty: the same as none.
-  const stored: Partial<Experiment> = {
-    knownDifficulty: null,
-    ...(record.experiment as Partial<Experiment> | undefined),
-  };
+  const stored: Partial<Experiment> = { knownDifficulty: null, ...(record.experiment as Partial<Experiment> | undefined) };
   // A fingerprint is compared only where both are known: a check before the models and problems are
   // loaded has none yet, and runs started before fingerprints were recorded are let through.
   const fingerprint = (key: keyof Experiment["fingerprints"]) =>
