@@ -13,7 +13,8 @@ export const computeSchema = z.object({
   verifierTokens: z.number(),
   policyCalls: z.number(),
   verifierCalls: z.number(),
-  flops: z.number(),
+  /** Null when a model's parameter count is unknown (a served model without --policy-params). */
+  flops: z.number().nullable(),
   wallMs: z.number(),
 });
 

@@ -3,7 +3,6 @@
  * state lives in the worker. Concurrent `extend` calls (several problems searched at once) are
  * coalesced, so the worker decodes them as one batch.
  */
-import type { ComputeMeter } from "../meter.js";
 import type { Branch, ExtendOptions, Policy, PolicyPrompt, StepResult } from "../policy.js";
 import type { ExtendRequest, ExtendResult } from "./decoder-engine.js";
 import type { ModelInfo } from "./model-worker.js";
@@ -14,12 +13,12 @@ class OnnxBranch implements Branch {
   steps: string[] = [];
   finished = false;
   generatedTokens = 0;
+  promptTokens = 0;
   released = false;
 
   constructor(
     readonly id: number,
     private readonly owner: OnnxPolicy,
-    readonly meter: ComputeMeter,
   ) {}
 
   fork(): Branch {
@@ -28,6 +27,7 @@ class OnnxBranch implements Branch {
     child.steps = [...this.steps];
     child.finished = this.finished;
     child.generatedTokens = this.generatedTokens;
+    child.promptTokens = this.promptTokens;
     return child;
   }
 
@@ -58,16 +58,15 @@ export class OnnxPolicy implements Policy {
     this.fingerprint = info.fingerprint;
   }
 
-  async start(prompt: PolicyPrompt, meter: ComputeMeter): Promise<Branch> {
-    const branch = new OnnxBranch(this.nextBranch++, this, meter);
+  async start(prompt: PolicyPrompt): Promise<Branch> {
+    const branch = new OnnxBranch(this.nextBranch++, this);
     const { promptTokens } = await this.extends.exclusive(() => this.client.call<{ promptTokens: number }>("start", { branch: branch.id, prompt }));
-    meter.countPrefill(promptTokens, this.parameters);
-    meter.policyCalls++;
+    branch.promptTokens = promptTokens;
     return branch;
   }
 
   forkBranch(parent: OnnxBranch): OnnxBranch {
-    const child = new OnnxBranch(this.nextBranch++, this, parent.meter);
+    const child = new OnnxBranch(this.nextBranch++, this);
     this.client.send("fork", { parent: parent.id, child: child.id });
     return child;
   }
@@ -99,11 +98,8 @@ export class OnnxPolicy implements Policy {
       if (result.text !== "") branch.steps.push(result.text);
       branch.finished = result.stopReason === "eos" || result.stopReason === "max-length";
       branch.generatedTokens += result.tokens;
-      branch.meter.countGenerated(result.tokens, this.parameters);
     });
-    const meter = own[0]?.meter;
-    if (meter) meter.policyCalls += Math.max(0, ...results.map((result) => result.runs));
-    return results.map(({ text, tokens, logprobs, stopReason }) => ({ text, tokens, logprobs, stopReason }));
+    return results.map(({ text, tokens, logprobs, stopReason, runs }) => ({ text, tokens, logprobs, stopReason, calls: runs }));
   }
 
   /** Live branches and the bytes of decoding state the worker holds (and would hold at `lengths`). */
