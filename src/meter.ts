@@ -16,6 +16,8 @@ export interface ComputeReport {
   /** Batched forward passes that served this meter (a pass shared by several meters counts for each). */
   policyCalls: number;
   verifierCalls: number;
+  /** Requests to served models sent again after a fault (connection error, timeout, 429, 5xx). */
+  retries: number;
   /**
    * 2 x parameters x tokens, over the policy's and the verifier's tokens; null when a model that
    * read or wrote tokens has an unknown parameter count (unknown, not zero).
@@ -31,6 +33,7 @@ export class ComputeMeter {
   verifierTokens = 0;
   policyCalls = 0;
   verifierCalls = 0;
+  retries = 0;
   flops: number | null = 0;
   private readonly started = performance.now();
 
@@ -70,6 +73,7 @@ export class ComputeMeter {
       verifierTokens: this.verifierTokens,
       policyCalls: this.policyCalls,
       verifierCalls: this.verifierCalls,
+      retries: this.retries,
       flops: this.flops,
       wallMs: Math.round(performance.now() - this.started),
     };
@@ -92,5 +96,6 @@ export async function scoreCounted(verifier: StepVerifier, requests: readonly Sc
     answers.map((answer) => answer.tokens),
     verifier.parameters,
   );
+  for (const answer of answers) meter.retries += answer.retries ?? 0;
   return answers.map((answer) => answer.scores);
 }

@@ -45,6 +45,8 @@ export interface StepResult {
    * requests for a served one. Steps decoded together share their calls.
    */
   calls: number;
+  /** Requests a served model sent again for this step (connection errors, timeouts, 429, 5xx). */
+  retries?: number;
 }
 
 /**
@@ -91,6 +93,8 @@ export interface StepScores {
   scores: number[];
   /** Tokens the verifier read for this request (0 for a verifier that reads none). */
   tokens: number;
+  /** Requests a served verifier sent again (connection errors, timeouts, 429, 5xx) to answer this one. */
+  retries?: number;
 }
 
 export interface StepVerifier {

@@ -346,7 +346,10 @@ export class Search {
       },
     );
     if (results.length !== paths.length) throw new Error(`policy ${policy.name} returned ${results.length} steps for ${paths.length} branches`);
-    for (const result of results) this.context.meter.countGenerated(result.tokens, policy.parameters);
+    for (const result of results) {
+      this.context.meter.countGenerated(result.tokens, policy.parameters);
+      this.context.meter.retries += result.retries ?? 0;
+    }
     // Steps decoded together share their model calls: the call count is the longest step's.
     this.context.meter.policyCalls += Math.max(...results.map((result) => result.calls));
     if (!record) return;

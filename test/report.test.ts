@@ -271,6 +271,7 @@ describe("compute efficiency against a reference", () => {
         verifierTokens: 0,
         policyCalls: 0,
         verifierCalls: 0,
+        retries: 0,
         flops: 0,
         wallMs: 0,
       },
