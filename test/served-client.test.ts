@@ -6,6 +6,10 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { readFileSync } from "node:fs";
+import { mkdtemp, readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { Command } from "commander";
+import { registerBench } from "../src/commands/bench.js";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { InputError } from "../src/errors.js";
@@ -318,6 +322,33 @@ describe("the served verifier against vLLM's /pooling protocol", () => {
     const [answer] = await (await connectVerifier(url, { format: "math-shepherd" })).scoreSteps([{ problem: "P?", steps: ["a", "b"] }]);
     expect(seen.at(-1)?.body.input).toEqual(["P? Step 1: a ки\nStep 2: b ки"]);
     expect(answer?.scores).toEqual([0.8, 0.3]);
+  });
+});
+
+describe("bench with served models", () => {
+  it("records the served model's fingerprint and the retries, never the API key, and refuses a resume against another model", async () => {
+    const byDepth: Handler = (entry, res) => send(res, 200, entry.body.prompt.length === PROMPT_IDS.length ? STEP.response : EOS.response);
+    const models = structuredClone(MODELS.response);
+    const policyServer = await fixtureServer(policyRoute([reply(ERRORS.internal.body, 503), byDepth]), models);
+    const prm = await fixtureServer((entry, res) => send(res, 200, poolingAnswer(entry.body.input)), { object: "list", data: [{ id: "prm", object: "model" }] });
+    const out = join(await mkdtemp(join(tmpdir(), "deliberate-served-")), "run");
+    const bench = () => {
+      const program = new Command().exitOverride();
+      registerBench(program);
+      const args = ["bench", "--dataset", "synth", "--n", "2", "--strategies", "best-of-n", "--budgets", "2", "--progress", "none", "--out", out];
+      return program.parseAsync([...args, "--policy", policyServer.url, "--policy-api-key", "sk-secret-123", "--verifier", prm.url], { from: "user" });
+    };
+    await bench();
+    const results = (await readFile(join(out, "results.jsonl"), "utf8")).trim().split("\n").map((line) => JSON.parse(line) as { compute: { retries: number; flops: number | null } });
+    expect(results).toHaveLength(2);
+    expect(results.reduce((sum, result) => sum + result.compute.retries, 0)).toBe(1);
+    expect(results.every((result) => result.compute.flops === null)).toBe(true);
+    const config = await readFile(join(out, "config.json"), "utf8");
+    expect(config).not.toContain("sk-secret-123");
+    expect((JSON.parse(config) as { experiment: { fingerprints: { policy: string } } }).experiment.fingerprints.policy).toMatch(/^served:Qwen\/Qwen2.5-Math-1.5B-Instruct /);
+
+    (models.data[0] as { id: string }).id = "Qwen/Qwen2.5-Math-7B-Instruct";
+    await expect(bench()).rejects.toThrow(/The policy changed since that run started/);
   });
 });
 
