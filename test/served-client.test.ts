@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import { mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { Command } from "commander";
+import { Tokenizer } from "@huggingface/tokenizers";
 import { registerBench } from "../src/commands/bench.js";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -177,6 +178,21 @@ describe("the served policy against vLLM's completions protocol", () => {
     const port = (closed.address() as AddressInfo).port;
     await new Promise((resolve) => closed.close(resolve));
     await expect(connectPolicy(`http://127.0.0.1:${port}/v1`, { maxRetries: 0 })).rejects.toThrow(/cannot reach the server/);
+  });
+
+  it("formats prompts with a tokenizer directory's chat template instead of /tokenize when given one", async () => {
+    const { url, seen } = await fixtureServer(policyRoute([reply(STEP.response)]));
+    const dir = join(import.meta.dirname, "fixtures", "tiny-hf");
+    const policy = await connectPolicy(url, { chatTemplate: dir });
+    const branch = await policy.start({ problem: "Compute 3 + 4." });
+    await policy.extend([branch], { ...options, seeds: [1] });
+    expect(seen.filter((entry) => entry.path === "/tokenize")).toHaveLength(0);
+    const [system, user] = promptToMessages({ problem: "Compute 3 + 4." });
+    const text = `<bos>[system] ${system?.content}\n[user] ${user?.content}\n[assistant] `;
+    const config = JSON.parse(readFileSync(join(dir, "tokenizer_config.json"), "utf8")) as object;
+    const tokenizer = new Tokenizer(JSON.parse(readFileSync(join(dir, "tokenizer.json"), "utf8")) as object, config);
+    expect(completions(seen)[0]?.body.prompt).toEqual(tokenizer.encode(text, { add_special_tokens: false }).ids);
+    await expect(connectPolicy(url, { chatTemplate: join(dir, "missing") })).rejects.toThrow(/--chat-template .*missing: cannot read tokenizer_config.json/);
   });
 
   it("sends the API key as a bearer token", async () => {
