@@ -62,6 +62,8 @@ export interface Branch {
   readonly generatedTokens: number;
   /** Tokens of the prompt `start` prefilled (forks keep their root's count). */
   readonly promptTokens: number;
+  /** Requests a served model sent again after a fault to start this branch (forks keep their root's). */
+  readonly startRetries?: number;
   fork(): Branch;
   release(): void;
 }

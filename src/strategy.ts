@@ -211,6 +211,7 @@ export class Search {
     const branch = await policy.start(prompt);
     meter.countPrefill(branch.promptTokens, policy.parameters);
     meter.policyCalls += 1;
+    meter.retries += branch.startRetries ?? 0;
     return this.track(new SearchPath(branch, this.tree.addPrompt(parentNodeId).id));
   }
 

@@ -11,9 +11,11 @@ import { tmpdir } from "node:os";
 import { Command } from "commander";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { registerBench } from "../src/commands/bench.js";
+import { parseBenchConfig } from "../src/bench/config.js";
+import { runBench } from "../src/bench/run.js";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { InputError } from "../src/errors.js";
+import { InputError, UnavailableError } from "../src/errors.js";
 import { connectPolicy, type ServedPolicy } from "../src/served/policy.js";
 import { connectVerifier } from "../src/served/verifier.js";
 import { promptToMessages } from "../src/served/messages.js";
@@ -365,6 +367,36 @@ describe("bench with served models", () => {
 
     (models.data[0] as { id: string }).id = "Qwen/Qwen2.5-Math-7B-Instruct";
     await expect(bench()).rejects.toThrow(/The policy changed since that run started/);
+  });
+});
+
+describe("a server that goes away mid-run", () => {
+  it("stops the bench without recording the items in flight, and the same run resumes and completes once it is back", async () => {
+    let down = false;
+    let answered = 0;
+    const byDepth: Handler = (entry, res) => {
+      if (down) return res.socket?.destroy();
+      if (++answered === 6) down = true;
+      send(res, 200, entry.body.prompt.length === PROMPT_IDS.length ? STEP.response : EOS.response);
+    };
+    const { url } = await fixtureServer(policyRoute([byDepth]));
+    const prm = await fixtureServer((entry, res) => send(res, 200, poolingAnswer(entry.body.input)), { object: "list", data: [{ id: "prm", object: "model" }] });
+    const out = join(await mkdtemp(join(tmpdir(), "deliberate-served-")), "run");
+    const config = parseBenchConfig({ n: 4, strategies: ["best-of-n"], budgets: [2], concurrency: 2, progress: "none", out });
+    const connect = async () => ({ policy: await connectPolicy(url, { maxRetries: 2, backoffMs: 5 }), verifier: await connectVerifier(prm.url) });
+    await expect(runBench(config, await connect())).rejects.toThrow(UnavailableError);
+    const lines = async () => (await readFile(join(out, "results.jsonl"), "utf8").catch(() => "")).split("\n").filter((line) => line !== "").map((line) => JSON.parse(line) as { error: string | null });
+    const before = await lines();
+    expect(before.length).toBeLessThan(4);
+    expect(before.every((result) => result.error === null)).toBe(true);
+
+    down = false;
+    answered = -1000;
+    const summary = await runBench(config, await connect());
+    const after = await lines();
+    expect(after).toHaveLength(4);
+    expect(after.every((result) => result.error === null)).toBe(true);
+    expect(summary.errors).toBe(0);
   });
 });
 

@@ -12,7 +12,7 @@ import { randomInt } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import PQueue from "p-queue";
 import { z } from "zod";
-import { InputError, describeZodError } from "../errors.js";
+import { InputError, UnavailableError, describeZodError } from "../errors.js";
 
 export interface HttpOptions {
   /** Sent as `Authorization: Bearer`; never printed. */
@@ -127,7 +127,7 @@ export class Endpoints {
         return { value, retries: attempt };
       } catch (error) {
         if (!(error instanceof RetryableError) || signal?.aborted) throw signal?.aborted ? signal.reason : error;
-        if (attempt >= this.options.maxRetries) throw new Error(`${error.message} (gave up after ${attempt + 1} attempts)`, { cause: error });
+        if (attempt >= this.options.maxRetries) throw new UnavailableError(`${error.message} (gave up after ${attempt + 1} attempts)`, { cause: error });
         this.retries++;
         const backoff = Math.min(this.options.maxBackoffMs, this.options.backoffMs * 2 ** attempt);
         // Full jitter: retries of many requests spread out. The jitter only spreads timing; results never depend on it.

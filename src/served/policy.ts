@@ -64,10 +64,11 @@ class ServedBranch implements Branch {
     readonly promptTokens: number,
     /** The prompt and every step so far, as the server's token ids (delimiters included). */
     public ids: number[],
+    readonly startRetries: number,
   ) {}
 
   fork(): Branch {
-    const copy = new ServedBranch(this.policy, this.promptTokens, [...this.ids]);
+    const copy = new ServedBranch(this.policy, this.promptTokens, [...this.ids], this.startRetries);
     copy.steps = [...this.steps];
     copy.finished = this.finished;
     copy.generatedTokens = this.generatedTokens;
@@ -97,15 +98,15 @@ export class ServedPolicy implements Policy {
   }
 
   async start(prompt: PolicyPrompt): Promise<Branch> {
-    const { ids } = await this.render(promptToMessages(prompt));
-    return new ServedBranch(this, ids.length, ids);
+    const { ids, retries } = await this.render(promptToMessages(prompt));
+    return new ServedBranch(this, ids.length, ids, retries);
   }
 
-  extend(branches: readonly Branch[], options: ExtendOptions): Promise<StepResult[]> {
+  async extend(branches: readonly Branch[], options: ExtendOptions): Promise<StepResult[]> {
     if (options.seeds.length !== branches.length) throw new Error(`extend: ${branches.length} branches but ${options.seeds.length} seeds`);
     options.signal?.throwIfAborted();
     // One request per branch, all at once: the endpoints' queues bound what is in flight.
-    return Promise.all(
+    return await Promise.all(
       branches.map((branch, i) => {
         if (!(branch instanceof ServedBranch) || branch.policy !== this) throw new Error("extend: not a branch of this policy");
         if (branch.finished) throw new Error("extend: a finished branch");
