@@ -124,6 +124,61 @@ describe("the ONNX policy", () => {
     expect((await policy.stats()).liveBranches).toBe(liveBefore);
   });
 
+  it("starts a branch from token ids, and appends a suffix to one, to the state a prefill of the whole prompt gives", async () => {
+    const meter = new ComputeMeter();
+    const prompt = { problem: "Compute (17 + 5) * 3 - 8." };
+    const ids = await policy.renderPrompt(prompt);
+    const fromPrompt = await policy.start(prompt, meter);
+    const fromIds = await policy.startFromTokens(ids, meter);
+    const cut = Math.floor(ids.length / 2);
+    const appended = await policy.startFromTokens(ids.slice(0, cut), meter);
+    await policy.appendTokens(appended, ids.slice(cut));
+    const steps = await policy.decode([fromPrompt, fromIds, appended], { temperature: 0, seeds: [0, 0, 0], maxStepTokens: 48 });
+    const [expected, fromIdsStep, appendedStep] = steps.map((step) => step as NonNullable<typeof step>);
+    expect(expected.tokenIds.length).toBeGreaterThan(3);
+    expect(fromIdsStep.tokenIds).toEqual(expected.tokenIds);
+    expect(fromIdsStep.logprobs).toEqual(expected.logprobs);
+    // Token-by-token decoding of the suffix runs other kernels than the prefill graph: equal up to float rounding.
+    expect(appendedStep.tokenIds).toEqual(expected.tokenIds);
+    appendedStep.logprobs.forEach((logprob, i) => expect(logprob).toBeCloseTo(expected.logprobs[i] as number, 4));
+    expect(meter.prefilledTokens).toBe(3 * ids.length);
+    for (const branch of [fromPrompt, fromIds, appended]) branch.release();
+  });
+
+  it("decodes with any stop strings (or none), naming the one met, with top log-probabilities", async () => {
+    const meter = new ComputeMeter();
+    const ids = await policy.renderPrompt({ problem: "Compute 12 * 7 + 3." });
+    const branches = await Promise.all([0, 1, 2].map(() => policy.startFromTokens(ids, meter)));
+    const [delimited, unstopped, stopped] = await policy.decode(branches, { temperature: 0, seeds: [0, 0, 0], maxStepTokens: 40, topLogprobs: 3 }).then(async (first) => {
+      for (const branch of branches) branch.release();
+      const fresh = await Promise.all([0, 1, 2].map(() => policy.startFromTokens(ids, meter)));
+      const results = await Promise.all([
+        policy.decode([fresh[0] as Branch], { temperature: 0, seeds: [0], maxStepTokens: 40 }),
+        policy.decode([fresh[1] as Branch], { temperature: 0, seeds: [0], maxStepTokens: 40, stop: [] }),
+        policy.decode([fresh[2] as Branch], { temperature: 0, seeds: [0], maxStepTokens: 40, stop: ["*"] }),
+      ]);
+      for (const branch of fresh) branch.release();
+      expect(first[0]?.tokenLogprobs).toHaveLength(first[0]?.tokens as number);
+      const top = first[0]?.tokenLogprobs?.[0]?.top ?? [];
+      expect(top).toHaveLength(3);
+      expect(top[0]?.token).toBe(first[0]?.tokenIds[0]);
+      expect(top[0]?.logprob).toBeCloseTo(first[0]?.logprobs[0] as number, 6);
+      expect(top[0]?.logprob).toBeGreaterThanOrEqual(top[1]?.logprob as number);
+      return results.map((result) => result[0] as NonNullable<(typeof result)[0]>);
+    });
+    expect(delimited?.stopString).toBe("\n\n");
+    expect(delimited?.fullText.endsWith("\n\n")).toBe(true);
+    expect(delimited?.text).toBe(delimited?.fullText.trim());
+    // With no stop strings the same greedy decoding runs past the delimiter to the token limit.
+    expect(unstopped?.stopString).toBeNull();
+    expect(unstopped?.stopReason).toBe("max-tokens");
+    expect(unstopped?.tokenIds.slice(0, delimited?.tokens)).toEqual(delimited?.tokenIds);
+    expect(unstopped?.tokens).toBe(40);
+    expect(stopped?.stopString).toBe("*");
+    expect(stopped?.fullText.endsWith("*")).toBe(true);
+    expect(stopped?.fullText.slice(0, -1)).not.toContain("*");
+  });
+
   it("keeps the recurrent state constant in length past the attention window", async () => {
     const [at64, at256, at1024] = (await policy.stats([64, 256, 1024])).stateBytesAt;
     expect(at64).toBe(at256);
