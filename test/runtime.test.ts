@@ -9,7 +9,7 @@ import { DecoderEngine } from "../src/runtime/decoder-engine.js";
 import { EmbeddedGraphs, HuggingFaceGraphs } from "../src/runtime/graphs.js";
 import { loadPolicy, loadVerifier, resolveModel } from "../src/runtime/load.js";
 import { fingerprintModel, readModelDirectory } from "../src/runtime/model-config.js";
-import type { OnnxPolicy } from "../src/runtime/onnx-policy.js";
+import type { DecodeOptions, ExtendResult, OnnxPolicy } from "../src/runtime/onnx-policy.js";
 import type { OnnxStepVerifier } from "../src/runtime/onnx-verifier.js";
 
 interface DecoderGolden {
@@ -133,8 +133,11 @@ describe("the ONNX policy", () => {
     const cut = Math.floor(ids.length / 2);
     const appended = await policy.startFromTokens(ids.slice(0, cut), meter);
     await policy.appendTokens(appended, ids.slice(cut));
-    const steps = await policy.decode([fromPrompt, fromIds, appended], { temperature: 0, seeds: [0, 0, 0], maxStepTokens: 48 });
-    const [expected, fromIdsStep, appendedStep] = steps.map((step) => step as NonNullable<typeof step>);
+    const [expected, fromIdsStep, appendedStep] = (await policy.decode([fromPrompt, fromIds, appended], { temperature: 0, seeds: [0, 0, 0], maxStepTokens: 48 })) as [
+      ExtendResult,
+      ExtendResult,
+      ExtendResult,
+    ];
     expect(expected.tokenIds.length).toBeGreaterThan(3);
     expect(fromIdsStep.tokenIds).toEqual(expected.tokenIds);
     expect(fromIdsStep.logprobs).toEqual(expected.logprobs);
@@ -148,35 +151,33 @@ describe("the ONNX policy", () => {
   it("decodes with any stop strings (or none), naming the one met, with top log-probabilities", async () => {
     const meter = new ComputeMeter();
     const ids = await policy.renderPrompt({ problem: "Compute 12 * 7 + 3." });
-    const branches = await Promise.all([0, 1, 2].map(() => policy.startFromTokens(ids, meter)));
-    const [delimited, unstopped, stopped] = await policy.decode(branches, { temperature: 0, seeds: [0, 0, 0], maxStepTokens: 40, topLogprobs: 3 }).then(async (first) => {
-      for (const branch of branches) branch.release();
-      const fresh = await Promise.all([0, 1, 2].map(() => policy.startFromTokens(ids, meter)));
-      const results = await Promise.all([
-        policy.decode([fresh[0] as Branch], { temperature: 0, seeds: [0], maxStepTokens: 40 }),
-        policy.decode([fresh[1] as Branch], { temperature: 0, seeds: [0], maxStepTokens: 40, stop: [] }),
-        policy.decode([fresh[2] as Branch], { temperature: 0, seeds: [0], maxStepTokens: 40, stop: ["*"] }),
-      ]);
-      for (const branch of fresh) branch.release();
-      expect(first[0]?.tokenLogprobs).toHaveLength(first[0]?.tokens as number);
-      const top = first[0]?.tokenLogprobs?.[0]?.top ?? [];
-      expect(top).toHaveLength(3);
-      expect(top[0]?.token).toBe(first[0]?.tokenIds[0]);
-      expect(top[0]?.logprob).toBeCloseTo(first[0]?.logprobs[0] as number, 6);
-      expect(top[0]?.logprob).toBeGreaterThanOrEqual(top[1]?.logprob as number);
-      return results.map((result) => result[0] as NonNullable<(typeof result)[0]>);
-    });
-    expect(delimited?.stopString).toBe("\n\n");
-    expect(delimited?.fullText.endsWith("\n\n")).toBe(true);
-    expect(delimited?.text).toBe(delimited?.fullText.trim());
+    const decodeWith = async (options: Partial<DecodeOptions>) => {
+      const branch = await policy.startFromTokens(ids, meter);
+      const [result] = await policy.decode([branch], { temperature: 0, seeds: [0], maxStepTokens: 40, ...options });
+      branch.release();
+      return result as ExtendResult;
+    };
+    const delimited = await decodeWith({ topLogprobs: 3 });
+    expect(delimited.stopString).toBe("\n\n");
+    expect(delimited.fullText.endsWith("\n\n")).toBe(true);
+    expect(delimited.text).toBe(delimited.fullText.trim());
+    expect(delimited.tokenLogprobs).toHaveLength(delimited.tokens);
+    const top = delimited.tokenLogprobs?.[0]?.top ?? [];
+    expect(top).toHaveLength(3);
+    // Greedy: the sampled token is the most likely one.
+    expect(top[0]?.token).toBe(delimited.tokenIds[0]);
+    expect(top[0]?.logprob).toBeCloseTo(delimited.logprobs[0] as number, 6);
+    expect(top[0]?.logprob).toBeGreaterThanOrEqual(top[1]?.logprob as number);
     // With no stop strings the same greedy decoding runs past the delimiter to the token limit.
-    expect(unstopped?.stopString).toBeNull();
-    expect(unstopped?.stopReason).toBe("max-tokens");
-    expect(unstopped?.tokenIds.slice(0, delimited?.tokens)).toEqual(delimited?.tokenIds);
-    expect(unstopped?.tokens).toBe(40);
-    expect(stopped?.stopString).toBe("*");
-    expect(stopped?.fullText.endsWith("*")).toBe(true);
-    expect(stopped?.fullText.slice(0, -1)).not.toContain("*");
+    const unstopped = await decodeWith({ stop: [] });
+    expect(unstopped.stopString).toBeNull();
+    expect(unstopped.stopReason).toBe("max-tokens");
+    expect(unstopped.tokenIds.slice(0, delimited.tokens)).toEqual(delimited.tokenIds);
+    expect(unstopped.tokens).toBe(40);
+    const stopped = await decodeWith({ stop: ["*"] });
+    expect(stopped.stopString).toBe("*");
+    expect(stopped.fullText.endsWith("*")).toBe(true);
+    expect(stopped.fullText.slice(0, -1)).not.toContain("*");
   });
 
   it("keeps the recurrent state constant in length past the attention window", async () => {
