@@ -130,6 +130,28 @@ describe("deliberate serve", () => {
     expect(new Set(overHttp.map((choice) => choice.text)).size).toBe(3);
   });
 
+  it("resumes from the longest cached prefix and feeds only the tokens the prompt adds", async () => {
+    const problem = { problem: "Compute 96 - 41." };
+    const ids = await policy.renderPrompt(problem);
+    const first = await complete({ ...STEP, prompt: ids, seed: 1, temperature: 1 });
+    const cached = [...ids, ...(first.choices[0]?.token_ids as number[])];
+    // The client's next prompt goes past the cached state by a few tokens of its own.
+    const extra = await policy.tokenize("96 -", false);
+    const before = await metrics();
+    const resumed = await complete({ ...STEP, prompt: [...cached, ...extra], seed: 2, temperature: 1 });
+    const after = await metrics();
+    expect(after.deliberate_prefix_cache_hits_total).toBe((before.deliberate_prefix_cache_hits_total as number) + 1);
+    expect(after.deliberate_prefix_cache_reused_tokens_total).toBe((before.deliberate_prefix_cache_reused_tokens_total as number) + cached.length);
+    // In process: the same state (prompt, then the first step decoded), the same tokens appended, the same seed.
+    const meter = new ComputeMeter();
+    const branch = await policy.startFromTokens(ids, meter);
+    await policy.decode([branch], { temperature: 1, seeds: [1], maxStepTokens: 48, stop: ["\n\n"] });
+    await policy.appendTokens(branch, extra);
+    const [local] = await policy.decode([branch], { temperature: 1, seeds: [2], maxStepTokens: 48, stop: ["\n\n"] });
+    branch.release();
+    expect(resumed.choices[0]?.token_ids).toEqual(local?.tokenIds);
+  });
+
   it("gives the same tokens for the same seed, and choice j of n the tokens of seed + j", async () => {
     const body = { prompt: promptIds, temperature: 1.5, max_tokens: 40, return_token_ids: true };
     const first = await complete({ ...body, seed: 5 });

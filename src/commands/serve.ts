@@ -75,6 +75,11 @@ async function serve(flags: ServeFlags): Promise<void> {
   process.once("SIGINT", quit);
   process.once("SIGTERM", quit);
   process.stderr.write(`${signal}: finishing the requests in flight, then stopping (${signal} again quits at once)\n`);
+  const { hits, misses, reusedTokens } = server.cache.stats();
+  const { batches, branchSteps } = policy.decodeBatches();
+  process.stderr.write(
+    `prefix cache: ${hits} hits, ${misses} misses, ${reusedTokens} prompt tokens not prefilled; ${branchSteps} branch steps decoded in ${batches} batches\n`,
+  );
   await server.close();
   await policy.close();
   await verifier?.close();
