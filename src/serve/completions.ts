@@ -82,7 +82,12 @@ async function branchAt(policy: OnnxPolicy, cache: PrefixCache, tokens: number[]
   if (cached === null) return policy.startFromTokens(tokens, meter);
   // Cached branches are never advanced: fork, then feed the tokens the prompt adds.
   const branch = cached.branch.fork();
-  await policy.appendTokens(branch, tokens.slice(cached.length));
+  try {
+    await policy.appendTokens(branch, tokens.slice(cached.length));
+  } catch (error) {
+    branch.release();
+    throw error;
+  }
   return branch;
 }
 
@@ -128,15 +133,14 @@ export async function createCompletion(
 
   // One branch per choice, forked from the prompt's branch; the prompt's branch is then cached,
   // so that later requests with this prompt (best-of-N, n > 1) start from it.
-  const choices: { prompt: number; tokens: number[]; branch: Branch; seed: number }[] = [];
-  for (const [p, tokens] of prompts.entries()) {
-    const promptBranch = await branchAt(policy, cache, tokens, meter);
-    for (let j = 0; j < request.n; j++) choices.push({ prompt: p, tokens, branch: promptBranch.fork(), seed: baseSeed + j });
-    cache.insert(tokens, promptBranch);
-  }
-
+  const choices: { tokens: number[]; branch: Branch; seed: number }[] = [];
   let results: ExtendResult[];
   try {
+    for (const tokens of prompts) {
+      const promptBranch = await branchAt(policy, cache, tokens, meter);
+      for (let j = 0; j < request.n; j++) choices.push({ tokens, branch: promptBranch.fork(), seed: baseSeed + j });
+      cache.insert(tokens, promptBranch);
+    }
     // One decode call for every choice of every prompt; concurrent requests join the same batch.
     results = await policy.decode(
       choices.map((choice) => choice.branch),
