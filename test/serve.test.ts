@@ -228,6 +228,9 @@ describe("deliberate serve", () => {
     const invalid = await post("/v1/completions", { model: "deliberate-policy", prompt: promptIds, n: 0 });
     expect(invalid.status).toBe(400);
     expect((invalid.json.error as { message: string }).message).toMatch(/^n: /);
+    const outOfVocabulary = await post("/v1/completions", { model: "deliberate-policy", prompt: [...promptIds, policy.maxTokenId + 1] });
+    expect(outOfVocabulary.status).toBe(400);
+    expect((outOfVocabulary.json.error as { message: string }).message).toBe(`Token id ${policy.maxTokenId + 1} is out of vocabulary`);
     const streaming = await post("/v1/completions", { model: "deliberate-policy", prompt: promptIds, stream: true });
     expect(streaming.status).toBe(400);
     expect((streaming.json.error as { message: string }).message).toContain("stream is not supported");

@@ -37,6 +37,8 @@ export interface ModelInfo {
   maxSequenceTokens: number;
   /** Bytes of one branch's decoding state: `fixed + perToken * length` (0 for a PRM). */
   stateBytes: { fixed: number; perToken: number };
+  /** The largest token id the tokenizer knows (decoders); a prompt given as token ids must stay within it. */
+  maxTokenId?: number;
 }
 
 let decoder: { engine: DecoderEngine; render: PromptRenderer; tokenizer: Tokenizer } | null = null;
@@ -104,7 +106,8 @@ async function load(params: LoadParams): Promise<ModelInfo> {
   decoder = { engine, render, tokenizer };
   // State size is linear in the length (fixed-size tensors plus caches that grow by a row per token).
   const stateBytes = { fixed: engine.stateBytes(0), perToken: engine.stateBytes(1) - engine.stateBytes(0) };
-  return { kind: "decoder", device: graphs.device, fingerprint, ...info, maxSequenceTokens, stateBytes };
+  const maxTokenId = Math.max(...tokenizer.get_vocab(true).values());
+  return { kind: "decoder", device: graphs.device, fingerprint, ...info, maxSequenceTokens, stateBytes, maxTokenId };
 }
 
 function vocabularyOf(outputs: { name: string; shape: (string | number)[] }[]): number | null {

@@ -64,6 +64,8 @@ export class OnnxPolicy implements Policy {
   readonly device: string;
   readonly fingerprint: string;
   readonly maxSequenceTokens: number;
+  /** The largest token id of the model's tokenizer. */
+  readonly maxTokenId: number;
   private readonly stateBytesPerBranch: { fixed: number; perToken: number };
   private nextBranch = 0;
   private readonly batchStats: DecodeBatchStats = { batches: 0, branchSteps: 0, largestBatch: 0 };
@@ -84,6 +86,7 @@ export class OnnxPolicy implements Policy {
     this.device = info.device;
     this.fingerprint = info.fingerprint;
     this.maxSequenceTokens = info.maxSequenceTokens;
+    this.maxTokenId = info.maxTokenId ?? Number.MAX_SAFE_INTEGER;
     this.stateBytesPerBranch = info.stateBytes;
   }
 

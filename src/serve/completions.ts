@@ -125,7 +125,12 @@ export async function createCompletion(
 ): Promise<CompletionResponse> {
   rejectUnsupported(body);
   const prompts = await promptTokenIds(policy, request.prompt);
-  for (const tokens of prompts) checkContextLength(tokens.length, request.max_tokens, policy.maxSequenceTokens);
+  for (const tokens of prompts) {
+    checkContextLength(tokens.length, request.max_tokens, policy.maxSequenceTokens);
+    // vLLM's check of prompt token ids (v1 processor).
+    const largest = Math.max(...tokens);
+    if (largest > policy.maxTokenId) throw badRequest(`Token id ${largest} is out of vocabulary`);
+  }
   const stop = request.stop === null || request.stop === undefined ? [] : typeof request.stop === "string" ? [request.stop] : request.stop;
   if (stop.includes("")) throw badRequest("stop: an empty stop string would end every completion at once");
   const baseSeed = request.seed ?? randomInt(0, 2 ** 31);
