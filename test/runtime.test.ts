@@ -79,6 +79,22 @@ describe("the ONNX policy", () => {
     expect(new Set(batched).size).toBeGreaterThan(1);
   });
 
+  it("samples bit-identical steps (tokens and log-probabilities) in a batch and alone, so a server's batching cannot change a seeded step", async () => {
+    const meter = new ComputeMeter();
+    const together = await Promise.all(PROBLEMS.map((problem) => policy.start({ problem }, meter)));
+    const alone = await Promise.all(PROBLEMS.map((problem) => policy.start({ problem }, meter)));
+    for (let step = 0; step < 2; step++) {
+      const seeds = PROBLEMS.map((_, i) => 100 * step + i);
+      const batched = await policy.decode(together, { temperature: 1, seeds, maxStepTokens: 48 });
+      for (const [i, branch] of alone.entries()) {
+        const [single] = await policy.decode([branch], { temperature: 1, seeds: [seeds[i] as number], maxStepTokens: 48 });
+        expect(single?.tokenIds).toEqual(batched[i]?.tokenIds);
+        expect(single?.logprobs).toEqual(batched[i]?.logprobs);
+      }
+    }
+    for (const branch of [...together, ...alone]) branch.release();
+  });
+
   it("forks cheaply: the same seed continues identically, other seeds differently, the parent unchanged", async () => {
     const meter = new ComputeMeter();
     const parent = await policy.start({ problem: "Compute (160 - 89) * 10 + 60." }, meter);
