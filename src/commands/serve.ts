@@ -50,15 +50,26 @@ async function serve(flags: ServeFlags): Promise<void> {
   }
   const policyName = flags.servedModelName ?? defaultName(flags.policy);
   const verifierName = flags.servedVerifierName ?? defaultName(flags.verifier);
-  const server = await startServer({
-    policy,
-    verifier,
-    policyName,
-    verifierName,
-    host: flags.host,
-    port: flags.port,
-    prefixCache: { maxEntries: flags.prefixCacheEntries, maxBytes: flags.prefixCacheMib * 2 ** 20 },
-  });
+  let server;
+  try {
+    server = await startServer({
+      policy,
+      verifier,
+      policyName,
+      verifierName,
+      host: flags.host,
+      port: flags.port,
+      prefixCache: { maxEntries: flags.prefixCacheEntries, maxBytes: flags.prefixCacheMib * 2 ** 20 },
+    });
+  } catch (error) {
+    await policy.close();
+    await verifier?.close();
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "EADDRINUSE" || code === "EACCES" || code === "EADDRNOTAVAIL") {
+      throw new InputError(`cannot listen on --host ${flags.host} --port ${flags.port}: ${(error as Error).message}`);
+    }
+    throw error;
+  }
   // One line on stdout that says where it listens, for scripts and tests that start it.
   process.stdout.write(`deliberate serve listening on ${server.url}\n`);
   process.stderr.write(
