@@ -228,6 +228,9 @@ describe("deliberate serve", () => {
     const invalid = await post("/v1/completions", { model: "deliberate-policy", prompt: promptIds, n: 0 });
     expect(invalid.status).toBe(400);
     expect((invalid.json.error as { message: string }).message).toMatch(/^n: /);
+    const malformed = await fetch(`${server.url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: "{" });
+    expect(malformed.status).toBe(400);
+    expect(((await malformed.json()) as { error: { type: string } }).error.type).toBe("BadRequestError");
     const outOfVocabulary = await post("/v1/completions", { model: "deliberate-policy", prompt: [...promptIds, policy.maxTokenId + 1] });
     expect(outOfVocabulary.status).toBe(400);
     expect((outOfVocabulary.json.error as { message: string }).message).toBe(`Token id ${policy.maxTokenId + 1} is out of vocabulary`);
