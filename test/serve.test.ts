@@ -249,7 +249,6 @@ describe("deliberate serve", () => {
     expect((after.deliberate_decode_branch_steps_total as number) - (before.deliberate_decode_branch_steps_total as number)).toBe(6);
     // Six requests, decoded in at most two batches (the first may start before the others arrive).
     expect(batches).toBeLessThanOrEqual(2);
-    expect(after.deliberate_decode_largest_batch).toBeGreaterThanOrEqual(3);
   });
 
   it("scores Qwen2.5-Math-PRM inputs with the hosted PRM: one [1 - p, p] row per step, p as scored in process", async () => {
