@@ -9,6 +9,7 @@ import { registerBench } from "./commands/bench.js";
 import { registerReport } from "./commands/report.js";
 import { registerCompare } from "./commands/compare.js";
 import { registerCalibrate } from "./commands/calibrate.js";
+import { registerServe } from "./commands/serve.js";
 
 export function buildProgram(): Command {
   const program = new Command("deliberate")
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerReport(program);
   registerCompare(program);
   registerCalibrate(program);
+  registerServe(program);
   return program;
 }
 

@@ -38,7 +38,7 @@ export { ComputeMeter, scoreCounted, type ComputeReport } from "./meter.js";
 
 // The ONNX runtime: embedded models and Hugging Face exports, in worker threads.
 export { loadPolicy, loadVerifier, resolveModel, EMBEDDED_MODELS, type EmbeddedModel, type LoadOptions } from "./runtime/load.js";
-export { OnnxPolicy } from "./runtime/onnx-policy.js";
+export { OnnxPolicy, type DecodeOptions, type DecodeBatchStats, type ExtendResult, type TokenLogprob } from "./runtime/onnx-policy.js";
 export { OnnxStepVerifier } from "./runtime/onnx-verifier.js";
 export { DEVICES, type Device } from "./runtime/session.js";
 
@@ -48,6 +48,10 @@ export { connectVerifier, ServedStepVerifier, VERIFIER_FORMATS, type ServedVerif
 export { Endpoints, HttpStatusError, type HttpOptions } from "./served/http.js";
 export { promptToMessages, messagesToPrompt, type ChatMessage } from "./served/messages.js";
 export { renderQwenPrmInput, parseQwenPrmInput } from "./served/qwen-prm.js";
+
+// deliberate serve: the loaded models behind vLLM's OpenAI-compatible API.
+export { startServer, buildServer, type ServeOptions, type RunningServer } from "./serve/server.js";
+export { PrefixCache, type PrefixCacheLimits, type PrefixCacheStats } from "./serve/prefix-cache.js";
 
 // Search strategies and verifiers.
 export { solve, type SolveOptions, type SolveResult } from "./solve.js";

@@ -8,7 +8,7 @@ import { DecoderEngine } from "../src/runtime/decoder-engine.js";
 import { EmbeddedGraphs, HuggingFaceGraphs } from "../src/runtime/graphs.js";
 import { loadPolicy, loadVerifier, resolveModel } from "../src/runtime/load.js";
 import { fingerprintModel, readModelDirectory } from "../src/runtime/model-config.js";
-import type { OnnxPolicy } from "../src/runtime/onnx-policy.js";
+import type { DecodeOptions, ExtendResult, OnnxPolicy } from "../src/runtime/onnx-policy.js";
 import type { OnnxStepVerifier } from "../src/runtime/onnx-verifier.js";
 
 interface DecoderGolden {
@@ -77,6 +77,21 @@ describe("the ONNX policy", () => {
     expect(new Set(batched).size).toBeGreaterThan(1);
   });
 
+  it("samples bit-identical steps (tokens and log-probabilities) in a batch and alone, so a server's batching cannot change a seeded step", async () => {
+    const together = await Promise.all(PROBLEMS.map((problem) => policy.start({ problem })));
+    const alone = await Promise.all(PROBLEMS.map((problem) => policy.start({ problem })));
+    for (let step = 0; step < 2; step++) {
+      const seeds = PROBLEMS.map((_, i) => 100 * step + i);
+      const batched = await policy.decode(together, { temperature: 1, seeds, maxStepTokens: 48 });
+      for (const [i, branch] of alone.entries()) {
+        const [single] = await policy.decode([branch], { temperature: 1, seeds: [seeds[i] as number], maxStepTokens: 48 });
+        expect(single?.tokenIds).toEqual(batched[i]?.tokenIds);
+        expect(single?.logprobs).toEqual(batched[i]?.logprobs);
+      }
+    }
+    for (const branch of [...together, ...alone]) branch.release();
+  });
+
   it("forks cheaply: the same seed continues identically, other seeds differently, the parent unchanged", async () => {
     const parent = await policy.start({ problem: "Compute (160 - 89) * 10 + 60." });
     await policy.extend([parent], { temperature: 0, seeds: [0], maxStepTokens: 48 });
@@ -124,6 +139,60 @@ describe("the ONNX policy", () => {
     expect((await policy.stats()).liveBranches).toBe(liveBefore + frontier.length);
     for (const branch of frontier) branch.release();
     expect((await policy.stats()).liveBranches).toBe(liveBefore);
+  });
+
+  it("starts a branch from token ids, and appends a suffix to one, to the state a prefill of the whole prompt gives", async () => {
+    const prompt = { problem: "Compute (17 + 5) * 3 - 8." };
+    const ids = await policy.renderPrompt(prompt);
+    const fromPrompt = await policy.start(prompt);
+    const fromIds = await policy.startFromTokens(ids);
+    const cut = Math.floor(ids.length / 2);
+    const appended = await policy.startFromTokens(ids.slice(0, cut));
+    await policy.appendTokens(appended, ids.slice(cut));
+    const [expected, fromIdsStep, appendedStep] = (await policy.decode([fromPrompt, fromIds, appended], { temperature: 0, seeds: [0, 0, 0], maxStepTokens: 48 })) as [
+      ExtendResult,
+      ExtendResult,
+      ExtendResult,
+    ];
+    expect(expected.tokenIds.length).toBeGreaterThan(3);
+    expect(fromIdsStep.tokenIds).toEqual(expected.tokenIds);
+    expect(fromIdsStep.logprobs).toEqual(expected.logprobs);
+    // Token-by-token decoding of the suffix runs other kernels than the prefill graph: equal up to float rounding.
+    expect(appendedStep.tokenIds).toEqual(expected.tokenIds);
+    appendedStep.logprobs.forEach((logprob, i) => expect(logprob).toBeCloseTo(expected.logprobs[i] as number, 4));
+    for (const branch of [fromPrompt, fromIds, appended]) expect(branch.promptTokens).toBe(ids.length);
+    for (const branch of [fromPrompt, fromIds, appended]) branch.release();
+  });
+
+  it("decodes with any stop strings (or none), naming the one met, with top log-probabilities", async () => {
+    const ids = await policy.renderPrompt({ problem: "Compute 12 * 7 + 3." });
+    const decodeWith = async (options: Partial<DecodeOptions>) => {
+      const branch = await policy.startFromTokens(ids);
+      const [result] = await policy.decode([branch], { temperature: 0, seeds: [0], maxStepTokens: 40, ...options });
+      branch.release();
+      return result as ExtendResult;
+    };
+    const delimited = await decodeWith({ topLogprobs: 3 });
+    expect(delimited.stopString).toBe("\n\n");
+    expect(delimited.fullText.endsWith("\n\n")).toBe(true);
+    expect(delimited.text).toBe(delimited.fullText.trim());
+    expect(delimited.tokenLogprobs).toHaveLength(delimited.tokens);
+    const top = delimited.tokenLogprobs?.[0]?.top ?? [];
+    expect(top).toHaveLength(3);
+    // Greedy: the sampled token is the most likely one.
+    expect(top[0]?.token).toBe(delimited.tokenIds[0]);
+    expect(top[0]?.logprob).toBeCloseTo(delimited.logprobs[0] as number, 6);
+    expect(top[0]?.logprob).toBeGreaterThanOrEqual(top[1]?.logprob as number);
+    // With no stop strings the same greedy decoding runs past the delimiter to the token limit.
+    const unstopped = await decodeWith({ stop: [] });
+    expect(unstopped.stopString).toBeNull();
+    expect(unstopped.stopReason).toBe("max-tokens");
+    expect(unstopped.tokenIds.slice(0, delimited.tokens)).toEqual(delimited.tokenIds);
+    expect(unstopped.tokens).toBe(40);
+    const stopped = await decodeWith({ stop: ["*"] });
+    expect(stopped.stopString).toBe("*");
+    expect(stopped.fullText.endsWith("*")).toBe(true);
+    expect(stopped.fullText.slice(0, -1)).not.toContain("*");
   });
 
   it("keeps the recurrent state constant in length past the attention window", async () => {

@@ -59,8 +59,9 @@ export function positiveInteger(flag: string) {
   };
 }
 
-export function addModelOptions(command: Command): Command {
-  return command
+/** The model flags; with `served` (the default), also the flags of served models (a URL in --policy or --verifier). */
+export function addModelOptions(command: Command, { served = true } = {}): Command {
+  command
     .option(
       "--policy <model>",
       "policy model: policy (embedded recurrent), baseline (embedded transformer), a model directory, or the URL of a served model (http://host:8000/v1; comma-separated replicas)",
@@ -68,7 +69,9 @@ export function addModelOptions(command: Command): Command {
     )
     .option("--verifier <model>", "step verifier: prm (embedded), rule (the synthetic task's exact checker), none, a PRM directory, or the URL of a served PRM (vLLM /pooling)", "prm")
     .addOption(new Option("--device <device>", "where models run (auto: the first GPU provider that starts, else cpu)").choices([...DEVICES]).default("cpu"))
-    .option("--threads <n>", "intra-op threads per model (default: all cores)", positiveInteger("--threads"))
+    .option("--threads <n>", "intra-op threads per model (default: all cores)", positiveInteger("--threads"));
+  if (!served) return command;
+  return command
     .option("--policy-model <id>", "served policy: the model id, when the server serves several")
     .option("--policy-api-key <key>", "served policy: API key (default $DELIBERATE_POLICY_API_KEY); never printed or stored")
     .option("--policy-params <n>", "served policy: parameter count, for FLOPs (without it FLOPs are reported as unknown)")

@@ -25,9 +25,12 @@ export class Coalescer<I, O> {
     });
   }
 
-  /** Runs a task that must not overlap a batch (loading a prompt, say), in turn. */
+  /**
+   * Runs a task that must not overlap a batch (loading a prompt, say). Such tasks go before waiting
+   * batches: the callers whose prompts load now can then join the next batch instead of a later one.
+   */
   exclusive<T>(task: () => Promise<T>): Promise<T> {
-    return this.queue.add(task);
+    return this.queue.add(task, { priority: 1 });
   }
 
   private async flush(): Promise<void> {

@@ -7,7 +7,7 @@ import { Tokenizer } from "@huggingface/tokenizers";
 import { Random } from "../random.js";
 import type { SamplingOptions, StopReason } from "../policy.js";
 import type { DecoderGraphs } from "./graphs.js";
-import { sampleToken } from "./sampling.js";
+import { sampleToken, topTokens } from "./sampling.js";
 import { stateSize } from "./state.js";
 
 export interface EngineSettings {
@@ -23,6 +23,17 @@ export interface ExtendRequest extends SamplingOptions {
   branch: number;
   seed: number;
   maxStepTokens: number;
+  /** Strings that end the step when they appear in its text. Default: the model's step delimiter; [] decodes to end of text or the token limit. */
+  stop?: string[];
+  /** Also return, for each generated token, this many most likely tokens with their log-probabilities. */
+  topLogprobs?: number;
+}
+
+/** A candidate token with its log-probability under the model's own distribution. */
+export interface TokenLogprob {
+  token: number;
+  text: string;
+  logprob: number;
 }
 
 export interface ExtendResult {
@@ -33,6 +44,12 @@ export interface ExtendResult {
   tokenIds: number[];
   logprobs: number[];
   stopReason: StopReason;
+  /** The stop string that ended the step (stopReason "delimiter"), null otherwise. */
+  stopString: string | null;
+  /** The text of every generated token, special tokens skipped, nothing cut. */
+  fullText: string;
+  /** Each generated token's own text, and its most likely alternatives; only when `topLogprobs` was asked for. */
+  tokenLogprobs?: { text: string; top: TokenLogprob[] }[];
   /** Batched graph runs this branch took part in. */
   runs: number;
 }
@@ -92,6 +109,26 @@ export class DecoderEngine {
     this.branches.set(branch, { state, length: tokens.length, logits, finished: false });
   }
 
+  /**
+   * Feeds more tokens to a live branch (a prompt's suffix after a cached prefix), one decode run
+   * per token; afterwards the branch is exactly where a prefill and decoding of the same tokens
+   * would have left it.
+   */
+  async append(branch: number, tokens: readonly number[]): Promise<void> {
+    const record = this.record(branch);
+    if (record.finished) throw new Error(`branch ${branch} is finished; tokens cannot be appended to it`);
+    if (record.length + tokens.length > this.settings.maxSequenceTokens) {
+      throw new Error(`appending ${tokens.length} tokens to a branch of ${record.length} would pass the model's ${this.settings.maxSequenceTokens} tokens`);
+    }
+    this.checkMemory(this.stateBytes(record.length + tokens.length) - this.stateBytes(record.length));
+    for (const token of tokens) {
+      const output = await this.graphs.step([token], [record.state], [record.length]);
+      record.state = output.states[0] as Float32Array[];
+      record.logits = (output.logits[0] as Float32Array).slice();
+      record.length++;
+    }
+  }
+
   /** A new branch sharing the parent's state: tensors are never written in place, so no copy is needed. */
   fork(parent: number, child: number): void {
     const record = this.record(parent);
@@ -113,7 +150,18 @@ export class DecoderEngine {
   async extend(requests: readonly ExtendRequest[]): Promise<ExtendResult[]> {
     const live = requests.map((request) => {
       const record = this.record(request.branch);
-      return { request, record, random: new Random(request.seed), tokens: [] as number[], logprobs: [] as number[], runs: 0, stop: null as StopReason | null };
+      return {
+        request,
+        record,
+        stops: request.stop ?? [this.settings.stepDelimiter],
+        random: new Random(request.seed),
+        tokens: [] as number[],
+        logprobs: [] as number[],
+        top: [] as TokenLogprob[][],
+        runs: 0,
+        stop: null as StopReason | null,
+        stopString: null as string | null,
+      };
     });
     for (const item of live) if (item.record.finished) item.stop = "eos";
     const growth = live.reduce((sum, item) => sum + this.stateBytes(item.record.length + item.request.maxStepTokens) - this.stateBytes(item.record.length), 0);
@@ -125,6 +173,7 @@ export class DecoderEngine {
       const feeding = [];
       for (const item of active) {
         const { token, logprob } = sampleToken(item.record.logits, item.request, item.random);
+        if (item.request.topLogprobs !== undefined) item.top.push(this.topTokens(item.record.logits, item.request.topLogprobs));
         item.tokens.push(token);
         item.logprobs.push(logprob);
         if (this.settings.eosTokenIds.includes(token)) {
@@ -146,7 +195,8 @@ export class DecoderEngine {
           item.record.logits = (output.logits[b] as Float32Array).slice();
           item.record.length++;
           item.runs++;
-          item.stop = this.stopReason(item.tokens, item.request.maxStepTokens, item.record.length);
+          item.stopString = this.stopStringIn(item.tokens, item.stops);
+          item.stop = item.stopString !== null ? "delimiter" : this.limitReason(item.tokens, item.request.maxStepTokens, item.record.length);
           if (item.stop === "max-length") item.record.finished = true;
         });
       }
@@ -159,17 +209,36 @@ export class DecoderEngine {
       tokenIds: item.tokens,
       logprobs: item.logprobs,
       stopReason: item.stop as StopReason,
+      stopString: item.stopString,
+      fullText: item.tokens.length > 0 ? this.tokenizer.decode(item.tokens, { skip_special_tokens: true }) : "",
+      ...(item.request.topLogprobs !== undefined
+        ? { tokenLogprobs: item.tokens.map((token, i) => ({ text: this.tokenText(token), top: item.top[i] as TokenLogprob[] })) }
+        : {}),
       runs: item.runs,
     }));
   }
 
-  private stopReason(tokens: number[], maxStepTokens: number, length: number): StopReason | null {
-    // The delimiter can only have appeared with the newest token, so only the tail needs decoding.
-    const tail = tokens.slice(-(this.settings.stepDelimiter.length + 2));
-    if (this.tokenizer.decode(tail, { skip_special_tokens: true }).includes(this.settings.stepDelimiter)) return "delimiter";
+  /** The stop string that appears in the generated text, or null. */
+  private stopStringIn(tokens: number[], stops: readonly string[]): string | null {
+    if (stops.length === 0) return null;
+    // A stop string can only have appeared with the newest token, so only the tail needs decoding.
+    const longest = Math.max(...stops.map((stop) => stop.length));
+    const tail = this.tokenizer.decode(tokens.slice(-(longest + 2)), { skip_special_tokens: true });
+    return stops.find((stop) => tail.includes(stop)) ?? null;
+  }
+
+  private limitReason(tokens: number[], maxStepTokens: number, length: number): StopReason | null {
     if (length >= this.settings.maxSequenceTokens) return "max-length";
     if (tokens.length >= maxStepTokens) return "max-tokens";
     return null;
+  }
+
+  private tokenText(token: number): string {
+    return this.tokenizer.decode([token], { skip_special_tokens: false });
+  }
+
+  private topTokens(logits: Float32Array, count: number): TokenLogprob[] {
+    return topTokens(logits, count).map(({ token, logprob }) => ({ token, text: this.tokenText(token), logprob }));
   }
 
   /** The step's text without special tokens, cut before the step delimiter. */

@@ -33,9 +33,15 @@ export interface ModelInfo {
   stepDelimiter: string;
   /** A hash of the model's files (fingerprintModel). */
   fingerprint: string;
+  /** Longest sequence (prompt and output) the model takes. */
+  maxSequenceTokens: number;
+  /** Bytes of one branch's decoding state: `fixed + perToken * length` (0 for a PRM). */
+  stateBytes: { fixed: number; perToken: number };
+  /** The largest token id the tokenizer knows (decoders); a prompt given as token ids must stay within it. */
+  maxTokenId?: number;
 }
 
-let decoder: { engine: DecoderEngine; render: PromptRenderer } | null = null;
+let decoder: { engine: DecoderEngine; render: PromptRenderer; tokenizer: Tokenizer } | null = null;
 let prm: PrmEngine | null = null;
 /** Forks that failed (memory cap): the error is reported when the branch is next used. */
 const failedForks = new Map<number, string>();
@@ -58,12 +64,21 @@ async function load(params: LoadParams): Promise<ModelInfo> {
       stepDelimiter: model.config.step_delimiter,
       maxBatchTokens: params.maxBatchTokens,
     });
-    return { kind: "prm", name: model.config.name, parameters: model.config.parameters, device, stepDelimiter: model.config.step_delimiter, fingerprint };
+    return {
+      kind: "prm",
+      name: model.config.name,
+      parameters: model.config.parameters,
+      device,
+      stepDelimiter: model.config.step_delimiter,
+      fingerprint,
+      maxSequenceTokens: model.config.max_sequence_tokens ?? 4096,
+      stateBytes: { fixed: 0, perToken: 0 },
+    };
   }
   let graphs: DecoderGraphs;
   let tokenizer: Tokenizer;
   let render: PromptRenderer;
-  let info: Omit<ModelInfo, "device" | "kind" | "fingerprint">;
+  let info: Pick<ModelInfo, "name" | "parameters" | "stepDelimiter">;
   let eosTokenIds: number[];
   let maxSequenceTokens: number;
   if (model.kind === "embedded-decoder") {
@@ -86,14 +101,13 @@ async function load(params: LoadParams): Promise<ModelInfo> {
     info = { name: model.dir, parameters: 12 * layers * hidden * hidden + vocab * hidden, stepDelimiter: "\n\n" };
     maxSequenceTokens = Number(model.config.max_position_embeddings ?? 4096);
   }
-  const engine = new DecoderEngine(graphs, tokenizer, {
-    stepDelimiter: info.stepDelimiter,
-    eosTokenIds,
-    maxSequenceTokens: params.maxSequenceTokens ?? maxSequenceTokens,
-    maxStateBytes: params.maxStateBytes,
-  });
-  decoder = { engine, render };
-  return { kind: "decoder", device: graphs.device, fingerprint, ...info };
+  maxSequenceTokens = params.maxSequenceTokens ?? maxSequenceTokens;
+  const engine = new DecoderEngine(graphs, tokenizer, { stepDelimiter: info.stepDelimiter, eosTokenIds, maxSequenceTokens, maxStateBytes: params.maxStateBytes });
+  decoder = { engine, render, tokenizer };
+  // State size is linear in the length (fixed-size tensors plus caches that grow by a row per token).
+  const stateBytes = { fixed: engine.stateBytes(0), perToken: engine.stateBytes(1) - engine.stateBytes(0) };
+  const maxTokenId = Math.max(...tokenizer.get_vocab(true).values());
+  return { kind: "decoder", device: graphs.device, fingerprint, ...info, maxSequenceTokens, stateBytes, maxTokenId };
 }
 
 function vocabularyOf(outputs: { name: string; shape: (string | number)[] }[]): number | null {
@@ -111,7 +125,7 @@ function checkVocabulary(tokenizer: Tokenizer, vocabSize: number | null, dir: st
   }
 }
 
-function loadedDecoder(): { engine: DecoderEngine; render: PromptRenderer } {
+function loadedDecoder(): { engine: DecoderEngine; render: PromptRenderer; tokenizer: Tokenizer } {
   if (!decoder) throw new Error("no decoder loaded in this worker");
   return decoder;
 }
@@ -130,6 +144,21 @@ const methods: Record<string, (params: never) => unknown> = {
     const tokens = render(params.prompt);
     await decoderEngine.start(params.branch, tokens);
     return { promptTokens: tokens.length };
+  },
+  async startTokens(params: { branch: number; tokens: number[] }) {
+    await loadedDecoder().engine.start(params.branch, params.tokens);
+    return null;
+  },
+  async append(params: { branch: number; tokens: number[] }) {
+    assertNotFailed([params.branch]);
+    await loadedDecoder().engine.append(params.branch, params.tokens);
+    return null;
+  },
+  render(params: { prompt: PolicyPrompt }) {
+    return loadedDecoder().render(params.prompt);
+  },
+  tokenize(params: { text: string; addSpecialTokens: boolean }) {
+    return loadedDecoder().tokenizer.encode(params.text, { add_special_tokens: params.addSpecialTokens }).ids;
   },
   fork(params: { parent: number; child: number }) {
     try {

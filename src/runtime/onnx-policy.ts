@@ -2,12 +2,31 @@
  * A Policy backed by an ONNX model in a worker thread. Branch handles live here; their decoding
  * state lives in the worker. Concurrent `extend` calls (several problems searched at once) are
  * coalesced, so the worker decodes them as one batch.
+ *
+ * Beyond the Policy seam, it offers what a server needs: branches started from raw token ids,
+ * tokens appended to a branch (a prompt's suffix after a cached prefix), decoding with any stop
+ * strings and top log-probabilities (`decode`), tokenizing, and counts of the batches it decoded.
  */
 import type { Branch, ExtendOptions, Policy, PolicyPrompt, StepResult } from "../policy.js";
 import type { ExtendRequest, ExtendResult } from "./decoder-engine.js";
+export type { ExtendResult, TokenLogprob } from "./decoder-engine.js";
 import type { ModelInfo } from "./model-worker.js";
 import type { WorkerClient } from "./worker-client.js";
 import { Coalescer } from "./coalescer.js";
+
+export interface DecodeOptions extends ExtendOptions {
+  /** Strings that end the step. Default: the step delimiter; [] decodes to end of text or maxStepTokens. */
+  stop?: string[];
+  /** Also return this many most likely tokens per generated token. */
+  topLogprobs?: number;
+}
+
+/** Batches the worker decoded: how many, how many branch-steps in all, and the largest. */
+export interface DecodeBatchStats {
+  batches: number;
+  branchSteps: number;
+  largestBatch: number;
+}
 
 class OnnxBranch implements Branch {
   steps: string[] = [];
@@ -44,8 +63,18 @@ export class OnnxPolicy implements Policy {
   readonly stepDelimiter: string;
   readonly device: string;
   readonly fingerprint: string;
+  readonly maxSequenceTokens: number;
+  /** The largest token id of the model's tokenizer. */
+  readonly maxTokenId: number;
+  private readonly stateBytesPerBranch: { fixed: number; perToken: number };
   private nextBranch = 0;
-  private readonly extends = new Coalescer<ExtendRequest, ExtendResult>((requests) => this.client.call("extend", { requests }));
+  private readonly batchStats: DecodeBatchStats = { batches: 0, branchSteps: 0, largestBatch: 0 };
+  private readonly extends = new Coalescer<ExtendRequest, ExtendResult>((requests) => {
+    this.batchStats.batches++;
+    this.batchStats.branchSteps += requests.length;
+    this.batchStats.largestBatch = Math.max(this.batchStats.largestBatch, requests.length);
+    return this.client.call("extend", { requests });
+  });
 
   constructor(
     private readonly client: WorkerClient,
@@ -56,6 +85,51 @@ export class OnnxPolicy implements Policy {
     this.stepDelimiter = info.stepDelimiter;
     this.device = info.device;
     this.fingerprint = info.fingerprint;
+    this.maxSequenceTokens = info.maxSequenceTokens;
+    this.maxTokenId = info.maxTokenId ?? Number.MAX_SAFE_INTEGER;
+    this.stateBytesPerBranch = info.stateBytes;
+  }
+
+  /** Bytes of decoding state a branch of `length` tokens holds. */
+  stateBytes(length: number): number {
+    return this.stateBytesPerBranch.fixed + this.stateBytesPerBranch.perToken * length;
+  }
+
+  /** The batches decoded so far (each is one `extend` call to the worker, however many callers it served). */
+  decodeBatches(): DecodeBatchStats {
+    return { ...this.batchStats };
+  }
+
+  /** The token ids of a prompt in the model's own format (embedded prompt format or chat template). */
+  renderPrompt(prompt: PolicyPrompt): Promise<number[]> {
+    return this.client.call("render", { prompt });
+  }
+
+  /** Token ids of a text, with the tokenizer's special tokens (BOS, ...) when `addSpecialTokens`. */
+  tokenize(text: string, addSpecialTokens: boolean): Promise<number[]> {
+    return this.client.call("tokenize", { text, addSpecialTokens });
+  }
+
+  /** A branch after the given token ids, prefilled in one run (no prompt format applied). */
+  async startFromTokens(tokens: readonly number[]): Promise<Branch> {
+    if (tokens.length === 0) throw new Error("startFromTokens: no tokens");
+    const branch = new OnnxBranch(this.nextBranch++, this);
+    await this.extends.exclusive(() => this.client.call("startTokens", { branch: branch.id, tokens }));
+    branch.promptTokens = tokens.length;
+    return branch;
+  }
+
+  /** Feeds more tokens to a branch, as if they had been part of its prompt. */
+  async appendTokens(branch: Branch, tokens: readonly number[]): Promise<void> {
+    const own = this.own(branch);
+    if (tokens.length === 0) return;
+    await this.extends.exclusive(() => this.client.call("append", { branch: own.id, tokens }));
+    own.promptTokens += tokens.length;
+  }
+
+  private own(branch: Branch): OnnxBranch {
+    if (!(branch instanceof OnnxBranch) || branch.released) throw new Error("a branch that is not a live branch of this policy");
+    return branch;
   }
 
   async start(prompt: PolicyPrompt): Promise<Branch> {
@@ -76,12 +150,15 @@ export class OnnxPolicy implements Policy {
   }
 
   async extend(branches: readonly Branch[], options: ExtendOptions): Promise<StepResult[]> {
+    const results = await this.decode(branches, options);
+    return results.map(({ text, tokens, logprobs, stopReason, runs }) => ({ text, tokens, logprobs, stopReason, calls: runs }));
+  }
+
+  /** `extend` with the worker's full results: token ids, the stop string met, the uncut text, top log-probabilities. */
+  async decode(branches: readonly Branch[], options: DecodeOptions): Promise<ExtendResult[]> {
     if (options.seeds.length !== branches.length) throw new Error(`extend: ${branches.length} branches but ${options.seeds.length} seeds`);
     options.signal?.throwIfAborted();
-    const own = branches.map((branch) => {
-      if (!(branch instanceof OnnxBranch) || branch.released) throw new Error("extend: a branch that is not a live branch of this policy");
-      return branch;
-    });
+    const own = branches.map((branch) => this.own(branch));
     const results = await this.extends.submit(
       own.map((branch, i) => ({
         branch: branch.id,
@@ -90,6 +167,8 @@ export class OnnxPolicy implements Policy {
         topP: options.topP,
         topK: options.topK,
         maxStepTokens: options.maxStepTokens,
+        ...(options.stop !== undefined ? { stop: options.stop } : {}),
+        ...(options.topLogprobs !== undefined ? { topLogprobs: options.topLogprobs } : {}),
       })),
     );
     own.forEach((branch, i) => {
@@ -99,7 +178,7 @@ export class OnnxPolicy implements Policy {
       branch.finished = result.stopReason === "eos" || result.stopReason === "max-length";
       branch.generatedTokens += result.tokens;
     });
-    return results.map(({ text, tokens, logprobs, stopReason, runs }) => ({ text, tokens, logprobs, stopReason, calls: runs }));
+    return results;
   }
 
   /** Live branches and the bytes of decoding state the worker holds (and would hold at `lengths`). */

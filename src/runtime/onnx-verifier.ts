@@ -10,6 +10,8 @@ export class OnnxStepVerifier implements StepVerifier {
   readonly parameters: number;
   readonly device: string;
   readonly fingerprint: string;
+  /** Longest input (problem and steps) the model takes, in tokens. */
+  readonly maxSequenceTokens: number;
   private readonly scores = new Coalescer<PrmRequest, PrmResult>((requests) => this.client.call("score", { requests }));
 
   constructor(
@@ -20,6 +22,7 @@ export class OnnxStepVerifier implements StepVerifier {
     this.parameters = info.parameters;
     this.device = info.device;
     this.fingerprint = info.fingerprint;
+    this.maxSequenceTokens = info.maxSequenceTokens;
   }
 
   async scoreSteps(requests: readonly ScoreRequest[], signal?: AbortSignal): Promise<StepScores[]> {

@@ -65,3 +65,10 @@ export function sampleToken(logits: Float32Array, options: SamplingOptions, rand
   const last = order[kept - 1] as number;
   return { token: last, logprob: logprobOf(last) };
 }
+
+/** The `count` most likely tokens, most likely first, with their log-probabilities (temperature 1). */
+export function topTokens(logits: Float32Array, count: number): SampledToken[] {
+  const normalizer = logSumExp(logits);
+  const order = Array.from(logits.keys()).sort((a, b) => (logits[b] as number) - (logits[a] as number));
+  return order.slice(0, count).map((token) => ({ token, logprob: (logits[token] as number) - normalizer }));
+}

@@ -81,7 +81,8 @@ class RetryableError extends Error {
 }
 
 export class Endpoints {
-  /** Requests sent again after a connection error, timeout, 429 or 5xx, since this pool was made. */
+  /** Requests sent (every attempt), and those sent again after a connection error, timeout, 429 or 5xx. */
+  requests = 0;
   retries = 0;
   private readonly endpoints: Endpoint[];
   private readonly options: Required<Omit<HttpOptions, "apiKey">> & { apiKey?: string };
@@ -145,6 +146,7 @@ export class Endpoints {
 
   private async send<T>(endpoint: Endpoint, under: "base" | "root", path: string, body: unknown, schema: z.ZodType<T>, signal?: AbortSignal): Promise<T> {
     const url = `${under === "base" ? endpoint.base : endpoint.root}${path}`;
+    this.requests++;
     const timeout = AbortSignal.timeout(this.options.timeoutMs);
     const headers: Record<string, string> = { accept: "application/json" };
     if (body !== undefined) headers["content-type"] = "application/json";

@@ -1,0 +1,119 @@
+/** `deliberate serve`: the models deliberate loads, behind the subset of vLLM's API its HTTP client uses. */
+import { basename, resolve } from "node:path";
+import { constants } from "node:os";
+import { Command } from "commander";
+import { InputError } from "../errors.js";
+import type { StepVerifier } from "../policy.js";
+import { EMBEDDED_MODELS, loadPolicy, loadVerifier, type LoadOptions } from "../runtime/load.js";
+import { startServer } from "../serve/server.js";
+import { SynthRuleVerifier } from "../../verifiers/synth-rule.js";
+import { addModelOptions, positiveInteger, type ModelFlags } from "./model-options.js";
+
+interface ServeFlags extends ModelFlags {
+  host: string;
+  port: number;
+  servedModelName?: string;
+  servedVerifierName?: string;
+  maxModelLen?: number;
+  prefixCacheEntries: number;
+  prefixCacheMib: number;
+}
+
+function nonNegativeInteger(flag: string) {
+  return (value: string): number => {
+    const parsed = Number(value);
+    if (!Number.isInteger(parsed) || parsed < 0) throw new InputError(`${flag} must be a non-negative integer, got "${value}"`);
+    return parsed;
+  };
+}
+
+/** `deliberate-policy` for an embedded model, the directory's name for a path. */
+function defaultName(source: string): string {
+  return source in EMBEDDED_MODELS || source === "rule" ? `deliberate-${source}` : basename(resolve(source));
+}
+
+async function serve(flags: ServeFlags): Promise<void> {
+  if (flags.port > 65535) throw new InputError(`--port must be at most 65535, got ${flags.port}`);
+  const options: LoadOptions = {
+    device: flags.device,
+    ...(flags.threads ? { threads: flags.threads } : {}),
+    ...(flags.maxModelLen ? { maxSequenceTokens: flags.maxModelLen } : {}),
+  };
+  const policy = await loadPolicy(flags.policy, options);
+  let verifier: StepVerifier | null = null;
+  try {
+    if (flags.verifier === "rule") verifier = new SynthRuleVerifier();
+    else if (flags.verifier !== "none") verifier = await loadVerifier(flags.verifier, options);
+  } catch (error) {
+    await policy.close();
+    throw error;
+  }
+  const policyName = flags.servedModelName ?? defaultName(flags.policy);
+  const verifierName = flags.servedVerifierName ?? defaultName(flags.verifier);
+  let server;
+  try {
+    server = await startServer({
+      policy,
+      verifier,
+      policyName,
+      verifierName,
+      host: flags.host,
+      port: flags.port,
+      prefixCache: { maxEntries: flags.prefixCacheEntries, maxBytes: flags.prefixCacheMib * 2 ** 20 },
+    });
+  } catch (error) {
+    await policy.close();
+    await verifier?.close();
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "EADDRINUSE" || code === "EACCES" || code === "EADDRNOTAVAIL") {
+      throw new InputError(`cannot listen on --host ${flags.host} --port ${flags.port}: ${(error as Error).message}`);
+    }
+    throw error;
+  }
+  // One line on stdout that says where it listens, for scripts and tests that start it.
+  process.stdout.write(`deliberate serve listening on ${server.url}\n`);
+  process.stderr.write(
+    `policy ${policyName} (${policy.device}, max_model_len ${policy.maxSequenceTokens})` +
+      (verifier ? `, verifier ${verifierName}` : ", no verifier") +
+      `; OpenAI base URL ${server.url}/v1; Ctrl-C stops\n`,
+  );
+
+  const signal = await new Promise<NodeJS.Signals>((done) => {
+    process.once("SIGINT", done);
+    process.once("SIGTERM", done);
+  });
+  const quit = (again: NodeJS.Signals) => process.exit(128 + constants.signals[again]);
+  process.once("SIGINT", quit);
+  process.once("SIGTERM", quit);
+  process.stderr.write(`${signal}: finishing the requests in flight, then stopping (${signal} again quits at once)\n`);
+  const { hits, misses, reusedTokens } = server.cache.stats();
+  const { batches, branchSteps } = policy.decodeBatches();
+  process.stderr.write(
+    `prefix cache: ${hits} hits, ${misses} misses, ${reusedTokens} prompt tokens not prefilled; ${branchSteps} branch steps decoded in ${batches} batches\n`,
+  );
+  await server.close();
+  await policy.close();
+  await verifier?.close();
+  process.exitCode = 0;
+}
+
+export function registerServe(program: Command): void {
+  const command = program
+    .command("serve")
+    .description(
+      "Serve the policy and the PRM over HTTP with vLLM's OpenAI-compatible API (the subset deliberate's HTTP client uses): " +
+        "GET /health, GET /v1/models, POST /v1/completions (prompt as text or token ids, n, seed, stop, max_tokens, temperature, top_p, " +
+        "logprobs, return_token_ids), POST /tokenize (prompt or chat messages), POST /pooling (the PRM's per-step scores in " +
+        "Qwen2.5-Math-PRM's token_classify shape), GET /metrics (prefix-cache hits, decode batches). Concurrent requests share " +
+        "decode batches; a prefix cache keeps the decoding state of recent prompts, so a search step resumes where the last one ended. " +
+        "Prints one line, 'deliberate serve listening on URL', once it listens.",
+    )
+    .option("--host <address>", "address to listen on (0.0.0.0 for every interface)", "127.0.0.1")
+    .option("--port <n>", "port to listen on; 0 picks a free one", nonNegativeInteger("--port"), 8000)
+    .option("--served-model-name <name>", "the policy's name in requests and /v1/models (default: deliberate-<policy> or the directory's name)")
+    .option("--served-verifier-name <name>", "the verifier's name in /pooling requests and /v1/models (default: deliberate-<verifier>)")
+    .option("--max-model-len <n>", "longest sequence (prompt and completion) a request may reach (default: the model's)", positiveInteger("--max-model-len"))
+    .option("--prefix-cache-entries <n>", "most decoding states the prefix cache keeps (0 turns it off)", nonNegativeInteger("--prefix-cache-entries"), 4096)
+    .option("--prefix-cache-mib <n>", "most MiB of decoding state the prefix cache keeps", nonNegativeInteger("--prefix-cache-mib"), 512);
+  addModelOptions(command, { served: false }).action((flags: ServeFlags) => serve(flags));
+}
