@@ -115,5 +115,5 @@ export function registerServe(program: Command): void {
     .option("--max-model-len <n>", "longest sequence (prompt and completion) a request may reach (default: the model's)", positiveInteger("--max-model-len"))
     .option("--prefix-cache-entries <n>", "most decoding states the prefix cache keeps (0 turns it off)", nonNegativeInteger("--prefix-cache-entries"), 4096)
     .option("--prefix-cache-mib <n>", "most MiB of decoding state the prefix cache keeps", nonNegativeInteger("--prefix-cache-mib"), 512);
-  addModelOptions(command).action((flags: ServeFlags) => serve(flags));
+  addModelOptions(command, { served: false }).action((flags: ServeFlags) => serve(flags));
 }
