@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** The `deliberate` command. Each sub-command lives in src/commands/ and registers itself here. */
 import { Command, CommanderError } from "commander";
-import { InputError } from "./errors.js";
+import { describeExpectedError } from "./errors.js";
 import { registerGrade } from "./commands/grade.js";
 import { registerData } from "./commands/data.js";
 import { registerSolve } from "./commands/solve.js";
@@ -38,11 +38,11 @@ async function main(): Promise<void> {
     await buildProgram().parseAsync(process.argv);
   } catch (error) {
     if (error instanceof CommanderError) process.exit(error.exitCode);
-    if (error instanceof InputError) {
-      process.stderr.write(`deliberate: ${error.message}\n`);
-      process.exit(2);
-    }
-    throw error;
+    // Expected failures (input, file system, network, a model's limits) in one line; a bug with its stack.
+    const message = describeExpectedError(error);
+    if (message === null) throw error;
+    process.stderr.write(`deliberate: ${message}\n`);
+    process.exit(2);
   }
 }
 

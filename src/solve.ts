@@ -48,7 +48,13 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   return parsed.data;
 }
 
+/** Refuses an empty (or blank) problem, which no strategy can answer. */
+export function checkProblem(problem: string): void {
+  if (problem.trim() === "") throw new InputError("the problem is empty: give the problem's text");
+}
+
 export async function solve(problem: string, options: SolveOptions): Promise<SolveResult> {
+  checkProblem(problem);
   const strategy = typeof options.strategy === "string" ? getStrategy(options.strategy) : options.strategy;
   const params = parse(strategy.params, { ...options.params, budget: options.budget }, `${strategy.name} parameters`);
   const limits = parse(limitsSchema, options.limits ?? {}, "limits");

@@ -30,8 +30,14 @@ export const samplingSchema = z.object({
 });
 export type Sampling = z.output<typeof samplingSchema>;
 
+/**
+ * The largest budget a strategy takes, in generations: far above the paper's largest (256), and
+ * below what would hold more decoding state than a machine has (each generation is a live branch).
+ */
+export const MAX_BUDGET = 1024;
+
 /** Parameters every strategy shares: the budget N in generations (the paper's unit), and the verifier rules. */
-export const budgetSchema = z.int().min(1);
+export const budgetSchema = z.int().min(1).max(MAX_BUDGET, `at most ${MAX_BUDGET} generations (the documented ceiling)`);
 export const aggregationSchema = z.enum(AGGREGATIONS).default("last");
 export const selectionSchema = z.enum(SELECTIONS).default("weighted");
 /** Beam width M: the expansions of each kept beam (beam, look-ahead) or proposals per step (DVTS). */

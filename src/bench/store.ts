@@ -8,10 +8,11 @@
  * writing the same file (and duplicating results).
  */
 import { appendFileSync, closeSync, ftruncateSync, openSync } from "node:fs";
-import { mkdir, open, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { InputError } from "../errors.js";
+import { writeFileAtomically } from "../files.js";
 import type { BenchConfig, Experiment, RunSettings, Shard } from "./config.js";
 import { readJsonl } from "../../datasets/jsonl.js";
 import { resultSchema, type BenchResult } from "./results.js";
@@ -97,10 +98,7 @@ export async function prepareRunDirectory(config: BenchConfig, version: string):
   const file = join(config.out, CONFIG_FILE);
   if ((await readRecord(config.out)) !== null) return;
   const record: RunRecord = { deliberate: version, created: new Date().toISOString(), experiment: config.experiment, run: config.run };
-  // Written beside and renamed into place, so config.json is never half-written.
-  const partial = `${file}.${process.pid}.part`;
-  await writeFile(partial, `${JSON.stringify(record, null, 2)}\n`);
-  await rename(partial, file);
+  await writeFileAtomically(file, "--out", `${JSON.stringify(record, null, 2)}\n`);
 }
 
 /** The offset just after the file's last newline (0 when it has none), and its size. */

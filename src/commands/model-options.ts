@@ -11,6 +11,8 @@ export interface ModelFlags {
   verifier: string;
   device: Device;
   threads?: number;
+  /** Cut a problem too long for the policy instead of refusing it. */
+  truncateProblem?: boolean;
 }
 
 export function positiveInteger(flag: string) {
@@ -36,7 +38,7 @@ export interface LoadedModels {
 }
 
 export async function loadModels(flags: ModelFlags): Promise<LoadedModels> {
-  const options = { device: flags.device, ...(flags.threads ? { threads: flags.threads } : {}) };
+  const options = { device: flags.device, ...(flags.threads ? { threads: flags.threads } : {}), ...(flags.truncateProblem ? { promptOverflow: "truncate" as const } : {}) };
   const policy = await loadPolicy(flags.policy, options);
   let verifier: StepVerifier | null = null;
   try {

@@ -34,6 +34,7 @@ export const embeddedPrmConfig = z.looseObject({
   bos_token_id: z.number().int(),
   pad_token_id: z.number().int(),
   graphs: z.object({ scores: graphSpec }),
+  max_sequence_tokens: z.number().int().positive().optional(),
 });
 export type EmbeddedPrmConfig = z.infer<typeof embeddedPrmConfig>;
 
