@@ -5,7 +5,7 @@
  */
 import type { z } from "zod";
 import { isEquivalent, type Grader } from "../datasets/answer/grader.js";
-import { getStrategy } from "../strategies/registry.js";
+import { getStrategy, type StrategyName } from "../strategies/registry.js";
 import { cachedEquivalence } from "../verifiers/select.js";
 import { describeZodError, InputError } from "./errors.js";
 import { ComputeMeter } from "./meter.js";
@@ -14,8 +14,8 @@ import { Random } from "./random.js";
 import { limitsSchema, samplingSchema, type Limits, type Sampling, type Strategy, type StrategyResult } from "./strategy.js";
 
 export interface SolveOptions {
-  /** A strategy or its name (`best-of-n`, `beam`, `lookahead`, `dvts`, `revision`). */
-  strategy: string | Strategy;
+  /** A strategy or its registered name (`best-of-n`, `beam`, `lookahead`, `dvts`, `revision`, `compute-optimal`). */
+  strategy: StrategyName | Strategy;
   /** Budget N in generations. */
   budget: number;
   policy: Policy;
@@ -59,6 +59,8 @@ export async function solve(problem: string, options: SolveOptions): Promise<Sol
   const params = parse(strategy.params, { ...options.params, budget: options.budget }, `${strategy.name} parameters`);
   const limits = parse(limitsSchema, options.limits ?? {}, "limits");
   const sampling = parse(samplingSchema, options.sampling ?? {}, "sampling options");
+  const verifierNeed = strategy.needsVerifier(params);
+  if (verifierNeed !== null && !options.verifier) throw new InputError(`${verifierNeed} needs a step verifier (a PRM), and none was given`);
   const { grader } = options;
   const result = await strategy.run(problem, {
     policy: options.policy,

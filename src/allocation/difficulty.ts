@@ -142,7 +142,7 @@ export function readOraclePassRates(file: string): Map<string, number> {
 async function estimate(problem: Problem, settings: DifficultySettings, options: DifficultyPassOptions): Promise<DifficultyRecord> {
   const started = performance.now();
   const { policy, verifier, grader, signal } = options;
-  const common = { strategy: "best-of-n", policy, limits: settings.limits, sampling: settings.sampling, signal, grader };
+  const common = { strategy: "best-of-n" as const, policy, limits: settings.limits, sampling: settings.sampling, signal, grader };
   const predicted = await solve(problem.problem, { ...common, budget: settings.samples, verifier, seed: 0, params: { select: "naive", aggregate: "last" } });
   // Majority selection needs no verifier, so the oracle's samples are never scored.
   const oracle = await solve(problem.problem, { ...common, budget: settings.oracleSamples, verifier: null, seed: ORACLE_SEED, params: { select: "majority" } });

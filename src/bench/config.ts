@@ -195,8 +195,8 @@ function datasetSpec(flat: Flat, ctx: z.RefinementCtx): DatasetSpec {
 
 /**
  * Resolves each strategy entry and validates its parameters at every budget, so that a setting
- * that cannot run (beam width 4 at budget 2) fails now. Unknown parameters are errors, not
- * silently dropped.
+ * that cannot run (beam width 4 at budget 2, or a PRM-weighted vote with --verifier none) fails
+ * now, naming the flag. Unknown parameters are errors, not silently dropped.
  */
 function strategyConfigs(flat: Flat, ctx: z.RefinementCtx): StrategyConfig[] {
   const labels = new Set<string>();
@@ -229,14 +229,24 @@ function strategyConfigs(flat: Flat, ctx: z.RefinementCtx): StrategyConfig[] {
     let filled: Record<string, unknown> | undefined;
     for (const budget of flat.budgets) {
       const parsed = strategy.params.safeParse({ ...given, budget });
-      if (parsed.success) filled ??= parsed.data as Record<string, unknown>;
-      else ctx.addIssue({ code: "custom", path, message: `${label} (${strategy.name}) at budget ${budget}: ${describeZodError(parsed.error)}` });
+      if (parsed.success) {
+        const need = strategy.needsVerifier(parsed.data);
+        // Checked here, before the run directory is written, so that the corrected command is not refused as another run.
+        if (flat.verifier === "none" && need !== null && filled === undefined) {
+          ctx.addIssue({ code: "custom", path: ["verifier"], message: `none, but ${label} runs ${need}, which needs a step verifier` });
+        }
+        filled ??= parsed.data as Record<string, unknown>;
+        continue;
+      }
+      // A misspelt parameter is named once, under its own path, not at every budget.
+      const unknown = parsed.error.issues.find((issue) => issue.code === "unrecognized_keys");
+      if (unknown !== undefined) {
+        for (const key of unknown.keys) ctx.addIssue({ code: "custom", path: [...path, "params", key], message: unknown.message });
+        return [];
+      }
+      ctx.addIssue({ code: "custom", path, message: `${label} (${strategy.name}) at budget ${budget}: ${describeZodError(parsed.error)}` });
     }
     if (filled === undefined) return [];
-    const known = Object.keys(filled).filter((key) => key !== "budget");
-    for (const key of Object.keys(entry.params)) {
-      if (!known.includes(key)) ctx.addIssue({ code: "custom", path: [...path, "params", key], message: `${strategy.name} has no parameter ${key}; its parameters: ${known.join(", ")}` });
-    }
     const params = Object.fromEntries(Object.entries(filled).filter(([key]) => key !== "budget"));
     return [{ label, strategy: strategy.name, params }];
   });

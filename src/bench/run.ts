@@ -19,6 +19,7 @@ import { ComputeMeter } from "../meter.js";
 import type { Policy, StepVerifier } from "../policy.js";
 import { packageRoot } from "../runtime/load.js";
 import { solve } from "../solve.js";
+import { getStrategy } from "../../strategies/registry.js";
 import { usesOracleDifficulty, type BenchConfig, type Experiment, type StrategyConfig } from "./config.js";
 import type { BenchProgress } from "./progress.js";
 import { workItemKey, type BenchResult } from "./results.js";
@@ -183,7 +184,7 @@ async function runItem(item: WorkItem, context: ItemContext): Promise<BenchResul
   };
   try {
     const solved = await solve(problem.problem, {
-      strategy: strategy.strategy,
+      strategy: getStrategy(strategy.strategy),
       budget,
       params: strategy.params,
       policy: context.policy,

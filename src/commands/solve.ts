@@ -1,6 +1,6 @@
 /** `deliberate solve`: one problem through one search strategy on the embedded (or given) models. */
 import { Command, Option } from "commander";
-import { STRATEGY_NAMES } from "../../strategies/registry.js";
+import { STRATEGY_NAMES, type StrategyName } from "../../strategies/registry.js";
 import { AGGREGATIONS } from "../../verifiers/aggregate.js";
 import { SELECTIONS } from "../../verifiers/select.js";
 import { WITHIN_CHAIN } from "../../strategies/revision.js";
@@ -13,8 +13,9 @@ import { defaultAllocationTable, loadAllocationTable } from "../allocation/table
 import { addModelOptions, loadModels, positiveInteger, type ModelFlags } from "./model-options.js";
 
 interface SolveFlags extends ModelFlags {
+  /** One of the choices commander checked. */
+  strategy: StrategyName;
   problemFile?: string;
-  strategy: string;
   budget: number;
   seed: number;
   select?: string;
