@@ -6,7 +6,7 @@
 import type { Efficiency, EfficiencyRow } from "./efficiency.js";
 import type { RunInfo } from "./load.js";
 import { strategyColor } from "./plots.js";
-import type { Cell, Summary, Win } from "./stats.js";
+import { TIE_TOLERANCE, type Cell, type Summary, type Win } from "./stats.js";
 
 export interface ReportContent {
   runs: RunInfo[];
@@ -69,12 +69,22 @@ function winSentence(win: Win): string {
 
 function winSentences(summary: Summary): string[] {
   const overall = summary.wins.filter((win) => win.level === null);
-  const best = summary.cells.reduce((a, b) => (b.accuracy > a.accuracy ? b : a));
-  return [
-    ...overall.map(winSentence),
-    `Most accurate overall: ${bold(best.strategy)} at N=${best.budget} with ${pct(best.accuracy)} ` +
-      `(95% CI ${ciText(best.ciLow, best.ciHigh)}), for ${tokensText(best.meanGeneratedTokens)} generated tokens per problem.`,
-  ];
+  return [...overall.map(winSentence), bestOverallSentence(summary.cells)];
+}
+
+/** The most accurate (strategy, budget) of the run, or the ones that tie for it: a tie names no winner. */
+function bestOverallSentence(cells: readonly Cell[]): string {
+  const top = Math.max(...cells.map((cell) => cell.accuracy));
+  const best = cells.filter((cell) => top - cell.accuracy < TIE_TOLERANCE);
+  const [only] = best;
+  if (only !== undefined && best.length === 1) {
+    return (
+      `Most accurate overall: ${bold(only.strategy)} at N=${only.budget} with ${pct(only.accuracy)} ` +
+      `(95% CI ${ciText(only.ciLow, only.ciHigh)}), for ${tokensText(only.meanGeneratedTokens)} generated tokens per problem.`
+    );
+  }
+  if (best.length === cells.length) return `No strategy is most accurate overall: every strategy at every budget ties at ${pct(top)}.`;
+  return `No single most accurate strategy overall: ${best.map((cell) => `${bold(cell.strategy)} at N=${cell.budget}`).join(", ")} tie at ${pct(top)}.`;
 }
 
 const LEVEL_NOTE = "A level holds fewer problems than the whole run, so these winners are noisier: the level plot shows their CIs.";
