@@ -69,6 +69,18 @@ export interface Experiment {
    * oracle; the values themselves, so a resume with other ones is refused. Null without a file.
    */
   knownDifficulty: Record<string, number> | null;
+  /**
+   * The (configuration, budget) pairs that do not run because the configuration's shape does not
+   * fit the budget (beam width 4 at budget 2), with why; the report notes them.
+   */
+  skipped: SkippedConfiguration[];
+}
+
+export interface SkippedConfiguration {
+  label: string;
+  budget: number;
+  /** Why its parameters do not hold at this budget. */
+  reason: string;
 }
 
 export interface RunSettings {
@@ -194,11 +206,13 @@ function datasetSpec(flat: Flat, ctx: z.RefinementCtx): DatasetSpec {
 }
 
 /**
- * Resolves each strategy entry and validates its parameters at every budget, so that a setting
- * that cannot run (beam width 4 at budget 2, or a PRM-weighted vote with --verifier none) fails
- * now, naming the flag. Unknown parameters are errors, not silently dropped.
+ * Resolves each strategy entry and validates its parameters at every budget before any work. A
+ * budget that does not fit a configuration's shape (beam width 4 at budget 2: the strategies check
+ * what depends on the budget in refinements, whose issues are "custom") is skipped for it and
+ * recorded in `skipped`; a configuration that runs at no budget, any other invalid parameter, an
+ * unknown one, or a PRM-weighted vote with --verifier none is an error naming the flag or field.
  */
-function strategyConfigs(flat: Flat, ctx: z.RefinementCtx): StrategyConfig[] {
+function strategyConfigs(flat: Flat, ctx: z.RefinementCtx, skipped: SkippedConfiguration[]): StrategyConfig[] {
   const labels = new Set<string>();
   return flat.strategies.flatMap((entry, index): StrategyConfig[] => {
     const path = ["strategies", index];
@@ -227,6 +241,7 @@ function strategyConfigs(flat: Flat, ctx: z.RefinementCtx): StrategyConfig[] {
       }
     }
     let filled: Record<string, unknown> | undefined;
+    const skips: SkippedConfiguration[] = [];
     for (const budget of flat.budgets) {
       const parsed = strategy.params.safeParse({ ...given, budget });
       if (parsed.success) {
@@ -244,9 +259,15 @@ function strategyConfigs(flat: Flat, ctx: z.RefinementCtx): StrategyConfig[] {
         for (const key of unknown.keys) ctx.addIssue({ code: "custom", path: [...path, "params", key], message: unknown.message });
         return [];
       }
-      ctx.addIssue({ code: "custom", path, message: `${label} (${strategy.name}) at budget ${budget}: ${describeZodError(parsed.error)}` });
+      if (parsed.error.issues.every((issue) => issue.code === "custom")) skips.push({ label, budget, reason: describeZodError(parsed.error) });
+      else ctx.addIssue({ code: "custom", path, message: `${label} (${strategy.name}) at budget ${budget}: ${describeZodError(parsed.error)}` });
     }
-    if (filled === undefined) return [];
+    if (filled === undefined) {
+      // It runs at none of the budgets: each reason is an error.
+      for (const skip of skips) ctx.addIssue({ code: "custom", path, message: `${label} (${strategy.name}) at budget ${skip.budget}: ${skip.reason}` });
+      return [];
+    }
+    skipped.push(...skips);
     const params = Object.fromEntries(Object.entries(filled).filter(([key]) => key !== "budget"));
     return [{ label, strategy: strategy.name, params }];
   });
@@ -288,7 +309,8 @@ export const benchConfigSchema = flatSchema.transform((flat, ctx): BenchConfig =
   const duplicates = flat.budgets.filter((budget, index) => flat.budgets.indexOf(budget) !== index);
   if (duplicates.length > 0) ctx.addIssue({ code: "custom", path: ["budgets"], message: `${duplicates.join(", ")} given twice` });
   const dataset = datasetSpec(flat, ctx);
-  const strategies = strategyConfigs(flat, ctx);
+  const skipped: SkippedConfiguration[] = [];
+  const strategies = strategyConfigs(flat, ctx, skipped);
   const known = knownDifficulty(flat, strategies, ctx);
   const limits = check(limitsSchema, defined({ maxSteps: flat.maxSteps, maxStepTokens: flat.maxStepTokens }), ctx);
   const sampling = check(samplingSchema, defined({ temperature: flat.temperature, topP: flat.topP }), ctx);
@@ -307,6 +329,7 @@ export const benchConfigSchema = flatSchema.transform((flat, ctx): BenchConfig =
       // filled in from the loaded models when the run starts
       fingerprints: { policy: null, verifier: null, problems: null },
       knownDifficulty: known,
+      skipped,
     },
     run: {
       device: flat.device,

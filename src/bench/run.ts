@@ -81,6 +81,11 @@ export function checkKnownDifficulty(config: BenchConfig, problems: readonly Pro
   );
 }
 
+/** Whether a configuration does not run at a budget (see `Experiment.skipped`). */
+export function isSkipped(experiment: Experiment, label: string, budget: number): boolean {
+  return experiment.skipped.some((skip) => skip.label === label && skip.budget === budget);
+}
+
 /** Every work item, seed by seed (so a stopped run has whole seeds done first), then problem, strategy, budget. */
 export function workItems(problems: readonly Problem[], experiment: Experiment): WorkItem[] {
   const items: WorkItem[] = [];
@@ -88,6 +93,7 @@ export function workItems(problems: readonly Problem[], experiment: Experiment):
     for (const problem of problems) {
       for (const strategy of experiment.strategies) {
         for (const budget of experiment.budgets) {
+          if (isSkipped(experiment, strategy.label, budget)) continue;
           items.push({ key: workItemKey({ problemId: problem.id, strategy: strategy.label, budget, seed }), problem, strategy, budget, seed });
         }
       }
@@ -220,7 +226,7 @@ async function runItem(item: WorkItem, context: ItemContext): Promise<BenchResul
 function accuracyTable(experiment: Experiment, results: Iterable<BenchResult>): AccuracyCell[] {
   const cells = new Map<string, AccuracyCell>();
   for (const { label } of experiment.strategies) {
-    for (const budget of experiment.budgets) cells.set(JSON.stringify([label, budget]), { strategy: label, budget, items: 0, correct: 0, errors: 0 });
+    for (const budget of experiment.budgets) if (!isSkipped(experiment, label, budget)) cells.set(JSON.stringify([label, budget]), { strategy: label, budget, items: 0, correct: 0, errors: 0 });
   }
   for (const result of results) {
     const cell = cells.get(JSON.stringify([result.strategy, result.budget])) as AccuracyCell;

@@ -69,8 +69,8 @@ async function readRecord(dir: string): Promise<RunRecord | null> {
 export async function checkRunDirectory(dir: string, experiment: Experiment): Promise<void> {
   const record = await readRecord(dir);
   if (record === null) return;
-  // Runs started before difficulty files existed have no knownDifficulty: the same as none.
-  const stored: Partial<Experiment> = { knownDifficulty: null, ...(record.experiment as Partial<Experiment> | undefined) };
+  // Runs started before difficulty files (skipped configurations) existed have none: the same as none.
+  const stored: Partial<Experiment> = { knownDifficulty: null, skipped: [], ...(record.experiment as Partial<Experiment> | undefined) };
   // A fingerprint is compared only where both are known: a check before the models and problems are
   // loaded has none yet, and runs started before fingerprints were recorded are let through.
   const fingerprint = (key: keyof Experiment["fingerprints"]) =>

@@ -106,6 +106,7 @@ export function registerBench(program: Command): void {
     .addHelpText("after", EXAMPLE)
     .action(async (_options: unknown, self: Command) => {
       const config = await configFromCommand(self);
+      for (const skip of config.experiment.skipped) process.stderr.write(`skipping ${skip.label} at N=${skip.budget}: ${skip.reason}\n`);
       const problems = await loadBenchProblems(config);
       checkKnownDifficulty(config, problems);
       await checkRunDirectory(config.out, config.experiment);

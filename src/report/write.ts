@@ -3,6 +3,7 @@
  * self-contained page: CSS and SVG inline, no script, no font or image to fetch) and report.json
  * (the numbers for machines). The sentences and tables are built once and shared by md and html.
  */
+import { z } from "zod";
 import type { Efficiency, EfficiencyRow } from "./efficiency.js";
 import type { RunInfo } from "./load.js";
 import { strategyColor } from "./plots.js";
@@ -222,7 +223,7 @@ function runTables(runs: RunInfo[]): { dir: string; table: Table }[] {
 }
 
 function notes(content: ReportContent): string[] {
-  const out = [...content.warnings];
+  const out = [...content.warnings, ...content.runs.flatMap(skippedNotes)];
   if (content.efficiency.missing !== null) out.push(content.efficiency.missing);
   const problems = new Set(content.summary.cells.map((cell) => cell.problems));
   if (problems.size > 1) {
@@ -230,6 +231,18 @@ function notes(content: ReportContent): string[] {
   }
   return out;
 }
+
+/** The configurations a run skipped at some budget (their shape does not fit it), from its config.json. */
+function skippedNotes(run: RunInfo): string[] {
+  const parsed = skippedInConfig.safeParse(run.config);
+  if (!parsed.success) return [];
+  return parsed.data.experiment.skipped.map((skip) => `${skip.label} did not run at N=${skip.budget} in ${run.dir}: ${skip.reason}.`);
+}
+
+/** The part of a run's config.json with its skipped configurations (runs from before it have none). */
+const skippedInConfig = z.object({
+  experiment: z.object({ skipped: z.array(z.object({ label: z.string(), budget: z.number(), reason: z.string() })) }),
+});
 
 function runName(run: RunInfo): string {
   const headline = configHeadline(run.config);
