@@ -81,6 +81,20 @@ export function checkKnownDifficulty(config: BenchConfig, problems: readonly Pro
   );
 }
 
+/**
+ * What a run would do, for --dry-run: its work items (after the shard), the configurations, the
+ * budgets, the skipped pairs and the directory. Nothing is loaded or written.
+ */
+export function describePlan(config: BenchConfig, problems: readonly Problem[]): string {
+  const { experiment, shard } = config;
+  const items = workItems(problems, experiment).filter((item) => shard === null || shardOf(item.key, shard.count) === shard.index);
+  return [
+    `${config.out}: ${items.length} work items: ${problems.length} problems x ${experiment.strategies.map((s) => s.label).join(", ")} ` +
+      `x budgets ${experiment.budgets.join(", ")} x ${experiment.seeds} seeds${shard === null ? "" : `, shard ${shard.index}/${shard.count}`}`,
+    ...experiment.skipped.map((skip) => `  skipped: ${skip.label} at N=${skip.budget}: ${skip.reason}`),
+  ].join("\n");
+}
+
 /** Whether a configuration does not run at a budget (see `Experiment.skipped`). */
 export function isSkipped(experiment: Experiment, label: string, budget: number): boolean {
   return experiment.skipped.some((skip) => skip.label === label && skip.budget === budget);

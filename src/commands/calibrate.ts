@@ -11,6 +11,7 @@ import { DIFFICULTY_FILE } from "../allocation/difficulty.js";
 import { binOfScore, type AllocationEntry, type AllocationTable } from "../allocation/table.js";
 import { DATASETS, PROGRESS_MODES } from "../bench/config.js";
 import { createProgress, formatDuration } from "../bench/progress.js";
+import { describePlan, loadBenchProblems } from "../bench/run.js";
 import { InputError } from "../errors.js";
 import type { StepVerifier } from "../policy.js";
 import { addModelOptions, loadModels, positiveInteger } from "./model-options.js";
@@ -160,9 +161,10 @@ export function registerCalibrate(program: Command): void {
     .option("--out <dir>", "the run directory; required")
     .option("--allocation-out <file>", "where the allocation table goes (default <out>/allocation.json)")
     .option("--difficulty-only", "run only the difficulty pass (any split, e.g. --split test): writes <out>/difficulty.jsonl with each problem's oracle pass rate; no grid, no table")
+    .option("--dry-run", "validate the settings and the problems, print the work planned, and stop (no model is loaded, nothing is written)")
     .addHelpText("after", EXAMPLE)
     .action(async (_options: unknown, self: Command) => {
-      const { grid: gridFile, ...flags } = self.opts<{ grid?: string }>();
+      const { grid: gridFile, dryRun, ...flags } = self.opts<{ grid?: string; dryRun?: boolean }>();
       const input: Record<string, unknown> = { ...flags };
       if (gridFile !== undefined) input.grid = await readGridFile(gridFile);
       const config = parseCalibrateConfig(input, (path) =>
@@ -172,6 +174,12 @@ export function registerCalibrate(program: Command): void {
       );
       if (!config.difficultyOnly) printSkipped(config);
       const { experiment, run } = config.runs[0] as CalibrateConfig["runs"][number];
+      if (dryRun) {
+        const problems = await loadBenchProblems(config.runs[0] as CalibrateConfig["runs"][number]);
+        const grid = config.difficultyOnly ? [] : config.runs.map((budgetRun) => describePlan(budgetRun, problems));
+        process.stdout.write(`difficulty pass: ${problems.length} problems, into ${config.out}\n${grid.join("\n")}${grid.length > 0 ? "\n" : ""}dry run: nothing was run or written\n`);
+        return;
+      }
       // The model flags always have values here (their defaults), and --verifier none was refused.
       const models = await loadModels({
         policy: experiment.policy as string,
