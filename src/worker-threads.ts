@@ -18,7 +18,9 @@ export function startWorker(callerUrl: string, name: string, workerData?: unknow
   const options = { workerData, resourceLimits: { stackSizeMb: WORKER_STACK_MB } };
   if (callerUrl.endsWith(".ts")) {
     const source = JSON.stringify(new URL(`./${name}.ts`, callerUrl).href);
-    return new Worker(`import("tsx/esm/api").then((tsx) => { tsx.register(); return import(${source}); });`, { ...options, eval: true });
+    // Resolved here: an eval'd worker would resolve "tsx" from the working directory, which may be any.
+    const tsx = JSON.stringify(import.meta.resolve("tsx/esm/api"));
+    return new Worker(`import(${tsx}).then((tsx) => { tsx.register(); return import(${source}); });`, { ...options, eval: true });
   }
   return new Worker(new URL(`./${name}.js`, callerUrl), options);
 }
