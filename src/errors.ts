@@ -57,9 +57,16 @@ export function describeExpectedError(error: unknown): string | null {
   if (!(error instanceof Error)) return null;
   if (EXPECTED_ERRORS.has(error.name)) return error.message;
   const system = error as NodeJS.ErrnoException & { address?: string; hostname?: string; port?: number; dest?: string };
-  const meaning = system.code === undefined ? undefined : SYSTEM_ERRORS[system.code];
-  if (meaning === undefined) return error.cause === undefined ? null : describeExpectedError(error.cause);
+  const meaning = systemErrorMeaning(error);
+  if (meaning === null) return error.cause === undefined ? null : describeExpectedError(error.cause);
   const where = system.path ?? system.hostname ?? (system.address === undefined ? undefined : `${system.address}${system.port ? `:${system.port}` : ""}`);
   const target = system.dest === undefined ? where : `${where} -> ${system.dest}`;
-  return target === undefined ? `${meaning} (${system.code})` : `${target}: ${meaning} (${system.code})`;
+  return target === undefined ? meaning : `${target}: ${meaning}`;
+}
+
+/** What a file-system or network error means, in words with its code ("no such file or directory (ENOENT)"); null for other errors. */
+export function systemErrorMeaning(error: unknown): string | null {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  const meaning = code === undefined ? undefined : SYSTEM_ERRORS[code];
+  return meaning === undefined ? null : `${meaning} (${code})`;
 }

@@ -10,7 +10,7 @@ import { readFile, realpath, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { finished } from "node:stream/promises";
 import type { Writable } from "node:stream";
-import { describeExpectedError, InputError } from "./errors.js";
+import { InputError, systemErrorMeaning } from "./errors.js";
 
 /** The largest text input file read whole (a problem, a config): 16 MiB. */
 export const MAX_TEXT_FILE_BYTES = 16 * 2 ** 20;
@@ -25,7 +25,7 @@ export async function readTextFile(file: string, what: string, maxBytes = MAX_TE
 /** Fails before any work unless `file` exists and is a file (not a directory); `what` names the flag. */
 export async function readableFile(file: string, what: string): Promise<Stats> {
   const stats = await stat(file).catch((error: NodeJS.ErrnoException) => {
-    throw new InputError(`${what}: ${describeExpectedError(error) ?? error.message}`);
+    throw new InputError(`${what}: cannot read ${file}: ${systemErrorMeaning(error) ?? error.message}`);
   });
   if (stats.isDirectory()) throw new InputError(`${what}: ${file} is a directory, expected a file`);
   return stats;
@@ -64,12 +64,12 @@ export async function refuseOverwritingInput(output: { path: string; flag: strin
 export async function writeAtomically<T>(path: string, flag: string, write: (stream: Writable) => Promise<T> | T): Promise<T> {
   const temporary = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
   const directory = await stat(dirname(path)).catch(() => null);
-  if (directory === null) throw new InputError(`${flag}: cannot write ${path}: its directory ${dirname(path)} does not exist`);
+  if (directory === null) throw new InputError(`${flag}: cannot write ${path}: no such directory ${dirname(path)}`);
   if (!directory.isDirectory()) throw new InputError(`${flag}: cannot write ${path}: ${dirname(path)} is not a directory`);
   if ((await stat(path).catch(() => null))?.isDirectory()) throw new InputError(`${flag}: ${path} is a directory, expected a file`);
   const stream = createWriteStream(temporary, { flags: "wx" });
   await new Promise<void>((ready, fail) => stream.once("open", () => ready()).once("error", fail)).catch((error: NodeJS.ErrnoException) => {
-    throw new InputError(`${flag}: cannot write ${path}: ${describeExpectedError(error) ?? error.message}`);
+    throw new InputError(`${flag}: cannot write ${path}: ${systemErrorMeaning(error) ?? error.message}`);
   });
   try {
     const result = await write(stream);

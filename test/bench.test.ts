@@ -298,7 +298,7 @@ describe("bench configuration", () => {
     const message = await cliError(["--config", "test/fixtures/bench-bad-params.yaml"]);
     expect(message).toBe("test/fixtures/bench-bad-params.yaml: strategies.1.params.beamwidth: beam has no parameter beamwidth; its parameters: budget, beamWidth, select, aggregate");
     expect(await cliError(["--config", "test/fixtures/bench-unknown-key.json"])).toMatch(/^test\/fixtures\/bench-unknown-key.json: \(top level\): .*"budget"/);
-    expect(await cliError(["--config", "test/fixtures/missing.yaml"])).toBe("--config: cannot read test/fixtures/missing.yaml: no such file");
+    expect(await cliError(["--config", "test/fixtures/missing.yaml"])).toBe("--config: cannot read test/fixtures/missing.yaml: no such file or directory (ENOENT)");
   });
 
   it("layers flag defaults, then the file, then the flags; --strategies picks the file's configurations by label", async () => {

@@ -10,7 +10,6 @@
  * The parsed config has two halves: `experiment` decides the results (a resumed run must have the
  * same one), `run` only how the run goes (concurrency, device, progress, ...).
  */
-import { readFile } from "node:fs/promises";
 import { extname } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
@@ -18,6 +17,7 @@ import { LEVELS, SPLITS, type Split } from "../../datasets/synth/generate.js";
 import { SOURCE_NAMES, type SourceName } from "../../datasets/sources.js";
 import { getStrategy } from "../../strategies/registry.js";
 import { describeZodError, InputError } from "../errors.js";
+import { readTextFile } from "../files.js";
 import { DEVICES, type Device } from "../runtime/session.js";
 import { limitsSchema, samplingSchema, type Limits, type Sampling } from "../strategy.js";
 import { defaultAllocationTable, loadAllocationTable } from "../allocation/table.js";
@@ -361,9 +361,7 @@ export function parseBenchConfig(input: unknown, where: (path: readonly Property
 export async function readConfigFile(file: string): Promise<Record<string, unknown>> {
   const extension = extname(file).toLowerCase();
   if (![".yaml", ".yml", ".json"].includes(extension)) throw new InputError(`--config: ${file} must be a .yaml, .yml or .json file`);
-  const source = await readFile(file, "utf8").catch((error: NodeJS.ErrnoException) => {
-    throw new InputError(`--config: cannot read ${file}: ${error.code === "ENOENT" ? "no such file" : error.message}`);
-  });
+  const source = await readTextFile(file, "--config");
   let value: unknown;
   try {
     value = extension === ".json" ? JSON.parse(source) : parseYaml(source);

@@ -2,7 +2,6 @@
  * `deliberate calibrate`: the difficulty pass and a strategy grid on a calibration split, then the
  * allocation table; with --difficulty-only, the difficulty pass alone (on any split).
  */
-import { readFile } from "node:fs/promises";
 import { extname, join } from "node:path";
 import type { Command } from "commander";
 import { parse as parseYaml } from "yaml";
@@ -13,6 +12,7 @@ import { DATASETS, PROGRESS_MODES } from "../bench/config.js";
 import { createProgress, formatDuration } from "../bench/progress.js";
 import { describePlan, loadBenchProblems } from "../bench/run.js";
 import { InputError } from "../errors.js";
+import { readTextFile } from "../files.js";
 import type { StepVerifier } from "../policy.js";
 import { addModelOptions, loadModels, positiveInteger } from "./model-options.js";
 import { untilStopped } from "./stop-signals.js";
@@ -40,9 +40,7 @@ const flagName = (key: string) => `--${key.replace(/[A-Z]/g, (letter) => `-${let
 async function readGridFile(file: string): Promise<unknown> {
   const extension = extname(file).toLowerCase();
   if (![".yaml", ".yml", ".json"].includes(extension)) throw new InputError(`--grid: ${file} must be a .yaml, .yml or .json file`);
-  const source = await readFile(file, "utf8").catch((error: NodeJS.ErrnoException) => {
-    throw new InputError(`--grid: cannot read ${file}: ${error.code === "ENOENT" ? "no such file" : error.message}`);
-  });
+  const source = await readTextFile(file, "--grid");
   try {
     return extension === ".json" ? JSON.parse(source) : parseYaml(source);
   } catch (error) {

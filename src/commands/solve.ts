@@ -34,10 +34,10 @@ interface SolveFlags extends ModelFlags {
 }
 
 /** Seconds between progress lines on stderr; a solve shorter than this prints none. */
-const PROGRESS_INTERVAL_S = 5;
+export const PROGRESS_INTERVAL_S = 5;
 
 /** Prints the compute spent so far every few seconds, until the returned function is called. */
-function reportProgress(meter: ComputeMeter): () => void {
+export function reportProgress(meter: ComputeMeter): () => void {
   const timer = setInterval(() => {
     const c = meter.report();
     process.stderr.write(
