@@ -135,6 +135,7 @@ beforeAll(async () => {
     writeFileSync(join(cwd, file), text);
   };
   write("cases.jsonl", '{"gold": "\\\\frac{1}{2}", "pred": "0.5"}\n{"gold": "3", "pred": "4"}\n');
+  write("problem.txt", "Compute (17 + 5) * 3 - 8.\n");
   write("my.jsonl", readFileSync(join(repo, "test", "fixtures", "data-mixed.jsonl"), "utf8").split("\n")[0] + "\n");
   const sample = generateSynth({ split: "train", seed: 1, n: 1 })[0];
   write("samples.jsonl", `${JSON.stringify({ problem: sample?.problem, solution: sample?.solution, answer: sample?.answer })}\n`);
