@@ -59,16 +59,12 @@ export const computeOptimalParams = strategyParams("compute-optimal", {
   });
 export type ComputeOptimalParams = z.output<typeof computeOptimalParams>;
 
-/** The predicted difficulty needs scored samples; with the oracle's, the table's configurations decide. */
-function needsVerifier({ table, difficulty }: ComputeOptimalParams): string | null {
-  if (difficulty === "predicted") return "compute-optimal (the difficulty estimate)";
-  for (const entry of table.oracle?.entries ?? []) {
-    const strategy = TABLE_STRATEGIES.find((candidate) => candidate.name === entry.strategy);
-    const params = strategy?.params.safeParse({ ...entry.params, budget: entry.budget });
-    const need = strategy !== undefined && params?.success ? strategy.needsVerifier(params.data) : null;
-    if (need !== null) return `compute-optimal with difficulty oracle, whose table runs ${entry.label} (${need})`;
-  }
-  return null;
+/**
+ * The predicted difficulty needs scored samples. With the oracle's, the configuration the table
+ * chose for the problem's bin decides, and it checks for itself when it runs (before any model call).
+ */
+function needsVerifier({ difficulty }: ComputeOptimalParams): string | null {
+  return difficulty === "predicted" ? "compute-optimal (the difficulty estimate)" : null;
 }
 
 export const computeOptimal: Strategy<ComputeOptimalParams, "compute-optimal"> = {
