@@ -12,6 +12,7 @@ import { loadBenchProblems, runBench, shardOf, workItems, type RunBenchOptions }
 import { readRunResults, ResultsWriter } from "../src/bench/store.js";
 import { registerBench } from "../src/commands/bench.js";
 import { InputError } from "../src/errors.js";
+import { writeReport } from "../src/report/report.js";
 import type { Branch, ExtendOptions, PolicyPrompt, StepResult } from "../src/policy.js";
 import { ScriptedPolicy, ScriptedVerifier, type StepScript } from "./support/scripted-policy.js";
 
@@ -292,6 +293,17 @@ describe("bench configuration", () => {
     const message = await cliError(["--strategies", "best-of-n,beam", "--budgets", "1,6"]);
     expect(message).toMatch(/--strategies: beam \(beam\) at budget 1: .*not a multiple of beamWidth 4/);
     expect(message).toMatch(/--strategies: beam \(beam\) at budget 6: .*not a multiple of beamWidth 4/);
+  });
+
+  it("runs no item of a skipped pair, keeps it in config.json, and the report notes it", async () => {
+    const dir = await tempDir();
+    const cfg = config(dir, { budgets: [1, 2] });
+    expect(cfg.experiment.skipped.map(({ label, budget }) => [label, budget])).toEqual([["beam-w2", 1]]);
+    await run(cfg);
+    expect((await lines(dir)).filter((result) => result.strategy === "beam-w2").map((result) => result.budget)).toEqual([2, 2, 2, 2]);
+    expect(JSON.parse(await readFile(join(dir, "config.json"), "utf8")).experiment.skipped).toEqual(cfg.experiment.skipped);
+    await writeReport([dir], { out: dir });
+    expect(await readFile(join(dir, "report.md"), "utf8")).toMatch(/beam-w2 did not run at N=1 in .*: budget: budget 1 is not a multiple of beamWidth 2/);
   });
 
   it("names the config file and field of a bad setting", async () => {
