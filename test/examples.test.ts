@@ -1,7 +1,7 @@
 /**
  * Every example command of README.md (its sh blocks) and of every command's --help runs as written,
  * in a fresh working directory, with these differences, which the test states rather than hides:
- * - `bench`, `compare` and `calibrate` examples run with `--dry-run`: everything is validated (the
+ * - `bench`, `compare` and `calibrate` (and `serve`) examples run with `--dry-run`: everything is validated (the
  *   settings, each strategy's parameters at every budget, the problems, the run directory, the
  *   files named) and nothing runs; as written they take minutes to hours.
  * - Placeholder model paths (`./my-model`, `path/to/onnx-model`) are the tiny test export.
@@ -107,7 +107,8 @@ function cli(args: string[], cwd: string, env: NodeJS.ProcessEnv) {
 }
 
 const PLACEHOLDER_MODELS = new Set(["./my-model", "path/to/onnx-model"]);
-const LONG_RUNNING = new Set(["bench", "compare", "calibrate"]);
+/** Commands whose examples would run for minutes (or, for a server, until stopped): they run with --dry-run. */
+const LONG_RUNNING = new Set(["bench", "compare", "calibrate", "serve"]);
 
 /** The arguments an example runs with (see the file's comment). */
 function argumentsOf(example: string): string[] {
