@@ -43,6 +43,8 @@ export interface ModelFlags extends ServedFlags {
   verifier: string;
   device: Device;
   threads?: number;
+  /** Cut a problem too long for the policy instead of refusing it. */
+  truncateProblem?: boolean;
 }
 
 const isUrl = (value: string) => /^https?:\/\//i.test(value);
@@ -90,7 +92,7 @@ export interface LoadedModels {
 }
 
 export async function loadModels(flags: ModelFlags): Promise<LoadedModels> {
-  const options = { device: flags.device, ...(flags.threads ? { threads: flags.threads } : {}) };
+  const options = { device: flags.device, ...(flags.threads ? { threads: flags.threads } : {}), ...(flags.truncateProblem ? { promptOverflow: "truncate" as const } : {}) };
   const policy = isUrl(flags.policy)
     ? await connectPolicy(urlsOf(flags.policy), {
         model: flags.policyModel,
