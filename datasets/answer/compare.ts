@@ -23,6 +23,17 @@ export interface CompareOptions {
   decimalPlaces?: number;
   /** Largest answer (after extraction) that is compared, in characters. Default 5,000. */
   maxAnswerChars?: number;
+  /**
+   * What is read out of a whole text, as Math-Verify's extraction targets: "latex" (boxed answers
+   * and math in `$...$`, `\\(...\\)`, `\\[...\\]`) and "expr" (plain numbers and expressions in prose).
+   * Default both.
+   */
+  extraction?: ("latex" | "expr")[];
+  /**
+   * Whether a gold interval or set also accepts an inequality (`[-2, 7]` against `-2 \\le x \\le 7`).
+   * A gold inequality always accepts the interval. Default false, as in Math-Verify.
+   */
+  allowSetRelationComparison?: boolean;
 }
 
 export interface Verdict {
