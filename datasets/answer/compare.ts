@@ -7,7 +7,7 @@
  */
 import { ComputeEngine } from "@cortex-js/compute-engine";
 import { evaluate, freeVariables, nodeCount, UnsupportedExpression, type MathJson } from "./evaluate.js";
-import { normalizeAnswer, stripVariablePrefix, topLevelEquals, type NormalizedAnswer } from "./normalize.js";
+import { normalizeAnswer, stripVariablePrefix, topLevel, type NormalizedAnswer } from "./normalize.js";
 import { answerCandidates } from "./extract.js";
 import { exactlyEqual, exactValue } from "./exact.js";
 import { restrictedMath, type Fraction } from "../mathjs.js";
@@ -304,9 +304,11 @@ function expressionsEqual(a: string, b: string, context: Context): string | null
       if (Number.isNaN(x) || Number.isNaN(y)) throw new Incomparable("not a real number");
       const finite = Number.isFinite(x) && Number.isFinite(y);
       if (finite && !closeRounded(x, y, places)) return null;
-      // Values that agree in double precision, or overflow it, compare exactly when both are exact
-      // (integers, fractions, integer powers): 10^{20}+1 is not 10^{20}. A rounded decimal does not.
-      if (places === null) {
+      // Values that agree only nearly in double precision, or lie beyond its exact integers, compare
+      // exactly when both are exact (integers, fractions, integer powers): 10^{20}+1 is not 10^{20}.
+      // A rounded decimal does not.
+      const doublesDecide = x === y && Math.abs(x) < 2 ** 53;
+      if (places === null && !doublesDecide) {
         const exact = exactlyEqual(left, right);
         if (exact !== null) return exact ? "exact" : null;
       }
@@ -467,8 +469,9 @@ function statedValue(latex: string): string {
     const first = (approx[0] as string).trim();
     latex = /^(?:[a-zA-Z]|\\[a-zA-Z]+)$/.test(first) ? (approx[1] as string).trim() : first;
   }
-  const equals = topLevelEquals(latex);
-  return equals.length > 1 ? latex.slice((equals.at(-1) as number) + 1).trim() : latex;
+  const equals = topLevel(latex, "=");
+  const list = topLevel(latex, ",").length > 0;
+  return equals.length > 1 && !list ? latex.slice((equals.at(-1) as number) + 1).trim() : latex;
 }
 
 /**
@@ -513,7 +516,7 @@ function compareOne(predAnswer: string, goldAnswer: string, settings: Required<C
   const predEquation = p.latex.includes("=");
   const goldEquation = g.latex.includes("=");
   if (!(predEquation && goldEquation)) {
-    const equals = topLevelEquals(p.latex);
+    const equals = topLevel(p.latex, "=");
     if (!goldEquation && equals.length === 1 && !p.latex.includes(",")) p.latex = p.latex.slice((equals[0] as number) + 1).trim();
     else p.latex = stripVariablePrefix(p.latex);
     g.latex = stripVariablePrefix(g.latex);

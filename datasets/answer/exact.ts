@@ -69,8 +69,20 @@ export function exactValue(expr: MathJson, depth = 0): Fraction | null {
   return null;
 }
 
+const EXACT_HEADS = new Set(["Add", "Multiply", "Negate", "Subtract", "Divide", "Rational", "Power", "Square", "Factorial", "Delimiter"]);
+
+/** Whether an expression is built only of numbers and the operations exactValue knows (no mathjs needed to tell). */
+function exactShape(expr: MathJson, depth = 0): boolean {
+  if (typeof expr === "number") return true;
+  if (typeof expr === "string") return false;
+  if (!Array.isArray(expr)) return true;
+  const [head, ...args] = expr;
+  return depth < 200 && typeof head === "string" && EXACT_HEADS.has(head) && args.every((arg) => exactShape(arg, depth + 1));
+}
+
 /** Whether two expressions have the same exact value; null when either has none. */
 export function exactlyEqual(a: MathJson, b: MathJson): boolean | null {
+  if (!exactShape(a) || !exactShape(b)) return null;
   const x = exactValue(a);
   const y = x === null ? null : exactValue(b);
   return x === null || y === null ? null : (restrictedMath().equal(x, y) as boolean);

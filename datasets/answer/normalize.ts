@@ -95,16 +95,18 @@ function stripOuterBraces(text: string): string {
  * comparison applies it only when the other answer is not an equation itself.
  */
 export function stripVariablePrefix(text: string): string {
-  const equals = topLevelEquals(text);
+  const equals = topLevel(text, "=");
   if (equals.length !== 1) return text;
   const at = equals[0] as number;
   const lhs = text.slice(0, at).trim();
-  const simpleName = /^(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?(?:\((?:[a-zA-Z]|\\[a-zA-Z]+)\))?$/;
-  return simpleName.test(lhs) ? text.slice(at + 1).trim() : text;
+  const name = String.raw`(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?`;
+  // x, f(x), y_1, a_{37}, and a tuple of names: (p,q) = (3,2).
+  const label = new RegExp(String.raw`^(?:${name}(?:\(${name}\))?|\(${name}(?:,${name})+\))$`);
+  return label.test(lhs) ? text.slice(at + 1).trim() : text;
 }
 
-/** Positions of the `=` signs outside braces and brackets (`\sum_{i=1}^{3} i` has none). */
-export function topLevelEquals(text: string): number[] {
+/** Positions of `char` outside braces and brackets (`\sum_{i=1}^{3} i` has no top-level `=`). */
+export function topLevel(text: string, char: string): number[] {
   const out: number[] = [];
   let depth = 0;
   for (let i = 0; i < text.length; i++) {
@@ -112,9 +114,15 @@ export function topLevelEquals(text: string): number[] {
     if (ch === "\\") i++;
     else if ("{([".includes(ch)) depth++;
     else if ("})]".includes(ch)) depth--;
-    else if (ch === "=" && depth === 0) out.push(i);
+    else if (ch === char && depth === 0) out.push(i);
   }
   return out;
+}
+
+/** `\binom{n}{k}` as `\frac{n!}{k!(n-k)!}`, which the LaTeX parser reads. */
+function expandBinomials(text: string): string {
+  const argument = String.raw`\{((?:[^{}]|\{[^{}]*\})*)\}`;
+  return text.replace(new RegExp(String.raw`\\binom\s*${argument}\s*${argument}`, "g"), "\\frac{({$1})!}{({$2})!(({$1})-({$2}))!}");
 }
 
 /** Removes whitespace, except the single space that keeps a command apart from a letter (`\pi r`). */
@@ -179,7 +187,7 @@ export function normalizeAnswer(raw: string, options: NormalizeOptions = {}): No
     .replace(/\\inf(?:inity)?(?![a-zA-Z])|(?<!\\)\binf(?:inity)?\b/g, "\\infty")
     .replace(/\+\s*\\infty/g, "\\infty");
 
-  s = s.trim().replace(/(?:\\?[.,;])+$/, "").trim();
+  s = s.trim().replace(/(?:\\?[.,;])+$|\\$/, "").trim();
   s = s.replace(/^[a-zA-Z]\s*\\in\s*/, "");
   s = stripOuterBraces(s);
   // A matrix inside brackets, (\begin{pmatrix}...\end{pmatrix}) or [\begin{array}...\end{array}], is the matrix.
@@ -196,7 +204,7 @@ export function normalizeAnswer(raw: string, options: NormalizeOptions = {}): No
   s = squeezeSpaces(s);
   // F_kF_{n-k-1}: a one-character subscript in braces, so that the next factor is not read into it.
   s = s.replace(/_([a-zA-Z0-9])/g, "_{$1}");
-  s = braceRoots(braceFractions(s));
+  s = expandBinomials(braceRoots(braceFractions(s)));
   s = s.replace(/(^|[^\d])\.(\d)/g, "$10.$2");
   // (11)4/9 is a product, not the mixed number 11 4/9 the parser would read.
   s = s.replace(/\)(?=\d)/g, ")\\cdot ");

@@ -12,6 +12,8 @@ import type { Grader } from "../../datasets/answer/grader.js";
 export const suiteDir = fileURLToPath(new URL("../fixtures/math-verify", import.meta.url));
 
 export interface MathVerifyCase {
+  /** Where the case is in the fixtures: `test_all.jsonl:12` (file and line). */
+  id: string;
   /** The test file in huggingface/Math-Verify, e.g. tests/test_all.py. */
   file: string;
   /** The pytest function the case comes from. */
@@ -29,6 +31,12 @@ export interface MathVerifyCase {
   note?: string;
 }
 
+/** The case ids that DIFFERENCES.md lists as deliberate or known differences from Math-Verify. */
+export function listedDifferences(dir = suiteDir): Set<string> {
+  const text = readFileSync(join(dir, "DIFFERENCES.md"), "utf8");
+  return new Set([...text.matchAll(/`(test_\w+\.jsonl:\d+)`/g)].map((match) => match[1] as string));
+}
+
 export function loadSuite(dir = suiteDir): MathVerifyCase[] {
   return readdirSync(dir)
     .filter((name) => name.endsWith(".jsonl"))
@@ -36,8 +44,9 @@ export function loadSuite(dir = suiteDir): MathVerifyCase[] {
     .flatMap((name) =>
       readFileSync(join(dir, name), "utf8")
         .split("\n")
-        .filter((line) => line.trim() !== "")
-        .map((line) => JSON.parse(line) as MathVerifyCase),
+        .map((line, index) => ({ line, id: `${name}:${index + 1}` }))
+        .filter(({ line }) => line.trim() !== "")
+        .map(({ line, id }) => ({ id, ...(JSON.parse(line) as Omit<MathVerifyCase, "id">) })),
     );
 }
 
