@@ -110,8 +110,12 @@ function looksLikeProse(text: string): boolean {
 
 export type ExtractionTarget = "latex" | "expr";
 
-/** What lies between two boxes that belong to one answer: `\boxed{1}, \boxed{2}`, `\boxed{3} \text{ and } \boxed{5}`. */
-const BOX_GLUE = /^(?:\s|\$|\\[,;!:]|\\q?quad(?![a-zA-Z])|\\\[|\\\]|\\\(|\\\)|[,;]|\\text\{\s*(?:and|or|,)\s*\}|\band\b|\bor\b)*$/;
+/**
+ * What lies between two boxes that belong to one answer: `\boxed{1}, \boxed{2}`,
+ * `\boxed{3} \text{ and } \boxed{5}`. Boxes joined by "or" are alternative forms of one answer
+ * (`\boxed{x+11}` or `\boxed{11+x}`): the last one is taken.
+ */
+const BOX_GLUE = /^(?:\s|\$|\\[,;!:]|\\q?quad(?![a-zA-Z])|\\\[|\\\]|\\\(|\\\)|[,;]|\\text\{\s*(?:and|,)\s*\}|\band\b)*$/;
 
 /** Every `\boxed{}` / `\fbox{}` with its position; neighbouring boxes joined only by glue form one answer. */
 function boxedGroups(text: string): { answer: string; start: number; end: number }[] {
@@ -212,7 +216,7 @@ function exprCandidates(text: string): Candidate[] {
 export function answerCandidates(text: string, targets: readonly ExtractionTarget[] = ["latex", "expr"]): string[] {
   const latex = targets.includes("latex");
   const expr = targets.includes("expr");
-  const delimited = /\$|\\\(|\\\[|\\boxed|\\fbox/.test(text);
+  const delimited = /(?<!\\)\$|\\\(|\\\[|\\boxed|\\fbox/.test(text);
   if (!delimited && !looksLikeProse(text)) {
     const bare = text.trim();
     if (bare === "") return [];
