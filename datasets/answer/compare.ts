@@ -434,18 +434,19 @@ function answersEqual(a: Answer, b: Answer, context: Context): string | null {
 
 /**
  * Equations labelled by a function or variable name (`f(x) = 2x + 3`, `y = 2x + 3`) are the same
- * function when their right-hand sides are equal; two bare variables must be the same one, and two
- * applications the same argument (`f(x)` against `g(t)` is not decided here).
+ * function when their right-hand sides are equal. Two different bare variables (`x = 1`, `y = 1`)
+ * are not, nor two applications to different arguments (`f(x)`, `f(t)`).
  */
 function labelledEqual(a: string[], b: string[], context: Context): string | null {
   const label = /^(?:([a-zA-Z])|[a-zA-Z]\(([a-zA-Z])\))$/;
   const [a0 = "", a1 = ""] = a;
   const [b0 = "", b1 = ""] = b;
-  const x = label.exec(a0);
-  const y = label.exec(b0);
-  if (!x || !y || a0 === b0) return null;
-  const sameName = x[1] !== undefined && y[1] !== undefined ? x[1] === y[1] : (x[2] ?? y[2]) !== undefined && (x[2] === undefined || y[2] === undefined || x[2] === y[2]);
-  return sameName && expressionsEqual(a1, b1, context) !== null ? "function" : null;
+  const [, aVariable, aArgument] = label.exec(a0) ?? [];
+  const [, bVariable, bArgument] = label.exec(b0) ?? [];
+  if (a0 === b0 || (aVariable ?? aArgument) === undefined || (bVariable ?? bArgument) === undefined) return null;
+  if (aVariable !== undefined && bVariable !== undefined) return null;
+  if (aArgument !== undefined && bArgument !== undefined && aArgument !== bArgument) return null;
+  return expressionsEqual(a1, b1, context) !== null ? "function" : null;
 }
 
 const DEFAULTS: Required<CompareOptions> = {
@@ -517,7 +518,7 @@ function compareOne(predAnswer: string, goldAnswer: string, settings: Required<C
   const goldEquation = g.latex.includes("=");
   if (!(predEquation && goldEquation)) {
     const equals = topLevel(p.latex, "=");
-    if (!goldEquation && equals.length === 1 && !p.latex.includes(",")) p.latex = p.latex.slice((equals[0] as number) + 1).trim();
+    if (!goldEquation && equals.length === 1 && topLevel(p.latex, ",").length === 0) p.latex = p.latex.slice((equals[0] as number) + 1).trim();
     else p.latex = stripVariablePrefix(p.latex);
     g.latex = stripVariablePrefix(g.latex);
   }
