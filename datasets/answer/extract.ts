@@ -155,7 +155,7 @@ const LATEX_SPAN = String.raw`\$\$([\s\S]+?)\$\$|\\\[([\s\S]+?)\\\]|\\\(([^\n]+?
  * A number as prose writes it: sign, thousands separated by commas or spaces, decimals, a fraction
  * a/b or a mixed number `4 4/9`, a percent sign or word. Not part of a word (`AZYUK2A` has none).
  */
-const NUMBER = String.raw`(?<![A-Za-z\d.])(?:[-+](?=[\d.]))?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d{1,3}(?: \d{3})+(?![\d/])|\d+)?(?:[.,]\d+)?(?:(?<=\d) \d+\/\d+|\/\d+)?(?:\s?(?:%|\\%|percent(?:age)?\b|pct\b))?`;
+const NUMBER = String.raw`(?<![A-Za-z\d.])(?:[-+](?=[\d.]))?(?=\.?\d)(?:\d{1,3}(?:,\d{3})+(?!\d)|\d{1,3}(?: \d{3})+(?![\d/])|\d+)?(?:[.,]\d+)?(?:(?<=\d) \d+\/\d+|\/\d+)?(?:\s?(?:%|\\%|percent(?:age)?\b|pct\b))?`;
 
 interface Candidate {
   text: string;
@@ -167,8 +167,27 @@ interface Candidate {
   end: number;
 }
 
+function boxCandidates(text: string): Candidate[] {
+  return boxedGroups(text).map((group) => ({ ...group, text: group.answer, priority: 0 }));
+}
+
+/** "final answer is $...$. I hope": as strong as a box. */
+function finalAnswerCandidates(text: string): Candidate[] {
+  const out: Candidate[] = [];
+  const span = new RegExp(LATEX_SPAN, "y");
+  for (const phrase of text.matchAll(/final answer is\s*:?\s*/gi)) {
+    span.lastIndex = phrase.index + phrase[0].length;
+    const match = span.exec(text);
+    const body = (match?.[1] ?? match?.[2] ?? match?.[3] ?? match?.[4] ?? "").trim();
+    if (match && body !== "" && /^\s*\.?\s*I hope/i.test(text.slice(span.lastIndex, span.lastIndex + 12))) {
+      out.push({ text: body, priority: 0, start: match.index, end: span.lastIndex });
+    }
+  }
+  return out;
+}
+
 function latexCandidates(text: string): Candidate[] {
-  const out: Candidate[] = boxedGroups(text).map((group) => ({ ...group, text: group.answer, priority: 0 }));
+  const out = boxCandidates(text);
   const span = new RegExp(LATEX_SPAN, "g");
   for (const match of text.matchAll(span)) {
     const body = (match[1] ?? match[2] ?? match[3] ?? match[4] ?? "").trim();
@@ -217,6 +236,8 @@ export function answerCandidates(text: string, targets: readonly ExtractionTarge
   const latex = targets.includes("latex");
   const expr = targets.includes("expr");
   const delimited = /(?<!\\)\$|\\\(|\\\[|\\boxed|\\fbox/.test(text);
+  const ranked = (candidates: Candidate[]) =>
+    [...new Set(candidates.sort((a, b) => a.priority - b.priority || b.end - a.end).map((c) => c.text))].slice(0, 4);
   if (!delimited && !looksLikeProse(text)) {
     const bare = text.trim();
     if (bare === "") return [];
@@ -227,12 +248,17 @@ export function answerCandidates(text: string, targets: readonly ExtractionTarge
     if (/^[\s\d.,+\-*/^()%]+$/.test(bare)) return [bare];
     return exprCandidates(bare).map((c) => c.text);
   }
+  if (latex) {
+    // Boxes and "final answer is $...$. I hope" outrank everything else: when there are some, the
+    // rest of the text need not be read.
+    const strongest = [...boxCandidates(text), ...finalAnswerCandidates(text)];
+    if (strongest.length > 0) return ranked(strongest);
+  }
   const spans = latex ? latexCandidates(text) : [];
   // A number inside math is that math's business: `$\sum_{k=0}^n k$` does not supply a 0.
   const inside = (c: Candidate) => spans.some((span) => c.start >= span.start && c.end <= span.end);
   const candidates = [...spans, ...(expr ? exprCandidates(text).filter((c) => !inside(c)) : [])];
-  candidates.sort((a, b) => a.priority - b.priority || b.end - a.end);
-  return [...new Set(candidates.map((c) => c.text))].slice(0, 4);
+  return ranked(candidates);
 }
 
 /** The answer to compare from a bare answer or a whole text: the first of `answerCandidates`. */

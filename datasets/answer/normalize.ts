@@ -119,10 +119,12 @@ export function topLevel(text: string, char: string): number[] {
   return out;
 }
 
+const BRACED = String.raw`\{((?:[^{}]|\{[^{}]*\})*)\}`;
+const BINOMIAL = new RegExp(String.raw`\\binom\s*${BRACED}\s*${BRACED}`, "g");
+
 /** `\binom{n}{k}` as `\frac{n!}{k!(n-k)!}`, which the LaTeX parser reads. */
 function expandBinomials(text: string): string {
-  const argument = String.raw`\{((?:[^{}]|\{[^{}]*\})*)\}`;
-  return text.replace(new RegExp(String.raw`\\binom\s*${argument}\s*${argument}`, "g"), "\\frac{({$1})!}{({$2})!(({$1})-({$2}))!}");
+  return text.includes("\\binom") ? text.replace(BINOMIAL, "\\frac{({$1})!}{({$2})!(({$1})-({$2}))!}") : text;
 }
 
 /** Removes whitespace, except the single space that keeps a command apart from a letter (`\pi r`). */
