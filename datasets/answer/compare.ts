@@ -503,6 +503,8 @@ function compareOne(predAnswer: string, goldAnswer: string, settings: Required<C
   if (predAnswer.length > settings.maxAnswerChars || goldAnswer.length > settings.maxAnswerChars) {
     return { equal: false, reason: `answer longer than ${settings.maxAnswerChars} characters`, pred: null, gold: null };
   }
+  // The same text is the same answer (the common case of a model that copies the gold form).
+  if (predAnswer === goldAnswer) return { equal: true, reason: "string", pred: predAnswer, gold: goldAnswer };
   const decimalComma = !settings.extraction.includes("latex");
   const p = normalizeAnswer(predAnswer, { decimalComma });
   const g = normalizeAnswer(goldAnswer, { decimalComma });
