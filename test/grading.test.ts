@@ -147,11 +147,16 @@ describe("untrusted answers", () => {
     ["unbalanced braces", "\\frac{1}{2", "\\frac{1}{2}"],
     ["a 1 MB string", "1".repeat(1_000_000), "1"],
     ["a 500x500 matrix", `\\begin{pmatrix}${Array(500).fill(Array(500).fill("1").join("&")).join("\\\\")}\\end{pmatrix}`, "1"],
+    ["4,900 minus signs", `${"-".repeat(4900)}1`, "1"],
+    ["a sum of 2,400 ones", `${"1+".repeat(2400)}1`, "1"],
+    ["900 fraction commands", "\\frac".repeat(900), "1"],
+    ["1,000 plus-minus signs", "\\pm1".repeat(1000), "1"],
   ])("%s yields false with a reason, quickly", async (_name, pred, gold) => {
     const started = Date.now();
     const verdict = await grader.grade(pred, gold);
     expect(verdict.equal).toBe(false);
     expect(verdict.reason.length).toBeGreaterThan(0);
+    expect(isInternalError(verdict), verdict.reason).toBe(false);
     expect(Date.now() - started).toBeLessThan(6_000);
   });
 

@@ -169,9 +169,9 @@ function parseAnswer(latex: string, stripNames = false): Answer {
     const ops = [...latex.matchAll(/\\leq|\\geq|\\neq|<|>|=/g)].map((m) => m[0]);
     if (ops.length === pieces.length - 1) return orientRelation({ kind: "relation", ops, sides: pieces });
   }
-  // 1 \pm \sqrt{2} is the pair of values 1 + \sqrt{2}, 1 - \sqrt{2}.
+  // 1 \pm \sqrt{2} is the pair of values 1 + \sqrt{2}, 1 - \sqrt{2} (with at most 3 signs: 8 values).
   const plusMinus = /\\(?:pm|mp)(?![a-zA-Z])/;
-  if (plusMinus.test(latex)) {
+  if (plusMinus.test(latex) && (latex.match(/\\(?:pm|mp)(?![a-zA-Z])/g) ?? []).length <= 3) {
     const items = [latex.replace(plusMinus, "+"), latex.replace(plusMinus, "-")];
     return { kind: "sequence", open: "", close: "", items: items.map((item) => parseAnswer(item)) };
   }
@@ -264,8 +264,13 @@ function relationAsInterval(relation: Answer): Answer | null {
 class Incomparable extends Error {}
 
 function toJson(latex: string): MathJson {
-  const parsed = ce().parse(latex);
-  const json = parsed.json as MathJson;
+  let json: MathJson;
+  try {
+    json = ce().parse(latex).json as MathJson;
+  } catch (error) {
+    // The parser gives up on some malformed input by throwing ("Infinite loop detected while parsing").
+    throw new Incomparable(`cannot parse ${latex}: ${error instanceof Error ? error.message.slice(0, 80) : String(error)}`);
+  }
   if (JSON.stringify(json).includes('"Error"')) throw new Incomparable(`cannot parse ${latex}`);
   if (nodeCount(json) > MAX_NODES) throw new Incomparable("expression too large");
   return json;
@@ -571,6 +576,8 @@ function compareNormalized(
     return rule === null ? verdict(false, "different") : verdict(true, rule);
   } catch (error) {
     if (error instanceof Incomparable) return verdict(false, error.message);
+    // A long flat chain (`----...1`, `1+1+...+1`) can exhaust the stack of the LaTeX parser.
+    if (error instanceof RangeError) return verdict(false, `too complex to compare: ${error.message}`);
     throw error;
   }
 }
