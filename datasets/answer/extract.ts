@@ -186,16 +186,16 @@ function finalAnswerCandidates(text: string): Candidate[] {
   return out;
 }
 
-function latexCandidates(text: string): Candidate[] {
-  const out = boxCandidates(text);
+/** Every piece of math, ranked: after "final answer is" (50), after "answer is" (100), elsewhere (200). */
+function mathCandidates(text: string): Candidate[] {
+  const out: Candidate[] = [];
   const span = new RegExp(LATEX_SPAN, "g");
   for (const match of text.matchAll(span)) {
     const body = (match[1] ?? match[2] ?? match[3] ?? match[4] ?? "").trim();
     if (body === "") continue;
     const before = text.slice(Math.max(0, match.index - 40), match.index);
-    const after = text.slice(match.index + match[0].length, match.index + match[0].length + 12);
     let priority = 200;
-    if (/final answer is\s*:?\s*$/i.test(before)) priority = /^\s*\.?\s*I hope/i.test(after) ? 0 : 50;
+    if (/final answer is\s*:?\s*$/i.test(before)) priority = 50;
     else if (/answer(?: is|:)\s*:?\s*$/i.test(before)) priority = 100;
     out.push({ text: body, priority, start: match.index, end: match.index + match[0].length });
   }
@@ -203,9 +203,7 @@ function latexCandidates(text: string): Candidate[] {
 }
 
 function numbersIn(text: string, offset: number): { text: string; start: number; end: number }[] {
-  return [...text.matchAll(new RegExp(NUMBER, "g"))]
-    .filter((match) => /\d/.test(match[0]))
-    .map((match) => ({ text: match[0].trim(), start: offset + match.index, end: offset + match.index + match[0].length }));
+  return [...text.matchAll(new RegExp(NUMBER, "g"))].map((match) => ({ text: match[0].trim(), start: offset + match.index, end: offset + match.index + match[0].length }));
 }
 
 function exprCandidates(text: string): Candidate[] {
@@ -254,7 +252,7 @@ export function answerCandidates(text: string, targets: readonly ExtractionTarge
     const strongest = [...boxCandidates(text), ...finalAnswerCandidates(text)];
     if (strongest.length > 0) return ranked(strongest);
   }
-  const spans = latex ? latexCandidates(text) : [];
+  const spans = latex ? mathCandidates(text) : [];
   // A number inside math is that math's business: `$\sum_{k=0}^n k$` does not supply a 0.
   const inside = (c: Candidate) => spans.some((span) => c.start >= span.start && c.end <= span.end);
   const candidates = [...spans, ...(expr ? exprCandidates(text).filter((c) => !inside(c)) : [])];
