@@ -94,15 +94,15 @@ function stripOuterBraces(text: string): string {
  * Drops a leading `x =`, `f(x) =`, `y_1 =` when it is the only `=`: MATH answers are values. The
  * comparison applies it only when the other answer is not an equation itself.
  */
+const NAME = String.raw`(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?`;
+/** x, f(x), y_1, a_{37}, and a tuple of names: (p,q) = (3,2). */
+const LABEL = new RegExp(String.raw`^(?:${NAME}(?:\(${NAME}\))?|\(${NAME}(?:,${NAME})+\))$`);
+
 export function stripVariablePrefix(text: string): string {
   const equals = topLevel(text, "=");
   if (equals.length !== 1) return text;
   const at = equals[0] as number;
-  const lhs = text.slice(0, at).trim();
-  const name = String.raw`(?:[a-zA-Z]|\\[a-zA-Z]+)(?:_\{?\w+\}?)?`;
-  // x, f(x), y_1, a_{37}, and a tuple of names: (p,q) = (3,2).
-  const label = new RegExp(String.raw`^(?:${name}(?:\(${name}\))?|\(${name}(?:,${name})+\))$`);
-  return label.test(lhs) ? text.slice(at + 1).trim() : text;
+  return LABEL.test(text.slice(0, at).trim()) ? text.slice(at + 1).trim() : text;
 }
 
 /** Positions of `char` outside braces and brackets (`\sum_{i=1}^{3} i` has no top-level `=`). */
@@ -162,7 +162,8 @@ export function normalizeAnswer(raw: string, options: NormalizeOptions = {}): No
     .replace(/\\\$|\$/g, "")
     .replace(/>=/g, "\\geq ")
     .replace(/<=/g, "\\leq ")
-    .replace(/!=/g, "\\neq ");
+    // `x != 3` (spaced: `3!=6` is a factorial).
+    .replace(/\s+!=|!=\s+/g, "\\neq ");
 
   // Degrees are a unit in MATH answers: 30^\circ and 30 are the same answer.
   s = s.replace(/\^\s*\{?\s*\\circ\s*\}?|\\circ|\\degree|\bdegrees?\b/g, "");
