@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { extractAnswer, lastBoxed, answerFromText } from "../datasets/answer/extract.js";
 import { Grader } from "../datasets/answer/grader.js";
 import { isInternalError } from "./support/math-verify.js";
+import { restrictedMath } from "../datasets/mathjs.js";
 
 const repo = fileURLToPath(new URL("..", import.meta.url));
 const shared = join(repo, "..", "shared", "datasets");
@@ -122,6 +123,16 @@ describe("MATH answers that were graded wrongly (issue 16)", () => {
     const verdict = await grader.grade(pred, "-2 \\le x^2 \\le 7");
     expect(verdict.equal).toBe(false);
     expect(isInternalError(verdict), verdict.reason).toBe(false);
+  });
+});
+
+describe("the restricted mathjs instance", () => {
+  it("does exact fraction arithmetic but evaluates, parses and imports nothing", () => {
+    const math = restrictedMath();
+    expect(math.add(math.fraction(1, 3), math.fraction(1, 6)).toString()).toBe("0.5");
+    for (const call of [() => math.evaluate("1 + 1"), () => math.parse("x"), () => math.compile("x"), () => math.import({}), () => math.createUnit("foo")]) {
+      expect(call).toThrow(/disabled/);
+    }
   });
 });
 
