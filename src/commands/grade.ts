@@ -42,7 +42,7 @@ export function registerGrade(program: Command): void {
     .option("--file <cases.jsonl>", 'grade every line {"gold": ..., "pred": ...}; other fields are kept')
     .option("--out <file>", "with --file: write the graded lines here instead of standard output")
     .addOption(
-      new Option("--percent <mode>", "10\\% against 10: ignore the sign, also accept the fraction 0.1, or be strict")
+      new Option("--percent <mode>", "a percent sign on one side: ignore it (10\\% matches 10 or 0.1), read it as the value only (0.1), or be strict")
         .choices(["ignore", "fraction", "strict"])
         .default("ignore"),
     )
