@@ -72,6 +72,7 @@ export async function solve(problem: string, options: SolveOptions): Promise<Sol
     sampling,
     equivalent: cachedEquivalence(async (a, b) => (await (grader ? grader.grade(a, b) : isEquivalent(a, b))).equal),
     knownDifficulty: options.knownDifficulty,
+    strategy: getStrategy,
   }, params);
   return { ...result, strategy: strategy.name, params };
 }

@@ -37,11 +37,15 @@ export type Sampling = z.output<typeof samplingSchema>;
 export const MAX_BUDGET = 1024;
 
 /** Parameters every strategy shares: the budget N in generations (the paper's unit), and the verifier rules. */
-export const budgetSchema = z.int().min(1).max(MAX_BUDGET, `at most ${MAX_BUDGET} generations (the documented ceiling)`);
-export const aggregationSchema = z.enum(AGGREGATIONS).default("last");
-export const selectionSchema = z.enum(SELECTIONS).default("weighted");
+export const budgetSchema = z
+  .int()
+  .min(1)
+  .max(MAX_BUDGET, `at most ${MAX_BUDGET} generations (the documented ceiling)`)
+  .describe(`budget N in generations (at most ${MAX_BUDGET})`);
+export const aggregationSchema = z.enum(AGGREGATIONS).default("last").describe("step scores to a solution score");
+export const selectionSchema = z.enum(SELECTIONS).default("weighted").describe("final selection: highest score, majority vote, or PRM-weighted vote");
 /** Beam width M: the expansions of each kept beam (beam, look-ahead) or proposals per step (DVTS). */
-export const beamWidthSchema = z.int().min(1).default(4);
+export const beamWidthSchema = z.int().min(1).default(4).describe("expansions per kept beam, or proposals per step (M)");
 
 /**
  * A strategy's parameter object: strict, so that a misspelt key (`selcet`) is an error naming it and
@@ -80,6 +84,8 @@ export interface StrategyContext {
    * when known: for analysis, compute-optimal with the oracle difficulty bins by it.
    */
   knownDifficulty?: { passRate: number };
+  /** The registered strategy called `name`, for a strategy that runs others (compute-optimal runs a table's choice). */
+  strategy(name: string): Strategy;
 }
 
 /** One solution the strategy produced, complete or not. */
@@ -132,18 +138,71 @@ export interface StrategyResult {
   difficulty?: { score: number; bin: number; configuration: string | null };
 }
 
+/** A parameter given as a file: a path in flags and config files, loaded once per configuration. */
+export interface FileParam {
+  /** The command-line flag that gives the path (`--allocation`). */
+  readonly flag: string;
+  readonly description: string;
+  /** Reads and validates the file, or the default one when no path is given; an InputError names the file. */
+  load(path: string | undefined): unknown;
+}
+
+/**
+ * A search strategy: one file in strategies/ and a line in the registry. It declares what it needs
+ * here (a verifier, files, a known difficulty), so that generic code never names a strategy.
+ */
 export interface Strategy<P = unknown, N extends string = string> {
   /** The name used on the CLI, in configs and in results. */
   readonly name: N;
   readonly description: string;
-  /** Validates the parameters (the budget among them) and fills in defaults; unknown keys are errors (`strategyParams`). */
-  readonly params: z.ZodType<P>;
+  /**
+   * Validates the parameters (the budget among them) and fills in defaults; unknown keys are errors
+   * (`strategyParams`). Each field's `.describe()` is the help of its command-line flag.
+   */
+  readonly params: z.ZodType<P> & { readonly shape: Readonly<Record<string, z.ZodType>> };
   /**
    * Why a run with these parameters needs a step verifier (for the error when there is none), or
    * null when it runs without one: checked before any work, by `solve` and by the bench's config.
    */
   needsVerifier(params: P): string | null;
+  /**
+   * Why a run with these parameters needs each problem's known difficulty (`StrategyContext.knownDifficulty`),
+   * or null: the bench then requires a difficulty file that covers its problems.
+   */
+  needsKnownDifficulty?(params: P): string | null;
+  /** Parameters given as files, by parameter name. */
+  readonly fileParams?: Readonly<Record<string, FileParam>>;
+  /** True for a strategy that runs the configurations an allocation table chose: a table cannot choose it in turn. */
+  readonly allocates?: boolean;
   run(problem: string, context: StrategyContext, params: P): Promise<StrategyResult>;
+}
+
+/** A file parameter that could not be loaded; `param` names it (an InputError, so it prints as one line). */
+export class FileParamError extends InputError {
+  constructor(
+    readonly param: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The parameters with every file parameter loaded: a path, or nothing for the default, becomes the
+ * file's content; a value already loaded (an object) is kept. Done once per configuration.
+ */
+export function loadFileParams(strategy: Strategy, params: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const loaded = { ...params };
+  for (const [key, file] of Object.entries(strategy.fileParams ?? {})) {
+    const given = loaded[key];
+    if (given !== undefined && typeof given !== "string") continue;
+    try {
+      loaded[key] = file.load(given);
+    } catch (error) {
+      throw new FileParamError(key, (error as Error).message);
+    }
+  }
+  return loaded;
 }
 
 /** Fails with an InputError when the context has no step verifier. */

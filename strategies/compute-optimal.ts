@@ -25,17 +25,17 @@
  */
 import { z } from "zod";
 import { budgetSchema, requireVerifier, Search, strategyParams, type Strategy, type StrategyContext, type StrategyResult } from "../src/strategy.js";
-import { allocationTableSchema, binOfScore, lookupEntry, spreadAcrossBins, type AllocationEntry } from "../src/allocation/table.js";
+import {
+  allocationTableSchema,
+  binOfScore,
+  defaultAllocationTable,
+  loadAllocationTable,
+  lookupEntry,
+  spreadAcrossBins,
+  type AllocationEntry,
+} from "../src/allocation/table.js";
 import { describeZodError, InputError } from "../src/errors.js";
 import { selectCandidate, SELECTIONS } from "../verifiers/select.js";
-import { beam } from "./beam.js";
-import { bestOfN } from "./best-of-n.js";
-import { dvts } from "./dvts.js";
-import { lookahead } from "./lookahead.js";
-import { revision } from "./revision.js";
-
-/** The strategies an allocation table may choose. */
-const TABLE_STRATEGIES: readonly Strategy[] = [bestOfN, beam, lookahead, dvts, revision];
 
 export const DIFFICULTY_SOURCES = ["predicted", "oracle"] as const;
 
@@ -47,12 +47,13 @@ const NO_PASS_RATE =
 
 export const computeOptimalParams = strategyParams("compute-optimal", {
     budget: budgetSchema,
-    /** The allocation table (`deliberate calibrate` writes one; a default ships in models/). */
+    /** The allocation table (`deliberate calibrate` writes one; a default ships in models/); a path on the command line and in configs. */
     table: allocationTableSchema,
-    /** The budget is the average per problem over a benchmark, spread across difficulty bins. */
-    spread: z.boolean().default(false),
-    /** Predicted from scored samples, or the oracle pass rate (for analysis: it needs the gold answer). */
-    difficulty: z.enum(DIFFICULTY_SOURCES).default("predicted"),
+    spread: z.boolean().default(false).describe("the budget is the average per problem over a benchmark, spread across difficulty bins"),
+    difficulty: z
+      .enum(DIFFICULTY_SOURCES)
+      .default("predicted")
+      .describe("predicted from scored samples, or the oracle pass rate (for analysis: it needs each problem's pass rate)"),
 })
   .superRefine(({ table, difficulty }, issues) => {
     if (difficulty === "oracle" && table.oracle === undefined) issues.addIssue({ code: "custom", path: ["table"], message: NO_ORACLE_SECTION });
@@ -72,6 +73,15 @@ export const computeOptimal: Strategy<ComputeOptimalParams, "compute-optimal"> =
   description: "predict the difficulty from a few scored samples (or take the oracle's), then run the configuration the allocation table chose for it",
   params: computeOptimalParams,
   needsVerifier,
+  needsKnownDifficulty: ({ difficulty }) => (difficulty === "oracle" ? "compute-optimal with difficulty oracle" : null),
+  fileParams: {
+    table: {
+      flag: "--allocation",
+      description: "the allocation table (default: the one shipped for the embedded models)",
+      load: (path) => loadAllocationTable(path ?? defaultAllocationTable()),
+    },
+  },
+  allocates: true,
 
   run(problem, context, params) {
     return params.difficulty === "oracle" ? withOracleDifficulty(problem, context, params) : withPredictedDifficulty(problem, context, params);
@@ -140,8 +150,13 @@ function chooseEntry(entries: readonly AllocationEntry[], bin: number, budget: n
  * that its parameters accept (the entry's own was calibrated, so it is accepted unless the table is broken).
  */
 async function runEntry(problem: string, context: StrategyContext, entry: AllocationEntry, budget: number): Promise<StrategyResult> {
-  const strategy = TABLE_STRATEGIES.find((candidate) => candidate.name === entry.strategy);
-  if (strategy === undefined) throw new InputError(`allocation table entry ${entry.label}: unknown strategy ${entry.strategy}`);
+  let strategy;
+  try {
+    strategy = context.strategy(entry.strategy);
+  } catch (error) {
+    throw new InputError(`allocation table entry ${entry.label}: ${(error as Error).message}`);
+  }
+  if (strategy.allocates === true) throw new InputError(`allocation table entry ${entry.label}: ${entry.strategy} runs a table's choices itself and cannot be one`);
   for (let spend = budget; spend > entry.budget; spend--) {
     const params = strategy.params.safeParse({ ...entry.params, budget: spend });
     if (params.success) return strategy.run(problem, context, params.data);

@@ -28,8 +28,7 @@ import { beamSearch } from "./beam.js";
 export const lookaheadParams = strategyParams("lookahead", {
     budget: budgetSchema,
     beamWidth: beamWidthSchema,
-    /** Steps rolled out (k) after each candidate step. */
-    lookahead: z.int().min(1).default(1),
+    lookahead: z.int().min(1).default(1).describe("greedy steps rolled out (k) before a step is scored"),
     select: selectionSchema,
     aggregate: aggregationSchema,
 })

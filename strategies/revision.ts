@@ -36,11 +36,9 @@ export const WITHIN_CHAIN = ["verifier", "majority", "last"] as const;
 
 export const revisionParams = strategyParams("revision", {
     budget: budgetSchema,
-    /** Sequential revisions per chain divided by parallel chains. */
-    ratio: z.number().positive().default(1),
-    /** Previous attempts the model sees (the most recent ones); the paper shows 4. */
-    history: z.int().min(1).default(4),
-    withinChain: z.enum(WITHIN_CHAIN).default("verifier"),
+    ratio: z.number().positive().default(1).describe("sequential revisions per chain divided by parallel chains"),
+    history: z.int().min(1).default(4).describe("previous attempts the model sees, the most recent (the paper shows 4)"),
+    withinChain: z.enum(WITHIN_CHAIN).default("verifier").describe("choice within a chain: highest verifier score, majority answer, or the last attempt"),
     select: selectionSchema,
     aggregate: aggregationSchema,
 })

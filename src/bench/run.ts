@@ -20,7 +20,7 @@ import type { Policy, StepVerifier } from "../policy.js";
 import { packageRoot } from "../runtime/load.js";
 import { solve } from "../solve.js";
 import { getStrategy } from "../../strategies/registry.js";
-import { usesOracleDifficulty, type BenchConfig, type Experiment, type StrategyConfig } from "./config.js";
+import { needsKnownDifficulty, type BenchConfig, type Experiment, type StrategyConfig } from "./config.js";
 import type { BenchProgress } from "./progress.js";
 import { workItemKey, type BenchResult } from "./results.js";
 import { prepareRunDirectory, readRunResults, ResultsWriter } from "./store.js";
@@ -68,14 +68,14 @@ export async function loadBenchProblems(config: BenchConfig): Promise<Problem[]>
  * no pass rate in the difficulty file.
  */
 export function checkKnownDifficulty(config: BenchConfig, problems: readonly Problem[]): void {
-  const oracle = config.experiment.strategies.find(usesOracleDifficulty);
+  const oracle = config.experiment.strategies.find((strategy) => needsKnownDifficulty(strategy) !== null);
   if (oracle === undefined) return;
   const known = config.experiment.knownDifficulty ?? {};
   const missing = problems.filter((problem) => !Object.hasOwn(known, problem.id)).map((problem) => problem.id);
   if (missing.length === 0) return;
   const listed = missing.length > 5 ? `${missing.slice(0, 5).join(", ")}, ...` : missing.join(", ");
   throw new InputError(
-    `${oracle.label} (compute-optimal with difficulty oracle) needs every problem's oracle pass rate, and ` +
+    `${oracle.label} (${needsKnownDifficulty(oracle)}) needs every problem's oracle pass rate, and ` +
       `${config.run.difficultyFile ?? "the difficulty file"} has none for ${missing.length} of the ${problems.length} problems (${listed}): ` +
       "run deliberate calibrate --difficulty-only on the same problems",
   );
