@@ -48,7 +48,7 @@ export interface ParamFlag {
 
 /**
  * A flag for every parameter of the strategies except `budget` (a flag of its own) and file
- * parameters (`fileParamFlags`). A parameter that fewer than half of the strategies take names them
+ * parameters (`fileParamFlags`). A parameter that at most half of the strategies take names them
  * in its help.
  */
 export function strategyParamFlags(strategies: readonly Strategy[]): ParamFlag[] {
@@ -63,7 +63,7 @@ export function strategyParamFlags(strategies: readonly Strategy[]): ParamFlag[]
   }
   return [...takers].flatMap(([key, { schema, names }]) => {
     const description = schema.description ?? key;
-    const help = names.length < strategies.length / 2 ? `${names.join(", ")}: ${description}` : description;
+    const help = names.length <= strategies.length / 2 ? `${names.join(", ")}: ${description}` : description;
     const option = optionOf(key, schema, help);
     return option === null ? [] : [{ key, option }];
   });
