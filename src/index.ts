@@ -55,12 +55,10 @@ export { PrefixCache, type PrefixCacheLimits, type PrefixCacheStats } from "./se
 
 // Search strategies and verifiers.
 export { solve, type SolveOptions, type SolveResult } from "./solve.js";
+export { Search, SearchPath, SearchTree, highestScored, type Scorable } from "./search.js";
 export {
-  Search,
-  SearchPath,
-  SearchTree,
   requireVerifier,
-  highestScored,
+  strategyParams,
   limitsSchema,
   samplingSchema,
   budgetSchema,
@@ -71,7 +69,7 @@ export {
   type StrategyResult,
   type Candidate,
   type SearchNode,
-  type Scorable,
+  type FileParam,
   type Limits,
   type Sampling,
 } from "./strategy.js";
@@ -133,5 +131,6 @@ export {
   type Calibration,
   type BinSummary,
   type GridEntry,
-} from "./allocation/calibrate.js";
-export { runDifficultyPass, readOraclePassRates, difficultyRecordSchema, DIFFICULTY_FILE, type DifficultyRecord } from "./allocation/difficulty.js";
+} from "./calibration/calibrate.js";
+export { runDifficultyPass } from "./calibration/difficulty.js";
+export { readOraclePassRates, difficultyRecordSchema, DIFFICULTY_FILE, type DifficultyRecord } from "./bench/difficulty-file.js";

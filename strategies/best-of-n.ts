@@ -9,7 +9,8 @@
  * Budget: exactly N generations.
  */
 import type { z } from "zod";
-import { aggregationSchema, budgetSchema, requireVerifier, Search, selectionSchema, strategyParams, type Strategy } from "../src/strategy.js";
+import { aggregationSchema, budgetSchema, requireVerifier, selectionSchema, strategyParams, type Strategy } from "../src/strategy.js";
+import { Search } from "../src/search.js";
 import { selectCandidate } from "../verifiers/select.js";
 
 export const bestOfNParams = strategyParams("best-of-n", {

@@ -24,7 +24,8 @@
  * estimate samples, when predicted).
  */
 import { z } from "zod";
-import { budgetSchema, requireVerifier, Search, strategyParams, type Strategy, type StrategyContext, type StrategyResult } from "../src/strategy.js";
+import { budgetSchema, requireVerifier, strategyParams, type Strategy, type StrategyContext, type StrategyResult } from "../src/strategy.js";
+import { Search } from "../src/search.js";
 import {
   allocationTableSchema,
   binOfScore,

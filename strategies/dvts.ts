@@ -10,20 +10,8 @@
  * Budget: N generations; at most N branches are live at any time.
  */
 import { z } from "zod";
-import {
-  aggregationSchema,
-  beamWidthSchema,
-  budgetMultipleOfWidth,
-  budgetSchema,
-  highestScored,
-  requireVerifier,
-  strategyParams,
-  Search,
-  selectionSchema,
-  type Candidate,
-  type SearchPath,
-  type Strategy,
-} from "../src/strategy.js";
+import { aggregationSchema, beamWidthSchema, budgetMultipleOfWidth, budgetSchema, requireVerifier, strategyParams, selectionSchema, type Candidate, type Strategy } from "../src/strategy.js";
+import { highestScored, Search, type SearchPath } from "../src/search.js";
 import { selectCandidate } from "../verifiers/select.js";
 
 export const dvtsParams = strategyParams("dvts", {

@@ -11,17 +11,8 @@
  * At most 2 N / (k + 1) branches are live (the beams and their rollouts).
  */
 import { z } from "zod";
-import {
-  aggregationSchema,
-  beamWidthSchema,
-  budgetSchema,
-  requireVerifier,
-  strategyParams,
-  Search,
-  selectionSchema,
-  type SearchPath,
-  type Strategy,
-} from "../src/strategy.js";
+import { aggregationSchema, beamWidthSchema, budgetSchema, requireVerifier, strategyParams, selectionSchema, type Strategy } from "../src/strategy.js";
+import { Search, type SearchPath } from "../src/search.js";
 import { selectCandidate } from "../verifiers/select.js";
 import { beamSearch } from "./beam.js";
 

@@ -15,7 +15,8 @@
  * Budget: N generations; P branches are live at a time.
  */
 import { z } from "zod";
-import { aggregationSchema, budgetSchema, requireVerifier, Search, selectionSchema, strategyParams, type Candidate, type Strategy } from "../src/strategy.js";
+import { aggregationSchema, budgetSchema, requireVerifier, selectionSchema, strategyParams, type Candidate, type Strategy } from "../src/strategy.js";
+import { Search } from "../src/search.js";
 import { selectCandidate, type Equivalence } from "../verifiers/select.js";
 
 /** Revisions per chain for a budget and a sequential-to-parallel ratio, or null when they do not split it evenly. */

@@ -20,7 +20,7 @@ import { describeZodError, InputError } from "../errors.js";
 import { readTextFile } from "../files.js";
 import { DEVICES, type Device } from "../runtime/session.js";
 import { FileParamError, limitsSchema, loadFileParams, samplingSchema, type Limits, type Sampling } from "../strategy.js";
-import { readOraclePassRates } from "../allocation/difficulty.js";
+import { readOraclePassRates } from "./difficulty-file.js";
 
 export const DATASETS = ["synth", ...SOURCE_NAMES] as const;
 export const PROGRESS_MODES = ["auto", "bar", "lines", "none"] as const;

@@ -1,6 +1,6 @@
 /**
  * Calibration of compute-optimal allocation (`deliberate calibrate`): the difficulty pass over a
- * calibration split (src/allocation/difficulty.ts), then a grid of strategy configurations at each
+ * calibration split (src/calibration/difficulty.ts), then a grid of strategy configurations at each
  * budget through the benchmark runner, then the allocation table (src/allocation/table.ts).
  *
  * The grid is one bench run per budget, each in its own directory `<out>/budget-N` with the
@@ -23,8 +23,9 @@ import { runsPerBudget } from "../bench/per-budget.js";
 import { InputError } from "../errors.js";
 import { STRATEGIES } from "../../strategies/registry.js";
 import type { Policy, StepVerifier } from "../policy.js";
-import { runDifficultyPass, type DifficultyRecord } from "./difficulty.js";
-import { binOfScore, buildAllocationTable, parseAllocationTable, quantileEdges, type AllocationTable, type CalibrationOutcome } from "./table.js";
+import type { DifficultyRecord } from "../bench/difficulty-file.js";
+import { runDifficultyPass } from "./difficulty.js";
+import { binOfScore, buildAllocationTable, parseAllocationTable, quantileEdges, type AllocationTable, type CalibrationOutcome } from "../allocation/table.js";
 
 export const gridEntrySchema = z.strictObject({
   label: z.string().regex(/^[^,\s]+$/, "expected a label without commas or spaces"),

@@ -10,42 +10,26 @@
  * known, so a stopped pass resumes where it stopped. A record is the bench result of the estimate
  * (best-of-n with naive selection at budget `samples`, seed 0) with the scores and the oracle added;
  * the estimate and the oracle each have their own meter, so neither is counted in the other.
- * `difficulty.json` holds the pass's settings: a resume with other ones is refused.
+ * `difficulty.json` holds the pass's settings: a resume with other ones is refused. The file's format
+ * is src/bench/difficulty-file.ts, which the bench reads for oracle difficulties.
  */
-import { appendFileSync, readFileSync } from "node:fs";
+import { appendFileSync } from "node:fs";
 import { mkdir, readFile, truncate } from "node:fs/promises";
 import { join } from "node:path";
 import PQueue from "p-queue";
-import { z } from "zod";
 import type { Grader } from "../../datasets/answer/grader.js";
 import type { Problem } from "../../datasets/problem.js";
 import type { Experiment } from "../bench/config.js";
 import type { BenchProgress } from "../bench/progress.js";
-import { computeSchema, resultSchema } from "../bench/results.js";
+import { DIFFICULTY_FILE, parseDifficultyRecord, type DifficultyRecord } from "../bench/difficulty-file.js";
 import { InputError } from "../errors.js";
 import { writeFileAtomically } from "../files.js";
 import type { Policy, StepVerifier } from "../policy.js";
 import { solve } from "../solve.js";
 
-export const DIFFICULTY_FILE = "difficulty.jsonl";
 export const DIFFICULTY_SETTINGS_FILE = "difficulty.json";
 /** The oracle's seed differs from the estimate's (0), so that its samples are not the estimate's again. */
 const ORACLE_SEED = 1;
-
-export const difficultyRecordSchema = resultSchema.extend({
-  /** The predicted difficulty: the mean final verifier score of the samples (higher is easier). */
-  score: z.number(),
-  /** Each sample's final score. */
-  scores: z.array(z.number()),
-  oracle: z.object({
-    samples: z.int(),
-    /** Samples whose answer grades equal to the gold answer. */
-    correct: z.int(),
-    passRate: z.number().min(0).max(1),
-    compute: computeSchema,
-  }),
-});
-export type DifficultyRecord = z.infer<typeof difficultyRecordSchema>;
 
 /** What decides the pass's records; a resume must have the same. */
 export interface DifficultySettings extends Pick<Experiment, "dataset" | "filter" | "limits" | "sampling"> {
@@ -87,18 +71,6 @@ async function prepareSettings(dir: string, settings: DifficultySettings): Promi
   }
 }
 
-/** One line of difficulty.jsonl; `where` (file:line) names it in errors. */
-function parseRecord(line: string, where: string): DifficultyRecord {
-  let parsed;
-  try {
-    parsed = difficultyRecordSchema.safeParse(JSON.parse(line));
-  } catch {
-    throw new InputError(`${where}: not valid JSON; fix or delete that line`);
-  }
-  if (!parsed.success) throw new InputError(`${where}: not a difficulty record (${parsed.error.issues[0]?.path.join(".")}: ${parsed.error.issues[0]?.message})`);
-  return parsed.data;
-}
-
 /** The records in the file by problem id (the first of duplicates); a torn last line, left by a kill, is cut off. */
 async function readRecords(file: string): Promise<Map<string, DifficultyRecord>> {
   const text = await readFile(file, "utf8").catch((error: NodeJS.ErrnoException) => {
@@ -110,33 +82,10 @@ async function readRecords(file: string): Promise<Map<string, DifficultyRecord>>
   const records = new Map<string, DifficultyRecord>();
   for (const [index, line] of complete.split("\n").entries()) {
     if (line.trim() === "") continue;
-    const record = parseRecord(line, `${file}:${index + 1}`);
+    const record = parseDifficultyRecord(line, `${file}:${index + 1}`);
     if (!records.has(record.problemId)) records.set(record.problemId, record);
   }
   return records;
-}
-
-/**
- * The oracle pass rate of each problem of a difficulty.jsonl (the first record of a problem, as
- * on resume), for compute-optimal with the oracle difficulty. Read synchronously, as bench
- * configs are validated; every line must be a whole record, and an error names the file and line.
- */
-export function readOraclePassRates(file: string): Map<string, number> {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (error) {
-    const { code, message } = error as NodeJS.ErrnoException;
-    throw new InputError(`cannot read ${file}: ${code === "ENOENT" ? "no such file" : message}`);
-  }
-  const passRates = new Map<string, number>();
-  for (const [index, line] of text.split("\n").entries()) {
-    if (line.trim() === "") continue;
-    const record = parseRecord(line, `${file}:${index + 1}`);
-    if (!passRates.has(record.problemId)) passRates.set(record.problemId, record.oracle.passRate);
-  }
-  if (passRates.size === 0) throw new InputError(`${file}: no difficulty records (write them with deliberate calibrate --difficulty-only)`);
-  return passRates;
 }
 
 async function estimate(problem: Problem, settings: DifficultySettings, options: DifficultyPassOptions): Promise<DifficultyRecord> {
