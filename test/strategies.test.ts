@@ -7,6 +7,7 @@ import { bestOfN } from "../strategies/best-of-n.js";
 import { dvts } from "../strategies/dvts.js";
 import { lookahead } from "../strategies/lookahead.js";
 import { drawCounts, particleFiltering, resamplingWeights } from "../strategies/particle-filtering.js";
+import { mcts } from "../strategies/mcts.js";
 import { Random } from "../src/random.js";
 import { getStrategy, STRATEGY_NAMES, type StrategyName } from "../strategies/registry.js";
 import { revision, revisionsPerChain } from "../strategies/revision.js";
@@ -430,6 +431,72 @@ describe("particle-filtering", () => {
   });
 });
 
+describe("mcts", () => {
+  // After the prompt, forks write "a" and "b" in turn; after "a", "x" and "y". Answer 1 scores 0.9, answer 2 scores 0.2.
+  const solutions = ["a\n\nx\n\nA1: \\boxed{1}", "a\n\ny\n\nA2: \\boxed{1}", "b\n\nz\n\nB: \\boxed{2}"];
+  const scores = { "A1: \\boxed{1}": 0.9, "B: \\boxed{2}": 0.2 };
+
+  async function run(params: Partial<{ budget: number; branching: number; exploration: number }> = {}) {
+    const policy = new ScriptedPolicy(solutionScript(solutions));
+    const verifier = ScriptedVerifier.byStep(scores, 0.5);
+    const result = await mcts.run("P", testContext(policy, verifier), { budget: 4, branching: 2, exploration: 0, select: "weighted", aggregate: "last", ...params });
+    return { policy, verifier, result };
+  }
+
+  it("expands k children, rolls each out to the end, and expands next the child with the best value", async () => {
+    const { policy, verifier, result } = await run();
+    // Iteration 1: the root becomes "a" and "b", rolled out to A1 (0.9) and B (0.2). Iteration 2: "a" becomes "x" and "y".
+    expect(policy.prompts).toEqual([{ problem: "P" }]);
+    expect(policy.calls.map((call) => call.size)).toEqual([2, 2, 2, 2, 2]);
+    expect(verifier.calls.map((call) => call.length)).toEqual([2, 2]);
+    expect(result.candidates.map((candidate) => candidate.steps.join("|"))).toEqual(["a|x|A1: \\boxed{1}", "b|z|B: \\boxed{2}", "a|x|A1: \\boxed{1}", "a|y|A2: \\boxed{1}"]);
+    expect(result.candidates.map((candidate) => candidate.score)).toEqual([0.9, 0.2, 0.9, 0.5]);
+    expect(result.answer).toBe("1");
+    expect(policy.live).toBe(0);
+  });
+
+  it("meters one generation per expanded child with its rollout, and the real tokens", async () => {
+    const { policy, result } = await run({ budget: 3 });
+    expect(result.compute.generations).toBe(3);
+    expect(result.candidates).toHaveLength(3);
+    expect(result.compute.generatedTokens).toBe(policy.generatedTokens);
+  });
+
+  it("explores by UCT: a high exploration constant expands the less valued child too", async () => {
+    const expanded = (result: StrategyResult, step: string) => result.tree.some((node) => node.step === step && node.children.length > 1);
+    const greedy = await run({ budget: 6, exploration: 0 });
+    const exploring = await run({ budget: 6, exploration: 10 });
+    expect(expanded(greedy.result, "b")).toBe(false);
+    expect(expanded(exploring.result, "b")).toBe(true);
+    expect(greedy.policy.live + exploring.policy.live).toBe(0);
+  });
+
+  it("ends early, counting only what it spent, when every path is finished", async () => {
+    const policy = new ScriptedPolicy(solutionScript(["A: \\boxed{1}", "B: \\boxed{2}"]));
+    const result = await mcts.run("P", testContext(policy, ScriptedVerifier.byStep({})), { budget: 8, branching: 2, exploration: 1, select: "weighted", aggregate: "last" });
+    expect(result.compute.generations).toBe(2);
+    expect(result.candidates).toHaveLength(2);
+    expect(policy.live).toBe(0);
+  });
+
+  it("is seeded: the same seed draws the same step seeds", async () => {
+    const seedsOf = async (seed: number) => {
+      const policy = new ScriptedPolicy(endless);
+      await solve("P", { strategy: "mcts", budget: 4, params: { branching: 2 }, policy, verifier: ScriptedVerifier.byStep({}), seed, limits: { maxSteps: 3 } });
+      return policy.calls.map((call) => call.seeds);
+    };
+    expect(await seedsOf(7)).toEqual(await seedsOf(7));
+    expect(await seedsOf(8)).not.toEqual(await seedsOf(7));
+  });
+
+  it("keeps at most N + k branches live", async () => {
+    const policy = new ScriptedPolicy(endless);
+    await solve("P", { strategy: "mcts", budget: 16, params: { branching: 4 }, policy, verifier: ScriptedVerifier.byStep({}), limits: { maxSteps: 4 } });
+    expect(policy.peakLive).toBeLessThanOrEqual(16 + 4);
+    expect(policy.live).toBe(0);
+  });
+});
+
 describe("every strategy", () => {
   const configs: { name: StrategyName; params: Record<string, unknown> }[] = [
     { name: "best-of-n", params: {} },
@@ -438,6 +505,7 @@ describe("every strategy", () => {
     { name: "dvts", params: { beamWidth: 2 } },
     { name: "revision", params: { ratio: 1 } },
     { name: "particle-filtering", params: {} },
+    { name: "mcts", params: { branching: 2 } },
   ];
 
   it("stops with an AbortError when aborted between rounds, releasing every branch", async () => {
@@ -540,9 +608,9 @@ describe("parameters and registry", () => {
   });
 
   it("looks strategies up by name, listing the valid names otherwise", () => {
-    expect(STRATEGY_NAMES).toEqual(["best-of-n", "beam", "lookahead", "dvts", "revision", "compute-optimal", "particle-filtering"]);
+    expect(STRATEGY_NAMES).toEqual(["best-of-n", "beam", "lookahead", "dvts", "revision", "compute-optimal", "particle-filtering", "mcts"]);
     expect(getStrategy("dvts")).toBe(dvts);
-    expect(() => getStrategy("mcts")).toThrow('unknown strategy "mcts"; valid strategies: best-of-n, beam, lookahead, dvts, revision, compute-optimal, particle-filtering');
+    expect(() => getStrategy("mtcs")).toThrow('unknown strategy "mtcs"; valid strategies: best-of-n, beam, lookahead, dvts, revision, compute-optimal, particle-filtering, mcts');
   });
 });
 
