@@ -196,7 +196,7 @@ export class Search {
     return candidate;
   }
 
-  /** Releases every branch still held; strategies call it in `finally`. */
+  /** Releases every branch still held (`withSearch` does, when a strategy's search ends or fails). */
   releaseAll(): void {
     for (const path of this.live) this.release(path);
   }
@@ -249,5 +249,18 @@ export class Search {
   private release(path: SearchPath): void {
     if (!this.live.delete(path)) throw new Error("released a path that is not live");
     path.branch.release();
+  }
+}
+
+/**
+ * Runs `body` on a new Search for one problem and releases every branch the search still holds when
+ * the body returns or throws: what each strategy would otherwise write as try/finally.
+ */
+export async function withSearch<T>(problem: string, context: StrategyContext, aggregation: Aggregation, body: (search: Search) => Promise<T>): Promise<T> {
+  const search = new Search(problem, context, aggregation);
+  try {
+    return await body(search);
+  } finally {
+    search.releaseAll();
   }
 }

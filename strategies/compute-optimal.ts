@@ -25,7 +25,7 @@
  */
 import { z } from "zod";
 import { budgetSchema, requireVerifier, strategyParams, type Strategy, type StrategyContext, type StrategyResult } from "../src/strategy.js";
-import { Search } from "../src/search.js";
+import { withSearch } from "../src/search.js";
 import {
   allocationTableSchema,
   binOfScore,
@@ -93,14 +93,11 @@ async function withPredictedDifficulty(problem: string, context: StrategyContext
   requireVerifier(context, "compute-optimal (the difficulty estimate)");
   const samples = Math.min(table.difficulty.samples, budget);
   context.meter.countGenerations(samples);
-  const search = new Search(problem, context, "last");
-  let estimate;
-  try {
-    estimate = await search.complete(search.expand(await search.start(), samples));
+  const { search, estimate } = await withSearch(problem, context, "last", async (search) => {
+    const estimate = await search.complete(search.expand(await search.start(), samples));
     await search.score(estimate);
-  } finally {
-    search.releaseAll();
-  }
+    return { search, estimate };
+  });
   const score = estimate.reduce((sum, candidate) => sum + (candidate.score ?? 0), 0) / estimate.length;
   const bin = binOfScore(score, table.difficulty.edges);
   const entry = chooseEntry(table.entries, bin, budget - samples, spread);

@@ -12,7 +12,7 @@
  */
 import { z } from "zod";
 import { aggregationSchema, beamWidthSchema, budgetSchema, requireVerifier, strategyParams, selectionSchema, type Strategy } from "../src/strategy.js";
-import { Search, type SearchPath } from "../src/search.js";
+import { withSearch, type Search, type SearchPath } from "../src/search.js";
 import { selectCandidate } from "../verifiers/select.js";
 import { beamSearch } from "./beam.js";
 
@@ -72,13 +72,10 @@ export const lookahead: Strategy<LookaheadParams, "lookahead"> = {
     requireVerifier(context, "look-ahead search");
     context.meter.countGenerations(budget);
     const beamCount = budget / (params.lookahead + 1);
-    const search = new Search(problem, context, aggregate);
-    try {
+    return withSearch(problem, context, aggregate, async (search) => {
       const candidates = await beamSearch(search, beamCount, beamWidth, (paths) => scoreWithLookahead(search, paths, params.lookahead));
       const chosen = await selectCandidate(candidates, select, context.equivalent);
       return search.result(candidates, chosen);
-    } finally {
-      search.releaseAll();
-    }
+    });
   },
 };

@@ -19,7 +19,7 @@
  */
 import { z } from "zod";
 import { aggregationSchema, budgetSchema, requireVerifier, selectionSchema, strategyParams, type Candidate, type Strategy } from "../src/strategy.js";
-import { Search, type SearchPath } from "../src/search.js";
+import { withSearch, type SearchPath } from "../src/search.js";
 import { selectCandidate } from "../verifiers/select.js";
 
 export const mctsParams = strategyParams("mcts", {
@@ -80,8 +80,7 @@ export const mcts: Strategy<MctsParams, "mcts"> = {
 
   async run(problem, context, { budget, branching, exploration, select, aggregate }) {
     requireVerifier(context, "MCTS");
-    const search = new Search(problem, context, aggregate);
-    try {
+    return withSearch(problem, context, aggregate, async (search) => {
       const candidates: Candidate[] = [];
       const root = leaf(null, await search.start());
       for (let spent = 0; spent < budget; ) {
@@ -113,8 +112,6 @@ export const mcts: Strategy<MctsParams, "mcts"> = {
       }
       const chosen = await selectCandidate(candidates, select, context.equivalent);
       return search.result(candidates, chosen);
-    } finally {
-      search.releaseAll();
-    }
+    });
   },
 };

@@ -18,7 +18,7 @@
  */
 import { z } from "zod";
 import { aggregationSchema, budgetSchema, requireVerifier, selectionSchema, strategyParams, type Candidate, type Strategy } from "../src/strategy.js";
-import { Search, type SearchPath } from "../src/search.js";
+import { withSearch, type SearchPath } from "../src/search.js";
 import type { Random } from "../src/random.js";
 import { selectCandidate } from "../verifiers/select.js";
 
@@ -70,8 +70,7 @@ export const particleFiltering: Strategy<ParticleFilteringParams, "particle-filt
   async run(problem, context, { budget, resampleTemperature, select, aggregate }) {
     requireVerifier(context, "particle filtering");
     context.meter.countGenerations(budget);
-    const search = new Search(problem, context, aggregate);
-    try {
+    return withSearch(problem, context, aggregate, async (search) => {
       /** Every particle that finished, once each, in the order they finished. */
       const finished: Candidate[] = [];
       /** The finished part of the population: a candidate drawn c times appears c times. */
@@ -105,8 +104,6 @@ export const particleFiltering: Strategy<ParticleFilteringParams, "particle-filt
       }
       const chosen = await selectCandidate(done, select, context.equivalent);
       return search.result(finished, chosen);
-    } finally {
-      search.releaseAll();
-    }
+    });
   },
 };

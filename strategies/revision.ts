@@ -16,7 +16,7 @@
  */
 import { z } from "zod";
 import { aggregationSchema, budgetSchema, requireVerifier, selectionSchema, strategyParams, type Candidate, type Strategy } from "../src/strategy.js";
-import { Search } from "../src/search.js";
+import { withSearch } from "../src/search.js";
 import { selectCandidate, type Equivalence } from "../verifiers/select.js";
 
 /** Revisions per chain for a budget and a sequential-to-parallel ratio, or null when they do not split it evenly. */
@@ -87,8 +87,7 @@ export const revision: Strategy<RevisionParams, "revision"> = {
     const revisions = revisionsPerChain(budget, params.ratio) as number;
     const chains: Candidate[][] = Array.from({ length: budget / revisions }, () => []);
     context.meter.countGenerations(budget);
-    const search = new Search(problem, context, aggregate);
-    try {
+    return withSearch(problem, context, aggregate, async (search) => {
       for (let attempt = 0; attempt < revisions; attempt++) {
         const paths =
           attempt === 0
@@ -110,8 +109,6 @@ export const revision: Strategy<RevisionParams, "revision"> = {
         context.equivalent,
       );
       return search.result(chains.flat(), chosen);
-    } finally {
-      search.releaseAll();
-    }
+    });
   },
 };
