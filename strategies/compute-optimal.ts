@@ -24,7 +24,7 @@
  * estimate samples, when predicted).
  */
 import { z } from "zod";
-import { budgetSchema, requireVerifier, strategyParams, type Strategy, type StrategyContext, type StrategyResult } from "../src/strategy.js";
+import { budgetSchema, requireVerifier, strategyParams, type Candidate, type SearchNode, type Strategy, type StrategyContext, type StrategyResult } from "../src/strategy.js";
 import { withSearch } from "../src/search.js";
 import {
   allocationTableSchema,
@@ -89,23 +89,33 @@ export const computeOptimal: Strategy<ComputeOptimalParams, "compute-optimal"> =
   },
 };
 
-async function withPredictedDifficulty(problem: string, context: StrategyContext, { budget, table, spread }: ComputeOptimalParams): Promise<StrategyResult> {
+/**
+ * The predicted difficulty of a problem, without its answer: `samples` samples from one prefilled
+ * prompt, scored by the verifier; the score is their mean final score (higher is easier). The
+ * calibration's difficulty pass draws it with this same function, so the table's bin edges and
+ * compute-optimal's bins come from one estimate. Counts `samples` generations on the meter.
+ */
+export async function estimateDifficulty(problem: string, context: StrategyContext, samples: number): Promise<{ score: number; candidates: Candidate[]; tree: SearchNode[] }> {
   requireVerifier(context, "compute-optimal (the difficulty estimate)");
-  const samples = Math.min(table.difficulty.samples, budget);
   context.meter.countGenerations(samples);
-  const { search, estimate } = await withSearch(problem, context, "last", async (search) => {
-    const estimate = await search.complete(search.expand(await search.start(), samples));
-    await search.score(estimate);
-    return { search, estimate };
+  return withSearch(problem, context, "last", async (search) => {
+    const candidates = await search.complete(search.expand(await search.start(), samples));
+    await search.score(candidates);
+    const score = candidates.reduce((sum, candidate) => sum + (candidate.score ?? 0), 0) / candidates.length;
+    return { score, candidates, tree: search.tree.nodes };
   });
-  const score = estimate.reduce((sum, candidate) => sum + (candidate.score ?? 0), 0) / estimate.length;
-  const bin = binOfScore(score, table.difficulty.edges);
+}
+
+async function withPredictedDifficulty(problem: string, context: StrategyContext, { budget, table, spread }: ComputeOptimalParams): Promise<StrategyResult> {
+  const samples = Math.min(table.difficulty.samples, budget);
+  const estimate = await estimateDifficulty(problem, context, samples);
+  const bin = binOfScore(estimate.score, table.difficulty.edges);
   const entry = chooseEntry(table.entries, bin, budget - samples, spread);
   const rest = entry === null ? null : await runEntry(problem, context, entry, spread ? entry.budget : budget - samples);
 
   // The two searches' trees side by side: the configuration's node ids shifted past the estimate's.
-  const offset = search.tree.nodes.length;
-  const candidates = [...estimate, ...(rest?.candidates ?? []).map((candidate) => ({ ...candidate, nodeId: candidate.nodeId + offset }))];
+  const offset = estimate.tree.length;
+  const candidates = [...estimate.candidates, ...(rest?.candidates ?? []).map((candidate) => ({ ...candidate, nodeId: candidate.nodeId + offset }))];
   const selection = SELECTIONS.find((rule) => rule === entry?.params.select) ?? "weighted";
   const chosen = await selectCandidate(candidates, selection, context.equivalent);
   const shifted = (rest?.tree ?? []).map((node) => ({
@@ -115,9 +125,12 @@ async function withPredictedDifficulty(problem: string, context: StrategyContext
     children: node.children.map((child) => child + offset),
   }));
   return {
-    ...search.result(candidates, chosen),
-    tree: [...search.tree.nodes, ...shifted],
-    difficulty: { score, bin, configuration: entry?.label ?? null },
+    answer: chosen?.answer ?? null,
+    chosen,
+    candidates,
+    tree: [...estimate.tree, ...shifted],
+    compute: context.meter.report(),
+    difficulty: { score: estimate.score, bin, configuration: entry?.label ?? null },
   };
 }
 

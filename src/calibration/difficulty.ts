@@ -1,14 +1,15 @@
 /**
  * The difficulty pass of calibration. For each calibration problem:
  *
- * - the predicted difficulty that compute-optimal uses at test time: the mean final verifier score
- *   of `samples` samples, drawn and scored as its estimate draws them (best-of-n, aggregate `last`);
+ * - the predicted difficulty that compute-optimal uses at test time, by its own `estimateDifficulty`:
+ *   the mean final verifier score of `samples` samples;
  * - for analysis only, the oracle difficulty: the share of `oracleSamples` samples whose answer
  *   grades equal to the gold answer (no verifier involved).
  *
  * Each problem's record is appended to `difficulty.jsonl` in the run directory as soon as it is
  * known, so a stopped pass resumes where it stopped. A record is the bench result of the estimate
- * (best-of-n with naive selection at budget `samples`, seed 0) with the scores and the oracle added;
+ * (seed 0; its answer the highest-scored sample's, as best-of-n with naive selection would choose)
+ * with the scores and the oracle added;
  * the estimate and the oracle each have their own meter, so neither is counted in the other.
  * `difficulty.json` holds the pass's settings: a resume with other ones is refused. The file's format
  * is src/bench/difficulty-file.ts, which the bench reads for oracle difficulties.
@@ -25,7 +26,9 @@ import { DIFFICULTY_FILE, parseDifficultyRecord, type DifficultyRecord } from ".
 import { InputError } from "../errors.js";
 import { writeFileAtomically } from "../files.js";
 import type { Policy, StepVerifier } from "../policy.js";
-import { solve } from "../solve.js";
+import { solve, strategyContext } from "../solve.js";
+import { estimateDifficulty } from "../../strategies/compute-optimal.js";
+import { selectCandidate } from "../../verifiers/select.js";
 
 export const DIFFICULTY_SETTINGS_FILE = "difficulty.json";
 /** The oracle's seed differs from the estimate's (0), so that its samples are not the estimate's again. */
@@ -91,13 +94,15 @@ async function readRecords(file: string): Promise<Map<string, DifficultyRecord>>
 async function estimate(problem: Problem, settings: DifficultySettings, options: DifficultyPassOptions): Promise<DifficultyRecord> {
   const started = performance.now();
   const { policy, verifier, grader, signal } = options;
-  const common = { strategy: "best-of-n" as const, policy, limits: settings.limits, sampling: settings.sampling, signal, grader };
-  const predicted = await solve(problem.problem, { ...common, budget: settings.samples, verifier, seed: 0, params: { select: "naive", aggregate: "last" } });
+  const common = { policy, limits: settings.limits, sampling: settings.sampling, signal, grader };
+  // compute-optimal's own estimate, so that the table's bins are the bins it will see.
+  const context = strategyContext({ ...common, verifier, seed: 0 });
+  const predicted = await estimateDifficulty(problem.problem, context, settings.samples);
+  const answer = (await selectCandidate(predicted.candidates, "naive", context.equivalent))?.answer ?? null;
   // Majority selection needs no verifier, so the oracle's samples are never scored.
-  const oracle = await solve(problem.problem, { ...common, budget: settings.oracleSamples, verifier: null, seed: ORACLE_SEED, params: { select: "majority" } });
+  const oracle = await solve(problem.problem, { ...common, strategy: "best-of-n", budget: settings.oracleSamples, verifier: null, seed: ORACLE_SEED, params: { select: "majority" } });
   const grade = async (answer: string | null) => answer !== null && (await grader.grade(answer, problem.answer)).equal;
   const oracleCorrect = (await Promise.all(oracle.candidates.map((candidate) => grade(candidate.answer)))).filter(Boolean).length;
-  const scores = predicted.candidates.map((candidate) => candidate.score ?? 0);
   return {
     problemId: problem.id,
     strategy: "estimate",
@@ -106,14 +111,14 @@ async function estimate(problem: Problem, settings: DifficultySettings, options:
     seed: 0,
     level: problem.level,
     subject: problem.subject,
-    answer: predicted.answer,
+    answer,
     gold: problem.answer,
-    correct: await grade(predicted.answer),
-    compute: predicted.compute,
+    correct: await grade(answer),
+    compute: context.meter.report(),
     ms: Math.round(performance.now() - started),
     error: null,
-    score: scores.reduce((sum, score) => sum + score, 0) / scores.length,
-    scores,
+    score: predicted.score,
+    scores: predicted.candidates.map((candidate) => candidate.score ?? 0),
     oracle: { samples: settings.oracleSamples, correct: oracleCorrect, passRate: oracleCorrect / settings.oracleSamples, compute: oracle.compute },
   };
 }
