@@ -7,7 +7,6 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import PQueue from "p-queue";
 import { Grader } from "../../datasets/answer/grader.js";
 import { applyFilter, type ProblemFilter } from "../../datasets/filter.js";
 import { loadMathFile } from "../../datasets/math.js";
@@ -22,6 +21,7 @@ import { solve } from "../solve.js";
 import { getStrategy } from "../../strategies/registry.js";
 import { needsKnownDifficulty, type BenchConfig, type Experiment, type StrategyConfig } from "./config.js";
 import type { BenchProgress } from "./progress.js";
+import { runQueue } from "./queue.js";
 import { workItemKey, type BenchResult } from "./results.js";
 import { prepareRunDirectory, readRunResults, ResultsWriter } from "./store.js";
 
@@ -294,29 +294,19 @@ export async function runBench(config: BenchConfig, options: RunBenchOptions): P
     );
 
     const context: ItemContext = { policy: options.policy, verifier, grader, experiment, itemTimeoutS: config.run.itemTimeoutS, stop: stop.signal };
-    const queue = new PQueue({ concurrency: config.run.concurrency });
-    stop.signal.addEventListener("abort", () => queue.clear(), { once: true });
-    const failures: unknown[] = [];
     let ranNow = 0;
-    for (const item of pending) {
-      queue
-        .add(async () => {
-          if (stop.signal.aborted) return;
-          const result = await runItem(item, context);
-          if (result === null) return;
-          writer.append(result);
-          finished.set(item.key, result);
-          ranNow++;
-          options.progress?.update(result);
-          options.onResult?.(result);
-        })
-        .catch((error: unknown) => {
-          failures.push(error);
-          stop.abort(error);
-        });
-    }
-    await queue.onIdle();
-    if (failures.length > 0) throw failures[0];
+    await runQueue(
+      pending,
+      { concurrency: config.run.concurrency, stop },
+      (item) => runItem(item, context),
+      (item, result) => {
+        writer.append(result);
+        finished.set(item.key, result);
+        ranNow++;
+        options.progress?.update(result);
+        options.onResult?.(result);
+      },
+    );
 
     const done = [...finished.values()];
     return {

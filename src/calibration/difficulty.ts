@@ -17,12 +17,12 @@
 import { appendFileSync } from "node:fs";
 import { mkdir, readFile, truncate } from "node:fs/promises";
 import { join } from "node:path";
-import PQueue from "p-queue";
 import type { Grader } from "../../datasets/answer/grader.js";
 import type { Problem } from "../../datasets/problem.js";
 import type { Experiment } from "../bench/config.js";
 import type { BenchProgress } from "../bench/progress.js";
 import { DIFFICULTY_FILE, parseDifficultyRecord, type DifficultyRecord } from "../bench/difficulty-file.js";
+import { runQueue } from "../bench/queue.js";
 import { InputError } from "../errors.js";
 import { writeFileAtomically } from "../files.js";
 import type { Policy, StepVerifier } from "../policy.js";
@@ -140,36 +140,32 @@ export async function runDifficultyPass(
   const previous = problems.flatMap((problem) => records.get(problem.id) ?? []);
   const { progress, signal } = options;
   progress?.start(problems.length, problems.length * settings.samples, previous);
-  const queue = new PQueue({ concurrency: options.concurrency });
-  const failures: unknown[] = [];
-  const onAbort = () => queue.clear();
+  // A failure stops the running estimates too; the caller's signal stops the pass.
+  const stop = new AbortController();
+  const onAbort = () => stop.abort(signal?.reason);
   signal?.addEventListener("abort", onAbort, { once: true });
+  if (signal?.aborted) onAbort();
   try {
-    for (const problem of problems.filter((candidate) => !records.has(candidate.id))) {
-      queue
-        .add(async () => {
-          if (signal?.aborted || failures.length > 0) return;
-          let record: DifficultyRecord;
-          try {
-            record = await estimate(problem, settings, options);
-          } catch (error) {
-            if (signal?.aborted) return;
-            throw error;
-          }
-          appendFileSync(file, `${JSON.stringify(record)}\n`);
-          records.set(problem.id, record);
-          progress?.update(record);
-        })
-        .catch((error: unknown) => {
-          failures.push(error);
-          queue.clear();
-        });
-    }
-    await queue.onIdle();
+    await runQueue(
+      problems.filter((candidate) => !records.has(candidate.id)),
+      { concurrency: options.concurrency, stop },
+      async (problem) => {
+        try {
+          return await estimate(problem, settings, { ...options, signal: stop.signal });
+        } catch (error) {
+          if (stop.signal.aborted) return null;
+          throw error;
+        }
+      },
+      (problem, record) => {
+        appendFileSync(file, `${JSON.stringify(record)}\n`);
+        records.set(problem.id, record);
+        progress?.update(record);
+      },
+    );
   } finally {
     signal?.removeEventListener("abort", onAbort);
     progress?.stop();
   }
-  if (failures.length > 0) throw failures[0];
   return problems.flatMap((problem) => records.get(problem.id) ?? []);
 }
