@@ -42,8 +42,17 @@ export { OnnxPolicy, type DecodeOptions, type DecodeBatchStats, type ExtendResul
 export { OnnxStepVerifier } from "./runtime/onnx-verifier.js";
 export { DEVICES, type Device } from "./runtime/session.js";
 
-// deliberate serve: the loaded models behind vLLM's OpenAI-compatible API.
-export { startServer, buildServer, type ServeOptions, type RunningServer } from "./serve/server.js";
+// deliberate serve: the loaded models behind vLLM's OpenAI-compatible API, and the strategies as OpenAI-compatible chat models.
+export {
+  createServer,
+  startServer,
+  buildServer,
+  serviceOptionsSchema,
+  type ServeOptions,
+  type ServiceOptions,
+  type BuiltServer,
+  type RunningServer,
+} from "./serve/server.js";
 export { PrefixCache, type PrefixCacheLimits, type PrefixCacheStats } from "./serve/prefix-cache.js";
 
 // Search strategies and verifiers.
@@ -65,6 +74,7 @@ export {
   type Candidate,
   type SearchNode,
   type Scorable,
+  type SearchProgress,
   type Limits,
   type Sampling,
 } from "./strategy.js";

@@ -1,11 +1,15 @@
-/** `deliberate serve`: the models deliberate loads, behind the subset of vLLM's API its HTTP client uses. */
+/**
+ * `deliberate serve`: the models deliberate loads, behind the subset of vLLM's API its HTTP client
+ * uses, and the search strategies as OpenAI-compatible chat models.
+ */
 import { basename, resolve } from "node:path";
 import { constants } from "node:os";
-import { Command } from "commander";
+import { Command, Option } from "commander";
+import { defaultAllocationTable, loadAllocationTable } from "../allocation/table.js";
 import { InputError } from "../errors.js";
 import type { StepVerifier } from "../policy.js";
 import { EMBEDDED_MODELS, loadPolicy, loadVerifier, type LoadOptions } from "../runtime/load.js";
-import { startServer } from "../serve/server.js";
+import { createServer } from "../serve/server.js";
 import { SynthRuleVerifier } from "../../verifiers/synth-rule.js";
 import { addModelOptions, positiveInteger, type ModelFlags } from "./model-options.js";
 
@@ -17,6 +21,14 @@ interface ServeFlags extends ModelFlags {
   maxModelLen?: number;
   prefixCacheEntries: number;
   prefixCacheMib: number;
+  apiKey?: string;
+  maxBodyKib: number;
+  maxBudget: number;
+  maxConcurrent: number;
+  maxQueue: number;
+  requestTimeout: number;
+  gracePeriod: number;
+  allocation?: string;
 }
 
 function nonNegativeInteger(flag: string) {
@@ -39,6 +51,8 @@ async function serve(flags: ServeFlags): Promise<void> {
     ...(flags.threads ? { threads: flags.threads } : {}),
     ...(flags.maxModelLen ? { maxSequenceTokens: flags.maxModelLen } : {}),
   };
+  // Read before the models load, so that a bad table fails at once.
+  const table = loadAllocationTable(flags.allocation ?? defaultAllocationTable());
   const policy = await loadPolicy(flags.policy, options);
   let verifier: StepVerifier | null = null;
   try {
@@ -52,7 +66,7 @@ async function serve(flags: ServeFlags): Promise<void> {
   const verifierName = flags.servedVerifierName ?? defaultName(flags.verifier);
   let server;
   try {
-    server = await startServer({
+    server = await createServer({
       policy,
       verifier,
       policyName,
@@ -60,6 +74,16 @@ async function serve(flags: ServeFlags): Promise<void> {
       host: flags.host,
       port: flags.port,
       prefixCache: { maxEntries: flags.prefixCacheEntries, maxBytes: flags.prefixCacheMib * 2 ** 20 },
+      service: {
+        apiKey: flags.apiKey,
+        maxBodyBytes: flags.maxBodyKib * 2 ** 10,
+        maxBudget: flags.maxBudget,
+        maxConcurrent: flags.maxConcurrent,
+        maxQueue: flags.maxQueue,
+        requestTimeoutMs: flags.requestTimeout * 1000,
+        graceMs: flags.gracePeriod * 1000,
+      },
+      strategyDefaults: { "compute-optimal": { table } },
     });
   } catch (error) {
     await policy.close();
@@ -75,7 +99,9 @@ async function serve(flags: ServeFlags): Promise<void> {
   process.stderr.write(
     `policy ${policyName} (${policy.device}, max_model_len ${policy.maxSequenceTokens})` +
       (verifier ? `, verifier ${verifierName}` : ", no verifier") +
-      `; OpenAI base URL ${server.url}/v1; Ctrl-C stops\n`,
+      `; OpenAI base URL ${server.url}/v1` +
+      (flags.apiKey ? " (API key required)" : "") +
+      `; Ctrl-C stops\n`,
   );
 
   const signal = await new Promise<NodeJS.Signals>((done) => {
@@ -85,7 +111,9 @@ async function serve(flags: ServeFlags): Promise<void> {
   const quit = (again: NodeJS.Signals) => process.exit(128 + constants.signals[again]);
   process.once("SIGINT", quit);
   process.once("SIGTERM", quit);
-  process.stderr.write(`${signal}: finishing the requests in flight, then stopping (${signal} again quits at once)\n`);
+  process.stderr.write(
+    `${signal}: finishing the requests in flight (at most ${flags.gracePeriod} s, then their searches are stopped), then stopping (${signal} again quits at once)\n`,
+  );
   const { hits, misses, reusedTokens } = server.cache.stats();
   const { batches, branchSteps } = policy.decodeBatches();
   process.stderr.write(
@@ -102,6 +130,8 @@ export function registerServe(program: Command): void {
     .command("serve")
     .description(
       "Serve the policy and the PRM over HTTP with vLLM's OpenAI-compatible API (the subset deliberate's HTTP client uses): " +
+        "and the search strategies as OpenAI-compatible chat models (model <strategy>-<budget>: beam-16, best-of-n-8, " +
+        "compute-optimal-16, majority-8; POST /v1/chat/completions, streamed or not, and /v1/completions). " +
         "GET /health, GET /v1/models, POST /v1/completions (prompt as text or token ids, n, seed, stop, max_tokens, temperature, top_p, " +
         "logprobs, return_token_ids), POST /tokenize (prompt or chat messages), POST /pooling (the PRM's per-step scores in " +
         "Qwen2.5-Math-PRM's token_classify shape), GET /metrics (prefix-cache hits, decode batches). Concurrent requests share " +
@@ -114,6 +144,14 @@ export function registerServe(program: Command): void {
     .option("--served-verifier-name <name>", "the verifier's name in /pooling requests and /v1/models (default: deliberate-<verifier>)")
     .option("--max-model-len <n>", "longest sequence (prompt and completion) a request may reach (default: the model's)", positiveInteger("--max-model-len"))
     .option("--prefix-cache-entries <n>", "most decoding states the prefix cache keeps (0 turns it off)", nonNegativeInteger("--prefix-cache-entries"), 4096)
-    .option("--prefix-cache-mib <n>", "most MiB of decoding state the prefix cache keeps", nonNegativeInteger("--prefix-cache-mib"), 512);
+    .option("--prefix-cache-mib <n>", "most MiB of decoding state the prefix cache keeps", nonNegativeInteger("--prefix-cache-mib"), 512)
+    .addOption(new Option("--api-key <key>", "require this key on every request (Authorization: Bearer <key>); 401 otherwise").env("DELIBERATE_API_KEY"))
+    .option("--max-body-kib <n>", "largest chat or completion request body in KiB (413 beyond)", positiveInteger("--max-body-kib"), 1024)
+    .option("--max-budget <n>", "largest search budget a request may ask for (400 beyond)", positiveInteger("--max-budget"), 64)
+    .option("--max-concurrent <n>", "searches running at once", positiveInteger("--max-concurrent"), 8)
+    .option("--max-queue <n>", "searches waiting for a slot; beyond it a 429 with Retry-After", nonNegativeInteger("--max-queue"), 64)
+    .option("--request-timeout <s>", "seconds a search may take, queue wait included, before it is stopped with a 504", positiveInteger("--request-timeout"), 120)
+    .option("--grace-period <s>", "on SIGTERM, seconds the searches in flight may finish before they are stopped", nonNegativeInteger("--grace-period"), 30)
+    .option("--allocation <table.json>", "compute-optimal's allocation table (default: the one shipped for the embedded models)");
   addModelOptions(command).action((flags: ServeFlags) => serve(flags));
 }
