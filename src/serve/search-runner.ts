@@ -91,6 +91,8 @@ export class SearchRunner {
       return result;
     } catch (error) {
       if (timeout.aborted) throw timedOut(this.limits.timeoutMs / 1000, meter.report());
+      // Nobody reads this answer; the status is what the request metrics count (nginx's "client closed request").
+      if (request.signal.aborted) throw new ApiError(499, "ClientClosedRequest", "the client disconnected");
       if (this.shutdown.signal.aborted) throw new ApiError(503, "ServiceUnavailableError", "the server is shutting down and stopped this search");
       if (error instanceof InputError) throw badRequest(error.message);
       throw error;
