@@ -6,7 +6,8 @@
  * with a 200 or a clean 429 (with Retry-After); anything else is counted as a failure and makes the
  * script exit 1. Prints latency (p50, p99), throughput, tokens, and resident memory after a warm-up,
  * at its peak and after the run (the searches' memory must come back), and writes JSON.
- * No new request starts after `--time-limit` seconds.
+ * No new request starts after `--time-limit` seconds. `--passes N` repeats the load N times and
+ * reports the memory after each pass, to tell memory that keeps growing from memory that plateaus.
  *
  *   npm run bench:serve [-- --requests 200 --concurrency 32 --models best-of-n-4,beam-4 --max-concurrent 8 --out runs/bench-serve.json]
  */
@@ -27,6 +28,7 @@ const { values: flags } = parseArgs({
     "max-concurrent": { type: "string", default: "8" },
     "max-queue": { type: "string", default: "64" },
     "time-limit": { type: "string", default: "600" },
+    passes: { type: "string", default: "1" },
     out: { type: "string", default: "runs/bench-serve.json" },
   },
 });
@@ -34,15 +36,17 @@ const requests = Number(flags.requests);
 const concurrency = Number(flags.concurrency);
 const models = flags.models.split(",");
 const timeLimitMs = Number(flags["time-limit"]) * 1000;
+const passes = Number(flags.passes);
 const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
 
-/** Resident memory once garbage is collected (run with --expose-gc, as `npm run bench:serve` does) and the allocator settles. */
-async function settledRss(): Promise<number> {
+/** Memory once garbage is collected (run with --expose-gc, as `npm run bench:serve` does) and the allocator settles, in MiB. */
+async function settledMemory(): Promise<{ rss: number; heapUsed: number; external: number }> {
   globalThis.gc?.();
   await new Promise((resolve) => setTimeout(resolve, 500));
   globalThis.gc?.();
-  return process.memoryUsage().rss;
+  const { rss, heapUsed, external } = process.memoryUsage();
+  return { rss: mib(rss), heapUsed: mib(heapUsed), external: mib(external) };
 }
 
 const policy = await loadPolicy("policy");
@@ -95,14 +99,18 @@ async function load(count: number, clients: number, deadline: number): Promise<O
 
 // Warm-up at full concurrency, so that the runtime's arenas and the JIT have grown before "before".
 await load(concurrency, concurrency, Infinity);
-const rssBefore = await settledRss();
-let rssPeak = rssBefore;
+const before = await settledMemory();
+let rssPeak = 0;
 const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, process.memoryUsage().rss)), 100);
 const started = performance.now();
-const outcomes = await load(requests, concurrency, started + timeLimitMs);
+const outcomes: Outcome[] = [];
+const afterPasses: Awaited<ReturnType<typeof settledMemory>>[] = [];
+for (let pass = 0; pass < passes; pass++) {
+  outcomes.push(...(await load(requests, concurrency, started + timeLimitMs)));
+  afterPasses.push(await settledMemory());
+}
 const seconds = (performance.now() - started) / 1000;
 clearInterval(sampler);
-const rssAfter = await settledRss();
 const held = await policy.stats();
 await server.close();
 await policy.close();
@@ -115,7 +123,8 @@ const failed = outcomes.filter((outcome) => outcome.status !== 200 && !(outcome.
 const latencies = ok.map((outcome) => outcome.ms).sort((a, b) => a - b);
 const tokens = ok.reduce((sum, outcome) => sum + outcome.tokens, 0);
 const result = {
-  requests,
+  requests: requests * passes,
+  passes,
   sent: outcomes.length,
   concurrency,
   models,
@@ -130,15 +139,17 @@ const result = {
   requestsPerSecond: Number((ok.length / seconds).toFixed(2)),
   tokensPerSecond: Math.round(tokens / seconds),
   latencyMs: { p50: Math.round(percentile(latencies, 50)), p99: Math.round(percentile(latencies, 99)), max: Math.round(latencies.at(-1) ?? NaN) },
-  rssMiB: { before: mib(rssBefore), peak: mib(rssPeak), after: mib(rssAfter) },
+  memoryMiB: { before, peakRss: mib(rssPeak), afterEachPass: afterPasses },
   policyAfter: { liveBranches: held.liveBranches, heldStateBytes: held.heldStateBytes },
 };
 
-console.log(`deliberate serve, strategies as chat models: ${outcomes.length} of ${requests} requests at ${concurrency} concurrent (${models.join(", ")}), ${result.serverSlots} search slots`);
+console.log(`deliberate serve, strategies as chat models: ${outcomes.length} of ${requests * passes} requests at ${concurrency} concurrent (${models.join(", ")}), ${result.serverSlots} search slots`);
 console.log(`  answered: ${ok.length} x 200, ${refused.length} x 429 (${clean429.length} with Retry-After), ${failed.length} failed`);
 console.log(`  latency: p50 ${result.latencyMs.p50} ms, p99 ${result.latencyMs.p99} ms, max ${result.latencyMs.max} ms`);
 console.log(`  throughput: ${result.requestsPerSecond} requests/s, ${result.tokensPerSecond} tokens/s (usage: policy prefill + generated + verifier) over ${result.seconds} s`);
-console.log(`  resident memory: ${result.rssMiB.before} MiB after warm-up, ${result.rssMiB.peak} MiB at peak, ${result.rssMiB.after} MiB after`);
+const memory = (m: typeof before) => `${m.rss} MiB (JS heap ${m.heapUsed}, external ${m.external})`;
+console.log(`  resident memory: ${memory(before)} after warm-up, ${result.memoryMiB.peakRss} MiB at peak`);
+for (const [pass, after] of afterPasses.entries()) console.log(`  after pass ${pass + 1}: ${memory(after)}`);
 console.log(`  policy after the run: ${held.liveBranches} live branches, ${held.heldStateBytes} bytes of decoding state`);
 for (const failure of result.failures) console.log(`  failure: ${failure.status} ${failure.error}`);
 mkdirSync(dirname(flags.out), { recursive: true });

@@ -217,6 +217,9 @@ describe("errors", () => {
       expect(error.status).toBe(404);
       expect(error.message).toContain(`The model \`${model}\` does not exist.`);
     }
+    const hosted = await errorOf(chat("deliberate-policy"));
+    expect(hosted.status).toBe(400);
+    expect(hosted.message).toMatch(/hosted for raw completions/);
   });
 
   it("answers 401 without the key or with a wrong one, and never says what the key is", async () => {

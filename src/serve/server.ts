@@ -200,6 +200,9 @@ export function buildServer(options: ServeOptions): BuiltServer {
 
   app.post("/v1/chat/completions", searchRoute, async (request, reply) => {
     const body = parseBody(chatRequest, request.body);
+    if (body.model === policyName || (verifier && body.model === verifierName)) {
+      throw badRequest(`The model \`${body.model}\` is hosted for raw completions (/v1/completions, /pooling); chat is served by the strategy models (GET /v1/models)`);
+    }
     const job = resolveJob(body.model, body.deliberate, settings);
     const problem = problemOf(body.messages);
     runner.admit();
