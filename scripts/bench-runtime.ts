@@ -12,7 +12,6 @@ import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import * as ort from "onnxruntime-node";
-import { ComputeMeter } from "../src/meter.js";
 import type { Branch } from "../src/policy.js";
 import { loadPolicy, packageRoot } from "../src/runtime/load.js";
 import type { OnnxPolicy } from "../src/runtime/onnx-policy.js";
@@ -27,8 +26,7 @@ const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floo
 
 /** Decodes `batch` branches of a long problem until each generated TOKENS_PER_BRANCH tokens (or ended). */
 async function decodeRun(policy: OnnxPolicy, batch: number, seed: number) {
-  const meter = new ComputeMeter();
-  const root = await policy.start({ problem: "Compute (160 - 89) * 10 + 60 - 45 * 3 + 120 - 77." }, meter);
+  const root = await policy.start({ problem: "Compute (160 - 89) * 10 + 60 - 45 * 3 + 120 - 77." });
   const branches: Branch[] = Array.from({ length: batch }, () => root.fork());
   root.release();
   const delay = monitorEventLoopDelay({ resolution: 1 });
@@ -36,10 +34,12 @@ async function decodeRun(policy: OnnxPolicy, batch: number, seed: number) {
   delay.enable();
   let tokens = 0;
   let round = 0;
+  let runs = 0;
   let live = branches;
   while (live.length > 0) {
     const steps = await policy.extend(live, { temperature: 1, seeds: live.map((_, i) => seed * 1000 + round * 100 + i), maxStepTokens: 32 });
     tokens += steps.reduce((sum, step) => sum + step.tokens, 0);
+    runs += Math.max(...steps.map((step) => step.calls));
     round++;
     live = live.filter((branch) => !branch.finished && branch.generatedTokens < TOKENS_PER_BRANCH);
   }
@@ -47,11 +47,11 @@ async function decodeRun(policy: OnnxPolicy, batch: number, seed: number) {
   const seconds = (performance.now() - started) / 1000;
   for (const branch of branches) branch.release();
   // Decoding steps this run took: one batched graph run per token.
-  return { tokensPerSecond: tokens / seconds, maxBlockedMs: delay.max / 1e6, meanBlockedMs: delay.mean / 1e6, runs: meter.policyCalls };
+  return { tokensPerSecond: tokens / seconds, maxBlockedMs: delay.max / 1e6, meanBlockedMs: delay.mean / 1e6, runs };
 }
 
 async function forkCost(policy: OnnxPolicy): Promise<number> {
-  const root = await policy.start({ problem: "Compute 17 + 5." }, new ComputeMeter());
+  const root = await policy.start({ problem: "Compute 17 + 5." });
   const count = 20_000;
   const started = performance.now();
   for (let i = 0; i < count; i++) root.fork().release();

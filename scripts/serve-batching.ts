@@ -9,7 +9,6 @@
  *   npx tsx scripts/serve-batching.ts [--problems 32] [--steps 4]
  */
 import { parseArgs } from "node:util";
-import { ComputeMeter } from "../src/meter.js";
 import type { Branch } from "../src/policy.js";
 import { loadPolicy } from "../src/runtime/load.js";
 import { startServer } from "../src/serve/server.js";
@@ -26,8 +25,7 @@ const stats = async () => {
 };
 
 let prompts = await Promise.all(problems.map((problem) => policy.renderPrompt({ problem })));
-const meter = new ComputeMeter();
-let local: Branch[] = await Promise.all(prompts.map((tokens) => policy.startFromTokens(tokens, meter)));
+let local: Branch[] = await Promise.all(prompts.map((tokens) => policy.startFromTokens(tokens)));
 console.log("step | requests | batches | largest batch | cache hits | HTTP ms | in-process ms");
 for (let step = 0; step < Number(flags.steps); step++) {
   const seeds = prompts.map((_, i) => 1000 * step + i);

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** The `deliberate` command. Each sub-command lives in src/commands/ and registers itself here. */
 import { Command, CommanderError } from "commander";
-import { InputError } from "./errors.js";
+import { InputError, UnavailableError } from "./errors.js";
 import { registerGrade } from "./commands/grade.js";
 import { registerData } from "./commands/data.js";
 import { registerSolve } from "./commands/solve.js";
@@ -43,6 +43,10 @@ async function main(): Promise<void> {
     if (error instanceof InputError) {
       process.stderr.write(`deliberate: ${error.message}\n`);
       process.exit(2);
+    }
+    if (error instanceof UnavailableError) {
+      process.stderr.write(`deliberate: ${error.message}\nThe run stopped: finished results are saved; run the same command again once the server is back.\n`);
+      process.exit(3);
     }
     throw error;
   }

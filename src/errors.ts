@@ -8,6 +8,15 @@ export class InputError extends Error {
   override name = "InputError";
 }
 
+/**
+ * A model server that stayed unreachable, or kept failing, through all its retries. A bench run
+ * stops on it without recording the items in flight (they are not the items' fault), so that the
+ * same command, run again once the server is back, runs them. The CLI exits with status 3.
+ */
+export class UnavailableError extends Error {
+  override name = "UnavailableError";
+}
+
 /** Formats a zod error as "field: what was expected; field: ..." for messages that name the field. */
 export function describeZodError(error: z.ZodError): string {
   return error.issues

@@ -33,14 +33,21 @@ export { checkSolution, splitSteps, type SolutionCheck, type StepCheck } from ".
 export { labelJsonl, labelSample } from "../datasets/synth/label.js";
 
 // The seams between strategies and models, and compute accounting.
-export type { Branch, ExtendOptions, Policy, PolicyPrompt, SamplingOptions, ScoreRequest, StepResult, StepVerifier, StopReason } from "./policy.js";
-export { ComputeMeter, type ComputeReport } from "./meter.js";
+export type { Branch, ExtendOptions, Policy, PolicyPrompt, SamplingOptions, ScoreRequest, StepResult, StepScores, StepVerifier, StopReason } from "./policy.js";
+export { ComputeMeter, scoreCounted, type ComputeReport } from "./meter.js";
 
 // The ONNX runtime: embedded models and Hugging Face exports, in worker threads.
 export { loadPolicy, loadVerifier, resolveModel, EMBEDDED_MODELS, type EmbeddedModel, type LoadOptions } from "./runtime/load.js";
 export { OnnxPolicy, type DecodeOptions, type DecodeBatchStats, type ExtendResult, type TokenLogprob } from "./runtime/onnx-policy.js";
 export { OnnxStepVerifier } from "./runtime/onnx-verifier.js";
 export { DEVICES, type Device } from "./runtime/session.js";
+
+// Served models over HTTP: a policy on vLLM's completions API, a PRM on its /pooling API.
+export { connectPolicy, ServedPolicy, type ServedPolicyOptions } from "./served/policy.js";
+export { connectVerifier, ServedStepVerifier, VERIFIER_FORMATS, type ServedVerifierOptions, type VerifierFormat } from "./served/verifier.js";
+export { Endpoints, HttpStatusError, type HttpOptions } from "./served/http.js";
+export { promptToMessages, messagesToPrompt, type ChatMessage } from "./served/messages.js";
+export { renderQwenPrmInput, parseQwenPrmInput } from "./served/qwen-prm.js";
 
 // deliberate serve: the loaded models behind vLLM's OpenAI-compatible API, and the strategies as OpenAI-compatible chat models.
 export {

@@ -2,8 +2,10 @@
  * Compute accounting. Every strategy is measured on the same meter: tokens the policy prefilled
  * and generated, tokens the verifier read, model calls, FLOPs estimated as 2 x parameters x tokens,
  * generations (the paper's budget unit) and wall time. The cost of estimating difficulty is metered
- * like everything else.
+ * like everything else. Models never write to a meter: the search bookkeeping counts what they
+ * report (see policy.ts).
  */
+import type { ScoreRequest, StepVerifier } from "./policy.js";
 
 export interface ComputeReport {
   /** Complete or partial solutions the strategy sampled (the budget unit N of Snell et al.). */
@@ -14,8 +16,13 @@ export interface ComputeReport {
   /** Batched forward passes that served this meter (a pass shared by several meters counts for each). */
   policyCalls: number;
   verifierCalls: number;
-  /** 2 x parameters x tokens, over the policy's and the verifier's tokens. */
-  flops: number;
+  /** Requests to served models sent again after a fault (connection error, timeout, 429, 5xx). */
+  retries: number;
+  /**
+   * 2 x parameters x tokens, over the policy's and the verifier's tokens; null when a model that
+   * read or wrote tokens has an unknown parameter count (unknown, not zero).
+   */
+  flops: number | null;
   wallMs: number;
 }
 
@@ -26,26 +33,36 @@ export class ComputeMeter {
   verifierTokens = 0;
   policyCalls = 0;
   verifierCalls = 0;
-  flops = 0;
+  retries = 0;
+  flops: number | null = 0;
   private readonly started = performance.now();
 
   countGenerations(count: number): void {
     this.generations += count;
   }
 
-  countPrefill(tokens: number, parameters: number): void {
+  countPrefill(tokens: number, parameters: number | null): void {
     this.prefilledTokens += tokens;
-    this.flops += 2 * parameters * tokens;
+    this.countFlops(tokens, parameters);
   }
 
-  countGenerated(tokens: number, parameters: number): void {
+  countGenerated(tokens: number, parameters: number | null): void {
     this.generatedTokens += tokens;
-    this.flops += 2 * parameters * tokens;
+    this.countFlops(tokens, parameters);
   }
 
-  countVerifier(tokens: number, parameters: number): void {
-    this.verifierTokens += tokens;
-    this.flops += 2 * parameters * tokens;
+  /** One verifier call that read `tokens` tokens for each of its requests. */
+  countVerifierCall(tokens: readonly number[], parameters: number | null): void {
+    this.verifierCalls += 1;
+    for (const count of tokens) {
+      this.verifierTokens += count;
+      this.countFlops(count, parameters);
+    }
+  }
+
+  private countFlops(tokens: number, parameters: number | null): void {
+    if (tokens === 0 || this.flops === null) return;
+    this.flops = parameters === null ? null : this.flops + 2 * parameters * tokens;
   }
 
   report(): ComputeReport {
@@ -56,8 +73,29 @@ export class ComputeMeter {
       verifierTokens: this.verifierTokens,
       policyCalls: this.policyCalls,
       verifierCalls: this.verifierCalls,
+      retries: this.retries,
       flops: this.flops,
       wallMs: Math.round(performance.now() - this.started),
     };
   }
+}
+
+/**
+ * One verifier call, counted on `meter` from what the verifier returns; checks that it answered
+ * every request with one score per step. Returns the step scores in the order of `requests`.
+ */
+export async function scoreCounted(verifier: StepVerifier, requests: readonly ScoreRequest[], meter: ComputeMeter, signal?: AbortSignal): Promise<number[][]> {
+  if (requests.length === 0) return [];
+  const answers = await verifier.scoreSteps(requests, signal);
+  if (answers.length !== requests.length) throw new Error(`verifier ${verifier.name} answered ${answers.length} of ${requests.length} requests`);
+  answers.forEach((answer, index) => {
+    const steps = (requests[index] as ScoreRequest).steps.length;
+    if (answer.scores.length !== steps) throw new Error(`verifier ${verifier.name} gave ${answer.scores.length} scores for ${steps} steps`);
+  });
+  meter.countVerifierCall(
+    answers.map((answer) => answer.tokens),
+    verifier.parameters,
+  );
+  for (const answer of answers) meter.retries += answer.retries ?? 0;
+  return answers.map((answer) => answer.scores);
 }

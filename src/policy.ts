@@ -2,9 +2,11 @@
  * The seams between search strategies and models (see DESIGN.md). Strategies talk to models only
  * through these interfaces: the ONNX runtime, remote servers and scripted test policies all
  * implement them.
+ *
+ * No implementation counts compute itself: it reports what it did (prompt tokens, tokens and model
+ * calls per step, tokens read per scoring) and the search bookkeeping (`Search` in strategy.ts)
+ * puts that on the meter, so local, served and scripted models are all counted the same way.
  */
-import type { ComputeMeter } from "./meter.js";
-
 /** What the policy is asked to solve: a problem, and for a revision, the earlier attempts. */
 export interface PolicyPrompt {
   problem: string;
@@ -38,6 +40,13 @@ export interface StepResult {
   /** Log-probability of each generated token under the sampling distribution's source model. */
   logprobs: number[];
   stopReason: StopReason;
+  /**
+   * Model calls this step took part in: batched forward passes for a local model, completion
+   * requests for a served one. Steps decoded together share their calls.
+   */
+  calls: number;
+  /** Requests a served model sent again for this step (connection errors, timeouts, 429, 5xx). */
+  retries?: number;
 }
 
 /**
@@ -51,8 +60,10 @@ export interface Branch {
   readonly finished: boolean;
   /** Tokens generated on this branch, over all its steps. */
   readonly generatedTokens: number;
-  /** The meter this branch's work is counted on (forks share it). */
-  readonly meter: ComputeMeter;
+  /** Tokens of the prompt `start` prefilled (forks keep their root's count). */
+  readonly promptTokens: number;
+  /** Requests a served model sent again after a fault to start this branch (forks keep their root's). */
+  readonly startRetries?: number;
   fork(): Branch;
   release(): void;
 }
@@ -61,12 +72,12 @@ export interface Policy {
   readonly name: string;
   /** What identifies the weights (a hash of the model's files), when the policy has any. */
   readonly fingerprint?: string;
-  /** Parameter count, for FLOPs. */
-  readonly parameters: number;
+  /** Parameter count, for FLOPs; null when unknown (FLOPs are then reported as unknown). */
+  readonly parameters: number | null;
   /** The string between steps (for the embedded models, a blank line). */
   readonly stepDelimiter: string;
   /** Prefills the prompt once and returns a branch at the start of the solution. */
-  start(prompt: PolicyPrompt, meter: ComputeMeter): Promise<Branch>;
+  start(prompt: PolicyPrompt): Promise<Branch>;
   /** Decodes every branch by one step, all together; the branches advance in place. */
   extend(branches: readonly Branch[], options: ExtendOptions): Promise<StepResult[]>;
   close(): Promise<void>;
@@ -76,15 +87,25 @@ export interface Policy {
 export interface ScoreRequest {
   problem: string;
   steps: readonly string[];
-  meter: ComputeMeter;
+}
+
+/** A verifier's answer to one ScoreRequest. */
+export interface StepScores {
+  /** One score per step, in [0, 1]: the score of the prefix ending at that step. */
+  scores: number[];
+  /** Tokens the verifier read for this request (0 for a verifier that reads none). */
+  tokens: number;
+  /** Requests a served verifier sent again (connection errors, timeouts, 429, 5xx) to answer this one. */
+  retries?: number;
 }
 
 export interface StepVerifier {
   readonly name: string;
   /** What identifies the weights (a hash of the model's files), when the verifier has any. */
   readonly fingerprint?: string;
-  readonly parameters: number;
-  /** One score per step, in [0, 1]: the score of the prefix ending at that step. */
-  scoreSteps(requests: readonly ScoreRequest[], signal?: AbortSignal): Promise<number[][]>;
+  /** Parameter count, for FLOPs; null when unknown. */
+  readonly parameters: number | null;
+  /** One answer per request, in order. */
+  scoreSteps(requests: readonly ScoreRequest[], signal?: AbortSignal): Promise<StepScores[]>;
   close(): Promise<void>;
 }

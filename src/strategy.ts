@@ -7,7 +7,7 @@
  */
 import { z } from "zod";
 import type { Branch, Policy, PolicyPrompt, StepResult, StepVerifier } from "./policy.js";
-import type { ComputeMeter, ComputeReport } from "./meter.js";
+import { scoreCounted, type ComputeMeter, type ComputeReport } from "./meter.js";
 import type { Random } from "./random.js";
 import { InputError } from "./errors.js";
 import { extractAnswer } from "../datasets/answer/extract.js";
@@ -220,7 +220,11 @@ export class Search {
   /** Prefills a prompt (by default the problem alone) and returns the path at the start of the solution. */
   async start(prompt: PolicyPrompt = { problem: this.problem }, parentNodeId: number | null = null): Promise<SearchPath> {
     this.checkAborted();
-    const branch = await this.context.policy.start(prompt, this.context.meter);
+    const { policy, meter } = this.context;
+    const branch = await policy.start(prompt);
+    meter.countPrefill(branch.promptTokens, policy.parameters);
+    meter.policyCalls += 1;
+    meter.retries += branch.startRetries ?? 0;
     return this.track(new SearchPath(branch, this.tree.addPrompt(parentNodeId).id));
   }
 
@@ -286,16 +290,9 @@ export class Search {
     this.checkAborted();
     const verifier = requireVerifier(this.context, "scoring");
     const withSteps = items.filter((item) => item.steps.length > 0);
-    const requests = withSteps.map((item) => ({ problem: this.problem, steps: item.steps, meter: this.context.meter }));
-    const scores = requests.length > 0 ? await verifier.scoreSteps(requests, this.context.signal) : [];
-    if (scores.length !== requests.length) throw new Error(`verifier ${verifier.name} answered ${scores.length} of ${requests.length} requests`);
-    for (const [index, item] of withSteps.entries()) {
-      const stepScores = scores[index] as number[];
-      if (stepScores.length !== item.steps.length) {
-        throw new Error(`verifier ${verifier.name} gave ${stepScores.length} scores for ${item.steps.length} steps`);
-      }
-      item.stepScores = stepScores;
-    }
+    const requests = withSteps.map((item) => ({ problem: this.problem, steps: item.steps }));
+    const scores = await scoreCounted(verifier, requests, this.context.meter, this.context.signal);
+    for (const [index, item] of withSteps.entries()) item.stepScores = scores[index] as number[];
     for (const item of items) {
       if (item.steps.length === 0) item.stepScores = [];
       item.score = aggregateScores(item.stepScores, this.aggregation);
@@ -364,6 +361,12 @@ export class Search {
       },
     );
     if (results.length !== paths.length) throw new Error(`policy ${policy.name} returned ${results.length} steps for ${paths.length} branches`);
+    for (const result of results) {
+      this.context.meter.countGenerated(result.tokens, policy.parameters);
+      this.context.meter.retries += result.retries ?? 0;
+    }
+    // Steps decoded together share their model calls: the call count is the longest step's.
+    this.context.meter.policyCalls += Math.max(...results.map((result) => result.calls));
     this.rounds++;
     this.reportProgress();
     if (!record) return;

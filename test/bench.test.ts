@@ -311,7 +311,7 @@ describe("bench configuration", () => {
 });
 
 describe("a difficulty file (compute-optimal with difficulty oracle)", () => {
-  const noCompute = { generations: 0, generatedTokens: 0, prefilledTokens: 0, verifierTokens: 0, policyCalls: 0, verifierCalls: 0, flops: 0, wallMs: 0 };
+  const noCompute = { generations: 0, generatedTokens: 0, prefilledTokens: 0, verifierTokens: 0, policyCalls: 0, verifierCalls: 0, retries: 0, flops: 0, wallMs: 0 };
   /** A line of difficulty.jsonl, as a difficulty pass writes it. */
   const record = (problemId: string, passRate: number) =>
     JSON.stringify({

@@ -242,6 +242,17 @@ describe("report statistics", () => {
     expect(bootstrapMeanCI([0.5, 0.5, 0.5], options)).toEqual([0.5, 0.5]);
   });
 
+  it("reports a cell's FLOPs as unknown when any of its items' FLOPs are unknown, not as a mean of the rest", async () => {
+    const { results } = await loadRuns([FIXTURE]);
+    const [first] = results;
+    const compute = first?.compute;
+    if (first === undefined || compute == null) throw new Error("the fixture has no compute");
+    const unknown = results.map((result) => (result === first ? { ...result, compute: { ...compute, flops: null } } : result));
+    const cellOf = (summary: ReturnType<typeof summarize>) => summary.cells.find((cell) => cell.strategy === first.strategy && cell.budget === first.budget);
+    expect(cellOf(summarize(results))?.meanFlops).toBeGreaterThan(0);
+    expect(cellOf(summarize(unknown))?.meanFlops).toBeNull();
+  });
+
   it("counts a problem once however many seeds it has", async () => {
     const { results } = await loadRuns([FIXTURE]);
     const oneSeed = summarize(results.filter((result) => result.seed === 0));
@@ -271,6 +282,7 @@ describe("compute efficiency against a reference", () => {
         verifierTokens: 0,
         policyCalls: 0,
         verifierCalls: 0,
+        retries: 0,
         flops: 0,
         wallMs: 0,
       },

@@ -3,7 +3,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ComputeMeter } from "../src/meter.js";
 import type { Branch } from "../src/policy.js";
 import { DecoderEngine } from "../src/runtime/decoder-engine.js";
 import { EmbeddedGraphs, HuggingFaceGraphs } from "../src/runtime/graphs.js";
@@ -70,19 +69,17 @@ describe("the ONNX policy", () => {
   };
 
   it("gives the same tokens batched over 8 prompts as decoding each alone", async () => {
-    const meter = new ComputeMeter();
-    const together = await Promise.all(PROBLEMS.map((problem) => policy.start({ problem }, meter)));
+    const together = await Promise.all(PROBLEMS.map((problem) => policy.start({ problem })));
     const batched = await solve(together, () => 0);
     const alone: string[] = [];
-    for (const problem of PROBLEMS) alone.push(...(await solve([await policy.start({ problem }, meter)], () => 0)));
+    for (const problem of PROBLEMS) alone.push(...(await solve([await policy.start({ problem })], () => 0)));
     expect(batched).toEqual(alone);
     expect(new Set(batched).size).toBeGreaterThan(1);
   });
 
   it("samples bit-identical steps (tokens and log-probabilities) in a batch and alone, so a server's batching cannot change a seeded step", async () => {
-    const meter = new ComputeMeter();
-    const together = await Promise.all(PROBLEMS.map((problem) => policy.start({ problem }, meter)));
-    const alone = await Promise.all(PROBLEMS.map((problem) => policy.start({ problem }, meter)));
+    const together = await Promise.all(PROBLEMS.map((problem) => policy.start({ problem })));
+    const alone = await Promise.all(PROBLEMS.map((problem) => policy.start({ problem })));
     for (let step = 0; step < 2; step++) {
       const seeds = PROBLEMS.map((_, i) => 100 * step + i);
       const batched = await policy.decode(together, { temperature: 1, seeds, maxStepTokens: 48 });
@@ -96,11 +93,10 @@ describe("the ONNX policy", () => {
   });
 
   it("forks cheaply: the same seed continues identically, other seeds differently, the parent unchanged", async () => {
-    const meter = new ComputeMeter();
-    const parent = await policy.start({ problem: "Compute (160 - 89) * 10 + 60." }, meter);
+    const parent = await policy.start({ problem: "Compute (160 - 89) * 10 + 60." });
     await policy.extend([parent], { temperature: 0, seeds: [0], maxStepTokens: 48 });
     const before = [...parent.steps];
-    const prefilled = meter.prefilledTokens;
+    const prefilled = parent.promptTokens;
     const forks = Array.from({ length: 10 }, () => parent.fork());
     const run = (branches: Branch[], seeds: number[]) => policy.extend(branches, { temperature: 1.5, seeds, maxStepTokens: 48 });
     const [a, b] = await run([forks[0] as Branch, forks[1] as Branch], [7, 7]);
@@ -116,38 +112,42 @@ describe("the ONNX policy", () => {
     expect(parent.steps).toEqual(before);
     const [again] = await run([parent], [7]);
     expect(again?.text).toBe(a?.text);
-    expect(meter.prefilledTokens).toBe(prefilled);
+    expect(forks.map((fork) => fork.promptTokens)).toEqual(forks.map(() => prefilled));
     for (const fork of forks) fork.release();
   });
 
-  it("prefills each prompt exactly once in a 10-step beam-style search, and frees released branches", async () => {
-    const meters = PROBLEMS.slice(0, 3).map(() => new ComputeMeter());
+  it("keeps each prompt's prefill through a 10-step beam-style search, and frees released branches", async () => {
     const { liveBranches: liveBefore } = await policy.stats();
-    const beams = await Promise.all(PROBLEMS.slice(0, 3).map((problem, i) => policy.start({ problem }, meters[i] as ComputeMeter)));
-    const promptTokens = meters.map((meter) => meter.prefilledTokens);
-    let frontier: Branch[] = beams.flatMap((beam) => [beam, beam.fork()]);
+    const beams = await Promise.all(PROBLEMS.slice(0, 3).map((problem) => policy.start({ problem })));
+    const problemOf = new Map<Branch, number>();
+    const fork = (branch: Branch) => {
+      const child = branch.fork();
+      problemOf.set(child, problemOf.get(branch) as number);
+      return child;
+    };
+    beams.forEach((beam, i) => problemOf.set(beam, i));
+    let frontier: Branch[] = beams.flatMap((beam) => [beam, fork(beam)]);
     for (let round = 0; round < 10; round++) {
-      const children = frontier.flatMap((branch) => [branch.fork(), branch.fork()]);
+      const children = frontier.flatMap((branch) => [fork(branch), fork(branch)]);
       for (const branch of frontier) branch.release();
       await policy.extend(children, { temperature: 1, seeds: children.map((_, i) => round * 100 + i), maxStepTokens: 32 });
       // Keep two per prompt, as a beam of width 2 would.
-      frontier = meters.flatMap((meter) => children.filter((child) => child.meter === meter).slice(0, 2));
+      frontier = beams.flatMap((_, i) => children.filter((child) => problemOf.get(child) === i).slice(0, 2));
       for (const child of children) if (!frontier.includes(child)) child.release();
     }
-    meters.forEach((meter, i) => expect(meter.prefilledTokens).toBe(promptTokens[i]));
+    for (const branch of frontier) expect(branch.promptTokens).toBe(beams[problemOf.get(branch) as number]?.promptTokens);
     expect((await policy.stats()).liveBranches).toBe(liveBefore + frontier.length);
     for (const branch of frontier) branch.release();
     expect((await policy.stats()).liveBranches).toBe(liveBefore);
   });
 
   it("starts a branch from token ids, and appends a suffix to one, to the state a prefill of the whole prompt gives", async () => {
-    const meter = new ComputeMeter();
     const prompt = { problem: "Compute (17 + 5) * 3 - 8." };
     const ids = await policy.renderPrompt(prompt);
-    const fromPrompt = await policy.start(prompt, meter);
-    const fromIds = await policy.startFromTokens(ids, meter);
+    const fromPrompt = await policy.start(prompt);
+    const fromIds = await policy.startFromTokens(ids);
     const cut = Math.floor(ids.length / 2);
-    const appended = await policy.startFromTokens(ids.slice(0, cut), meter);
+    const appended = await policy.startFromTokens(ids.slice(0, cut));
     await policy.appendTokens(appended, ids.slice(cut));
     const [expected, fromIdsStep, appendedStep] = (await policy.decode([fromPrompt, fromIds, appended], { temperature: 0, seeds: [0, 0, 0], maxStepTokens: 48 })) as [
       ExtendResult,
@@ -160,15 +160,14 @@ describe("the ONNX policy", () => {
     // Token-by-token decoding of the suffix runs other kernels than the prefill graph: equal up to float rounding.
     expect(appendedStep.tokenIds).toEqual(expected.tokenIds);
     appendedStep.logprobs.forEach((logprob, i) => expect(logprob).toBeCloseTo(expected.logprobs[i] as number, 4));
-    expect(meter.prefilledTokens).toBe(3 * ids.length);
+    for (const branch of [fromPrompt, fromIds, appended]) expect(branch.promptTokens).toBe(ids.length);
     for (const branch of [fromPrompt, fromIds, appended]) branch.release();
   });
 
   it("decodes with any stop strings (or none), naming the one met, with top log-probabilities", async () => {
-    const meter = new ComputeMeter();
     const ids = await policy.renderPrompt({ problem: "Compute 12 * 7 + 3." });
     const decodeWith = async (options: Partial<DecodeOptions>) => {
-      const branch = await policy.startFromTokens(ids, meter);
+      const branch = await policy.startFromTokens(ids);
       const [result] = await policy.decode([branch], { temperature: 0, seeds: [0], maxStepTokens: 40, ...options });
       branch.release();
       return result as ExtendResult;
@@ -207,8 +206,7 @@ describe("memory cap", () => {
   it("refuses with a clear error instead of growing without bound", async () => {
     const policy = await loadPolicy("policy", { threads: 1, maxStateBytes: 200_000 });
     try {
-      const meter = new ComputeMeter();
-      const root = await policy.start({ problem: "Compute 17 + 5." }, meter);
+      const root = await policy.start({ problem: "Compute 17 + 5." });
       const forks = Array.from({ length: 8 }, () => root.fork());
       await expect(policy.extend(forks, { temperature: 0, seeds: forks.map(() => 0), maxStepTokens: 8 })).rejects.toThrow(/cap of 0\.2 MiB/);
     } finally {
@@ -228,14 +226,14 @@ describe("the ONNX PRM", () => {
     const golden = JSON.parse(readFileSync(join(resolveModel("prm"), "golden.json"), "utf8")) as {
       examples: { problem: string; solution: string; step_scores: number[] }[];
     };
-    const meter = new ComputeMeter();
-    const requests = golden.examples.map((example) => ({ problem: example.problem, steps: example.solution.split("\n\n"), meter }));
-    const scores = await verifier.scoreSteps(requests);
+    const requests = golden.examples.map((example) => ({ problem: example.problem, steps: example.solution.split("\n\n") }));
+    const answers = await verifier.scoreSteps(requests);
+    const scores = answers.map((answer) => answer.scores);
     golden.examples.forEach((example, i) => {
       expect(scores[i]).toHaveLength(example.step_scores.length);
       example.step_scores.forEach((score, k) => expect(Math.abs((scores[i]?.[k] ?? NaN) - score)).toBeLessThan(1e-4));
     });
-    expect(meter.verifierTokens).toBeGreaterThan(0);
+    for (const answer of answers) expect(answer.tokens).toBeGreaterThan(0);
   });
 });
 
@@ -333,10 +331,9 @@ describe("a Hugging Face decoder export (optimum I/O names, tiny random model)",
   it("loads as a policy and renders its chat template", async () => {
     const policy = await loadPolicy(dir, { threads: 1 });
     try {
-      const meter = new ComputeMeter();
-      const branch = await policy.start({ problem: "Compute 3 + 4." }, meter);
+      const branch = await policy.start({ problem: "Compute 3 + 4." });
       // "[user] " + instruction + problem + "\n[assistant] " after <bos>: far longer than the problem alone.
-      expect(meter.prefilledTokens).toBeGreaterThan(120);
+      expect(branch.promptTokens).toBeGreaterThan(120);
       await policy.extend([branch], { temperature: 0, seeds: [0], maxStepTokens: 8 });
       expect(branch.generatedTokens).toBeGreaterThan(0);
     } finally {

@@ -6,7 +6,6 @@ import { spawn } from "node:child_process";
 import OpenAI from "openai";
 import type { CompletionCreateParamsNonStreaming } from "openai/resources/completions";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ComputeMeter } from "../src/meter.js";
 import type { Branch } from "../src/policy.js";
 import { loadPolicy, loadVerifier } from "../src/runtime/load.js";
 import type { ExtendResult, OnnxPolicy } from "../src/runtime/onnx-policy.js";
@@ -101,8 +100,7 @@ describe("deliberate serve", () => {
   });
 
   it("decodes a search step over HTTP to exactly the tokens of the in-process policy with the same seed, and resumes the next step from the prefix cache", async () => {
-    const meter = new ComputeMeter();
-    const branch = await policy.start(PROMPT, meter);
+    const branch = await policy.start(PROMPT);
     const inProcess: ExtendResult[] = [];
     const overHttp: VllmChoice[] = [];
     let sent = promptIds;
@@ -143,8 +141,7 @@ describe("deliberate serve", () => {
     expect(after.deliberate_prefix_cache_hits_total).toBe((before.deliberate_prefix_cache_hits_total as number) + 1);
     expect(after.deliberate_prefix_cache_reused_tokens_total).toBe((before.deliberate_prefix_cache_reused_tokens_total as number) + cached.length);
     // In process: the same state (prompt, then the first step decoded), the same tokens appended, the same seed.
-    const meter = new ComputeMeter();
-    const branch = await policy.startFromTokens(ids, meter);
+    const branch = await policy.startFromTokens(ids);
     await policy.decode([branch], { temperature: 1, seeds: [1], maxStepTokens: 48, stop: ["\n\n"] });
     await policy.appendTokens(branch, extra);
     const [local] = await policy.decode([branch], { temperature: 1, seeds: [2], maxStepTokens: 48, stop: ["\n\n"] });
@@ -257,8 +254,7 @@ describe("deliberate serve", () => {
       { problem: "Compute 17 + 5.", steps: ["17 + 5 = 23", "The answer is \\boxed{23}"] },
       { problem: "Compute (17 + 5) * 3 - 8.", steps: ["17 + 5 = 22", "22 * 3 = 66", "66 - 8 = 58", "The answer is \\boxed{58}"] },
     ];
-    const meter = new ComputeMeter();
-    const expected = await verifier.scoreSteps(solutions.map((solution) => ({ ...solution, meter })));
+    const expected = await verifier.scoreSteps(solutions);
     const { status, json } = await post("/pooling", { model: "deliberate-prm", task: "token_classify", input: solutions.map((s) => renderQwenPrmInput(s.problem, s.steps)) });
     expect(status).toBe(200);
     const data = json.data as { index: number; object: string; data: number[][] }[];
@@ -267,12 +263,12 @@ describe("deliberate serve", () => {
       expect(item.object).toBe("pooling");
       expect(item.data).toHaveLength(solutions[i]?.steps.length as number);
       item.data.forEach((row, k) => {
-        expect(row[1]).toBeCloseTo(expected[i]?.[k] as number, 6);
+        expect(row[1]).toBeCloseTo(expected[i]?.scores[k] as number, 6);
         expect((row[0] as number) + (row[1] as number)).toBeCloseTo(1, 9);
       });
     });
     expect(new Set(data.flatMap((item) => item.data.map((row) => row[1]))).size).toBeGreaterThan(1);
-    expect((json.usage as { prompt_tokens: number }).prompt_tokens).toBe(meter.verifierTokens);
+    expect((json.usage as { prompt_tokens: number }).prompt_tokens).toBe(expected.reduce((sum, answer) => sum + answer.tokens, 0));
     const single = await post("/pooling", { input: renderQwenPrmInput(solutions[0]?.problem as string, solutions[0]?.steps as string[]) });
     expect((single.json.data as { data: number[][] }[])[0]?.data).toEqual(data[0]?.data);
     const bad = await post("/pooling", { model: "deliberate-prm", input: [renderQwenPrmInput("Compute 1 + 1.", ["1 + 1 = 2"]), "Compute 1 + 1. 1 + 1 = 2"] });

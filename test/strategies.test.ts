@@ -66,6 +66,18 @@ describe("best-of-n", () => {
     expect(context.meter.report().generations).toBe(6);
   });
 
+  it("counts what the seam returns, and reports FLOPs as unknown (not 0) when a parameter count is unknown", async () => {
+    const policy = new ScriptedPolicy(solutionScript(solutions), null);
+    const verifier = ScriptedVerifier.byStep(scores, 0.6);
+    const result = await bestOfN.run("P", testContext(policy, verifier), { budget: 6, select: "weighted", aggregate: "last" });
+    expect(result.compute.generatedTokens).toBe(policy.generatedTokens);
+    expect(result.compute.verifierTokens).toBe(verifier.calls[0]?.reduce((sum, { problem, steps }) => sum + problem.length + steps.join("\n\n").length, 0));
+    expect(result.compute.flops).toBeNull();
+    const unknownVerifier = new ScriptedVerifier(() => 0.5, null);
+    const known = await bestOfN.run("P", testContext(new ScriptedPolicy(solutionScript(solutions)), unknownVerifier), { budget: 2, select: "naive", aggregate: "last" });
+    expect(known.compute.flops).toBeNull();
+  });
+
   it("chooses the highest score (naive), the most frequent answer (majority) or the heaviest answer (weighted)", async () => {
     expect((await run("naive")).result.answer).toBe("7");
     expect((await run("majority")).result.answer).toBe("5");

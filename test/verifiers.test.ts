@@ -97,12 +97,9 @@ describe("SynthRuleVerifier", () => {
   const verifier = new SynthRuleVerifier();
 
   it("scores every prefix of a gold solution 1", async () => {
-    const meter = new ComputeMeter();
-    const requests = problems.map((p) => ({ problem: p.problem, steps: synthSplitSteps(p.solution), meter }));
-    const scores = await verifier.scoreSteps(requests);
-    scores.forEach((stepScores, index) => expect(stepScores).toEqual(requests[index]?.steps.map(() => 1)));
-    expect(meter.verifierCalls).toBe(1);
-    expect(meter.verifierTokens).toBe(0);
+    const requests = problems.map((p) => ({ problem: p.problem, steps: synthSplitSteps(p.solution) }));
+    const answers = await verifier.scoreSteps(requests);
+    answers.forEach((answer, index) => expect(answer).toEqual({ scores: requests[index]?.steps.map(() => 1), tokens: 0 }));
   });
 
   it("scores 0 from the first wrong step on, and a wrong final answer 0", async () => {
@@ -112,10 +109,12 @@ describe("SynthRuleVerifier", () => {
     const broken = [...steps];
     broken[1] = `${broken[1]} + 1`;
     const wrongAnswer = [...steps.slice(0, -1), "The answer is \\boxed{123456789}"];
-    const [brokenScores, wrongScores] = await verifier.scoreSteps([
-      { problem: problem.problem, steps: broken, meter: new ComputeMeter() },
-      { problem: problem.problem, steps: wrongAnswer, meter: new ComputeMeter() },
-    ]);
+    const [brokenScores, wrongScores] = (
+      await verifier.scoreSteps([
+        { problem: problem.problem, steps: broken },
+        { problem: problem.problem, steps: wrongAnswer },
+      ])
+    ).map((answer) => answer.scores);
     expect(brokenScores).toEqual([1, ...steps.slice(1).map(() => 0)]);
     expect(wrongScores).toEqual([...steps.slice(0, -1).map(() => 1), 0]);
   });

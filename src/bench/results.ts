@@ -13,7 +13,10 @@ export const computeSchema = z.object({
   verifierTokens: z.number(),
   policyCalls: z.number(),
   verifierCalls: z.number(),
-  flops: z.number(),
+  /** Requests to served models sent again after a fault; 0 in results written before it was recorded. */
+  retries: z.number().default(0),
+  /** Null when a model's parameter count is unknown (a served model without --policy-params). */
+  flops: z.number().nullable(),
   wallMs: z.number(),
 });
 

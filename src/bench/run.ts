@@ -14,7 +14,7 @@ import { loadMathFile } from "../../datasets/math.js";
 import type { Problem } from "../../datasets/problem.js";
 import { loadNamedDataset } from "../../datasets/sources.js";
 import { generateSynth } from "../../datasets/synth/generate.js";
-import { InputError } from "../errors.js";
+import { InputError, UnavailableError } from "../errors.js";
 import { ComputeMeter } from "../meter.js";
 import type { Policy, StepVerifier } from "../policy.js";
 import { packageRoot } from "../runtime/load.js";
@@ -209,6 +209,8 @@ async function runItem(item: WorkItem, context: ItemContext): Promise<BenchResul
     };
   } catch (error) {
     if (context.stop.aborted) return null;
+    // A server that cannot be reached stops the run; its items run again on resume.
+    if (error instanceof UnavailableError) throw error;
     // A configuration problem (a strategy that needs a verifier, without one) would fail every item.
     if (error instanceof InputError) throw new InputError(`${strategy.label} at budget ${budget}: ${error.message}`);
     const message = timeout?.aborted ? `timeout: the item ran longer than ${context.itemTimeoutS} s` : error instanceof Error ? error.message : String(error);

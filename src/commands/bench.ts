@@ -6,7 +6,7 @@ import { DATASETS, PROGRESS_MODES, resolveBenchConfig, type BenchConfig } from "
 import { createProgress, formatDuration } from "../bench/progress.js";
 import { checkKnownDifficulty, loadBenchProblems, runBench, type BenchSummary } from "../bench/run.js";
 import { checkRunDirectory } from "../bench/store.js";
-import { addModelOptions, loadModels } from "./model-options.js";
+import { addModelOptions, loadModels, splitServedFlags } from "./model-options.js";
 
 const EXAMPLE = `
 Examples:
@@ -36,7 +36,9 @@ Stopped (Ctrl-C, kill), the same command resumes: finished work items are skippe
 async function configFromCommand(command: Command): Promise<BenchConfig> {
   const flags: Record<string, unknown> = {};
   const defaults: Record<string, unknown> = {};
-  const { config: file, ...options } = command.opts<{ config?: string }>();
+  const { config: file, ...all } = command.opts<{ config?: string }>();
+  // Served-model flags stay out of config.json (an API key must never be stored).
+  const options = splitServedFlags(all).rest;
   for (const [key, value] of Object.entries(options)) {
     (command.getOptionValueSource(key) === "default" ? defaults : flags)[key] = value;
   }
@@ -111,6 +113,7 @@ export function registerBench(program: Command): void {
       await checkRunDirectory(config.out, config.experiment);
       // The model flags always have values here (their defaults), so the labels are set.
       const models = await loadModels({
+        ...splitServedFlags(self.opts()).served,
         policy: config.experiment.policy as string,
         verifier: config.experiment.verifier as string,
         device: config.run.device,

@@ -13,7 +13,7 @@ import { DATASETS, PROGRESS_MODES } from "../bench/config.js";
 import { createProgress, formatDuration } from "../bench/progress.js";
 import { InputError } from "../errors.js";
 import type { StepVerifier } from "../policy.js";
-import { addModelOptions, loadModels, positiveInteger } from "./model-options.js";
+import { addModelOptions, loadModels, positiveInteger, splitServedFlags } from "./model-options.js";
 import { untilStopped } from "./stop-signals.js";
 
 const EXAMPLE = `
@@ -162,7 +162,8 @@ export function registerCalibrate(program: Command): void {
     .option("--difficulty-only", "run only the difficulty pass (any split, e.g. --split test): writes <out>/difficulty.jsonl with each problem's oracle pass rate; no grid, no table")
     .addHelpText("after", EXAMPLE)
     .action(async (_options: unknown, self: Command) => {
-      const { grid: gridFile, ...flags } = self.opts<{ grid?: string }>();
+      const { grid: gridFile, ...all } = self.opts<{ grid?: string }>();
+      const { served, rest: flags } = splitServedFlags(all);
       const input: Record<string, unknown> = { ...flags };
       if (gridFile !== undefined) input.grid = await readGridFile(gridFile);
       const config = parseCalibrateConfig(input, (path) =>
@@ -174,6 +175,7 @@ export function registerCalibrate(program: Command): void {
       const { experiment, run } = config.runs[0] as CalibrateConfig["runs"][number];
       // The model flags always have values here (their defaults), and --verifier none was refused.
       const models = await loadModels({
+        ...served,
         policy: experiment.policy as string,
         verifier: experiment.verifier as string,
         device: run.device,

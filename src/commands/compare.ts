@@ -8,7 +8,7 @@ import { runsPerBudget, type Configuration } from "../bench/per-budget.js";
 import { createProgress, formatDuration } from "../bench/progress.js";
 import { loadBenchProblems, runBench } from "../bench/run.js";
 import { writeReport } from "../report/report.js";
-import { addModelOptions, loadModels, positiveInteger, type ModelFlags } from "./model-options.js";
+import { addModelOptions, loadModels, positiveInteger, splitServedFlags, type ModelFlags } from "./model-options.js";
 import { untilStopped } from "./stop-signals.js";
 import { InputError } from "../errors.js";
 
@@ -105,7 +105,7 @@ export function registerCompare(program: Command): void {
 
       const first = runs[0] as (typeof runs)[number];
       const problems = await loadBenchProblems(first);
-      const models = await loadModels(flags);
+      const models = await loadModels({ ...flags, ...splitServedFlags({ ...flags }).served });
       const started = performance.now();
       try {
         const done = await untilStopped(async (signal) => {

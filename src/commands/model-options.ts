@@ -1,17 +1,55 @@
-/** The model flags shared by commands that run models: which policy, which verifier, which device. */
+/**
+ * The model flags shared by commands that run models: which policy, which verifier, which device,
+ * and for served models (a URL in --policy or --verifier) the model, key, format and FLOPs flags.
+ */
 import { Command, Option } from "commander";
+import { z } from "zod";
 import type { Policy, StepVerifier } from "../policy.js";
 import { loadPolicy, loadVerifier } from "../runtime/load.js";
 import { DEVICES, type Device } from "../runtime/session.js";
+import { connectPolicy } from "../served/policy.js";
+import { connectVerifier, VERIFIER_FORMATS } from "../served/verifier.js";
 import { SynthRuleVerifier } from "../../verifiers/synth-rule.js";
-import { InputError } from "../errors.js";
+import { describeZodError, InputError } from "../errors.js";
 
-export interface ModelFlags {
+/** The flags of served models, by their commander keys; they are not part of a bench's config.json (the key must never be stored). */
+const servedFlagsSchema = z.strictObject({
+  policyModel: z.string().min(1).optional(),
+  policyApiKey: z.string().min(1).optional(),
+  policyParams: z.coerce.number().positive().optional(),
+  stepDelimiter: z.string().min(1).optional(),
+  chatTemplate: z.string().min(1).optional(),
+  verifierModel: z.string().min(1).optional(),
+  verifierApiKey: z.string().min(1).optional(),
+  verifierParams: z.coerce.number().positive().optional(),
+  verifierFormat: z.enum(VERIFIER_FORMATS).optional(),
+});
+export type ServedFlags = z.output<typeof servedFlagsSchema>;
+const SERVED_KEYS = Object.keys(servedFlagsSchema.shape);
+
+/** Splits a command's options into the served-model flags and the rest. */
+export function splitServedFlags(options: Record<string, unknown>): { served: ServedFlags; rest: Record<string, unknown> } {
+  const picked = Object.fromEntries(Object.entries(options).filter(([key]) => SERVED_KEYS.includes(key)));
+  const parsed = servedFlagsSchema.safeParse(picked);
+  if (!parsed.success) {
+    const flag = (key: string) => `--${key.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}`;
+    throw new InputError(parsed.error.issues.map((issue) => `${flag(String(issue.path[0]))}: ${issue.message}`).join("; ") || describeZodError(parsed.error));
+  }
+  return { served: parsed.data, rest: Object.fromEntries(Object.entries(options).filter(([key]) => !SERVED_KEYS.includes(key))) };
+}
+
+export interface ModelFlags extends ServedFlags {
   policy: string;
   verifier: string;
   device: Device;
   threads?: number;
 }
+
+const isUrl = (value: string) => /^https?:\/\//i.test(value);
+/** Comma-separated replica URLs. */
+const urlsOf = (value: string) => value.split(",").map((part) => part.trim()).filter((part) => part !== "");
+/** A delimiter as typed on a command line: `\n` and `\t` stand for a newline and a tab. */
+const unescape = (value: string) => value.replace(/\\n/g, "\n").replace(/\\t/g, "\t");
 
 export function positiveInteger(flag: string) {
   return (value: string): number => {
@@ -21,12 +59,28 @@ export function positiveInteger(flag: string) {
   };
 }
 
-export function addModelOptions(command: Command): Command {
-  return command
-    .option("--policy <model>", "policy model: policy (embedded recurrent), baseline (embedded transformer), or a model directory", "policy")
-    .option("--verifier <model>", "step verifier: prm (embedded), rule (the synthetic task's exact checker), none, or a PRM directory", "prm")
+/** The model flags; with `served` (the default), also the flags of served models (a URL in --policy or --verifier). */
+export function addModelOptions(command: Command, { served = true } = {}): Command {
+  command
+    .option(
+      "--policy <model>",
+      "policy model: policy (embedded recurrent), baseline (embedded transformer), a model directory, or the URL of a served model (http://host:8000/v1; comma-separated replicas)",
+      "policy",
+    )
+    .option("--verifier <model>", "step verifier: prm (embedded), rule (the synthetic task's exact checker), none, a PRM directory, or the URL of a served PRM (vLLM /pooling)", "prm")
     .addOption(new Option("--device <device>", "where models run (auto: the first GPU provider that starts, else cpu)").choices([...DEVICES]).default("cpu"))
     .option("--threads <n>", "intra-op threads per model (default: all cores)", positiveInteger("--threads"));
+  if (!served) return command;
+  return command
+    .option("--policy-model <id>", "served policy: the model id, when the server serves several")
+    .option("--policy-api-key <key>", "served policy: API key (default $DELIBERATE_POLICY_API_KEY); never printed or stored")
+    .option("--policy-params <n>", "served policy: parameter count, for FLOPs (without it FLOPs are reported as unknown)")
+    .option("--step-delimiter <text>", "served policy: the string between steps, \\n for a newline (default \\n\\n)")
+    .option("--chat-template <dir>", "served policy: format prompts with this tokenizer directory (tokenizer_config.json, tokenizer.json) instead of the server's /tokenize")
+    .option("--verifier-model <id>", "served verifier: the model id, when the server serves several")
+    .option("--verifier-api-key <key>", "served verifier: API key (default $DELIBERATE_VERIFIER_API_KEY); never printed or stored")
+    .option("--verifier-params <n>", "served verifier: parameter count, for FLOPs")
+    .addOption(new Option("--verifier-format <format>", "served verifier: input and output convention (default qwen-prm)").choices([...VERIFIER_FORMATS]));
 }
 
 export interface LoadedModels {
@@ -37,11 +91,26 @@ export interface LoadedModels {
 
 export async function loadModels(flags: ModelFlags): Promise<LoadedModels> {
   const options = { device: flags.device, ...(flags.threads ? { threads: flags.threads } : {}) };
-  const policy = await loadPolicy(flags.policy, options);
+  const policy = isUrl(flags.policy)
+    ? await connectPolicy(urlsOf(flags.policy), {
+        model: flags.policyModel,
+        apiKey: flags.policyApiKey ?? process.env.DELIBERATE_POLICY_API_KEY,
+        parameters: flags.policyParams ?? null,
+        stepDelimiter: flags.stepDelimiter === undefined ? undefined : unescape(flags.stepDelimiter),
+        chatTemplate: flags.chatTemplate,
+      })
+    : await loadPolicy(flags.policy, options);
   let verifier: StepVerifier | null = null;
   try {
     if (flags.verifier === "rule") verifier = new SynthRuleVerifier();
-    else if (flags.verifier !== "none") verifier = await loadVerifier(flags.verifier, options);
+    else if (isUrl(flags.verifier)) {
+      verifier = await connectVerifier(urlsOf(flags.verifier), {
+        model: flags.verifierModel,
+        apiKey: flags.verifierApiKey ?? process.env.DELIBERATE_VERIFIER_API_KEY,
+        parameters: flags.verifierParams ?? null,
+        format: flags.verifierFormat,
+      });
+    } else if (flags.verifier !== "none") verifier = await loadVerifier(flags.verifier, options);
   } catch (error) {
     await policy.close();
     throw error;

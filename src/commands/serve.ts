@@ -153,5 +153,5 @@ export function registerServe(program: Command): void {
     .option("--request-timeout <s>", "seconds a search may take, queue wait included, before it is stopped with a 504", positiveInteger("--request-timeout"), 120)
     .option("--grace-period <s>", "on SIGTERM, seconds the searches in flight may finish before they are stopped", nonNegativeInteger("--grace-period"), 30)
     .option("--allocation <table.json>", "compute-optimal's allocation table (default: the one shipped for the embedded models)");
-  addModelOptions(command).action((flags: ServeFlags) => serve(flags));
+  addModelOptions(command, { served: false }).action((flags: ServeFlags) => serve(flags));
 }

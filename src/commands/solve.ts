@@ -7,7 +7,7 @@ import { WITHIN_CHAIN } from "../../strategies/revision.js";
 import { InputError } from "../errors.js";
 import { solve } from "../solve.js";
 import { defaultAllocationTable, loadAllocationTable } from "../allocation/table.js";
-import { addModelOptions, loadModels, positiveInteger, type ModelFlags } from "./model-options.js";
+import { addModelOptions, loadModels, positiveInteger, splitServedFlags, type ModelFlags } from "./model-options.js";
 
 interface SolveFlags extends ModelFlags {
   strategy: string;
@@ -89,7 +89,7 @@ export function registerSolve(program: Command): void {
     .option("--json", "print the whole result (candidates, step scores, search tree, compute) as JSON")
     .addHelpText("after", '\nExample:\n  deliberate solve --strategy beam --budget 16 "Compute (17 + 5) * 3 - 8."');
   addModelOptions(command).action(async (problem: string, flags: SolveFlags) => {
-    const models = await loadModels(flags);
+    const models = await loadModels({ ...flags, ...splitServedFlags({ ...flags }).served });
     try {
       const result = await solve(problem, {
         strategy: flags.strategy,
@@ -115,7 +115,7 @@ export function registerSolve(program: Command): void {
       const c = result.compute;
       console.log(
         `compute: ${c.generations} generations, ${c.generatedTokens} generated + ${c.prefilledTokens} prefilled + ${c.verifierTokens} verifier tokens, ` +
-          `${(c.flops / 1e9).toFixed(2)} GFLOP, ${c.policyCalls} policy / ${c.verifierCalls} verifier calls, ${(c.wallMs / 1000).toFixed(1)} s`,
+          `${c.flops === null ? "unknown" : (c.flops / 1e9).toFixed(2)} GFLOP, ${c.policyCalls} policy / ${c.verifierCalls} verifier calls, ${(c.wallMs / 1000).toFixed(1)} s`,
       );
     } finally {
       await models.close();

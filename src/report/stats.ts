@@ -224,7 +224,8 @@ export function summarize(results: readonly BenchResult[], options: BootstrapOpt
         errors: items.filter((item) => item.error !== null).length,
         meanGenerations: meanPerProblem(items, (item) => item.compute?.generations ?? null),
         meanGeneratedTokens: meanPerProblem(items, (item) => item.compute?.generatedTokens ?? null),
-        meanFlops: meanPerProblem(items, (item) => item.compute?.flops ?? null),
+        // Unknown (null) when any item's FLOPs are unknown: a mean over the others would understate it.
+        meanFlops: items.some((item) => item.compute?.flops === null) ? null : meanPerProblem(items, (item) => item.compute?.flops ?? null),
         meanWallMs: meanPerProblem(items, (item) => item.ms) as number,
       });
     }

@@ -7,7 +7,6 @@
  * tokens appended to a branch (a prompt's suffix after a cached prefix), decoding with any stop
  * strings and top log-probabilities (`decode`), tokenizing, and counts of the batches it decoded.
  */
-import type { ComputeMeter } from "../meter.js";
 import type { Branch, ExtendOptions, Policy, PolicyPrompt, StepResult } from "../policy.js";
 import type { ExtendRequest, ExtendResult } from "./decoder-engine.js";
 export type { ExtendResult, TokenLogprob } from "./decoder-engine.js";
@@ -33,12 +32,12 @@ class OnnxBranch implements Branch {
   steps: string[] = [];
   finished = false;
   generatedTokens = 0;
+  promptTokens = 0;
   released = false;
 
   constructor(
     readonly id: number,
     private readonly owner: OnnxPolicy,
-    readonly meter: ComputeMeter,
   ) {}
 
   fork(): Branch {
@@ -47,6 +46,7 @@ class OnnxBranch implements Branch {
     child.steps = [...this.steps];
     child.finished = this.finished;
     child.generatedTokens = this.generatedTokens;
+    child.promptTokens = this.promptTokens;
     return child;
   }
 
@@ -111,12 +111,11 @@ export class OnnxPolicy implements Policy {
   }
 
   /** A branch after the given token ids, prefilled in one run (no prompt format applied). */
-  async startFromTokens(tokens: readonly number[], meter: ComputeMeter): Promise<Branch> {
+  async startFromTokens(tokens: readonly number[]): Promise<Branch> {
     if (tokens.length === 0) throw new Error("startFromTokens: no tokens");
-    const branch = new OnnxBranch(this.nextBranch++, this, meter);
+    const branch = new OnnxBranch(this.nextBranch++, this);
     await this.extends.exclusive(() => this.client.call("startTokens", { branch: branch.id, tokens }));
-    meter.countPrefill(tokens.length, this.parameters);
-    meter.policyCalls++;
+    branch.promptTokens = tokens.length;
     return branch;
   }
 
@@ -125,8 +124,7 @@ export class OnnxPolicy implements Policy {
     const own = this.own(branch);
     if (tokens.length === 0) return;
     await this.extends.exclusive(() => this.client.call("append", { branch: own.id, tokens }));
-    own.meter.countPrefill(tokens.length, this.parameters);
-    own.meter.policyCalls += tokens.length;
+    own.promptTokens += tokens.length;
   }
 
   private own(branch: Branch): OnnxBranch {
@@ -134,16 +132,15 @@ export class OnnxPolicy implements Policy {
     return branch;
   }
 
-  async start(prompt: PolicyPrompt, meter: ComputeMeter): Promise<Branch> {
-    const branch = new OnnxBranch(this.nextBranch++, this, meter);
+  async start(prompt: PolicyPrompt): Promise<Branch> {
+    const branch = new OnnxBranch(this.nextBranch++, this);
     const { promptTokens } = await this.extends.exclusive(() => this.client.call<{ promptTokens: number }>("start", { branch: branch.id, prompt }));
-    meter.countPrefill(promptTokens, this.parameters);
-    meter.policyCalls++;
+    branch.promptTokens = promptTokens;
     return branch;
   }
 
   forkBranch(parent: OnnxBranch): OnnxBranch {
-    const child = new OnnxBranch(this.nextBranch++, this, parent.meter);
+    const child = new OnnxBranch(this.nextBranch++, this);
     this.client.send("fork", { parent: parent.id, child: child.id });
     return child;
   }
@@ -154,7 +151,7 @@ export class OnnxPolicy implements Policy {
 
   async extend(branches: readonly Branch[], options: ExtendOptions): Promise<StepResult[]> {
     const results = await this.decode(branches, options);
-    return results.map(({ text, tokens, logprobs, stopReason }) => ({ text, tokens, logprobs, stopReason }));
+    return results.map(({ text, tokens, logprobs, stopReason, runs }) => ({ text, tokens, logprobs, stopReason, calls: runs }));
   }
 
   /** `extend` with the worker's full results: token ids, the stop string met, the uncut text, top log-probabilities. */
@@ -180,10 +177,7 @@ export class OnnxPolicy implements Policy {
       if (result.text !== "") branch.steps.push(result.text);
       branch.finished = result.stopReason === "eos" || result.stopReason === "max-length";
       branch.generatedTokens += result.tokens;
-      branch.meter.countGenerated(result.tokens, this.parameters);
     });
-    const meter = own[0]?.meter;
-    if (meter) meter.policyCalls += Math.max(0, ...results.map((result) => result.runs));
     return results;
   }
 

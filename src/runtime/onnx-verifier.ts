@@ -1,5 +1,5 @@
 /** A StepVerifier backed by the ONNX process reward model in a worker thread; calls are coalesced. */
-import type { ScoreRequest, StepVerifier } from "../policy.js";
+import type { ScoreRequest, StepScores, StepVerifier } from "../policy.js";
 import { Coalescer } from "./coalescer.js";
 import type { ModelInfo } from "./model-worker.js";
 import type { PrmRequest, PrmResult } from "./prm-engine.js";
@@ -25,13 +25,11 @@ export class OnnxStepVerifier implements StepVerifier {
     this.maxSequenceTokens = info.maxSequenceTokens;
   }
 
-  async scoreSteps(requests: readonly ScoreRequest[], signal?: AbortSignal): Promise<number[][]> {
+  async scoreSteps(requests: readonly ScoreRequest[], signal?: AbortSignal): Promise<StepScores[]> {
     signal?.throwIfAborted();
     if (requests.length === 0) return [];
     const results = await this.scores.submit(requests.map(({ problem, steps }) => ({ problem, steps })));
-    requests.forEach((request, i) => request.meter.countVerifier((results[i] as PrmResult).tokens, this.parameters));
-    for (const meter of new Set(requests.map((request) => request.meter))) meter.verifierCalls++;
-    return results.map((result) => result.scores);
+    return results.map(({ scores, tokens }) => ({ scores, tokens }));
   }
 
   async close(): Promise<void> {

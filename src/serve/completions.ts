@@ -10,7 +10,6 @@
  * random. Seeds are used modulo 2^32 (the sampler's Mersenne Twister takes 32 bits).
  */
 import { randomInt } from "node:crypto";
-import { ComputeMeter } from "../meter.js";
 import type { Branch } from "../policy.js";
 import type { ExtendResult, OnnxPolicy } from "../runtime/onnx-policy.js";
 import type { PrefixCache } from "./prefix-cache.js";
@@ -77,9 +76,9 @@ function checkContextLength(promptTokens: number, maxTokens: number | null, maxM
 }
 
 /** A branch at the end of `tokens`, resumed from the longest cached prefix; the caller owns it. */
-async function branchAt(policy: OnnxPolicy, cache: PrefixCache, tokens: number[], meter: ComputeMeter): Promise<Branch> {
+async function branchAt(policy: OnnxPolicy, cache: PrefixCache, tokens: number[]): Promise<Branch> {
   const cached = cache.lookup(tokens);
-  if (cached === null) return policy.startFromTokens(tokens, meter);
+  if (cached === null) return policy.startFromTokens(tokens);
   // Cached branches are never advanced: fork, then feed the tokens the prompt adds.
   const branch = cached.branch.fork();
   try {
@@ -134,7 +133,6 @@ export async function createCompletion(
   const stop = request.stop === null || request.stop === undefined ? [] : typeof request.stop === "string" ? [request.stop] : request.stop;
   if (stop.includes("")) throw badRequest("stop: an empty stop string would end every completion at once");
   const baseSeed = request.seed ?? randomInt(0, 2 ** 31);
-  const meter = new ComputeMeter();
 
   // One branch per choice, forked from the prompt's branch; the prompt's branch is then cached,
   // so that later requests with this prompt (best-of-N, n > 1) start from it.
@@ -142,7 +140,7 @@ export async function createCompletion(
   let results: ExtendResult[];
   try {
     for (const tokens of prompts) {
-      const promptBranch = await branchAt(policy, cache, tokens, meter);
+      const promptBranch = await branchAt(policy, cache, tokens);
       for (let j = 0; j < request.n; j++) choices.push({ tokens, branch: promptBranch.fork(), seed: baseSeed + j });
       cache.insert(tokens, promptBranch);
     }

@@ -10,7 +10,6 @@ import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import { z } from "zod";
 import { describeZodError, InputError } from "../errors.js";
-import { ComputeMeter } from "../meter.js";
 import type { StepVerifier } from "../policy.js";
 import type { OnnxPolicy } from "../runtime/onnx-policy.js";
 import { OnnxStepVerifier } from "../runtime/onnx-verifier.js";
@@ -312,7 +311,6 @@ export function buildServer(options: ServeOptions): BuiltServer {
       throw badRequest(`task: deliberate serve pools only with "token_classify" (a PRM's per-step scores), got "${body.task}"`);
     }
     const inputs = typeof body.input === "string" ? [body.input] : body.input;
-    const meter = new ComputeMeter();
     const requests = inputs.map((input, i) => {
       const parsed = parseQwenPrmInput(input);
       if (parsed === null) {
@@ -321,17 +319,18 @@ export function buildServer(options: ServeOptions): BuiltServer {
             `Qwen2.5 chat format, each step of the assistant's answer followed by ${QWEN_PRM_STEP_TAG})`,
         );
       }
-      return { ...parsed, meter };
+      return parsed;
     });
-    const scores = await (verifier as StepVerifier).scoreSteps(requests);
+    const answers = await (verifier as StepVerifier).scoreSteps(requests);
+    const tokens = answers.reduce((sum, answer) => sum + answer.tokens, 0);
     return {
       id: `pool-${Date.now().toString(16)}`,
       object: "list",
       created: Math.floor(Date.now() / 1000),
       model,
       // One [p_negative, p_positive] row per step tag, as vLLM's step pooler returns for Qwen2.5-Math-PRM.
-      data: scores.map((steps, index) => ({ index, object: "pooling", data: steps.map((p) => [1 - p, p]) })),
-      usage: { prompt_tokens: meter.verifierTokens, total_tokens: meter.verifierTokens, completion_tokens: 0, prompt_tokens_details: null },
+      data: answers.map(({ scores }, index) => ({ index, object: "pooling", data: scores.map((p) => [1 - p, p]) })),
+      usage: { prompt_tokens: tokens, total_tokens: tokens, completion_tokens: 0, prompt_tokens_details: null },
     };
   });
 

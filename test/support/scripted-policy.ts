@@ -4,7 +4,7 @@
  * survive, what is spent and which answer wins. The policy checks how it is used (no extending a
  * released or finished branch, no releasing twice) and counts live branches.
  */
-import type { Branch, ExtendOptions, Policy, PolicyPrompt, ScoreRequest, StepResult, StepVerifier, StopReason } from "../../src/policy.js";
+import type { Branch, ExtendOptions, Policy, PolicyPrompt, ScoreRequest, StepResult, StepScores, StepVerifier, StopReason } from "../../src/policy.js";
 import { Random } from "../../src/random.js";
 import { ComputeMeter } from "../../src/meter.js";
 import type { StrategyContext } from "../../src/strategy.js";
@@ -63,14 +63,14 @@ class ScriptedBranch implements Branch {
   constructor(
     readonly policy: ScriptedPolicy,
     readonly prompt: PolicyPrompt,
-    readonly meter: ComputeMeter,
+    readonly promptTokens: number,
   ) {
     policy.opened();
   }
 
   fork(): Branch {
     if (this.released) throw new Error("fork of a released branch");
-    const copy = new ScriptedBranch(this.policy, this.prompt, this.meter);
+    const copy = new ScriptedBranch(this.policy, this.prompt, this.promptTokens);
     copy.steps = [...this.steps];
     copy.finished = this.finished;
     copy.generatedTokens = this.generatedTokens;
@@ -102,7 +102,7 @@ export class ScriptedPolicy implements Policy {
 
   constructor(
     private readonly script: StepScript,
-    readonly parameters = 1_000,
+    readonly parameters: number | null = 1_000,
   ) {}
 
   opened(): void {
@@ -114,11 +114,9 @@ export class ScriptedPolicy implements Policy {
     this.live -= 1;
   }
 
-  start(prompt: PolicyPrompt, meter: ComputeMeter): Promise<Branch> {
+  start(prompt: PolicyPrompt): Promise<Branch> {
     this.prompts.push(prompt);
-    meter.countPrefill(prompt.problem.length + (prompt.previousAttempts ?? []).join("").length, this.parameters);
-    meter.policyCalls += 1;
-    return Promise.resolve(new ScriptedBranch(this, prompt, meter));
+    return Promise.resolve(new ScriptedBranch(this, prompt, prompt.problem.length + (prompt.previousAttempts ?? []).join("").length));
   }
 
   extend(branches: readonly Branch[], options: ExtendOptions): Promise<StepResult[]> {
@@ -150,11 +148,9 @@ export class ScriptedPolicy implements Policy {
       branch.steps.push(text);
       branch.generatedTokens += tokens;
       branch.finished = stopReason === "eos";
-      branch.meter.countGenerated(tokens, this.parameters);
       this.generatedTokens += tokens;
-      return { text, tokens, logprobs: new Array<number>(tokens).fill(-0.5), stopReason };
+      return { text, tokens, logprobs: new Array<number>(tokens).fill(-0.5), stopReason, calls: 1 };
     });
-    for (const meter of new Set(batch.map((branch) => branch.meter))) meter.policyCalls += 1;
     return Promise.resolve(results);
   }
 
@@ -174,7 +170,7 @@ export class ScriptedVerifier implements StepVerifier {
 
   constructor(
     private readonly scoreOf: ScoreScript,
-    readonly parameters = 100,
+    readonly parameters: number | null = 100,
   ) {}
 
   /** Scores a prefix by its last step's text; steps not listed score `otherwise`. */
@@ -182,15 +178,14 @@ export class ScriptedVerifier implements StepVerifier {
     return new ScriptedVerifier((steps) => scores[steps[steps.length - 1] ?? ""] ?? otherwise);
   }
 
-  scoreSteps(requests: readonly ScoreRequest[], signal?: AbortSignal): Promise<number[][]> {
+  scoreSteps(requests: readonly ScoreRequest[], signal?: AbortSignal): Promise<StepScores[]> {
     signal?.throwIfAborted();
     this.calls.push(requests.map(({ problem, steps }) => ({ problem, steps: [...steps] })));
-    for (const meter of new Set(requests.map((request) => request.meter))) meter.verifierCalls += 1;
     return Promise.resolve(
-      requests.map(({ problem, steps, meter }) => {
-        meter.countVerifier(problem.length + steps.join("\n\n").length, this.parameters);
-        return steps.map((_, index) => this.scoreOf(steps.slice(0, index + 1), problem));
-      }),
+      requests.map(({ problem, steps }) => ({
+        scores: steps.map((_, index) => this.scoreOf(steps.slice(0, index + 1), problem)),
+        tokens: problem.length + steps.join("\n\n").length,
+      })),
     );
   }
 
