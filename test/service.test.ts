@@ -14,6 +14,8 @@ import { loadPolicy, loadVerifier } from "../src/runtime/load.js";
 import type { OnnxPolicy } from "../src/runtime/onnx-policy.js";
 import type { OnnxStepVerifier } from "../src/runtime/onnx-verifier.js";
 import { createServer, type RunningServer, type ServiceOptions } from "../src/serve/server.js";
+import { connectPolicy } from "../src/served/policy.js";
+import { connectVerifier } from "../src/served/verifier.js";
 import { solve } from "../src/solve.js";
 import type { ComputeReport } from "../src/meter.js";
 
@@ -192,6 +194,46 @@ describe("strategies as chat models", () => {
     expect(chunks.map((chunk) => chunk.choices[0]?.delta.content ?? "").join("")).toBe(plain.choices[0]?.message.content);
     expect(chunks.find((chunk) => chunk.choices[0]?.finish_reason)?.choices[0]?.finish_reason).toBe(plain.choices[0]?.finish_reason);
     expect(chunks.at(-1)?.usage).toEqual(plain.usage);
+  });
+});
+
+describe("searching with served models", () => {
+  it("runs the strategies with a policy and PRM served by another server, and does not host them again", async () => {
+    const servedPolicy = await connectPolicy(`${server.url}/v1`, { model: "deliberate-policy", apiKey: KEY });
+    const servedVerifier = await connectVerifier(`${server.url}/v1`, { model: "deliberate-prm", apiKey: KEY });
+    try {
+      const front = await createServer({
+        policy: servedPolicy,
+        verifier: servedVerifier,
+        policyName: "deliberate-policy",
+        verifierName: "deliberate-prm",
+        host: "127.0.0.1",
+        port: 0,
+        prefixCache: { maxEntries: 256, maxBytes: 64 * 2 ** 20 },
+        strategyDefaults: { "compute-optimal": { table } },
+      });
+      servers.push(front);
+      const frontClient = new OpenAI({ baseURL: `${front.url}/v1`, apiKey: "none", maxRetries: 0, timeout: 60_000 });
+      const ids = (await frontClient.models.list()).data.map((model) => model.id);
+      expect(ids).toContain("beam-4");
+      expect(ids).not.toContain("deliberate-policy");
+      expect(ids).not.toContain("deliberate-prm");
+      const reply = (await frontClient.chat.completions.create({
+        model: "beam-4",
+        messages: [{ role: "user", content: PROBLEM }],
+        seed: 3,
+        deliberate: { details: true },
+      } as unknown as ChatCompletionCreateParamsNonStreaming)) as unknown as Searched;
+      expect(reply.choices[0]?.message.content).toContain("\\boxed");
+      expect(reply.deliberate.candidates).toHaveLength(4);
+      expect(reply.usage?.completion_tokens).toBeGreaterThan(0);
+      expect(reply.deliberate.compute?.verifierTokens).toBeGreaterThan(0);
+      const raw = await errorOf(frontClient.completions.create({ model: "deliberate-policy", prompt: PROBLEM }));
+      expect(raw.status).toBe(404);
+    } finally {
+      await servedPolicy.close();
+      await servedVerifier.close();
+    }
   });
 });
 

@@ -10,7 +10,8 @@ import type { OnnxPolicy } from "../runtime/onnx-policy.js";
 import type { PrefixCache } from "./prefix-cache.js";
 
 export interface MetricSources {
-  policy: OnnxPolicy;
+  /** The hosted policy; null when the policy is a served model (its branches live on its server). */
+  policy: OnnxPolicy | null;
   cache: PrefixCache;
   /** Searches running and waiting for a slot. */
   searches(): { running: number; queued: number };
@@ -60,7 +61,7 @@ export class ServerMetrics {
       help: "branches (decoding states) the policy holds, searches' and the prefix cache's",
       registers,
       async collect() {
-        this.set((await sources.policy.stats()).liveBranches);
+        this.set(sources.policy ? (await sources.policy.stats()).liveBranches : 0);
       },
     });
     new Gauge({
@@ -68,7 +69,7 @@ export class ServerMetrics {
       help: "bytes of decoding state the policy holds",
       registers,
       async collect() {
-        this.set((await sources.policy.stats()).heldStateBytes);
+        this.set(sources.policy ? (await sources.policy.stats()).heldStateBytes : 0);
       },
     });
     // Totals kept by the prefix cache and the policy, mirrored at scrape time (a counter has no set()).
@@ -80,7 +81,7 @@ export class ServerMetrics {
       }
     };
     const cache = () => sources.cache.stats();
-    const batches = () => sources.policy.decodeBatches();
+    const batches = () => sources.policy?.decodeBatches() ?? { batches: 0, branchSteps: 0, largestBatch: 0 };
     mirrored("deliberate_prefix_cache_hits_total", "completion prompts that resumed from a cached prefix", () => cache().hits, "counter");
     mirrored("deliberate_prefix_cache_misses_total", "completion prompts prefilled from scratch", () => cache().misses, "counter");
     mirrored("deliberate_prefix_cache_reused_tokens_total", "prompt tokens not prefilled thanks to the cache", () => cache().reusedTokens, "counter");

@@ -10,9 +10,10 @@ import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import { z } from "zod";
 import { describeZodError, InputError } from "../errors.js";
-import type { StepVerifier } from "../policy.js";
-import type { OnnxPolicy } from "../runtime/onnx-policy.js";
+import type { Policy, StepVerifier } from "../policy.js";
+import { OnnxPolicy } from "../runtime/onnx-policy.js";
 import { OnnxStepVerifier } from "../runtime/onnx-verifier.js";
+import { ServedStepVerifier } from "../served/verifier.js";
 import { messagesToPrompt } from "../served/messages.js";
 import { parseQwenPrmInput, QWEN_PRM_STEP_TAG } from "../served/qwen-prm.js";
 import type { SolveResult } from "../solve.js";
@@ -56,8 +57,12 @@ export const serviceOptionsSchema = z.object({
 export type ServiceOptions = z.input<typeof serviceOptionsSchema>;
 
 export interface ServeOptions {
-  policy: OnnxPolicy;
-  /** The step verifier behind /pooling; null serves none. */
+  /**
+   * The policy the strategies search with. A local one (OnnxPolicy) is also hosted behind vLLM's
+   * API; a served one (ServedPolicy, a model at another server's URL) is only searched with.
+   */
+  policy: Policy;
+  /** The step verifier the strategies score with, hosted behind /pooling unless it is itself served; null: none. */
   verifier: StepVerifier | null;
   /** Names the models go by in requests and in /v1/models. */
   policyName: string;
@@ -117,8 +122,11 @@ function clientGone(reply: FastifyReply): AbortSignal {
 
 export function buildServer(options: ServeOptions): BuiltServer {
   const { policy, verifier, policyName, verifierName } = options;
+  // The models behind the raw face: the local ones (a model served elsewhere is not served again).
+  const hosted = policy instanceof OnnxPolicy ? policy : null;
+  const hostedVerifier = verifier instanceof ServedStepVerifier ? null : verifier;
   const service = parseServiceOptions(options.service);
-  const cache = new PrefixCache(options.prefixCache, (length) => policy.stateBytes(length));
+  const cache = new PrefixCache(hosted ? options.prefixCache : { maxEntries: 0, maxBytes: 0 }, (length) => hosted?.stateBytes(length) ?? 0);
   // Large pooling requests (many solutions in one call) exceed fastify's 1 MiB default; the search routes have their own limit.
   const app = Fastify({ bodyLimit: 64 * 2 ** 20 });
   const created = Math.floor(Date.now() / 1000);
@@ -128,7 +136,7 @@ export function buildServer(options: ServeOptions): BuiltServer {
     { concurrency: service.maxConcurrent, maxQueue: service.maxQueue, timeoutMs: service.requestTimeoutMs },
     (compute) => metrics.countSearchTokens(compute),
   );
-  const metrics = new ServerMetrics({ policy, cache, searches: () => runner.counts() });
+  const metrics = new ServerMetrics({ policy: hosted, cache, searches: () => runner.counts() });
   const settings: SearchSettings = { maxBudget: service.maxBudget, hasVerifier: verifier !== null, strategyDefaults: options.strategyDefaults ?? {} };
   const searchRoute = { bodyLimit: service.maxBodyBytes };
 
@@ -149,18 +157,22 @@ export function buildServer(options: ServeOptions): BuiltServer {
     });
   }
 
-  /** The model a request names (or the endpoint's default), checked as vLLM checks it. */
+  /** The hosted model a request names (or the endpoint's default), checked as vLLM checks it. */
   const modelFor = (requested: string | null | undefined, needs: "policy" | "verifier"): string => {
-    const served = needs === "policy" ? policyName : verifier ? verifierName : null;
+    const served = needs === "policy" ? (hosted ? policyName : null) : hostedVerifier ? verifierName : null;
     if (requested === null || requested === undefined) {
-      if (served === null) throw badRequest("no reward model is served (deliberate serve was started with --verifier none)");
+      if (served === null) {
+        throw badRequest(needs === "policy" ? "no policy is hosted here (its policy is a served model)" : "no reward model is hosted here (--verifier none, or a served one)");
+      }
       return served;
     }
     if (requested === served) return served;
-    if (requested === policyName) throw badRequest(`The model \`${requested}\` is a policy (generative) model; this endpoint needs a reward model`);
-    if (verifier && requested === verifierName) throw badRequest(`The model \`${requested}\` is a reward model; this endpoint needs a generative model`);
+    if (hosted && requested === policyName) throw badRequest(`The model \`${requested}\` is a policy (generative) model; this endpoint needs a reward model`);
+    if (hostedVerifier && requested === verifierName) throw badRequest(`The model \`${requested}\` is a reward model; this endpoint needs a generative model`);
     throw unknownModel(requested);
   };
+  /** The hosted policy, once `modelFor(..., "policy")` has accepted a request (it refuses every name when none is hosted). */
+  const hostedPolicy = () => hosted as OnnxPolicy;
 
   app.setErrorHandler((error: Error & { statusCode?: number }, _request, reply) => {
     if (error instanceof ApiError) return reply.code(error.status).headers(error.headers).send(errorBody(error));
@@ -178,11 +190,12 @@ export function buildServer(options: ServeOptions): BuiltServer {
   app.get("/health", async (_request, reply) => reply.code(200).send());
 
   app.get("/v1/models", async () => {
-    const card = (id: string, maxModelLen: number) => ({ id, object: "model", created, owned_by: "deliberate", root: id, parent: null, max_model_len: maxModelLen, permission: [] });
-    const data = [card(policyName, policy.maxSequenceTokens)];
+    const card = (id: string, maxModelLen: number | null) => ({ id, object: "model", created, owned_by: "deliberate", root: id, parent: null, max_model_len: maxModelLen, permission: [] });
+    const maxModelLen = hosted?.maxSequenceTokens ?? null;
+    const data = hosted ? [card(policyName, maxModelLen)] : [];
     // A verifier that is not a model (the synthetic task's rule checker) has no length limit of its own.
-    if (verifier) data.push(card(verifierName, verifier instanceof OnnxStepVerifier ? verifier.maxSequenceTokens : policy.maxSequenceTokens));
-    for (const id of strategyModelIds(settings)) data.push(card(id, policy.maxSequenceTokens));
+    if (hostedVerifier) data.push(card(verifierName, hostedVerifier instanceof OnnxStepVerifier ? hostedVerifier.maxSequenceTokens : maxModelLen));
+    for (const id of strategyModelIds(settings)) data.push(card(id, maxModelLen));
     return { object: "list", data };
   });
 
@@ -199,7 +212,7 @@ export function buildServer(options: ServeOptions): BuiltServer {
 
   app.post("/v1/chat/completions", searchRoute, async (request, reply) => {
     const body = parseBody(chatRequest, request.body);
-    if (body.model === policyName || (verifier && body.model === verifierName)) {
+    if ((hosted && body.model === policyName) || (hostedVerifier && body.model === verifierName)) {
       throw badRequest(`The model \`${body.model}\` is hosted for raw completions (/v1/completions, /pooling); chat is served by the strategy models (GET /v1/models)`);
     }
     const job = resolveJob(body.model, body.deliberate, settings);
@@ -253,10 +266,10 @@ export function buildServer(options: ServeOptions): BuiltServer {
 
   app.post("/v1/completions", searchRoute, async (request, reply) => {
     const named = (request.body as { model?: unknown } | null)?.model;
-    if (typeof named === "string" && named !== policyName && parseStrategyModel(named) !== null) return strategyCompletion(request.body, reply);
+    if (typeof named === "string" && !(hosted && named === policyName) && parseStrategyModel(named) !== null) return strategyCompletion(request.body, reply);
     const body = parseBody(completionRequest, request.body);
     const model = modelFor(body.model, "policy");
-    return createCompletion(policy, cache, model, request.body as Record<string, unknown>, body);
+    return createCompletion(hostedPolicy(), cache, model, request.body as Record<string, unknown>, body);
   });
 
   /** A strategy model through the completions API: the prompt is the problem, the text the chosen solution. */
@@ -279,13 +292,13 @@ export function buildServer(options: ServeOptions): BuiltServer {
   app.post("/tokenize", async (request) => {
     const isChat = typeof request.body === "object" && request.body !== null && "messages" in request.body;
     const tokens = isChat ? await tokenizeChat(parseBody(tokenizeChatRequest, request.body)) : await tokenizeText(parseBody(tokenizeCompletionRequest, request.body));
-    return { count: tokens.length, max_model_len: policy.maxSequenceTokens, tokens, token_strs: null };
+    return { count: tokens.length, max_model_len: hostedPolicy().maxSequenceTokens, tokens, token_strs: null };
   });
 
   const tokenizeText = (body: z.infer<typeof tokenizeCompletionRequest>): Promise<number[]> => {
     modelFor(body.model, "policy");
     if (body.return_token_strs) throw badRequest("return_token_strs is not supported by deliberate serve");
-    return policy.tokenize(body.prompt, body.add_special_tokens);
+    return hostedPolicy().tokenize(body.prompt, body.add_special_tokens);
   };
 
   /** Messages in the shared convention (src/served/messages.ts), rendered in the model's own prompt format. */
@@ -301,7 +314,7 @@ export function buildServer(options: ServeOptions): BuiltServer {
     } catch (error) {
       throw badRequest((error as Error).message);
     }
-    return policy.renderPrompt(prompt);
+    return hostedPolicy().renderPrompt(prompt);
   };
 
   app.post("/pooling", async (request) => {
@@ -321,7 +334,7 @@ export function buildServer(options: ServeOptions): BuiltServer {
       }
       return parsed;
     });
-    const answers = await (verifier as StepVerifier).scoreSteps(requests);
+    const answers = await (hostedVerifier as StepVerifier).scoreSteps(requests);
     const tokens = answers.reduce((sum, answer) => sum + answer.tokens, 0);
     return {
       id: `pool-${Date.now().toString(16)}`,
