@@ -342,6 +342,19 @@ describe("as a service", () => {
     await until(held, "the timed-out search's branches to be freed");
   });
 
+  it("on close, stops the searches still running after the grace period with a 503 and frees their branches", async () => {
+    const closing = await start({ graceMs: 200 });
+    const closingClient = new OpenAI({ baseURL: `${closing.url}/v1`, apiKey: "none", maxRetries: 0 });
+    const body = { model: "best-of-n-16", messages: [{ role: "user", content: PROBLEM }], ...SLOW } as unknown as ChatCompletionCreateParamsNonStreaming;
+    const running = errorOf(closingClient.chat.completions.create(body));
+    await until(() => closing.runner.counts().running === 1, "the search to run");
+    await closing.close();
+    const error = await running;
+    expect(error.status).toBe(503);
+    expect(error.message).toMatch(/shutting down/);
+    await until(held, "the stopped search's branches to be freed");
+  });
+
   it("reports requests, latency, tokens, the queue and the decoding state in Prometheus text", async () => {
     const response = await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${KEY}` } });
     expect(response.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);

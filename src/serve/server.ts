@@ -140,12 +140,19 @@ export function buildServer(options: ServeOptions): BuiltServer {
   const settings: SearchSettings = { maxBudget: service.maxBudget, hasVerifier: verifier !== null, strategyDefaults: options.strategyDefaults ?? {} };
   const searchRoute = { bodyLimit: service.maxBodyBytes };
 
-  // Counted when the connection closes, so that streams and clients that went away (499, as nginx logs them) are counted too.
+  // While closing, a keep-alive connection that a request in flight leaves idle is closed at once:
+  // server.close() only closes the connections idle when it is called, and would wait for the rest.
+  let closing = false;
+  app.addHook("preClose", async () => {
+    closing = true;
+  });
+  // Counted when the response closes, so that streams and clients that went away (499, as nginx logs them) are counted too.
   app.addHook("onRequest", async (request, reply) => {
     const started = performance.now();
     reply.raw.once("close", () => {
       const status = reply.raw.writableFinished ? reply.raw.statusCode : 499;
       metrics.observeRequest(request.routeOptions.url ?? "unmatched", status, (performance.now() - started) / 1000);
+      if (closing) setImmediate(() => app.server.closeIdleConnections());
     });
   });
   if (service.apiKey !== undefined) {
