@@ -2,7 +2,7 @@
 import { createInterface } from "node:readline";
 import { open } from "node:fs/promises";
 import type { z } from "zod";
-import { describeZodError, InputError } from "../src/errors.js";
+import { describeZodError, InputError, systemErrorMeaning } from "../src/errors.js";
 
 /** What to do with a line that is not valid JSON or fails the schema. */
 export type OnBadLine = "stop" | "skip";
@@ -39,8 +39,12 @@ export async function* readJsonl<S extends z.ZodType>(
 ): AsyncGenerator<JsonlRecord<z.output<S>>> {
   const onBadLine = options.onBadLine ?? "stop";
   const handle = await open(file).catch((error: NodeJS.ErrnoException) => {
-    throw new InputError(`cannot read ${file}: ${error.code === "ENOENT" ? "no such file" : error.message}`);
+    throw new InputError(`cannot read ${file}: ${systemErrorMeaning(error) ?? error.message}`);
   });
+  if ((await handle.stat()).isDirectory()) {
+    await handle.close();
+    throw new InputError(`cannot read ${file}: it is a directory, expected a JSONL file`);
+  }
   const input = handle.createReadStream({ encoding: "utf8", ...(options.end === undefined ? {} : { end: options.end }) });
   const lines = createInterface({ input, crlfDelay: Infinity });
   let line = 0;

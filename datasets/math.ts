@@ -25,7 +25,7 @@ const levelField = z
 /** One line of a MATH-style file, before the id (which needs the file name and line number). */
 export const mathLineSchema = z
   .object({
-    problem: z.string().min(1),
+    problem: z.string().refine((text) => text.trim() !== "", "expected the problem's text, got an empty one"),
     solution: z.string().optional(),
     answer: z.string().optional(),
     subject: z.string().optional(),
@@ -90,6 +90,12 @@ export class MathJsonlDataset implements Dataset {
       yield problem;
     }
   }
+}
+
+/** A problem as a line of a MATH-style file, in the fields this loader reads (so it loads back the same). */
+export function toMathLine(problem: Problem): Record<string, unknown> {
+  const { id, level, ...rest } = problem;
+  return { unique_id: id, ...rest, level: level ?? "Level ?" };
 }
 
 export interface LoadResult {

@@ -5,7 +5,7 @@
  */
 import type { z } from "zod";
 import { isEquivalent, type Grader } from "../datasets/answer/grader.js";
-import { getStrategy } from "../strategies/registry.js";
+import { getStrategy, type StrategyName } from "../strategies/registry.js";
 import { cachedEquivalence } from "../verifiers/select.js";
 import { describeZodError, InputError } from "./errors.js";
 import { ComputeMeter } from "./meter.js";
@@ -14,8 +14,8 @@ import { Random } from "./random.js";
 import { limitsSchema, samplingSchema, type Limits, type Sampling, type Strategy, type StrategyContext, type StrategyResult } from "./strategy.js";
 
 export interface SolveOptions {
-  /** A strategy or its name (`best-of-n`, `beam`, `lookahead`, `dvts`, `revision`). */
-  strategy: string | Strategy;
+  /** A strategy or its registered name (`best-of-n`, `beam`, `lookahead`, `dvts`, `revision`, `compute-optimal`). */
+  strategy: StrategyName | Strategy;
   /** Budget N in generations. */
   budget: number;
   policy: Policy;
@@ -50,11 +50,19 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   return parsed.data;
 }
 
+/** Refuses an empty (or blank) problem, which no strategy can answer. */
+export function checkProblem(problem: string): void {
+  if (problem.trim() === "") throw new InputError("the problem is empty: give the problem's text");
+}
+
 export async function solve(problem: string, options: SolveOptions): Promise<SolveResult> {
+  checkProblem(problem);
   const strategy = typeof options.strategy === "string" ? getStrategy(options.strategy) : options.strategy;
   const params = parse(strategy.params, { ...options.params, budget: options.budget }, `${strategy.name} parameters`);
   const limits = parse(limitsSchema, options.limits ?? {}, "limits");
   const sampling = parse(samplingSchema, options.sampling ?? {}, "sampling options");
+  const verifierNeed = strategy.needsVerifier(params);
+  if (verifierNeed !== null && !options.verifier) throw new InputError(`${verifierNeed} needs a step verifier (a PRM), and none was given`);
   const { grader } = options;
   const result = await strategy.run(problem, {
     policy: options.policy,

@@ -30,12 +30,29 @@ export const samplingSchema = z.object({
 });
 export type Sampling = z.output<typeof samplingSchema>;
 
+/**
+ * The largest budget a strategy takes, in generations: far above the paper's largest (256), and
+ * below what would hold more decoding state than a machine has (each generation is a live branch).
+ */
+export const MAX_BUDGET = 1024;
+
 /** Parameters every strategy shares: the budget N in generations (the paper's unit), and the verifier rules. */
-export const budgetSchema = z.int().min(1);
+export const budgetSchema = z.int().min(1).max(MAX_BUDGET, `at most ${MAX_BUDGET} generations (the documented ceiling)`);
 export const aggregationSchema = z.enum(AGGREGATIONS).default("last");
 export const selectionSchema = z.enum(SELECTIONS).default("weighted");
 /** Beam width M: the expansions of each kept beam (beam, look-ahead) or proposals per step (DVTS). */
 export const beamWidthSchema = z.int().min(1).default(4);
+
+/**
+ * A strategy's parameter object: strict, so that a misspelt key (`selcet`) is an error naming it and
+ * the parameters there are, not silently ignored.
+ */
+export function strategyParams<S extends z.ZodRawShape>(strategy: string, shape: S) {
+  const names = Object.keys(shape).join(", ");
+  return z.strictObject(shape, {
+    error: (issue) => (issue.code === "unrecognized_keys" ? `${strategy} has no parameter ${issue.keys.join(", ")}; its parameters: ${names}` : undefined),
+  });
+}
 
 /** A refinement for strategies that split the budget by the beam width; `why` says how they use it. */
 export function budgetMultipleOfWidth(why: string) {
@@ -127,12 +144,17 @@ export interface StrategyResult {
   difficulty?: { score: number; bin: number; configuration: string | null };
 }
 
-export interface Strategy<P = unknown> {
+export interface Strategy<P = unknown, N extends string = string> {
   /** The name used on the CLI, in configs and in results. */
-  readonly name: string;
+  readonly name: N;
   readonly description: string;
-  /** Validates the parameters (the budget among them) and fills in defaults. */
+  /** Validates the parameters (the budget among them) and fills in defaults; unknown keys are errors (`strategyParams`). */
   readonly params: z.ZodType<P>;
+  /**
+   * Why a run with these parameters needs a step verifier (for the error when there is none), or
+   * null when it runs without one: checked before any work, by `solve` and by the bench's config.
+   */
+  needsVerifier(params: P): string | null;
   run(problem: string, context: StrategyContext, params: P): Promise<StrategyResult>;
 }
 

@@ -17,6 +17,7 @@ import {
   budgetSchema,
   highestScored,
   requireVerifier,
+  strategyParams,
   Search,
   selectionSchema,
   type Candidate,
@@ -25,8 +26,7 @@ import {
 } from "../src/strategy.js";
 import { selectCandidate } from "../verifiers/select.js";
 
-export const beamParams = z
-  .object({ budget: budgetSchema, beamWidth: beamWidthSchema, select: selectionSchema, aggregate: aggregationSchema })
+export const beamParams = strategyParams("beam", { budget: budgetSchema, beamWidth: beamWidthSchema, select: selectionSchema, aggregate: aggregationSchema })
   .superRefine(budgetMultipleOfWidth("beam search keeps budget / beamWidth beams each round and expands each beamWidth times"));
 export type BeamParams = z.output<typeof beamParams>;
 
@@ -60,10 +60,11 @@ export async function beamSearch(
   return candidates;
 }
 
-export const beam: Strategy<BeamParams> = {
+export const beam: Strategy<BeamParams, "beam"> = {
   name: "beam",
   description: "beam search over steps: keep the top N/M beams by PRM score each round, expand each M times",
   params: beamParams,
+  needsVerifier: () => "beam search",
 
   async run(problem, context, { budget, beamWidth, select, aggregate }) {
     requireVerifier(context, "beam search");

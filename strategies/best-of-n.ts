@@ -8,25 +8,32 @@
  * needs no verifier, and calls none) or `weighted` (answer group with the largest sum of scores).
  * Budget: exactly N generations.
  */
-import { z } from "zod";
-import { aggregationSchema, budgetSchema, requireVerifier, Search, selectionSchema, type Strategy } from "../src/strategy.js";
+import type { z } from "zod";
+import { aggregationSchema, budgetSchema, requireVerifier, Search, selectionSchema, strategyParams, type Strategy } from "../src/strategy.js";
 import { selectCandidate } from "../verifiers/select.js";
 
-export const bestOfNParams = z.object({
+export const bestOfNParams = strategyParams("best-of-n", {
   budget: budgetSchema,
   select: selectionSchema,
   aggregate: aggregationSchema,
 });
 export type BestOfNParams = z.output<typeof bestOfNParams>;
 
-export const bestOfN: Strategy<BestOfNParams> = {
+/** Only majority voting runs without a verifier. */
+function needsVerifier({ select }: Pick<BestOfNParams, "select">): string | null {
+  return select === "majority" ? null : `best-of-n with select=${select} (use select=majority without one)`;
+}
+
+export const bestOfN: Strategy<BestOfNParams, "best-of-n"> = {
   name: "best-of-n",
   description: "N independent samples; choose by highest score, majority vote or PRM-weighted vote",
   params: bestOfNParams,
+  needsVerifier,
 
   async run(problem, context, { budget, select, aggregate }) {
-    const scored = select !== "majority";
-    if (scored) requireVerifier(context, `best-of-n with select=${select} (use select=majority without one)`);
+    const need = needsVerifier({ select });
+    const scored = need !== null;
+    if (scored) requireVerifier(context, need);
     context.meter.countGenerations(budget);
     const search = new Search(problem, context, aggregate);
     try {

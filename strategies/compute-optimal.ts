@@ -24,7 +24,7 @@
  * estimate samples, when predicted).
  */
 import { z } from "zod";
-import { budgetSchema, requireVerifier, Search, type Strategy, type StrategyContext, type StrategyResult } from "../src/strategy.js";
+import { budgetSchema, requireVerifier, Search, strategyParams, type Strategy, type StrategyContext, type StrategyResult } from "../src/strategy.js";
 import { allocationTableSchema, binOfScore, lookupEntry, spreadAcrossBins, type AllocationEntry } from "../src/allocation/table.js";
 import { describeZodError, InputError } from "../src/errors.js";
 import { selectCandidate, SELECTIONS } from "../verifiers/select.js";
@@ -45,8 +45,7 @@ const NO_PASS_RATE =
   "compute-optimal with difficulty oracle needs each problem's oracle pass rate: give the bench a difficultyFile " +
   "(--difficulty-file: the difficulty.jsonl of `deliberate calibrate --difficulty-only`), or solve() a knownDifficulty";
 
-export const computeOptimalParams = z
-  .object({
+export const computeOptimalParams = strategyParams("compute-optimal", {
     budget: budgetSchema,
     /** The allocation table (`deliberate calibrate` writes one; a default ships in models/). */
     table: allocationTableSchema,
@@ -54,16 +53,25 @@ export const computeOptimalParams = z
     spread: z.boolean().default(false),
     /** Predicted from scored samples, or the oracle pass rate (for analysis: it needs the gold answer). */
     difficulty: z.enum(DIFFICULTY_SOURCES).default("predicted"),
-  })
+})
   .superRefine(({ table, difficulty }, issues) => {
     if (difficulty === "oracle" && table.oracle === undefined) issues.addIssue({ code: "custom", path: ["table"], message: NO_ORACLE_SECTION });
   });
 export type ComputeOptimalParams = z.output<typeof computeOptimalParams>;
 
-export const computeOptimal: Strategy<ComputeOptimalParams> = {
+/**
+ * The predicted difficulty needs scored samples. With the oracle's, the configuration the table
+ * chose for the problem's bin decides, and it checks for itself when it runs (before any model call).
+ */
+function needsVerifier({ difficulty }: ComputeOptimalParams): string | null {
+  return difficulty === "predicted" ? "compute-optimal (the difficulty estimate)" : null;
+}
+
+export const computeOptimal: Strategy<ComputeOptimalParams, "compute-optimal"> = {
   name: "compute-optimal",
   description: "predict the difficulty from a few scored samples (or take the oracle's), then run the configuration the allocation table chose for it",
   params: computeOptimalParams,
+  needsVerifier,
 
   run(problem, context, params) {
     return params.difficulty === "oracle" ? withOracleDifficulty(problem, context, params) : withPredictedDifficulty(problem, context, params);

@@ -17,6 +17,7 @@ import {
   budgetSchema,
   highestScored,
   requireVerifier,
+  strategyParams,
   Search,
   selectionSchema,
   type Candidate,
@@ -25,21 +26,21 @@ import {
 } from "../src/strategy.js";
 import { selectCandidate } from "../verifiers/select.js";
 
-export const dvtsParams = z
-  .object({
+export const dvtsParams = strategyParams("dvts", {
     budget: budgetSchema,
     /** Proposals per step in each subtree (M). */
     beamWidth: beamWidthSchema,
     select: selectionSchema,
     aggregate: aggregationSchema,
-  })
+})
   .superRefine(budgetMultipleOfWidth("DVTS runs budget / beamWidth subtrees with beamWidth proposals per step"));
 export type DvtsParams = z.output<typeof dvtsParams>;
 
-export const dvts: Strategy<DvtsParams> = {
+export const dvts: Strategy<DvtsParams, "dvts"> = {
   name: "dvts",
   description: "diverse verifier tree search: N/M independent subtrees, each greedy over M proposals per step",
   params: dvtsParams,
+  needsVerifier: () => "DVTS",
 
   async run(problem, context, { budget, beamWidth, select, aggregate }) {
     requireVerifier(context, "DVTS");

@@ -16,6 +16,7 @@ import {
   beamWidthSchema,
   budgetSchema,
   requireVerifier,
+  strategyParams,
   Search,
   selectionSchema,
   type SearchPath,
@@ -24,15 +25,14 @@ import {
 import { selectCandidate } from "../verifiers/select.js";
 import { beamSearch } from "./beam.js";
 
-export const lookaheadParams = z
-  .object({
+export const lookaheadParams = strategyParams("lookahead", {
     budget: budgetSchema,
     beamWidth: beamWidthSchema,
     /** Steps rolled out (k) after each candidate step. */
     lookahead: z.int().min(1).default(1),
     select: selectionSchema,
     aggregate: aggregationSchema,
-  })
+})
   .superRefine(({ budget, beamWidth, lookahead }, issues) => {
     const cost = lookahead + 1;
     if (budget % cost !== 0) {
@@ -71,10 +71,11 @@ async function scoreWithLookahead(search: Search, beams: readonly SearchPath[], 
   }
 }
 
-export const lookahead: Strategy<LookaheadParams> = {
+export const lookahead: Strategy<LookaheadParams, "lookahead"> = {
   name: "lookahead",
   description: "beam search scoring each step after a greedy rollout of k more steps",
   params: lookaheadParams,
+  needsVerifier: () => "look-ahead search",
 
   async run(problem, context, params) {
     const { budget, beamWidth, select, aggregate } = params;

@@ -8,11 +8,14 @@ import { dvts } from "./dvts.js";
 import { lookahead } from "./lookahead.js";
 import { revision } from "./revision.js";
 
-export const STRATEGIES: readonly Strategy[] = [bestOfN, beam, lookahead, dvts, revision, computeOptimal];
+export const STRATEGIES = [bestOfN, beam, lookahead, dvts, revision, computeOptimal] as const;
 
-export const STRATEGY_NAMES: readonly string[] = STRATEGIES.map((strategy) => strategy.name);
+/** The registered strategies' names: `"bean"` is a type error where a StrategyName is expected. */
+export type StrategyName = (typeof STRATEGIES)[number]["name"];
 
-/** The strategy called `name`; an InputError listing the valid names otherwise. */
+export const STRATEGY_NAMES: readonly StrategyName[] = STRATEGIES.map((strategy) => strategy.name);
+
+/** The strategy called `name` (a registered name, or a string from a flag or a file); an InputError listing the valid names otherwise. */
 export function getStrategy(name: string): Strategy {
   const strategy = STRATEGIES.find((candidate) => candidate.name === name);
   if (strategy === undefined) throw new InputError(`unknown strategy "${name}"; valid strategies: ${STRATEGY_NAMES.join(", ")}`);

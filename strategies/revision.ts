@@ -15,7 +15,7 @@
  * Budget: N generations; P branches are live at a time.
  */
 import { z } from "zod";
-import { aggregationSchema, budgetSchema, requireVerifier, Search, selectionSchema, type Candidate, type Strategy } from "../src/strategy.js";
+import { aggregationSchema, budgetSchema, requireVerifier, Search, selectionSchema, strategyParams, type Candidate, type Strategy } from "../src/strategy.js";
 import { selectCandidate, type Equivalence } from "../verifiers/select.js";
 
 /** Revisions per chain for a budget and a sequential-to-parallel ratio, or null when they do not split it evenly. */
@@ -34,8 +34,7 @@ function validRatios(budget: number): number[] {
 
 export const WITHIN_CHAIN = ["verifier", "majority", "last"] as const;
 
-export const revisionParams = z
-  .object({
+export const revisionParams = strategyParams("revision", {
     budget: budgetSchema,
     /** Sequential revisions per chain divided by parallel chains. */
     ratio: z.number().positive().default(1),
@@ -44,7 +43,7 @@ export const revisionParams = z
     withinChain: z.enum(WITHIN_CHAIN).default("verifier"),
     select: selectionSchema,
     aggregate: aggregationSchema,
-  })
+})
   .superRefine(({ budget, ratio }, issues) => {
     if (revisionsPerChain(budget, ratio) === null) {
       issues.addIssue({
@@ -70,15 +69,22 @@ function pickWithinChain(chain: readonly Candidate[], rule: (typeof WITHIN_CHAIN
   }
 }
 
-export const revision: Strategy<RevisionParams> = {
+/** Runs without a verifier only when both choices vote (withinChain=majority or last, select=majority). */
+function needsVerifier({ withinChain, select }: Pick<RevisionParams, "withinChain" | "select">): string | null {
+  return withinChain === "verifier" || select !== "majority" ? `revision with withinChain=${withinChain} and select=${select}` : null;
+}
+
+export const revision: Strategy<RevisionParams, "revision"> = {
   name: "revision",
   description: "sequential revisions that see the previous attempts, in parallel chains; ratio = revisions / chains",
   params: revisionParams,
+  needsVerifier,
 
   async run(problem, context, params) {
     const { budget, history, withinChain, select, aggregate } = params;
-    const scored = withinChain === "verifier" || select !== "majority";
-    if (scored) requireVerifier(context, `revision with withinChain=${withinChain} and select=${select}`);
+    const need = needsVerifier(params);
+    const scored = need !== null;
+    if (scored) requireVerifier(context, need);
     const revisions = revisionsPerChain(budget, params.ratio) as number;
     const chains: Candidate[][] = Array.from({ length: budget / revisions }, () => []);
     context.meter.countGenerations(budget);

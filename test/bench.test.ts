@@ -12,6 +12,7 @@ import { loadBenchProblems, runBench, shardOf, workItems, type RunBenchOptions }
 import { readRunResults, ResultsWriter } from "../src/bench/store.js";
 import { registerBench } from "../src/commands/bench.js";
 import { InputError } from "../src/errors.js";
+import { writeReport } from "../src/report/report.js";
 import type { Branch, ExtendOptions, PolicyPrompt, StepResult } from "../src/policy.js";
 import { ScriptedPolicy, ScriptedVerifier, type StepScript } from "./support/scripted-policy.js";
 
@@ -277,19 +278,39 @@ describe("bench configuration", () => {
     expect(await cliError(["--budgets", "4"])).toBe("--strategies: required");
   });
 
-  it("validates each strategy's parameters at every budget before running", async () => {
-    const message = await cliError(["--strategies", "best-of-n,beam", "--budgets", "1,4,6"]);
+  it("skips a budget that does not fit a strategy's shape, with the reason, and refuses one that fits at no budget", async () => {
+    const cfg = await resolveBenchConfig({ flags: { strategies: "best-of-n,beam", budgets: "1,4,6", out: "runs/x" } });
+    expect(cfg.experiment.skipped).toEqual([
+      { label: "beam", budget: 1, reason: expect.stringMatching(/budget 1 is not a multiple of beamWidth 4/) },
+      { label: "beam", budget: 6, reason: expect.stringMatching(/budget 6 is not a multiple of beamWidth 4/) },
+    ]);
+    expect(workItems([{ id: "p", problem: "P", answer: "1", level: 1, subject: null }], cfg.experiment).map((item) => `${item.strategy.label}@${item.budget}`)).toEqual([
+      "best-of-n@1",
+      "best-of-n@4",
+      "best-of-n@6",
+      "beam@4",
+    ]);
+    const message = await cliError(["--strategies", "best-of-n,beam", "--budgets", "1,6"]);
     expect(message).toMatch(/--strategies: beam \(beam\) at budget 1: .*not a multiple of beamWidth 4/);
     expect(message).toMatch(/--strategies: beam \(beam\) at budget 6: .*not a multiple of beamWidth 4/);
-    expect(message).not.toMatch(/budget 4:/);
+  });
+
+  it("runs no item of a skipped pair, keeps it in config.json, and the report notes it", async () => {
+    const dir = await tempDir();
+    const cfg = config(dir, { budgets: [1, 2] });
+    expect(cfg.experiment.skipped.map(({ label, budget }) => [label, budget])).toEqual([["beam-w2", 1]]);
+    await run(cfg);
+    expect((await lines(dir)).filter((result) => result.strategy === "beam-w2").map((result) => result.budget)).toEqual([2, 2, 2, 2]);
+    expect(JSON.parse(await readFile(join(dir, "config.json"), "utf8")).experiment.skipped).toEqual(cfg.experiment.skipped);
+    await writeReport([dir], { out: dir });
+    expect(await readFile(join(dir, "report.md"), "utf8")).toMatch(/beam-w2 did not run at N=1 in .*: budget: budget 1 is not a multiple of beamWidth 2/);
   });
 
   it("names the config file and field of a bad setting", async () => {
     const message = await cliError(["--config", "test/fixtures/bench-bad-params.yaml"]);
-    expect(message).toContain("test/fixtures/bench-bad-params.yaml: strategies.0: beam-w8 (beam) at budget 4: budget: budget 4 is not a multiple of beamWidth 8");
-    expect(message).toContain("test/fixtures/bench-bad-params.yaml: strategies.1.params.beamwidth: beam has no parameter beamwidth");
+    expect(message).toBe("test/fixtures/bench-bad-params.yaml: strategies.1.params.beamwidth: beam has no parameter beamwidth; its parameters: budget, beamWidth, select, aggregate");
     expect(await cliError(["--config", "test/fixtures/bench-unknown-key.json"])).toMatch(/^test\/fixtures\/bench-unknown-key.json: \(top level\): .*"budget"/);
-    expect(await cliError(["--config", "test/fixtures/missing.yaml"])).toBe("--config: cannot read test/fixtures/missing.yaml: no such file");
+    expect(await cliError(["--config", "test/fixtures/missing.yaml"])).toBe("--config: cannot read test/fixtures/missing.yaml: no such file or directory (ENOENT)");
   });
 
   it("layers flag defaults, then the file, then the flags; --strategies picks the file's configurations by label", async () => {

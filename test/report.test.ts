@@ -457,4 +457,21 @@ describe("which strategy wins", () => {
     await runCli(alone);
     expect(await readFile(join(alone, "report.md"), "utf8")).toContain(`- N=1: only **best-of-n** ran (${accuracy}).`);
   });
+
+  it("names no most accurate strategy overall when the best ones tie", async () => {
+    const lines = FIXTURE_TEXT.trim().split("\n").filter((text) => text.includes('"strategy":"best-of-n"') && text.includes('"budget":1,'));
+    const twin = lines.map((text) => text.replace('"strategy":"best-of-n"', '"strategy":"twin"'));
+    const tied = await runDir({ "results.jsonl": [...lines, ...twin].join("\n") + "\n" });
+    await runCli(tied);
+    const report = await readFile(join(tied, "report.md"), "utf8");
+    const accuracy = pct(expectedAccuracy((line) => line.strategy === "best-of-n" && line.budget === 1).accuracy);
+    expect(report).not.toContain("Most accurate overall");
+    expect(report).toContain(`No strategy is most accurate overall: every strategy at every budget ties at ${accuracy}.`);
+
+    // Two of three tie at the top: both are named as a tie, the third not at all.
+    const loser = lines.map((text) => text.replace('"strategy":"best-of-n"', '"strategy":"loser"').replace('"correct":true', '"correct":false'));
+    const partly = await runDir({ "results.jsonl": [...lines, ...twin, ...loser].join("\n") + "\n" });
+    await runCli(partly);
+    expect(await readFile(join(partly, "report.md"), "utf8")).toContain(`No single most accurate strategy overall: **best-of-n** at N=1, **twin** at N=1 tie at ${accuracy}.`);
+  });
 });

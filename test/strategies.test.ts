@@ -6,7 +6,7 @@ import { beam, beamParams } from "../strategies/beam.js";
 import { bestOfN } from "../strategies/best-of-n.js";
 import { dvts } from "../strategies/dvts.js";
 import { lookahead } from "../strategies/lookahead.js";
-import { getStrategy, STRATEGY_NAMES } from "../strategies/registry.js";
+import { getStrategy, STRATEGY_NAMES, type StrategyName } from "../strategies/registry.js";
 import { revision, revisionsPerChain } from "../strategies/revision.js";
 import { SynthRuleVerifier } from "../verifiers/synth-rule.js";
 import { generateSynth } from "../datasets/synth/generate.js";
@@ -359,7 +359,7 @@ describe("revision", () => {
 });
 
 describe("every strategy", () => {
-  const configs: { name: string; params: Record<string, unknown> }[] = [
+  const configs: { name: StrategyName; params: Record<string, unknown> }[] = [
     { name: "best-of-n", params: {} },
     { name: "beam", params: { beamWidth: 2 } },
     { name: "lookahead", params: { beamWidth: 1, lookahead: 1 } },

@@ -7,13 +7,16 @@
  */
 import { ComputeEngine } from "@cortex-js/compute-engine";
 import { evaluate, freeVariables, nodeCount, UnsupportedExpression, type MathJson } from "./evaluate.js";
-import { normalizeAnswer, stripVariablePrefix } from "./normalize.js";
-import { answerFromText } from "./extract.js";
+import { normalizeAnswer, stripVariablePrefix, topLevel, type NormalizedAnswer } from "./normalize.js";
+import { answerCandidates } from "./extract.js";
+import { exactlyEqual, exactValue } from "./exact.js";
+import { restrictedMath, type Fraction } from "../mathjs.js";
 
 export interface CompareOptions {
   /**
-   * How a percent sign counts: "ignore" (default: `10\%` equals `10`, as in MATH), "fraction"
-   * (`10\%` also equals `0.1`), "strict" (both must carry it or neither).
+   * How a percent sign on one side counts: "ignore" (default: `10\%` equals `10` written without
+   * the sign, as in MATH, and its value `0.1`), "fraction" (`10\%` is only its value `0.1`),
+   * "strict" (both must carry it or neither).
    */
   percent?: "ignore" | "fraction" | "strict";
   /**
@@ -23,6 +26,18 @@ export interface CompareOptions {
   decimalPlaces?: number;
   /** Largest answer (after extraction) that is compared, in characters. Default 5,000. */
   maxAnswerChars?: number;
+  /**
+   * What is read out of a whole text, as Math-Verify's extraction targets: "latex" (boxed answers
+   * and math in `$...$`, `\\(...\\)`, `\\[...\\]`) and "expr" (plain numbers and expressions in prose).
+   * Default both.
+   */
+  extraction?: ("latex" | "expr")[];
+  /**
+   * Whether a gold interval also accepts the inequality that describes it (`[-2, 7]` against
+   * `-2 \\le x \\le 7`). A gold inequality always accepts its interval. Default true: a MATH answer
+   * is right in either form (Math-Verify's `allow_set_relation_comp` defaults to false).
+   */
+  allowSetRelationComparison?: boolean;
 }
 
 export interface Verdict {
@@ -107,44 +122,106 @@ function enclosedWhole(text: string, openLength: number, closeLength: number): b
 
 const RELATION = /^(?:\\leq|\\geq|\\neq|<|>|=)/;
 
-function parseAnswer(latex: string): Answer {
-  const matrix = /^\\begin\{([pbvB]?matrix|array)\}(?:\{[^}]*\})?([\s\S]*)\\end\{\1\}$/.exec(latex);
-  if (matrix) {
-    const rows = (matrix[2] as string).split(/\\\\/).map((row) => row.trim()).filter((row) => row !== "");
-    return { kind: "matrix", rows: rows.map((row) => row.split("&").map((cell) => parseAnswer(cell.trim()))) };
+/** Deepest nesting of brackets and braces; deeper answers are refused rather than recursed into. */
+const MAX_DEPTH = 50;
+
+function nestingDepth(text: string): number {
+  let depth = 0;
+  let deepest = 0;
+  for (const ch of text) {
+    if ("([{".includes(ch)) deepest = Math.max(deepest, ++depth);
+    else if (")]}".includes(ch)) depth--;
+  }
+  return deepest;
+}
+
+/**
+ * Reads an answer into its structure. With `stripNames`, every item of a list loses its
+ * `x =` label (`x = 1, x = 2` is the list 1, 2), for comparison with an answer that is no equation.
+ */
+function parseAnswer(latex: string, stripNames = false): Answer {
+  const parse = (part: string) => parseAnswer(stripNames ? stripVariablePrefix(part) : part, stripNames);
+  const matrices = matrixTerms(latex);
+  if (matrices?.length === 1) return { kind: "matrix", rows: (matrices[0] as string[][]).map((row) => row.map(parse)) };
+  if (matrices) {
+    const value = matrixArithmetic(latex, matrices);
+    if (value) return { kind: "matrix", rows: value.map((row) => row.map((cell): Answer => ({ kind: "expr", latex: cell }))) };
   }
   const union = splitTopLevel(latex, /^\\cup(?![a-zA-Z])/);
-  if (union.length > 1) return { kind: "union", parts: union.map(parseAnswer) };
+  if (union.length > 1) return { kind: "union", parts: union.map(parse) };
 
   if (latex.startsWith("\\{") && latex.endsWith("\\}") && enclosedWhole(latex, 2, 2)) {
     const inner = latex.slice(2, -2).trim();
-    const items = inner === "" ? [] : splitTopLevel(inner, /^,/).map(parseAnswer);
+    const items = inner === "" ? [] : splitTopLevel(inner, /^,/).map(parse);
     return { kind: "sequence", open: "{", close: "}", items };
   }
   const open = latex[0];
   const close = latex[latex.length - 1];
   if ((open === "(" || open === "[") && (close === ")" || close === "]") && enclosedWhole(latex, 1, 1)) {
     const items = splitTopLevel(latex.slice(1, -1), /^,/);
-    if (items.length > 1) return { kind: "sequence", open, close, items: items.map(parseAnswer) };
+    if (items.length > 1) return { kind: "sequence", open, close, items: items.map(parse) };
   }
   const list = splitTopLevel(latex, /^,|^;/);
-  if (list.length > 1) return { kind: "sequence", open: "", close: "", items: list.map(parseAnswer) };
+  if (list.length > 1) return { kind: "sequence", open: "", close: "", items: list.map(parse) };
 
   const pieces = splitTopLevel(latex, RELATION);
   if (pieces.length > 1) {
     const ops = [...latex.matchAll(/\\leq|\\geq|\\neq|<|>|=/g)].map((m) => m[0]);
     if (ops.length === pieces.length - 1) return orientRelation({ kind: "relation", ops, sides: pieces });
   }
-  // 1 \pm \sqrt{2} is the pair of values 1 + \sqrt{2}, 1 - \sqrt{2}.
+  // 1 \pm \sqrt{2} is the pair of values 1 + \sqrt{2}, 1 - \sqrt{2} (with at most 3 signs: 8 values).
   const plusMinus = /\\(?:pm|mp)(?![a-zA-Z])/;
-  if (plusMinus.test(latex)) {
+  if (plusMinus.test(latex) && (latex.match(/\\(?:pm|mp)(?![a-zA-Z])/g) ?? []).length <= 3) {
     const items = [latex.replace(plusMinus, "+"), latex.replace(plusMinus, "-")];
-    return { kind: "sequence", open: "", close: "", items: items.map(parseAnswer) };
+    return { kind: "sequence", open: "", close: "", items: items.map((item) => parseAnswer(item)) };
   }
   if (/^(?:[A-Za-z][a-z]+)(?:\s[A-Za-z][a-z]+)*$/.test(latex) && !/^(?:[a-z])+$/.test(latex)) {
     return { kind: "text", text: latex.toLowerCase() };
   }
   return { kind: "expr", latex };
+}
+
+const MATRIX = /\\begin\{([pbvB]?matrix|array)\}(?:\{[^}]*\})?([\s\S]*?)\\end\{\1\}/g;
+/** What may stand between two matrices of a sum or product. */
+const MATRIX_OPERATOR = /^(?:\+|-|\\cdot|\\times|)$/;
+
+/** The cells of each matrix when the answer is matrices joined by `+`, `-` or products; else null. */
+function matrixTerms(latex: string): string[][][] | null {
+  const terms: string[][][] = [];
+  let last = 0;
+  for (const match of latex.matchAll(MATRIX)) {
+    const glue = latex.slice(last, match.index).trim();
+    if (terms.length === 0 ? glue !== "" : !MATRIX_OPERATOR.test(glue)) return null;
+    const rows = (match[2] as string).split(/\\\\/).map((row) => row.trim()).filter((row) => row !== "");
+    terms.push(rows.map((row) => row.split("&").map((cell) => cell.trim())));
+    last = match.index + match[0].length;
+  }
+  return terms.length > 0 && latex.slice(last).trim() === "" ? terms : null;
+}
+
+/**
+ * `A + B`, `A - B`, `A B`: the matrix it computes, in exact arithmetic (mathjs), as cells in LaTeX;
+ * null when a cell has no exact value or the shapes do not fit.
+ */
+function matrixArithmetic(latex: string, terms: string[][][]): string[][] | null {
+  const operators = latex.replace(MATRIX, "\uE000").split("\uE000").slice(1, -1).map((glue) => glue.trim());
+  const values = terms.map((rows) => rows.map((row) => row.map((cell) => exactValue(toJson(cell)))));
+  if (values.some((rows) => rows.some((row) => row.some((cell) => cell === null)))) return null;
+  const math = restrictedMath();
+  try {
+    let result = math.matrix(values[0] as Fraction[][]);
+    operators.forEach((operator, i) => {
+      const next = math.matrix(values[i + 1] as Fraction[][]);
+      if (operator === "+") result = math.add(result, next);
+      else if (operator === "-") result = math.subtract(result, next);
+      else result = math.multiply(result, next);
+    });
+    const sign = (cell: Fraction) => (cell.s < 0 ? "-" : "");
+    const rows = result.toArray() as unknown as Fraction[][];
+    return rows.map((row) => row.map((cell) => (cell.d === 1n ? `${sign(cell)}${cell.n}` : `${sign(cell)}\\frac{${cell.n}}{${cell.d}}`)));
+  } catch {
+    return null; // shapes that do not add or multiply
+  }
 }
 
 /** Writes `>`/`\geq` relations the other way round, so that `3 > x` and `x < 3` read alike. */
@@ -187,8 +264,13 @@ function relationAsInterval(relation: Answer): Answer | null {
 class Incomparable extends Error {}
 
 function toJson(latex: string): MathJson {
-  const parsed = ce().parse(latex);
-  const json = parsed.json as MathJson;
+  let json: MathJson;
+  try {
+    json = ce().parse(latex).json as MathJson;
+  } catch (error) {
+    // The parser gives up on some malformed input by throwing ("Infinite loop detected while parsing").
+    throw new Incomparable(`cannot parse ${latex}: ${error instanceof Error ? error.message.slice(0, 80) : String(error)}`);
+  }
   if (JSON.stringify(json).includes('"Error"')) throw new Incomparable(`cannot parse ${latex}`);
   if (nodeCount(json) > MAX_NODES) throw new Incomparable("expression too large");
   return json;
@@ -210,8 +292,6 @@ function closeRounded(a: number, b: number, places: number | null): boolean {
 
 interface Context {
   options: Required<CompareOptions>;
-  predPercent: boolean;
-  goldPercent: boolean;
 }
 
 /** Values compared numerically; free variables are sampled at fixed points (symbolic equality). */
@@ -227,16 +307,21 @@ function expressionsEqual(a: string, b: string, context: Context): string | null
       const x = evaluate(left, new Map());
       const y = evaluate(right, new Map());
       if (Number.isNaN(x) || Number.isNaN(y)) throw new Incomparable("not a real number");
+      const finite = Number.isFinite(x) && Number.isFinite(y);
+      if (finite && !closeRounded(x, y, places)) return null;
+      // Values that agree only nearly in double precision, or lie beyond its exact integers, compare
+      // exactly when both are exact (integers, fractions, integer powers): 10^{20}+1 is not 10^{20}.
+      // A rounded decimal does not.
+      const doublesDecide = x === y && Math.abs(x) < 2 ** 53;
+      if (places === null && !doublesDecide) {
+        const exact = exactlyEqual(left, right);
+        if (exact !== null) return exact ? "exact" : null;
+      }
       if (!Number.isFinite(x) && !Number.isFinite(y) && x !== y) return null;
       if ((!Number.isFinite(x) || !Number.isFinite(y)) && !/\\infty/.test(a + b)) {
         throw new Incomparable("overflow: a value is too large to compare");
       }
-      if (closeRounded(x, y, places)) return "numeric";
-      if (context.options.percent === "fraction") {
-        if (context.predPercent && closeRounded(x / 100, y, places)) return "percent";
-        if (context.goldPercent && closeRounded(x, y / 100, places)) return "percent";
-      }
-      return null;
+      return closeRounded(x, y, places) ? "numeric" : null;
     }
     let compared = 0;
     for (const point of SAMPLE_POINTS) {
@@ -275,12 +360,16 @@ function orderedEqual(a: Answer[], b: Answer[], context: Context): boolean {
   return a.length === b.length && a.every((item, i) => answersEqual(item, b[i] as Answer, context) !== null);
 }
 
-/** Equations are equal when their sides are, or when (lhs - rhs) agree up to a constant factor. */
-function equationsEqual(a: string[], b: string[], context: Context): boolean {
+/**
+ * Equations are equal when their sides are, or when (lhs - rhs) agree up to a constant factor;
+ * inequalities of the same direction when (lhs - rhs) agree up to a positive factor (`-x > -1` is `x < 1`).
+ */
+function relationsEqual(a: string[], b: string[], context: Context, factor: "any" | "positive"): boolean {
   const [a0 = "", a1 = ""] = a;
   const [b0 = "", b1 = ""] = b;
   const sidesMatch = (x: string, y: string) => expressionsEqual(x, y, context) !== null;
-  if ((sidesMatch(a0, b0) && sidesMatch(a1, b1)) || (sidesMatch(a0, b1) && sidesMatch(a1, b0))) return true;
+  if (sidesMatch(a0, b0) && sidesMatch(a1, b1)) return true;
+  if (factor === "any" && sidesMatch(a0, b1) && sidesMatch(a1, b0)) return true;
   const left = toJson(`(${a0})-(${a1})`);
   const right = toJson(`(${b0})-(${b1})`);
   const variables = [...new Set([...freeVariables(left), ...freeVariables(right)])];
@@ -293,13 +382,23 @@ function equationsEqual(a: string[], b: string[], context: Context): boolean {
     if (ratio === null) ratio = x / y;
     else if (!close(x / y, ratio, 1e-8)) return false;
   }
-  return ratio !== null && ratio !== 0;
+  return ratio !== null && (factor === "positive" ? ratio > 0 : ratio !== 0);
 }
 
-/** The name of the rule that found `a` and `b` equal, or null when they differ. */
+/**
+ * The name of the rule that found the prediction `a` and the gold `b` equal, or null when they
+ * differ. A gold inequality accepts the interval it describes; a gold interval accepts an
+ * inequality only with `allowSetRelationComparison`, as in Math-Verify.
+ */
 function answersEqual(a: Answer, b: Answer, context: Context): string | null {
-  if (a.kind === "relation" && b.kind === "sequence") return answersEqual(relationAsInterval(a) ?? a, b, context);
-  if (a.kind === "sequence" && b.kind === "relation") return answersEqual(a, relationAsInterval(b) ?? b, context);
+  if (a.kind === "relation" && b.kind === "sequence") {
+    const interval = context.options.allowSetRelationComparison ? relationAsInterval(a) : null;
+    return interval ? answersEqual(interval, b, context) : null;
+  }
+  if (a.kind === "sequence" && b.kind === "relation") {
+    const interval = relationAsInterval(b);
+    return interval ? answersEqual(a, interval, context) : null;
+  }
   if (a.kind !== b.kind) return null;
   switch (a.kind) {
     case "expr":
@@ -316,61 +415,169 @@ function answersEqual(a: Answer, b: Answer, context: Context): string | null {
     case "relation": {
       const other = b as typeof a;
       if (a.ops.join() !== other.ops.join()) return null;
-      if (a.ops.length === 1 && a.ops[0] === "=") return equationsEqual(a.sides, other.sides, context) ? "equation" : null;
+      if (a.ops.length === 1 && a.ops[0] === "=") {
+        return labelledEqual(a.sides, other.sides, context) ?? (relationsEqual(a.sides, other.sides, context, "any") ? "equation" : null);
+      }
       const sides = (x: string[]) => x.map((latex): Answer => ({ kind: "expr", latex }));
-      return orderedEqual(sides(a.sides), sides(other.sides), context) ? "relation" : null;
+      if (orderedEqual(sides(a.sides), sides(other.sides), context)) return "relation";
+      const inequality = a.ops.length === 1 && a.ops[0] !== "\\neq";
+      return inequality && relationsEqual(a.sides, other.sides, context, "positive") ? "inequality" : null;
     }
     case "sequence": {
       const other = b as typeof a;
-      // Sets, and lists written without brackets ("the solutions are 1, -2"), ignore order.
+      // Sets, and lists written without brackets ("the solutions are 1, -2"), ignore order; a list
+      // against a tuple or interval is read in order.
       const unordered = (s: typeof a) => s.open === "{" || s.open === "";
-      if (unordered(a) || unordered(other)) {
-        if (a.open === "{" && other.open === "{") return unorderedEqual(a.items, other.items, context) ? "set" : null;
-        if (unorderedEqual(a.items, other.items, context)) return "set";
-        return null;
-      }
+      if (unordered(a) && unordered(other)) return unorderedEqual(a.items, other.items, context) ? "set" : null;
+      if (a.open === "" || other.open === "") return orderedEqual(a.items, other.items, context) ? "tuple" : null;
+      if (unordered(a) || unordered(other)) return null;
       if (a.open !== other.open || a.close !== other.close) return null;
       return orderedEqual(a.items, other.items, context) ? (a.open === a.close ? "tuple" : "interval") : null;
     }
   }
 }
 
-const DEFAULTS: Required<CompareOptions> = { percent: "ignore", decimalPlaces: 6, maxAnswerChars: 5_000 };
+/**
+ * Equations labelled by a function or variable name (`f(x) = 2x + 3`, `y = 2x + 3`) are the same
+ * function when their right-hand sides are equal. Two different bare variables (`x = 1`, `y = 1`)
+ * are not, nor two applications to different arguments (`f(x)`, `f(t)`).
+ */
+function labelledEqual(a: string[], b: string[], context: Context): string | null {
+  const label = /^(?:([a-zA-Z])|[a-zA-Z]\(([a-zA-Z])\))$/;
+  const [a0 = "", a1 = ""] = a;
+  const [b0 = "", b1 = ""] = b;
+  const [, aVariable, aArgument] = label.exec(a0) ?? [];
+  const [, bVariable, bArgument] = label.exec(b0) ?? [];
+  if (a0 === b0 || (aVariable ?? aArgument) === undefined || (bVariable ?? bArgument) === undefined) return null;
+  if (aVariable !== undefined && bVariable !== undefined) return null;
+  if (aArgument !== undefined && bArgument !== undefined && aArgument !== bArgument) return null;
+  return expressionsEqual(a1, b1, context) !== null ? "function" : null;
+}
+
+const DEFAULTS: Required<CompareOptions> = {
+  percent: "ignore",
+  decimalPlaces: 6,
+  maxAnswerChars: 5_000,
+  extraction: ["latex", "expr"],
+  allowSetRelationComparison: true,
+};
+
+/** How many candidate answers of each side are tried when the preferred one cannot be read. */
+const MAX_CANDIDATES = 3;
+
+/**
+ * The value an answer states: `x \approx 0.33` and `x = 5 + 5 + 1 = 11` state their last part,
+ * `1/3 \approx 0.33` its exact first part.
+ */
+function statedValue(latex: string): string {
+  const approx = latex.split(/\\approx(?![a-zA-Z])/);
+  if (approx.length > 1) {
+    const first = (approx[0] as string).trim();
+    latex = /^(?:[a-zA-Z]|\\[a-zA-Z]+)$/.test(first) ? (approx[1] as string).trim() : first;
+  }
+  const equals = topLevel(latex, "=");
+  const list = topLevel(latex, ",").length > 0;
+  return equals.length > 1 && !list ? latex.slice((equals.at(-1) as number) + 1).trim() : latex;
+}
 
 /**
  * Compares a predicted answer with a gold answer. Either may be a bare answer or a whole text
- * (a model's solution, prose with math), from which the answer is taken first. No time limit
- * here: call it through the Grader (grader.ts) for untrusted input.
+ * (a model's solution, prose with math), from which the answer is taken first; when the preferred
+ * answer of a text cannot be read, the next candidate is tried. No time limit here: call it
+ * through the Grader (grader.ts) for untrusted input.
  */
 export function compareAnswers(pred: string, gold: string, options: CompareOptions = {}): Verdict {
   const settings = { ...DEFAULTS, ...options };
-  const predAnswer = answerFromText(pred);
-  const goldAnswer = answerFromText(gold);
-  if (predAnswer === null || goldAnswer === null) {
-    return { equal: false, reason: predAnswer === null ? "no answer in prediction" : "no answer in gold", pred: predAnswer, gold: goldAnswer };
+  const predCandidates = answerCandidates(pred, settings.extraction).slice(0, MAX_CANDIDATES);
+  const goldCandidates = answerCandidates(gold, settings.extraction).slice(0, MAX_CANDIDATES);
+  if (predCandidates.length === 0 || goldCandidates.length === 0) {
+    const reason = predCandidates.length === 0 ? "no answer in prediction" : "no answer in gold";
+    return { equal: false, reason, pred: predCandidates[0] ?? null, gold: goldCandidates[0] ?? null };
   }
+  let verdict: Verdict | null = null;
+  for (const goldAnswer of goldCandidates) {
+    for (const predAnswer of predCandidates) {
+      verdict = compareOne(predAnswer, goldAnswer, settings);
+      if (!verdict.reason.startsWith("cannot parse")) return verdict;
+    }
+  }
+  return verdict as Verdict;
+}
+
+function compareOne(predAnswer: string, goldAnswer: string, settings: Required<CompareOptions>): Verdict {
   if (predAnswer.length > settings.maxAnswerChars || goldAnswer.length > settings.maxAnswerChars) {
     return { equal: false, reason: `answer longer than ${settings.maxAnswerChars} characters`, pred: null, gold: null };
   }
-  const p = normalizeAnswer(predAnswer);
-  const g = normalizeAnswer(goldAnswer);
-  // `x = 5` against `5` compares the values; `y = 2x + 1` against `y - 2x - 1 = 0` the equations.
-  if (!(p.latex.includes("=") && g.latex.includes("="))) {
-    p.latex = stripVariablePrefix(p.latex);
+  // The same text is the same answer (the common case of a model that copies the gold form).
+  if (predAnswer === goldAnswer) return { equal: true, reason: "string", pred: predAnswer, gold: goldAnswer };
+  const decimalComma = !settings.extraction.includes("latex");
+  const p = normalizeAnswer(predAnswer, { decimalComma });
+  const g = normalizeAnswer(goldAnswer, { decimalComma });
+  p.latex = statedValue(p.latex);
+  g.latex = statedValue(g.latex);
+  const verdict = (equal: boolean, reason: string): Verdict => ({ equal, reason, pred: p.latex, gold: g.latex });
+  const invalid = p.invalid ?? g.invalid;
+  if (invalid) return verdict(false, invalid);
+  if (nestingDepth(p.latex) > MAX_DEPTH || nestingDepth(g.latex) > MAX_DEPTH) return verdict(false, `nested deeper than ${MAX_DEPTH} levels`);
+  // `x = 5` against `5` compares the values, and so does a predicted `\frac12 = \frac{10}{9}` (its
+  // last side); `y = 2x + 1` against `y - 2x - 1 = 0` compares the equations.
+  const predEquation = p.latex.includes("=");
+  const goldEquation = g.latex.includes("=");
+  if (!(predEquation && goldEquation)) {
+    const equals = topLevel(p.latex, "=");
+    if (!goldEquation && equals.length === 1 && topLevel(p.latex, ",").length === 0) p.latex = p.latex.slice((equals[0] as number) + 1).trim();
+    else p.latex = stripVariablePrefix(p.latex);
     g.latex = stripVariablePrefix(g.latex);
   }
-  const verdict = (equal: boolean, reason: string): Verdict => ({ equal, reason, pred: p.latex, gold: g.latex });
-  if (settings.percent === "strict" && p.percent !== g.percent) return verdict(false, "percent sign on one side only");
-  if (p.latex === g.latex) return verdict(true, "string");
-  if (p.latex.toLowerCase() === g.latex.toLowerCase() && !/\d/.test(p.latex) && !/\\/.test(p.latex)) {
-    return verdict(true, "text");
+  const stripNames = !(predEquation && goldEquation);
+  if (p.percent !== g.percent) {
+    if (settings.percent === "strict") return verdict(false, "percent sign on one side only");
+    return comparePercent(p, g, settings, stripNames, verdict);
   }
-  const context: Context = { options: settings, predPercent: p.percent, goldPercent: g.percent };
+  return compareNormalized(p.latex, g.latex, settings, stripNames, verdict);
+}
+
+/**
+ * One side carries a percent sign. `10\%` equals `10` written without the sign (mode "ignore",
+ * the default) and, in every mode but "strict", its value `0.1` (`\frac{1}{10}`); `0.5\%` is not `\frac12`.
+ */
+function comparePercent(
+  p: NormalizedAnswer,
+  g: NormalizedAnswer,
+  settings: Required<CompareOptions>,
+  stripNames: boolean,
+  verdict: (equal: boolean, reason: string) => Verdict,
+): Verdict {
+  const plain = /^-?\d+(?:\.\d+)?$/;
+  const [withSign, without] = p.percent ? [p, g] : [g, p];
+  if (settings.percent === "ignore" && (withSign.latex === without.latex || (plain.test(withSign.latex) && plain.test(without.latex)))) {
+    const signDropped = compareNormalized(p.latex, g.latex, settings, stripNames, verdict);
+    if (signDropped.equal) return verdict(true, "percent sign dropped");
+  }
+  const fraction = `\\frac{${withSign.latex}}{100}`;
+  const asFraction = p.percent
+    ? compareNormalized(fraction, g.latex, settings, stripNames, verdict)
+    : compareNormalized(p.latex, fraction, settings, stripNames, verdict);
+  return asFraction.equal ? verdict(true, "percent") : verdict(false, asFraction.reason);
+}
+
+function compareNormalized(
+  pred: string,
+  gold: string,
+  settings: Required<CompareOptions>,
+  stripNames: boolean,
+  verdict: (equal: boolean, reason: string) => Verdict,
+): Verdict {
+  if (pred === gold) return verdict(true, "string");
+  if (pred.toLowerCase() === gold.toLowerCase() && !/\d/.test(pred) && !/\\/.test(pred)) return verdict(true, "text");
+  const context: Context = { options: settings };
   try {
-    const rule = answersEqual(parseAnswer(p.latex), parseAnswer(g.latex), context);
+    const rule = answersEqual(parseAnswer(pred, stripNames), parseAnswer(gold, stripNames), context);
     return rule === null ? verdict(false, "different") : verdict(true, rule);
   } catch (error) {
     if (error instanceof Incomparable) return verdict(false, error.message);
+    // A long flat chain (`----...1`, `1+1+...+1`) can exhaust the stack of the LaTeX parser.
+    if (error instanceof RangeError) return verdict(false, `too complex to compare: ${error.message}`);
     throw error;
   }
 }

@@ -79,6 +79,26 @@ export function nodeCount(expr: MathJson): number {
   return Array.isArray(expr) ? expr.reduce<number>((sum, arg) => sum + nodeCount(arg), 0) : 1;
 }
 
+const MAX_TERMS = 10_000;
+
+/** `\\sum_{i=1}^{3} i`: ["Sum", body, ["Tuple", "i", 1, 3]], with integer bounds and at most 10,000 terms. */
+function bigOperator(head: string, args: MathJson[], variables: ReadonlyMap<string, number>): number {
+  const [body, range] = args;
+  if (body === undefined || !Array.isArray(range) || range[0] !== "Tuple" || typeof range[1] !== "string") {
+    throw new UnsupportedExpression(head);
+  }
+  const [, index, lower, upper] = range as [string, string, MathJson, MathJson];
+  const from = evaluate(lower, variables);
+  const to = evaluate(upper, variables);
+  if (!Number.isInteger(from) || !Number.isInteger(to) || to - from >= MAX_TERMS) throw new UnsupportedExpression(`${head} bounds`);
+  let out = head === "Sum" ? 0 : 1;
+  for (let i = from; i <= to; i++) {
+    const value = evaluate(body, new Map([...variables, [index, i]]));
+    out = head === "Sum" ? out + value : out * value;
+  }
+  return out;
+}
+
 export function evaluate(expr: MathJson, variables: ReadonlyMap<string, number>): number {
   if (typeof expr === "number") return expr;
   if (typeof expr === "string") {
@@ -138,6 +158,9 @@ export function evaluate(expr: MathJson, variables: ReadonlyMap<string, number>)
     case "Delimiter":
       if (args.length === 1) return evaluate(args[0] as MathJson, variables);
       break;
+    case "Sum":
+    case "Product":
+      return bigOperator(head, args, variables);
   }
   throw new UnsupportedExpression(head);
 }

@@ -50,12 +50,12 @@ const FRAC = /^(-?)\\d?frac\{(-?\d+)\}\{(-?\d+)\}$/;
 export function parseAnswer(answer: string): Rational | null {
   const text = answer.replace(/\s+/g, "");
   try {
-    if (INTEGER.test(text)) return new Rational(BigInt(text));
+    if (INTEGER.test(text)) return Rational.from(BigInt(text));
     const slash = SLASH.exec(text);
-    if (slash) return new Rational(BigInt(slash[1] as string), BigInt(slash[2] as string));
+    if (slash) return Rational.from(BigInt(slash[1] as string), BigInt(slash[2] as string));
     const frac = FRAC.exec(text);
     if (frac) {
-      const value = new Rational(BigInt(frac[2] as string), BigInt(frac[3] as string));
+      const value = Rational.from(BigInt(frac[2] as string), BigInt(frac[3] as string));
       return frac[1] === "-" ? value.neg() : value;
     }
   } catch {

@@ -104,12 +104,12 @@ class Evaluator {
     const start = this.pos;
     this.skipDigits();
     if (this.text[this.pos] !== "." || !isDigit(this.text[this.pos + 1])) {
-      return new Rational(BigInt(this.text.slice(start, this.pos)));
+      return Rational.from(BigInt(this.text.slice(start, this.pos)));
     }
     const point = this.pos++;
     this.skipDigits();
     const fraction = this.text.slice(point + 1, this.pos);
-    return new Rational(BigInt(this.text.slice(start, point) + fraction), 10n ** BigInt(fraction.length));
+    return Rational.from(BigInt(this.text.slice(start, point) + fraction), 10n ** BigInt(fraction.length));
   }
 
   private skipDigits(): void {

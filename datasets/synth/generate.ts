@@ -234,7 +234,7 @@ function tryFractions(random: Random, knobs: (typeof FRACTION_LEVELS)[number]): 
     if (g !== 1) steps.push(`${combined}/${common} = ${fraction(combined / g, common / g)}`);
     acc = { num: combined / g, den: common / g };
   }
-  const answer = new Rational(BigInt(acc.num), BigInt(acc.den)).toLatex();
+  const answer = Rational.from(BigInt(acc.num), BigInt(acc.den)).toLatex();
   steps.push(finalStep(answer));
   return { problem: `Compute ${problem}.`, steps, answer };
 }

@@ -1,57 +1,60 @@
-/** Exact rational numbers over BigInt, always reduced with a positive denominator. */
-
-function gcd(a: bigint, b: bigint): bigint {
-  if (a < 0n) a = -a;
-  if (b < 0n) b = -b;
-  while (b !== 0n) [a, b] = [b, a % b];
-  return a;
-}
+/**
+ * Exact rational numbers for the synthetic task's checker: mathjs fractions (arbitrary-size
+ * integers, always reduced, the sign on the numerator) from the project's restricted mathjs
+ * instance, behind the small interface the checker and the expression evaluator use.
+ */
+import { restrictedMath, type Fraction } from "../mathjs.js";
 
 export class Rational {
-  readonly num: bigint;
-  readonly den: bigint;
+  private constructor(private readonly value: Fraction) {}
 
-  constructor(num: bigint, den: bigint = 1n) {
+  /** `num / den`; a zero denominator is a RangeError. */
+  static from(num: bigint, den: bigint = 1n): Rational {
     if (den === 0n) throw new RangeError("division by zero");
-    if (den < 0n) {
-      num = -num;
-      den = -den;
-    }
-    const g = den === 1n ? 1n : gcd(num, den);
-    this.num = g > 1n ? num / g : num;
-    this.den = g > 1n ? den / g : den;
+    return new Rational(restrictedMath().fraction(num, den));
   }
 
   static of(value: number): Rational {
-    return new Rational(BigInt(value));
+    return Rational.from(BigInt(value));
+  }
+
+  /** The numerator, with the sign. */
+  get num(): bigint {
+    return this.value.s * this.value.n;
+  }
+
+  /** The denominator, positive. */
+  get den(): bigint {
+    return this.value.d;
   }
 
   add(other: Rational): Rational {
-    return new Rational(this.num * other.den + other.num * this.den, this.den * other.den);
+    return new Rational(this.value.add(other.value));
   }
 
   sub(other: Rational): Rational {
-    return new Rational(this.num * other.den - other.num * this.den, this.den * other.den);
+    return new Rational(this.value.sub(other.value));
   }
 
   mul(other: Rational): Rational {
-    return new Rational(this.num * other.num, this.den * other.den);
+    return new Rational(this.value.mul(other.value));
   }
 
   div(other: Rational): Rational {
-    return new Rational(this.num * other.den, this.den * other.num);
+    if (other.isZero()) throw new RangeError("division by zero");
+    return new Rational(this.value.div(other.value));
   }
 
   neg(): Rational {
-    return new Rational(-this.num, this.den);
+    return new Rational(this.value.neg());
   }
 
   equals(other: Rational): boolean {
-    return this.num === other.num && this.den === other.den;
+    return this.value.equals(other.value);
   }
 
   isZero(): boolean {
-    return this.num === 0n;
+    return this.value.n === 0n;
   }
 
   /** `7`, `-3/4`: the plain form used inside solution steps. */
@@ -62,8 +65,6 @@ export class Rational {
   /** `7`, `\frac{3}{4}`, `-\frac{3}{4}`: the MATH form used in `\boxed{}` answers. */
   toLatex(): string {
     if (this.den === 1n) return String(this.num);
-    const sign = this.num < 0n ? "-" : "";
-    const abs = this.num < 0n ? -this.num : this.num;
-    return `${sign}\\frac{${abs}}{${this.den}}`;
+    return `${this.num < 0n ? "-" : ""}\\frac{${this.value.n}}{${this.den}}`;
   }
 }

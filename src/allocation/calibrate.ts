@@ -9,16 +9,17 @@
  * With `difficultyOnly`, only the difficulty pass runs: on a test split, it gives the oracle pass
  * rates that compute-optimal with the oracle difficulty needs (bench's difficultyFile).
  */
-import { mkdir, rename, writeFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
+import { writeFileAtomically } from "../files.js";
 import { dirname, join } from "node:path";
 import { z } from "zod";
 import { Grader } from "../../datasets/answer/grader.js";
-import type { BenchConfig, Experiment } from "../bench/config.js";
+import type { BenchConfig, Experiment, SkippedConfiguration } from "../bench/config.js";
 import type { BenchProgress } from "../bench/progress.js";
 import type { BenchResult } from "../bench/results.js";
 import { loadBenchProblems, runBench, type BenchSummary } from "../bench/run.js";
 import { checkRunDirectory, readRunResults } from "../bench/store.js";
-import { runsPerBudget, type SkippedConfiguration } from "../bench/per-budget.js";
+import { runsPerBudget } from "../bench/per-budget.js";
 import { InputError } from "../errors.js";
 import type { Policy, StepVerifier } from "../policy.js";
 import { runDifficultyPass, type DifficultyRecord } from "./difficulty.js";
@@ -200,8 +201,7 @@ function phaseOfRun({ experiment }: BenchConfig): string {
 async function writeTable(file: string, table: AllocationTable): Promise<void> {
   const text = `${JSON.stringify(parseAllocationTable(JSON.parse(JSON.stringify(table)), file), null, 2)}\n`;
   await mkdir(dirname(file), { recursive: true });
-  await writeFile(`${file}.part`, text);
-  await rename(`${file}.part`, file);
+  await writeFileAtomically(file, "--allocation-out", text);
 }
 
 /**

@@ -13,7 +13,7 @@
  * `difficulty.json` holds the pass's settings: a resume with other ones is refused.
  */
 import { appendFileSync, readFileSync } from "node:fs";
-import { mkdir, readFile, rename, truncate, writeFile } from "node:fs/promises";
+import { mkdir, readFile, truncate } from "node:fs/promises";
 import { join } from "node:path";
 import PQueue from "p-queue";
 import { z } from "zod";
@@ -23,6 +23,7 @@ import type { Experiment } from "../bench/config.js";
 import type { BenchProgress } from "../bench/progress.js";
 import { computeSchema, resultSchema } from "../bench/results.js";
 import { InputError } from "../errors.js";
+import { writeFileAtomically } from "../files.js";
 import type { Policy, StepVerifier } from "../policy.js";
 import { solve } from "../solve.js";
 
@@ -74,8 +75,7 @@ async function prepareSettings(dir: string, settings: DifficultySettings): Promi
     throw error;
   });
   if (source === null) {
-    await writeFile(`${file}.part`, `${JSON.stringify(settings, null, 2)}\n`);
-    await rename(`${file}.part`, file);
+    await writeFileAtomically(file, "--out", `${JSON.stringify(settings, null, 2)}\n`);
     return;
   }
   const stored = JSON.parse(source) as Record<string, unknown>;
@@ -142,7 +142,7 @@ export function readOraclePassRates(file: string): Map<string, number> {
 async function estimate(problem: Problem, settings: DifficultySettings, options: DifficultyPassOptions): Promise<DifficultyRecord> {
   const started = performance.now();
   const { policy, verifier, grader, signal } = options;
-  const common = { strategy: "best-of-n", policy, limits: settings.limits, sampling: settings.sampling, signal, grader };
+  const common = { strategy: "best-of-n" as const, policy, limits: settings.limits, sampling: settings.sampling, signal, grader };
   const predicted = await solve(problem.problem, { ...common, budget: settings.samples, verifier, seed: 0, params: { select: "naive", aggregate: "last" } });
   // Majority selection needs no verifier, so the oracle's samples are never scored.
   const oracle = await solve(problem.problem, { ...common, budget: settings.oracleSamples, verifier: null, seed: ORACLE_SEED, params: { select: "majority" } });

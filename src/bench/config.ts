@@ -10,7 +10,6 @@
  * The parsed config has two halves: `experiment` decides the results (a resumed run must have the
  * same one), `run` only how the run goes (concurrency, device, progress, ...).
  */
-import { readFile } from "node:fs/promises";
 import { extname } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
@@ -18,6 +17,7 @@ import { LEVELS, SPLITS, type Split } from "../../datasets/synth/generate.js";
 import { SOURCE_NAMES, type SourceName } from "../../datasets/sources.js";
 import { getStrategy } from "../../strategies/registry.js";
 import { describeZodError, InputError } from "../errors.js";
+import { readTextFile } from "../files.js";
 import { DEVICES, type Device } from "../runtime/session.js";
 import { limitsSchema, samplingSchema, type Limits, type Sampling } from "../strategy.js";
 import { defaultAllocationTable, loadAllocationTable } from "../allocation/table.js";
@@ -69,6 +69,18 @@ export interface Experiment {
    * oracle; the values themselves, so a resume with other ones is refused. Null without a file.
    */
   knownDifficulty: Record<string, number> | null;
+  /**
+   * The (configuration, budget) pairs that do not run because the configuration's shape does not
+   * fit the budget (beam width 4 at budget 2), with why; the report notes them.
+   */
+  skipped: SkippedConfiguration[];
+}
+
+export interface SkippedConfiguration {
+  label: string;
+  budget: number;
+  /** Why its parameters do not hold at this budget. */
+  reason: string;
 }
 
 export interface RunSettings {
@@ -194,11 +206,13 @@ function datasetSpec(flat: Flat, ctx: z.RefinementCtx): DatasetSpec {
 }
 
 /**
- * Resolves each strategy entry and validates its parameters at every budget, so that a setting
- * that cannot run (beam width 4 at budget 2) fails now. Unknown parameters are errors, not
- * silently dropped.
+ * Resolves each strategy entry and validates its parameters at every budget before any work. A
+ * budget that does not fit a configuration's shape (beam width 4 at budget 2: the strategies check
+ * what depends on the budget in refinements, whose issues are "custom") is skipped for it and
+ * recorded in `skipped`; a configuration that runs at no budget, any other invalid parameter, an
+ * unknown one, or a PRM-weighted vote with --verifier none is an error naming the flag or field.
  */
-function strategyConfigs(flat: Flat, ctx: z.RefinementCtx): StrategyConfig[] {
+function strategyConfigs(flat: Flat, ctx: z.RefinementCtx, skipped: SkippedConfiguration[]): StrategyConfig[] {
   const labels = new Set<string>();
   return flat.strategies.flatMap((entry, index): StrategyConfig[] => {
     const path = ["strategies", index];
@@ -227,16 +241,33 @@ function strategyConfigs(flat: Flat, ctx: z.RefinementCtx): StrategyConfig[] {
       }
     }
     let filled: Record<string, unknown> | undefined;
+    const skips: SkippedConfiguration[] = [];
     for (const budget of flat.budgets) {
       const parsed = strategy.params.safeParse({ ...given, budget });
-      if (parsed.success) filled ??= parsed.data as Record<string, unknown>;
+      if (parsed.success) {
+        const need = strategy.needsVerifier(parsed.data);
+        // Checked here, before the run directory is written, so that the corrected command is not refused as another run.
+        if (flat.verifier === "none" && need !== null && filled === undefined) {
+          ctx.addIssue({ code: "custom", path: ["verifier"], message: `none, but ${label} runs ${need}, which needs a step verifier` });
+        }
+        filled ??= parsed.data as Record<string, unknown>;
+        continue;
+      }
+      // A misspelt parameter is named once, under its own path, not at every budget.
+      const unknown = parsed.error.issues.find((issue) => issue.code === "unrecognized_keys");
+      if (unknown !== undefined) {
+        for (const key of unknown.keys) ctx.addIssue({ code: "custom", path: [...path, "params", key], message: unknown.message });
+        return [];
+      }
+      if (parsed.error.issues.every((issue) => issue.code === "custom")) skips.push({ label, budget, reason: describeZodError(parsed.error) });
       else ctx.addIssue({ code: "custom", path, message: `${label} (${strategy.name}) at budget ${budget}: ${describeZodError(parsed.error)}` });
     }
-    if (filled === undefined) return [];
-    const known = Object.keys(filled).filter((key) => key !== "budget");
-    for (const key of Object.keys(entry.params)) {
-      if (!known.includes(key)) ctx.addIssue({ code: "custom", path: [...path, "params", key], message: `${strategy.name} has no parameter ${key}; its parameters: ${known.join(", ")}` });
+    if (filled === undefined) {
+      // It runs at none of the budgets: each reason is an error.
+      for (const skip of skips) ctx.addIssue({ code: "custom", path, message: `${label} (${strategy.name}) at budget ${skip.budget}: ${skip.reason}` });
+      return [];
     }
+    skipped.push(...skips);
     const params = Object.fromEntries(Object.entries(filled).filter(([key]) => key !== "budget"));
     return [{ label, strategy: strategy.name, params }];
   });
@@ -278,7 +309,8 @@ export const benchConfigSchema = flatSchema.transform((flat, ctx): BenchConfig =
   const duplicates = flat.budgets.filter((budget, index) => flat.budgets.indexOf(budget) !== index);
   if (duplicates.length > 0) ctx.addIssue({ code: "custom", path: ["budgets"], message: `${duplicates.join(", ")} given twice` });
   const dataset = datasetSpec(flat, ctx);
-  const strategies = strategyConfigs(flat, ctx);
+  const skipped: SkippedConfiguration[] = [];
+  const strategies = strategyConfigs(flat, ctx, skipped);
   const known = knownDifficulty(flat, strategies, ctx);
   const limits = check(limitsSchema, defined({ maxSteps: flat.maxSteps, maxStepTokens: flat.maxStepTokens }), ctx);
   const sampling = check(samplingSchema, defined({ temperature: flat.temperature, topP: flat.topP }), ctx);
@@ -297,6 +329,7 @@ export const benchConfigSchema = flatSchema.transform((flat, ctx): BenchConfig =
       // filled in from the loaded models when the run starts
       fingerprints: { policy: null, verifier: null, problems: null },
       knownDifficulty: known,
+      skipped,
     },
     run: {
       device: flat.device,
@@ -328,9 +361,7 @@ export function parseBenchConfig(input: unknown, where: (path: readonly Property
 export async function readConfigFile(file: string): Promise<Record<string, unknown>> {
   const extension = extname(file).toLowerCase();
   if (![".yaml", ".yml", ".json"].includes(extension)) throw new InputError(`--config: ${file} must be a .yaml, .yml or .json file`);
-  const source = await readFile(file, "utf8").catch((error: NodeJS.ErrnoException) => {
-    throw new InputError(`--config: cannot read ${file}: ${error.code === "ENOENT" ? "no such file" : error.message}`);
-  });
+  const source = await readTextFile(file, "--config");
   let value: unknown;
   try {
     value = extension === ".json" ? JSON.parse(source) : parseYaml(source);

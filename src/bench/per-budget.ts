@@ -8,7 +8,7 @@
 import { join } from "node:path";
 import { getStrategy } from "../../strategies/registry.js";
 import { describeZodError, InputError } from "../errors.js";
-import { parseBenchConfig, type BenchConfig } from "./config.js";
+import { parseBenchConfig, type BenchConfig, type SkippedConfiguration } from "./config.js";
 
 export interface Configuration {
   label: string;
@@ -16,12 +16,6 @@ export interface Configuration {
   params: Record<string, unknown>;
 }
 
-export interface SkippedConfiguration {
-  label: string;
-  budget: number;
-  /** Why its parameters do not hold at this budget. */
-  reason: string;
-}
 
 type Where = (path: readonly PropertyKey[]) => string;
 
@@ -64,12 +58,15 @@ export function runsPerBudget(
   }
   const runs = runnable
     .filter((run) => run.entries.length > 0)
-    .map(({ budget, entries }) =>
-      parseBenchConfig({ ...bench, strategies: entries.map(({ entry }) => entry), budgets: [budget], out: join(out, `budget-${budget}`) }, (path) =>
+    .map(({ budget, entries }) => {
+      const config = parseBenchConfig({ ...bench, strategies: entries.map(({ entry }) => entry), budgets: [budget], out: join(out, `budget-${budget}`) }, (path) =>
         // A strategy's issue is named by its place in the list.
         path[0] === "strategies" ? where([listName, entries[path[1] as number]?.index ?? 0, ...path.slice(2)]) : where(path),
-      ),
-    );
+      );
+      // Recorded in the run, so that the report notes them as it does for a bench run.
+      config.experiment.skipped = skipped.filter((skip) => skip.budget === budget);
+      return config;
+    });
   if (runs.length === 0) throw new InputError(`${where(["budgets"])}: no ${listName} configuration runs at budgets ${budgets.join(", ")}`);
   return { runs, skipped };
 }

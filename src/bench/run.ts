@@ -19,6 +19,7 @@ import { ComputeMeter } from "../meter.js";
 import type { Policy, StepVerifier } from "../policy.js";
 import { packageRoot } from "../runtime/load.js";
 import { solve } from "../solve.js";
+import { getStrategy } from "../../strategies/registry.js";
 import { usesOracleDifficulty, type BenchConfig, type Experiment, type StrategyConfig } from "./config.js";
 import type { BenchProgress } from "./progress.js";
 import { workItemKey, type BenchResult } from "./results.js";
@@ -80,6 +81,25 @@ export function checkKnownDifficulty(config: BenchConfig, problems: readonly Pro
   );
 }
 
+/**
+ * What a run would do, for --dry-run: its work items (after the shard), the configurations, the
+ * budgets, the skipped pairs and the directory. Nothing is loaded or written.
+ */
+export function describePlan(config: BenchConfig, problems: readonly Problem[]): string {
+  const { experiment, shard } = config;
+  const items = workItems(problems, experiment).filter((item) => shard === null || shardOf(item.key, shard.count) === shard.index);
+  return [
+    `${config.out}: ${items.length} work items: ${problems.length} problems x ${experiment.strategies.map((s) => s.label).join(", ")} ` +
+      `x budgets ${experiment.budgets.join(", ")} x ${experiment.seeds} seeds${shard === null ? "" : `, shard ${shard.index}/${shard.count}`}`,
+    ...experiment.skipped.map((skip) => `  skipped: ${skip.label} at N=${skip.budget}: ${skip.reason}`),
+  ].join("\n");
+}
+
+/** Whether a configuration does not run at a budget (see `Experiment.skipped`). */
+export function isSkipped(experiment: Experiment, label: string, budget: number): boolean {
+  return experiment.skipped.some((skip) => skip.label === label && skip.budget === budget);
+}
+
 /** Every work item, seed by seed (so a stopped run has whole seeds done first), then problem, strategy, budget. */
 export function workItems(problems: readonly Problem[], experiment: Experiment): WorkItem[] {
   const items: WorkItem[] = [];
@@ -87,6 +107,7 @@ export function workItems(problems: readonly Problem[], experiment: Experiment):
     for (const problem of problems) {
       for (const strategy of experiment.strategies) {
         for (const budget of experiment.budgets) {
+          if (isSkipped(experiment, strategy.label, budget)) continue;
           items.push({ key: workItemKey({ problemId: problem.id, strategy: strategy.label, budget, seed }), problem, strategy, budget, seed });
         }
       }
@@ -183,7 +204,7 @@ async function runItem(item: WorkItem, context: ItemContext): Promise<BenchResul
   };
   try {
     const solved = await solve(problem.problem, {
-      strategy: strategy.strategy,
+      strategy: getStrategy(strategy.strategy),
       budget,
       params: strategy.params,
       policy: context.policy,
@@ -221,7 +242,7 @@ async function runItem(item: WorkItem, context: ItemContext): Promise<BenchResul
 function accuracyTable(experiment: Experiment, results: Iterable<BenchResult>): AccuracyCell[] {
   const cells = new Map<string, AccuracyCell>();
   for (const { label } of experiment.strategies) {
-    for (const budget of experiment.budgets) cells.set(JSON.stringify([label, budget]), { strategy: label, budget, items: 0, correct: 0, errors: 0 });
+    for (const budget of experiment.budgets) if (!isSkipped(experiment, label, budget)) cells.set(JSON.stringify([label, budget]), { strategy: label, budget, items: 0, correct: 0, errors: 0 });
   }
   for (const result of results) {
     const cell = cells.get(JSON.stringify([result.strategy, result.budget])) as AccuracyCell;

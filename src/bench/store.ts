@@ -8,10 +8,11 @@
  * writing the same file (and duplicating results).
  */
 import { appendFileSync, closeSync, ftruncateSync, openSync } from "node:fs";
-import { mkdir, open, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { InputError } from "../errors.js";
+import { writeFileAtomically } from "../files.js";
 import type { BenchConfig, Experiment, RunSettings, Shard } from "./config.js";
 import { readJsonl } from "../../datasets/jsonl.js";
 import { resultSchema, type BenchResult } from "./results.js";
@@ -68,8 +69,8 @@ async function readRecord(dir: string): Promise<RunRecord | null> {
 export async function checkRunDirectory(dir: string, experiment: Experiment): Promise<void> {
   const record = await readRecord(dir);
   if (record === null) return;
-  // Runs started before difficulty files existed have no knownDifficulty: the same as none.
-  const stored: Partial<Experiment> = { knownDifficulty: null, ...(record.experiment as Partial<Experiment> | undefined) };
+  // Runs started before difficulty files (skipped configurations) existed have none: the same as none.
+  const stored: Partial<Experiment> = { knownDifficulty: null, skipped: [], ...(record.experiment as Partial<Experiment> | undefined) };
   // A fingerprint is compared only where both are known: a check before the models and problems are
   // loaded has none yet, and runs started before fingerprints were recorded are let through.
   const fingerprint = (key: keyof Experiment["fingerprints"]) =>
@@ -97,10 +98,7 @@ export async function prepareRunDirectory(config: BenchConfig, version: string):
   const file = join(config.out, CONFIG_FILE);
   if ((await readRecord(config.out)) !== null) return;
   const record: RunRecord = { deliberate: version, created: new Date().toISOString(), experiment: config.experiment, run: config.run };
-  // Written beside and renamed into place, so config.json is never half-written.
-  const partial = `${file}.${process.pid}.part`;
-  await writeFile(partial, `${JSON.stringify(record, null, 2)}\n`);
-  await rename(partial, file);
+  await writeFileAtomically(file, "--out", `${JSON.stringify(record, null, 2)}\n`);
 }
 
 /** The offset just after the file's last newline (0 when it has none), and its size. */

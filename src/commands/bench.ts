@@ -4,7 +4,7 @@ import type { Command } from "commander";
 import { STRATEGY_NAMES } from "../../strategies/registry.js";
 import { DATASETS, PROGRESS_MODES, resolveBenchConfig, type BenchConfig } from "../bench/config.js";
 import { createProgress, formatDuration } from "../bench/progress.js";
-import { checkKnownDifficulty, loadBenchProblems, runBench, type BenchSummary } from "../bench/run.js";
+import { checkKnownDifficulty, describePlan, loadBenchProblems, runBench, type BenchSummary } from "../bench/run.js";
 import { checkRunDirectory } from "../bench/store.js";
 import { addModelOptions, loadModels, splitServedFlags } from "./model-options.js";
 
@@ -36,9 +36,10 @@ Stopped (Ctrl-C, kill), the same command resumes: finished work items are skippe
 async function configFromCommand(command: Command): Promise<BenchConfig> {
   const flags: Record<string, unknown> = {};
   const defaults: Record<string, unknown> = {};
-  const { config: file, ...all } = command.opts<{ config?: string }>();
-  // Served-model flags stay out of config.json (an API key must never be stored).
+  const { config: file, ...all } = command.opts<{ config?: string; dryRun?: boolean }>();
+  // Served-model flags stay out of config.json (an API key must never be stored); --dry-run is not a setting of the run.
   const options = splitServedFlags(all).rest;
+  delete options.dryRun;
   for (const [key, value] of Object.entries(options)) {
     (command.getOptionValueSource(key) === "default" ? defaults : flags)[key] = value;
   }
@@ -105,12 +106,18 @@ export function registerBench(program: Command): void {
     .option("--progress-interval <seconds>", "seconds between progress lines (default 30)")
     .option("--cache-dir <dir>", "dataset cache directory (default $DELIBERATE_CACHE, else ~/.cache/deliberate)")
     .option("--out <dir>", "the run directory (config.json and results); required")
+    .option("--dry-run", "validate the configuration, the problems and the run directory, print the work planned, and stop (no model is loaded, nothing is written)")
     .addHelpText("after", EXAMPLE)
     .action(async (_options: unknown, self: Command) => {
       const config = await configFromCommand(self);
+      for (const skip of config.experiment.skipped) process.stderr.write(`skipping ${skip.label} at N=${skip.budget}: ${skip.reason}\n`);
       const problems = await loadBenchProblems(config);
       checkKnownDifficulty(config, problems);
       await checkRunDirectory(config.out, config.experiment);
+      if (self.opts<{ dryRun?: boolean }>().dryRun) {
+        process.stdout.write(`${describePlan(config, problems)}\ndry run: the configuration, problems and run directory are valid; nothing was run or written\n`);
+        return;
+      }
       // The model flags always have values here (their defaults), so the labels are set.
       const models = await loadModels({
         ...splitServedFlags(self.opts()).served,

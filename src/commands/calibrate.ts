@@ -2,7 +2,6 @@
  * `deliberate calibrate`: the difficulty pass and a strategy grid on a calibration split, then the
  * allocation table; with --difficulty-only, the difficulty pass alone (on any split).
  */
-import { readFile } from "node:fs/promises";
 import { extname, join } from "node:path";
 import type { Command } from "commander";
 import { parse as parseYaml } from "yaml";
@@ -11,7 +10,9 @@ import { DIFFICULTY_FILE } from "../allocation/difficulty.js";
 import { binOfScore, type AllocationEntry, type AllocationTable } from "../allocation/table.js";
 import { DATASETS, PROGRESS_MODES } from "../bench/config.js";
 import { createProgress, formatDuration } from "../bench/progress.js";
+import { describePlan, loadBenchProblems } from "../bench/run.js";
 import { InputError } from "../errors.js";
+import { readTextFile } from "../files.js";
 import type { StepVerifier } from "../policy.js";
 import { addModelOptions, loadModels, positiveInteger, splitServedFlags } from "./model-options.js";
 import { untilStopped } from "./stop-signals.js";
@@ -39,9 +40,7 @@ const flagName = (key: string) => `--${key.replace(/[A-Z]/g, (letter) => `-${let
 async function readGridFile(file: string): Promise<unknown> {
   const extension = extname(file).toLowerCase();
   if (![".yaml", ".yml", ".json"].includes(extension)) throw new InputError(`--grid: ${file} must be a .yaml, .yml or .json file`);
-  const source = await readFile(file, "utf8").catch((error: NodeJS.ErrnoException) => {
-    throw new InputError(`--grid: cannot read ${file}: ${error.code === "ENOENT" ? "no such file" : error.message}`);
-  });
+  const source = await readTextFile(file, "--grid");
   try {
     return extension === ".json" ? JSON.parse(source) : parseYaml(source);
   } catch (error) {
@@ -160,9 +159,10 @@ export function registerCalibrate(program: Command): void {
     .option("--out <dir>", "the run directory; required")
     .option("--allocation-out <file>", "where the allocation table goes (default <out>/allocation.json)")
     .option("--difficulty-only", "run only the difficulty pass (any split, e.g. --split test): writes <out>/difficulty.jsonl with each problem's oracle pass rate; no grid, no table")
+    .option("--dry-run", "validate the settings and the problems, print the work planned, and stop (no model is loaded, nothing is written)")
     .addHelpText("after", EXAMPLE)
     .action(async (_options: unknown, self: Command) => {
-      const { grid: gridFile, ...all } = self.opts<{ grid?: string }>();
+      const { grid: gridFile, dryRun, ...all } = self.opts<{ grid?: string; dryRun?: boolean }>();
       const { served, rest: flags } = splitServedFlags(all);
       const input: Record<string, unknown> = { ...flags };
       if (gridFile !== undefined) input.grid = await readGridFile(gridFile);
@@ -173,6 +173,12 @@ export function registerCalibrate(program: Command): void {
       );
       if (!config.difficultyOnly) printSkipped(config);
       const { experiment, run } = config.runs[0] as CalibrateConfig["runs"][number];
+      if (dryRun) {
+        const problems = await loadBenchProblems(config.runs[0] as CalibrateConfig["runs"][number]);
+        const grid = config.difficultyOnly ? [] : config.runs.map((budgetRun) => describePlan(budgetRun, problems));
+        process.stdout.write(`difficulty pass: ${problems.length} problems, into ${config.out}\n${grid.join("\n")}${grid.length > 0 ? "\n" : ""}dry run: nothing was run or written\n`);
+        return;
+      }
       // The model flags always have values here (their defaults), and --verifier none was refused.
       const models = await loadModels({
         ...served,

@@ -6,7 +6,8 @@
 import type { Command } from "commander";
 import { runsPerBudget, type Configuration } from "../bench/per-budget.js";
 import { createProgress, formatDuration } from "../bench/progress.js";
-import { loadBenchProblems, runBench } from "../bench/run.js";
+import { describePlan, loadBenchProblems, runBench } from "../bench/run.js";
+import { checkRunDirectory } from "../bench/store.js";
 import { writeReport } from "../report/report.js";
 import { addModelOptions, loadModels, positiveInteger, splitServedFlags, type ModelFlags } from "./model-options.js";
 import { untilStopped } from "./stop-signals.js";
@@ -56,6 +57,7 @@ interface CompareFlags extends ModelFlags {
   difficultyFile?: string;
   concurrency: number;
   progress: string;
+  dryRun?: boolean;
 }
 
 export function registerCompare(program: Command): void {
@@ -73,7 +75,8 @@ export function registerCompare(program: Command): void {
     .option("--allocation <table.json>", "compute-optimal's allocation table (default: the one shipped in models/)")
     .option("--difficulty-file <path>", "oracle pass rates of the problems (difficulty.jsonl of `deliberate calibrate --difficulty-only`), for compute-optimal-oracle")
     .option("--concurrency <n>", "problems searched at once", positiveInteger("--concurrency"), 8)
-    .option("--progress <mode>", "auto, bar, lines or none", "auto");
+    .option("--progress <mode>", "auto, bar, lines or none", "auto")
+    .option("--dry-run", "validate the settings and the problems, print the work planned, and stop (no model is loaded, nothing is written)");
   addModelOptions(command)
     .addHelpText("after", "\nStopped (Ctrl-C), the same command resumes. Then: open <out>/report.html.")
     .action(async (flags: CompareFlags) => {
@@ -105,6 +108,11 @@ export function registerCompare(program: Command): void {
 
       const first = runs[0] as (typeof runs)[number];
       const problems = await loadBenchProblems(first);
+      if (flags.dryRun) {
+        for (const run of runs) await checkRunDirectory(run.out, run.experiment);
+        process.stdout.write(`${runs.map((run) => describePlan(run, problems)).join("\n")}\ndry run: nothing was run or written\n`);
+        return;
+      }
       const models = await loadModels({ ...flags, ...splitServedFlags({ ...flags }).served });
       const started = performance.now();
       try {

@@ -2,12 +2,12 @@
  * `deliberate data synth` (generate the synthetic MATH-shaped task) and `deliberate data label`
  * (label model samples of it with the rule step checker). Registered on the `data` group.
  */
-import { open } from "node:fs/promises";
-import { finished } from "node:stream/promises";
+import { createReadStream } from "node:fs";
 import type { Readable, Writable } from "node:stream";
 import type { Command } from "commander";
 import { z } from "zod";
 import { InputError } from "../errors.js";
+import { readableFile, refuseOverwritingInput, writeAtomically } from "../files.js";
 import { generateSynth, LEVELS, SPLITS } from "../../datasets/synth/generate.js";
 import { labelJsonl } from "../../datasets/synth/label.js";
 
@@ -48,25 +48,14 @@ function parseFlags<S extends z.ZodType>(schema: S, options: unknown): z.output<
 /** A stream of `--in`, or stdin. */
 async function openInput(file: string | undefined): Promise<Readable> {
   if (file === undefined) return process.stdin;
-  const handle = await open(file).catch((error: NodeJS.ErrnoException) => {
-    throw new InputError(`cannot read ${file}: ${error.code === "ENOENT" ? "no such file" : error.message}`);
-  });
-  return handle.createReadStream({ encoding: "utf8" });
+  await readableFile(file, "--in");
+  return createReadStream(file, { encoding: "utf8" });
 }
 
-/** A file stream for `--out`, or stdout. */
-async function openOutput(file: string | undefined): Promise<Writable> {
-  if (file === undefined) return process.stdout;
-  const handle = await open(file, "w").catch((error: NodeJS.ErrnoException) => {
-    throw new InputError(`cannot write ${file}: ${error.code === "ENOENT" ? "no such directory" : error.message}`);
-  });
-  return handle.createWriteStream({ encoding: "utf8" });
-}
-
-async function closeOutput(output: Writable): Promise<void> {
-  if (output === process.stdout) return;
-  output.end();
-  await finished(output);
+/** Writes through `write` to `--out` (atomically, see writeAtomically), or to stdout. */
+async function withOutput<T>(file: string | undefined, write: (output: Writable) => Promise<T>): Promise<T> {
+  if (file === undefined) return write(process.stdout);
+  return writeAtomically(file, "--out", write);
 }
 
 export function registerSynth(data: Command): void {
@@ -86,9 +75,9 @@ export function registerSynth(data: Command): void {
       const flags = parseFlags(synthFlags, options);
       const n = flags.perLevel !== undefined ? flags.perLevel * flags.levels.length : (flags.n ?? 500);
       const problems = generateSynth({ split: flags.split, seed: flags.seed, n, levels: flags.levels });
-      const output = await openOutput(flags.out);
-      output.write(problems.map((problem) => JSON.stringify(problem) + "\n").join(""));
-      await closeOutput(output);
+      await withOutput(flags.out, async (output) => {
+        output.write(problems.map((problem) => JSON.stringify(problem) + "\n").join(""));
+      });
     });
 
   data
@@ -102,9 +91,8 @@ export function registerSynth(data: Command): void {
     .option("--out <file>", "write here instead of stdout")
     .action(async (options: unknown) => {
       const flags = parseFlags(labelFlags, options);
+      if (flags.out !== undefined) await refuseOverwritingInput({ path: flags.out, flag: "--out" }, [{ path: flags.in, flag: "--in" }]);
       const input = await openInput(flags.in);
-      const output = await openOutput(flags.out);
-      await labelJsonl(input, output, flags.in ?? "stdin");
-      await closeOutput(output);
+      await withOutput(flags.out, (output) => labelJsonl(input, output, flags.in ?? "stdin"));
     });
 }

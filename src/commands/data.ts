@@ -3,7 +3,7 @@ import { Argument, Command, InvalidArgumentError } from "commander";
 import { z } from "zod";
 import { InputError } from "../errors.js";
 import type { ProblemFilter } from "../../datasets/filter.js";
-import { loadMathFile, type LoadResult } from "../../datasets/math.js";
+import { loadMathFile, toMathLine, type LoadResult } from "../../datasets/math.js";
 import { describeSource, fetchDataset, loadNamedDataset, SOURCE_NAMES } from "../../datasets/sources.js";
 import { registerSynth } from "./data-synth.js";
 
@@ -29,7 +29,7 @@ export function registerData(program: Command): void {
 
   data
     .command("show")
-    .description("Print the problems of a named dataset or of a JSONL file as JSONL, filtered")
+    .description("Print the problems of a named dataset or of a JSONL file as MATH-style JSONL (unique_id, problem, answer, level, subject), filtered")
     .addArgument(new Argument("[name]", nameHelp).choices(SOURCE_NAMES))
     .option("--data-file <path>", "read this MATH-style JSONL file instead of a named dataset")
     .option("--level <levels>", "keep these levels, comma-separated (e.g. 4,5); repeatable", collect(parseLevel))
@@ -52,7 +52,7 @@ export function registerData(program: Command): void {
       else throw new InputError(`data show takes a dataset name (${SOURCE_NAMES.join(", ")}) or --data-file PATH, one of the two`);
       for (const bad of result.badLines) process.stderr.write(`skipped line ${bad.line}: ${bad.reason}\n`);
       if (result.badLines.length > 0) process.stderr.write(`skipped ${result.badLines.length} bad lines\n`);
-      process.stdout.write(result.problems.map((problem) => `${JSON.stringify(problem)}\n`).join(""));
+      process.stdout.write(result.problems.map((problem) => `${JSON.stringify(toMathLine(problem))}\n`).join(""));
     });
 
   registerSynth(data);

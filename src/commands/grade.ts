@@ -1,5 +1,6 @@
 /** `deliberate grade`: is a predicted answer equivalent to the gold one? One pair, or a JSONL file of pairs. */
-import { createReadStream, createWriteStream } from "node:fs";
+import { createReadStream } from "node:fs";
+import type { Writable } from "node:stream";
 import { createInterface } from "node:readline";
 import { once } from "node:events";
 import { Command, Option } from "commander";
@@ -7,6 +8,7 @@ import { z } from "zod";
 import { Grader } from "../../datasets/answer/grader.js";
 import type { Verdict } from "../../datasets/answer/compare.js";
 import { describeZodError, InputError } from "../errors.js";
+import { readableFile, refuseOverwritingInput, writeAtomically } from "../files.js";
 
 const caseLine = z.looseObject({ gold: z.string(), pred: z.string() });
 
@@ -40,7 +42,7 @@ export function registerGrade(program: Command): void {
     .option("--file <cases.jsonl>", 'grade every line {"gold": ..., "pred": ...}; other fields are kept')
     .option("--out <file>", "with --file: write the graded lines here instead of standard output")
     .addOption(
-      new Option("--percent <mode>", "10\\% against 10: ignore the sign, also accept the fraction 0.1, or be strict")
+      new Option("--percent <mode>", "a percent sign on one side: ignore it (10\\% matches 10 or 0.1), read it as the value only (0.1), or be strict")
         .choices(["ignore", "fraction", "strict"])
         .default("ignore"),
     )
@@ -75,13 +77,22 @@ async function gradePair(gold: string, pred: string, flags: GradeFlags): Promise
 
 /**
  * Grades the lines of a JSONL file in parallel and writes them back in their order, each with
- * `"equal"` (and `"reason"`) added. A bad line stops the run with its line number; the lines
- * before it are already written.
+ * `"equal"` (and `"reason"`) added, to standard output or to `--out` (atomically, never over `--file`).
  */
 async function gradeFile(flags: GradeFlags): Promise<void> {
   const file = flags.file as string;
+  await readableFile(file, "--file");
+  if (flags.out === undefined) return gradeLines(file, flags, process.stdout);
+  await refuseOverwritingInput({ path: flags.out, flag: "--out" }, [{ path: file, flag: "--file" }]);
+  await writeAtomically(flags.out, "--out", (output) => gradeLines(file, flags, output));
+}
+
+/**
+ * Grades the lines of `file` into `output`. A bad line stops the run with its line number; the
+ * lines before it are already written (to standard output; a file output is then not written).
+ */
+async function gradeLines(file: string, flags: GradeFlags, output: Writable): Promise<void> {
   const grader = new Grader({ timeoutMs: flags.timeout, percent: flags.percent });
-  const output = flags.out ? createWriteStream(flags.out) : process.stdout;
   const input = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
   const pending: Promise<string>[] = [];
   const started = Date.now();
@@ -120,7 +131,6 @@ async function gradeFile(flags: GradeFlags): Promise<void> {
     }
   } finally {
     await flushDone(0);
-    if (output !== process.stdout) await new Promise<void>((resolve) => output.end(() => resolve()));
     await grader.close();
   }
   const seconds = ((Date.now() - started) / 1000).toFixed(1);

@@ -43,6 +43,8 @@ export interface ModelFlags extends ServedFlags {
   verifier: string;
   device: Device;
   threads?: number;
+  /** Cut a problem too long for the policy instead of refusing it. */
+  truncateProblem?: boolean;
 }
 
 const isUrl = (value: string) => /^https?:\/\//i.test(value);
@@ -91,7 +93,12 @@ export interface LoadedModels {
 
 /** Loads or connects the models the flags name; `local` adds options for local models (`deliberate serve`'s --max-model-len). */
 export async function loadModels(flags: ModelFlags, local: Partial<LoadOptions> = {}): Promise<LoadedModels> {
-  const options = { device: flags.device, ...(flags.threads ? { threads: flags.threads } : {}), ...local };
+  const options = {
+    device: flags.device,
+    ...(flags.threads ? { threads: flags.threads } : {}),
+    ...(flags.truncateProblem ? { promptOverflow: "truncate" as const } : {}),
+    ...local,
+  };
   const policy = isUrl(flags.policy)
     ? await connectPolicy(urlsOf(flags.policy), {
         model: flags.policyModel,

@@ -1,16 +1,21 @@
 /** `deliberate solve`: one problem through one search strategy on the embedded (or given) models. */
 import { Command, Option } from "commander";
-import { STRATEGY_NAMES } from "../../strategies/registry.js";
+import { STRATEGY_NAMES, type StrategyName } from "../../strategies/registry.js";
 import { AGGREGATIONS } from "../../verifiers/aggregate.js";
 import { SELECTIONS } from "../../verifiers/select.js";
 import { WITHIN_CHAIN } from "../../strategies/revision.js";
 import { InputError } from "../errors.js";
-import { solve } from "../solve.js";
+import { MAX_TEXT_FILE_BYTES, readTextFile } from "../files.js";
+import { ComputeMeter } from "../meter.js";
+import { MAX_BUDGET } from "../strategy.js";
+import { checkProblem, solve } from "../solve.js";
 import { defaultAllocationTable, loadAllocationTable } from "../allocation/table.js";
 import { addModelOptions, loadModels, positiveInteger, splitServedFlags, type ModelFlags } from "./model-options.js";
 
 interface SolveFlags extends ModelFlags {
-  strategy: string;
+  /** One of the choices commander checked. */
+  strategy: StrategyName;
+  problemFile?: string;
   budget: number;
   seed: number;
   select?: string;
@@ -26,6 +31,21 @@ interface SolveFlags extends ModelFlags {
   maxSteps?: number;
   maxStepTokens?: number;
   json?: boolean;
+}
+
+/** Seconds between progress lines on stderr; a solve shorter than this prints none. */
+export const PROGRESS_INTERVAL_S = 5;
+
+/** Prints the compute spent so far every few seconds, until the returned function is called. */
+export function reportProgress(meter: ComputeMeter): () => void {
+  const timer = setInterval(() => {
+    const c = meter.report();
+    process.stderr.write(
+      `solving: ${(c.wallMs / 1000).toFixed(0)} s, ${c.generatedTokens} tokens generated, ${c.policyCalls} policy / ${c.verifierCalls} verifier calls, ` +
+        `rss ${Math.round(process.memoryUsage.rss() / 2 ** 20)} MiB\n`,
+    );
+  }, PROGRESS_INTERVAL_S * 1000);
+  return () => clearInterval(timer);
 }
 
 /** Strategy parameter names as the flags that set them, so that errors name the flag. */
@@ -56,6 +76,25 @@ function number(flag: string) {
   };
 }
 
+/** The problem: the argument, or the text of --problem-file (standard input for "-"); one of the two. */
+async function problemText(argument: string | undefined, file: string | undefined): Promise<string> {
+  if ((argument === undefined) === (file === undefined)) throw new InputError("give the problem as an argument or with --problem-file, one of the two");
+  if (argument !== undefined) return argument;
+  return file === "-" ? readStdin(MAX_TEXT_FILE_BYTES) : readTextFile(file as string, "--problem-file");
+}
+
+/** Standard input as text, refused past `maxBytes`. */
+async function readStdin(maxBytes: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  for await (const chunk of process.stdin) {
+    bytes += (chunk as Buffer).length;
+    if (bytes > maxBytes) throw new InputError(`--problem-file -: standard input is above the limit of ${maxBytes} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
 /** Only the flags the user gave, so that each strategy's own defaults apply to the rest. */
 function definedParams(flags: SolveFlags): Record<string, unknown> {
   const params: Record<string, unknown> = {};
@@ -70,9 +109,10 @@ export function registerSolve(program: Command): void {
   const command = program
     .command("solve")
     .description("Solve one problem with a test-time search strategy and print the chosen solution, its answer and the compute spent")
-    .argument("<problem>", "the problem text")
+    .argument("[problem]", "the problem text (or --problem-file)")
+    .option("--problem-file <file>", `read the problem from this file (- for standard input; at most ${MAX_TEXT_FILE_BYTES} bytes), e.g. one too long for a command line`)
     .addOption(new Option("--strategy <name>", "search strategy").choices([...STRATEGY_NAMES]).default("best-of-n"))
-    .option("--budget <n>", "budget N in generations", positiveInteger("--budget"), 16)
+    .option("--budget <n>", `budget N in generations (at most ${MAX_BUDGET})`, positiveInteger("--budget"), 16)
     .option("--seed <n>", "seed of every random choice", number("--seed"), 0)
     .addOption(new Option("--select <rule>", "final selection: highest score, majority vote, or PRM-weighted vote").choices([...SELECTIONS]))
     .addOption(new Option("--aggregate <how>", "step scores to a solution score").choices([...AGGREGATIONS]))
@@ -86,10 +126,16 @@ export function registerSolve(program: Command): void {
     .option("--top-p <p>", "nucleus sampling mass", number("--top-p"))
     .option("--max-steps <n>", "most steps in a solution", positiveInteger("--max-steps"))
     .option("--max-step-tokens <n>", "most tokens in a step", positiveInteger("--max-step-tokens"))
+    .option("--truncate-problem", "cut a problem too long for the policy's prompt limit to fit, instead of refusing it")
     .option("--json", "print the whole result (candidates, step scores, search tree, compute) as JSON")
     .addHelpText("after", '\nExample:\n  deliberate solve --strategy beam --budget 16 "Compute (17 + 5) * 3 - 8."');
-  addModelOptions(command).action(async (problem: string, flags: SolveFlags) => {
+  addModelOptions(command).action(async (argument: string | undefined, flags: SolveFlags) => {
+    const problem = await problemText(argument, flags.problemFile);
+    checkProblem(problem);
+    const params = definedParams(flags);
     const models = await loadModels({ ...flags, ...splitServedFlags({ ...flags }).served });
+    const meter = new ComputeMeter();
+    const stopProgress = reportProgress(meter);
     try {
       const result = await solve(problem, {
         strategy: flags.strategy,
@@ -97,7 +143,8 @@ export function registerSolve(program: Command): void {
         policy: models.policy,
         verifier: models.verifier,
         seed: flags.seed,
-        params: definedParams(flags),
+        params,
+        meter,
         limits: { ...(flags.maxSteps ? { maxSteps: flags.maxSteps } : {}), ...(flags.maxStepTokens ? { maxStepTokens: flags.maxStepTokens } : {}) },
         sampling: { ...(flags.temperature !== undefined ? { temperature: flags.temperature } : {}), ...(flags.topP !== undefined ? { topP: flags.topP } : {}) },
       }).catch((error: unknown) => {
@@ -118,6 +165,7 @@ export function registerSolve(program: Command): void {
           `${c.flops === null ? "unknown" : (c.flops / 1e9).toFixed(2)} GFLOP, ${c.policyCalls} policy / ${c.verifierCalls} verifier calls, ${(c.wallMs / 1000).toFixed(1)} s`,
       );
     } finally {
+      stopProgress();
       await models.close();
     }
   });

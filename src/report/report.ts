@@ -2,7 +2,8 @@
  * `deliberate report` as a library call: read run directories, compute the statistics, render the
  * plots and write report.md, report.html, report.json and plots/*.svg into one directory.
  */
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
+import { writeFileAtomically } from "../files.js";
 import { join } from "node:path";
 import { measureEfficiency, type Efficiency } from "./efficiency.js";
 import { loadRuns } from "./load.js";
@@ -48,10 +49,10 @@ export async function writeReport(runDirs: readonly string[], options: ReportOpt
     warnings,
   };
   await Promise.all([
-    writeFile(written.markdown, renderMarkdown(content)),
-    writeFile(written.html, renderHtml(content)),
-    writeFile(written.json, renderJson(content)),
-    ...plots.map((plot, i) => writeFile(written.plots[i] as string, plot.svg)),
+    writeFileAtomically(written.markdown, "--out", renderMarkdown(content)),
+    writeFileAtomically(written.html, "--out", renderHtml(content)),
+    writeFileAtomically(written.json, "--out", renderJson(content)),
+    ...plots.map((plot, i) => writeFileAtomically(written.plots[i] as string, "--out", plot.svg)),
   ]);
   return written;
 }

@@ -52,6 +52,9 @@ export interface GroupCell extends AccuracyStats {
   group: number;
 }
 
+/** Accuracies are means of a few hundred fractions at most: equal values may differ in the last bits. */
+export const TIE_TOLERANCE = 1e-9;
+
 /** Which strategy is most accurate at one budget, overall (level null) or on one level. */
 export interface Win {
   budget: number;
@@ -168,8 +171,7 @@ function findWin(budget: number, level: number | null, byStrategy: Map<string, B
     .sort((a, b) => b.accuracy - a.accuracy || a.strategy.localeCompare(b.strategy));
   const best = ranked[0];
   if (best === undefined) throw new Error("no strategy to rank");
-  // Accuracies are means of a few hundred fractions at most: equal values may differ in the last bits.
-  const winners = ranked.filter((entry) => best.accuracy - entry.accuracy < 1e-9);
+  const winners = ranked.filter((entry) => best.accuracy - entry.accuracy < TIE_TOLERANCE);
   const second = ranked[winners.length];
   let difference: Win["difference"] = null;
   if (winners.length === 1 && second !== undefined) {

@@ -3,10 +3,11 @@
  * self-contained page: CSS and SVG inline, no script, no font or image to fetch) and report.json
  * (the numbers for machines). The sentences and tables are built once and shared by md and html.
  */
+import { z } from "zod";
 import type { Efficiency, EfficiencyRow } from "./efficiency.js";
 import type { RunInfo } from "./load.js";
 import { strategyColor } from "./plots.js";
-import type { Cell, Summary, Win } from "./stats.js";
+import { TIE_TOLERANCE, type Cell, type Summary, type Win } from "./stats.js";
 
 export interface ReportContent {
   runs: RunInfo[];
@@ -69,12 +70,22 @@ function winSentence(win: Win): string {
 
 function winSentences(summary: Summary): string[] {
   const overall = summary.wins.filter((win) => win.level === null);
-  const best = summary.cells.reduce((a, b) => (b.accuracy > a.accuracy ? b : a));
-  return [
-    ...overall.map(winSentence),
-    `Most accurate overall: ${bold(best.strategy)} at N=${best.budget} with ${pct(best.accuracy)} ` +
-      `(95% CI ${ciText(best.ciLow, best.ciHigh)}), for ${tokensText(best.meanGeneratedTokens)} generated tokens per problem.`,
-  ];
+  return [...overall.map(winSentence), bestOverallSentence(summary.cells)];
+}
+
+/** The most accurate (strategy, budget) of the run, or the ones that tie for it: a tie names no winner. */
+function bestOverallSentence(cells: readonly Cell[]): string {
+  const top = Math.max(...cells.map((cell) => cell.accuracy));
+  const best = cells.filter((cell) => top - cell.accuracy < TIE_TOLERANCE);
+  const [only] = best;
+  if (only !== undefined && best.length === 1) {
+    return (
+      `Most accurate overall: ${bold(only.strategy)} at N=${only.budget} with ${pct(only.accuracy)} ` +
+      `(95% CI ${ciText(only.ciLow, only.ciHigh)}), for ${tokensText(only.meanGeneratedTokens)} generated tokens per problem.`
+    );
+  }
+  if (best.length === cells.length) return `No strategy is most accurate overall: every strategy at every budget ties at ${pct(top)}.`;
+  return `No single most accurate strategy overall: ${best.map((cell) => `${bold(cell.strategy)} at N=${cell.budget}`).join(", ")} tie at ${pct(top)}.`;
 }
 
 const LEVEL_NOTE = "A level holds fewer problems than the whole run, so these winners are noisier: the level plot shows their CIs.";
@@ -212,7 +223,7 @@ function runTables(runs: RunInfo[]): { dir: string; table: Table }[] {
 }
 
 function notes(content: ReportContent): string[] {
-  const out = [...content.warnings];
+  const out = [...content.warnings, ...content.runs.flatMap(skippedNotes)];
   if (content.efficiency.missing !== null) out.push(content.efficiency.missing);
   const problems = new Set(content.summary.cells.map((cell) => cell.problems));
   if (problems.size > 1) {
@@ -220,6 +231,18 @@ function notes(content: ReportContent): string[] {
   }
   return out;
 }
+
+/** The configurations a run skipped at some budget (their shape does not fit it), from its config.json. */
+function skippedNotes(run: RunInfo): string[] {
+  const parsed = skippedInConfig.safeParse(run.config);
+  if (!parsed.success) return [];
+  return parsed.data.experiment.skipped.map((skip) => `${skip.label} did not run at N=${skip.budget} in ${run.dir}: ${skip.reason}.`);
+}
+
+/** The part of a run's config.json with its skipped configurations (runs from before it have none). */
+const skippedInConfig = z.object({
+  experiment: z.object({ skipped: z.array(z.object({ label: z.string(), budget: z.number(), reason: z.string() })) }),
+});
 
 function runName(run: RunInfo): string {
   const headline = configHeadline(run.config);

@@ -10,6 +10,7 @@ import { startWorker } from "../worker-threads.js";
 import type { LoadParams, ModelInfo } from "./model-worker.js";
 import { OnnxPolicy } from "./onnx-policy.js";
 import { OnnxStepVerifier } from "./onnx-verifier.js";
+import type { PromptOverflow } from "./prompt.js";
 import type { Device } from "./session.js";
 import { WorkerClient } from "./worker-client.js";
 
@@ -27,6 +28,11 @@ export interface LoadOptions {
   maxSequenceTokens?: number;
   /** Largest PRM batch in padded tokens. Default 16,384. */
   maxBatchTokens?: number;
+  /**
+   * A policy prompt longer than the model's limit (max_prefill_tokens, or max_position_embeddings):
+   * "error" (default) refuses it with an InputError, "truncate" cuts the problem's end to fit.
+   */
+  promptOverflow?: PromptOverflow;
 }
 
 /** The package's root directory (where package.json and models/ are), from source or from dist/. */
@@ -54,6 +60,7 @@ async function loadInWorker(source: string, options: LoadOptions): Promise<{ cli
     maxBatchTokens: options.maxBatchTokens ?? 16_384,
     ...(options.threads ? { threads: options.threads } : {}),
     ...(options.maxSequenceTokens ? { maxSequenceTokens: options.maxSequenceTokens } : {}),
+    ...(options.promptOverflow ? { promptOverflow: options.promptOverflow } : {}),
   };
   const client = new WorkerClient(startWorker(import.meta.url, "model-worker"));
   try {

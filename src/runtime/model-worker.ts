@@ -11,7 +11,7 @@ import { DecoderEngine, type ExtendRequest } from "./decoder-engine.js";
 import { EmbeddedGraphs, HuggingFaceGraphs, type DecoderGraphs } from "./graphs.js";
 import { fingerprintModel, readModelDirectory } from "./model-config.js";
 import { PrmEngine, type PrmRequest } from "./prm-engine.js";
-import { chatRenderer, embeddedRenderer, type PromptRenderer } from "./prompt.js";
+import { chatRenderer, embeddedRenderer, fitPrompt, type PromptOverflow, type PromptRenderer } from "./prompt.js";
 import { openSession, type Device } from "./session.js";
 import { checkGraphNames } from "./model-config.js";
 
@@ -23,6 +23,8 @@ export interface LoadParams {
   /** Overrides the model's own limit on sequence length. */
   maxSequenceTokens?: number;
   maxBatchTokens: number;
+  /** A prompt above the model's limit: refused (default), or its problem truncated. */
+  promptOverflow?: PromptOverflow;
 }
 
 export interface ModelInfo {
@@ -41,7 +43,17 @@ export interface ModelInfo {
   maxTokenId?: number;
 }
 
-let decoder: { engine: DecoderEngine; render: PromptRenderer; tokenizer: Tokenizer } | null = null;
+interface LoadedDecoder {
+  engine: DecoderEngine;
+  render: PromptRenderer;
+  tokenizer: Tokenizer;
+  /** The longest prompt the model takes, in tokens, and where that limit comes from. */
+  maxPromptTokens: number;
+  limitSource: string;
+  promptOverflow: PromptOverflow;
+}
+
+let decoder: LoadedDecoder | null = null;
 let prm: PrmEngine | null = null;
 /** Forks that failed (memory cap): the error is reported when the branch is next used. */
 const failedForks = new Map<number, string>();
@@ -63,6 +75,8 @@ async function load(params: LoadParams): Promise<ModelInfo> {
       padTokenId: model.config.pad_token_id,
       stepDelimiter: model.config.step_delimiter,
       maxBatchTokens: params.maxBatchTokens,
+      maxSequenceTokens: model.config.max_sequence_tokens ?? 4096,
+      limitSource: model.config.max_sequence_tokens === undefined ? "the default, 4096" : `max_sequence_tokens in ${join(model.dir, "config.json")}`,
     });
     return {
       kind: "prm",
@@ -81,6 +95,7 @@ async function load(params: LoadParams): Promise<ModelInfo> {
   let info: Pick<ModelInfo, "name" | "parameters" | "stepDelimiter">;
   let eosTokenIds: number[];
   let maxSequenceTokens: number;
+  let limitSource: string;
   if (model.kind === "embedded-decoder") {
     tokenizer = tokenizerFor(model.tokenizer);
     checkVocabulary(tokenizer, vocabularyOf(model.config.graphs.decode.outputs), model.dir);
@@ -89,6 +104,7 @@ async function load(params: LoadParams): Promise<ModelInfo> {
     info = { name: model.config.name, parameters: model.config.parameters, stepDelimiter: model.config.step_delimiter };
     eosTokenIds = [model.config.eos_token_id];
     maxSequenceTokens = model.config.max_prefill_tokens ?? 4096;
+    limitSource = model.config.max_prefill_tokens === undefined ? "the default, 4096" : `max_prefill_tokens in ${join(model.dir, "config.json")}`;
   } else {
     tokenizer = tokenizerFor(model.tokenizer, model.tokenizerConfig);
     checkVocabulary(tokenizer, model.config.vocab_size, model.dir);
@@ -100,10 +116,15 @@ async function load(params: LoadParams): Promise<ModelInfo> {
     // config.json has no parameter count; 12 x layers x hidden^2 + embeddings is the usual estimate.
     info = { name: model.dir, parameters: 12 * layers * hidden * hidden + vocab * hidden, stepDelimiter: "\n\n" };
     maxSequenceTokens = Number(model.config.max_position_embeddings ?? 4096);
+    limitSource = model.config.max_position_embeddings === undefined ? "the default, 4096" : `max_position_embeddings in ${join(model.dir, "config.json")}`;
   }
-  maxSequenceTokens = params.maxSequenceTokens ?? maxSequenceTokens;
+  if (params.maxSequenceTokens !== undefined) {
+    maxSequenceTokens = params.maxSequenceTokens;
+    limitSource = "the maxSequenceTokens load option";
+  }
   const engine = new DecoderEngine(graphs, tokenizer, { stepDelimiter: info.stepDelimiter, eosTokenIds, maxSequenceTokens, maxStateBytes: params.maxStateBytes });
-  decoder = { engine, render, tokenizer };
+  // A prompt must leave room for at least one generated token.
+  decoder = { engine, render, tokenizer, maxPromptTokens: maxSequenceTokens - 1, limitSource, promptOverflow: params.promptOverflow ?? "error" };
   // State size is linear in the length (fixed-size tensors plus caches that grow by a row per token).
   const stateBytes = { fixed: engine.stateBytes(0), perToken: engine.stateBytes(1) - engine.stateBytes(0) };
   const maxTokenId = Math.max(...tokenizer.get_vocab(true).values());
@@ -125,7 +146,7 @@ function checkVocabulary(tokenizer: Tokenizer, vocabSize: number | null, dir: st
   }
 }
 
-function loadedDecoder(): { engine: DecoderEngine; render: PromptRenderer; tokenizer: Tokenizer } {
+function loadedDecoder(): LoadedDecoder {
   if (!decoder) throw new Error("no decoder loaded in this worker");
   return decoder;
 }
@@ -140,8 +161,9 @@ function assertNotFailed(branches: number[]): void {
 const methods: Record<string, (params: never) => unknown> = {
   load,
   async start(params: { branch: number; prompt: PolicyPrompt }) {
-    const { engine: decoderEngine, render } = loadedDecoder();
-    const tokens = render(params.prompt);
+    const { engine: decoderEngine, render, maxPromptTokens, limitSource, promptOverflow } = loadedDecoder();
+    // Bounded before the prefill, whose memory grows with the prompt's length.
+    const tokens = fitPrompt(render, params.prompt, maxPromptTokens, promptOverflow, limitSource);
     await decoderEngine.start(params.branch, tokens);
     return { promptTokens: tokens.length };
   },

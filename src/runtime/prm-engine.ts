@@ -5,6 +5,7 @@
  */
 import * as ort from "onnxruntime-node";
 import type { Tokenizer } from "@huggingface/tokenizers";
+import { InputError } from "../errors.js";
 
 export interface PrmSettings {
   bosTokenId: number;
@@ -12,6 +13,9 @@ export interface PrmSettings {
   stepDelimiter: string;
   /** Largest batch, in padded tokens, for one graph run. */
   maxBatchTokens: number;
+  /** Longest sequence (problem and steps) the model reads, and where that limit comes from. */
+  maxSequenceTokens: number;
+  limitSource: string;
 }
 
 export interface PrmRequest {
@@ -51,6 +55,9 @@ export class PrmEngine {
       ids.push(...piece(step));
       stepEnds.push(ids.length - 1);
     });
+    if (ids.length > this.settings.maxSequenceTokens) {
+      throw new InputError(`a problem with its steps is ${ids.length} tokens, above the verifier's limit of ${this.settings.maxSequenceTokens} (${this.settings.limitSource})`);
+    }
     return { index, ids, stepEnds };
   }
 

@@ -4,6 +4,7 @@
  */
 import { Template } from "@huggingface/jinja";
 import type { Tokenizer } from "@huggingface/tokenizers";
+import { InputError } from "../errors.js";
 import type { PolicyPrompt } from "../policy.js";
 
 export type PromptRenderer = (prompt: PolicyPrompt) => number[];
@@ -56,4 +57,40 @@ export function chatRenderer(tokenizer: Tokenizer, tokenizerConfig: Record<strin
       : `${content}\n\n`;
     return tokenizer.encode(text, { add_special_tokens: template === null }).ids;
   };
+}
+
+/** What to do with a prompt longer than the model takes: refuse it, or cut the problem's end. */
+export const PROMPT_OVERFLOWS = ["error", "truncate"] as const;
+export type PromptOverflow = (typeof PROMPT_OVERFLOWS)[number];
+
+/** The share of the sequence limit a truncated prompt may take; the rest is left for the solution. */
+export const TRUNCATED_PROMPT_SHARE = 0.75;
+
+/**
+ * The prompt's token ids, at most `limit` of them. A longer prompt is an InputError, or with
+ * "truncate" the problem is cut from its end (the prompt format around it stays whole) until the
+ * prompt takes at most TRUNCATED_PROMPT_SHARE of the limit, leaving room for the solution.
+ * `where` names the limit's source for the message.
+ */
+export function fitPrompt(render: PromptRenderer, prompt: PolicyPrompt, limit: number, overflow: PromptOverflow, where: string): number[] {
+  let tokens = render(prompt);
+  if (tokens.length <= limit || overflow === "error") return checkLength(tokens, limit, overflow, where);
+  const target = Math.floor(limit * TRUNCATED_PROMPT_SHARE);
+  let problem = prompt.problem;
+  while (tokens.length > target && problem !== "") {
+    // A token covers at least one character, so this never cuts more than the excess needs.
+    problem = problem.slice(0, Math.max(0, problem.length - (tokens.length - target)));
+    tokens = render({ ...prompt, problem });
+  }
+  return checkLength(tokens, limit, overflow, where);
+}
+
+function checkLength(tokens: number[], limit: number, overflow: PromptOverflow, where: string): number[] {
+  if (tokens.length > limit) {
+    throw new InputError(
+      `the problem's prompt is ${tokens.length} tokens, above the policy's limit of ${limit} (${where})` +
+        (overflow === "error" ? "; shorten the problem, or ask for truncation (--truncate-problem, or promptOverflow: \"truncate\")" : ""),
+    );
+  }
+  return tokens;
 }

@@ -1,5 +1,6 @@
 /** Numbered request/response calls to a model worker (model-worker.ts). */
 import type { Worker } from "node:worker_threads";
+import { InputError } from "../errors.js";
 
 interface Pending {
   resolve: (value: unknown) => void;
@@ -17,7 +18,8 @@ export class WorkerClient {
       if (!call) return;
       this.settled(message.id);
       if (message.error) {
-        const error = new Error(message.error.message);
+        // An InputError stays one across the thread boundary (the CLI and callers test for it).
+        const error = message.error.name === "InputError" ? new InputError(message.error.message) : new Error(message.error.message);
         error.name = message.error.name;
         call.reject(error);
       } else {
