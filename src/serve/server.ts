@@ -17,6 +17,7 @@ import { ServedStepVerifier } from "../served/verifier.js";
 import { messagesToPrompt } from "../served/messages.js";
 import { parseQwenPrmInput, QWEN_PRM_STEP_TAG } from "../served/qwen-prm.js";
 import type { SolveResult } from "../solve.js";
+import type { SearchProgress } from "../strategy.js";
 import { createCompletion } from "./completions.js";
 import { ServerMetrics } from "./metrics.js";
 import { PrefixCache, type PrefixCacheLimits } from "./prefix-cache.js";
@@ -207,7 +208,13 @@ export function buildServer(options: ServeOptions): BuiltServer {
   });
 
   /** Runs a search request's job until it ends, its time is up or its client goes away. */
-  const search = (job: SearchJob, problem: string, body: { seed?: number | null; temperature?: number | null; top_p?: number | null }, signal: AbortSignal, onProgress?: Parameters<SearchRunner["run"]>[0]["onProgress"]) =>
+  const search = (
+    job: SearchJob,
+    problem: string,
+    body: { seed?: number | null; temperature?: number | null; top_p?: number | null },
+    signal: AbortSignal,
+    onProgress?: (progress: SearchProgress) => void,
+  ) =>
     runner.run({
       problem,
       job,
