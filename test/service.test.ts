@@ -65,7 +65,8 @@ beforeAll(async () => {
   policy = await loadPolicy("policy", { threads: 1 });
   verifier = await loadVerifier("prm", { threads: 1 });
   table = loadAllocationTable(defaultAllocationTable());
-  server = await start({ apiKey: KEY, maxBudget: 16, maxBodyBytes: 64 * 2 ** 10, maxConcurrent: 1, maxQueue: 1, requestTimeoutMs: 60_000 });
+  // A short grace period: closing waits for it when a client leaves a connection half-used.
+  server = await start({ apiKey: KEY, maxBudget: 16, maxBodyBytes: 64 * 2 ** 10, maxConcurrent: 1, maxQueue: 1, requestTimeoutMs: 60_000, graceMs: 1000 });
   client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: KEY, maxRetries: 0, timeout: 60_000 });
 });
 
@@ -248,6 +249,9 @@ describe("errors", () => {
     error = await errorOf(chat("beam-4", { deliberate: { beamWidth: 2 } }));
     expect(error.status).toBe(400);
     expect(error.message).toMatch(/beamWidth/);
+    error = await errorOf(chat("beam-4", { deliberate: { params: { budget: 8 } } }));
+    expect(error.status).toBe(400);
+    expect(error.message).toMatch(/deliberate\.params\.budget/);
     error = await errorOf(chat("beam-4", { deliberate: { strategy: "mcts" } }));
     expect(error.status).toBe(400);
     expect(error.message).toMatch(/deliberate\.strategy: unknown strategy "mcts"/);

@@ -114,6 +114,7 @@ export function resolveJob(model: string, field: DeliberateField | undefined, se
   }
   // A strategy named in the field replaces the model's preset, parameters and all.
   const presetParams = field?.strategy === undefined ? preset.params : {};
+  if (field?.params.budget !== undefined) throw badRequest("deliberate.params.budget: give the budget in the model's name or as deliberate.budget");
   const budget = field?.budget ?? named.budget;
   if (budget > settings.maxBudget) {
     throw badRequest(`budget ${budget} is over this server's largest budget per request, ${settings.maxBudget} (--max-budget)`);

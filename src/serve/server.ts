@@ -385,11 +385,18 @@ export async function createServer(options: ServeOptions & { host: string; port:
     ...built,
     url: `http://${host}:${address.port}`,
     async close() {
-      const grace = setTimeout(() => runner.stopAll(), graceMs);
+      // At the end of the grace period: stop the searches still running, give their 503s a moment
+      // to go out, then close every connection left (one a client keeps half-used would hold close() forever).
+      let drain: NodeJS.Timeout | undefined;
+      const grace = setTimeout(() => {
+        runner.stopAll();
+        drain = setTimeout(() => app.server.closeAllConnections(), 1000);
+      }, graceMs);
       try {
         await app.close();
       } finally {
         clearTimeout(grace);
+        clearTimeout(drain);
       }
       cache.clear();
     },
