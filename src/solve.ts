@@ -11,7 +11,7 @@ import { describeZodError, InputError } from "./errors.js";
 import { ComputeMeter } from "./meter.js";
 import type { Policy, StepVerifier } from "./policy.js";
 import { Random } from "./random.js";
-import { limitsSchema, samplingSchema, type Limits, type Sampling, type Strategy, type StrategyResult } from "./strategy.js";
+import { limitsSchema, samplingSchema, type Limits, type Sampling, type Strategy, type StrategyContext, type StrategyResult } from "./strategy.js";
 
 export interface SolveOptions {
   /** A strategy or its registered name (`best-of-n`, `beam`, `lookahead`, `dvts`, `revision`, `compute-optimal`). */
@@ -34,6 +34,8 @@ export interface SolveOptions {
   meter?: ComputeMeter;
   /** The problem's oracle pass rate, when known (compute-optimal with difficulty oracle needs it). */
   knownDifficulty?: { passRate: number };
+  /** Told after every decoding round and scoring of the search. */
+  onProgress?: StrategyContext["onProgress"];
 }
 
 export interface SolveResult extends StrategyResult {
@@ -72,6 +74,7 @@ export async function solve(problem: string, options: SolveOptions): Promise<Sol
     sampling,
     equivalent: cachedEquivalence(async (a, b) => (await (grader ? grader.grade(a, b) : isEquivalent(a, b))).equal),
     knownDifficulty: options.knownDifficulty,
+    onProgress: options.onProgress,
   }, params);
   return { ...result, strategy: strategy.name, params };
 }

@@ -80,6 +80,18 @@ export interface StrategyContext {
    * when known: for analysis, compute-optimal with the oracle difficulty bins by it.
    */
   knownDifficulty?: { passRate: number };
+  /** Told after every decoding round and every scoring of a search (for live progress, e.g. a streamed response). */
+  onProgress?: (progress: SearchProgress) => void;
+}
+
+/** Where a search stands: what `StrategyContext.onProgress` is told. */
+export interface SearchProgress {
+  /** Decoding rounds of this search so far (one batched policy call each). */
+  rounds: number;
+  /** Branches the search holds now. */
+  liveBranches: number;
+  /** The compute spent so far on the run's meter. */
+  compute: ComputeReport;
 }
 
 /** One solution the strategy produced, complete or not. */
@@ -219,6 +231,7 @@ export class SearchPath implements Scorable {
 export class Search {
   readonly tree = new SearchTree();
   private readonly live = new Set<SearchPath>();
+  private rounds = 0;
 
   constructor(
     readonly problem: string,
@@ -307,6 +320,7 @@ export class Search {
       item.score = aggregateScores(item.stepScores, this.aggregation);
       if (item.steps.length > 0) this.tree.node(item.nodeId).score = item.score;
     }
+    this.reportProgress();
   }
 
   /** Drops a path the search no longer follows: marks its node pruned and releases its branch. */
@@ -375,12 +389,18 @@ export class Search {
     }
     // Steps decoded together share their model calls: the call count is the longest step's.
     this.context.meter.policyCalls += Math.max(...results.map((result) => result.calls));
+    this.rounds++;
+    this.reportProgress();
     if (!record) return;
     for (const [index, path] of paths.entries()) {
       const node = this.tree.addStep(path.nodeId, (results[index] as StepResult).text);
       node.finished = path.finished;
       path.nodeId = node.id;
     }
+  }
+
+  private reportProgress(): void {
+    this.context.onProgress?.({ rounds: this.rounds, liveBranches: this.live.size, compute: this.context.meter.report() });
   }
 
   private track(path: SearchPath): SearchPath {
