@@ -49,8 +49,17 @@ export { Endpoints, HttpStatusError, type HttpOptions } from "./served/http.js";
 export { promptToMessages, messagesToPrompt, type ChatMessage } from "./served/messages.js";
 export { renderQwenPrmInput, parseQwenPrmInput } from "./served/qwen-prm.js";
 
-// deliberate serve: the loaded models behind vLLM's OpenAI-compatible API.
-export { startServer, buildServer, type ServeOptions, type RunningServer } from "./serve/server.js";
+// deliberate serve: the loaded models behind vLLM's OpenAI-compatible API, and the strategies as OpenAI-compatible chat models.
+export {
+  createServer,
+  startServer,
+  buildServer,
+  serviceOptionsSchema,
+  type ServeOptions,
+  type ServiceOptions,
+  type BuiltServer,
+  type RunningServer,
+} from "./serve/server.js";
 export { PrefixCache, type PrefixCacheLimits, type PrefixCacheStats } from "./serve/prefix-cache.js";
 
 // Search strategies and verifiers.
@@ -70,6 +79,7 @@ export {
   type Candidate,
   type SearchNode,
   type FileParam,
+  type SearchProgress,
   type Limits,
   type Sampling,
 } from "./strategy.js";

@@ -77,6 +77,7 @@ export class SearchPath implements Scorable {
 export class Search {
   readonly tree = new SearchTree();
   private readonly live = new Set<SearchPath>();
+  private rounds = 0;
 
   constructor(
     readonly problem: string,
@@ -165,6 +166,7 @@ export class Search {
       item.score = aggregateScores(item.stepScores, this.aggregation);
       if (item.steps.length > 0) this.tree.node(item.nodeId).score = item.score;
     }
+    this.reportProgress();
   }
 
   /** Drops a path the search no longer follows: marks its node pruned and releases its branch. */
@@ -233,12 +235,18 @@ export class Search {
     }
     // Steps decoded together share their model calls: the call count is the longest step's.
     this.context.meter.policyCalls += Math.max(...results.map((result) => result.calls));
+    this.rounds++;
+    this.reportProgress();
     if (!record) return;
     for (const [index, path] of paths.entries()) {
       const node = this.tree.addStep(path.nodeId, (results[index] as StepResult).text);
       node.finished = path.finished;
       path.nodeId = node.id;
     }
+  }
+
+  private reportProgress(): void {
+    this.context.onProgress?.({ rounds: this.rounds, liveBranches: this.live.size, compute: this.context.meter.report() });
   }
 
   private track(path: SearchPath): SearchPath {

@@ -34,6 +34,8 @@ export interface SolveOptions {
   meter?: ComputeMeter;
   /** The problem's oracle pass rate, when known (compute-optimal with difficulty oracle needs it). */
   knownDifficulty?: { passRate: number };
+  /** Told after every decoding round and scoring of the search. */
+  onProgress?: StrategyContext["onProgress"];
 }
 
 export interface SolveResult extends StrategyResult {
@@ -67,6 +69,7 @@ export function strategyContext(options: Omit<SolveOptions, "strategy" | "budget
     equivalent: cachedEquivalence(async (a, b) => (await (grader ? grader.grade(a, b) : isEquivalent(a, b))).equal),
     knownDifficulty: options.knownDifficulty,
     strategy: getStrategy,
+    onProgress: options.onProgress,
   };
 }
 

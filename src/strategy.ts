@@ -84,6 +84,18 @@ export interface StrategyContext {
   knownDifficulty?: { passRate: number };
   /** The registered strategy called `name`, for a strategy that runs others (compute-optimal runs a table's choice). */
   strategy(name: string): Strategy;
+  /** Told after every decoding round and every scoring of a search (for live progress, e.g. a streamed response). */
+  onProgress?: (progress: SearchProgress) => void;
+}
+
+/** Where a search stands: what `StrategyContext.onProgress` is told. */
+export interface SearchProgress {
+  /** Decoding rounds of this search so far (one batched policy call each). */
+  rounds: number;
+  /** Branches the search holds now. */
+  liveBranches: number;
+  /** The compute spent so far on the run's meter. */
+  compute: ComputeReport;
 }
 
 /** One solution the strategy produced, complete or not. */

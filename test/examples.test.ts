@@ -10,8 +10,8 @@
  *   `grid.yaml`; what an earlier real run would have written (a finished run for `report`, the
  *   allocation tables, the difficulty file) comes from fixtures; named datasets come from a cache
  *   holding the shared MATH-500 copy (the examples then need no network).
- * - `serve` examples run for real on a free port (`--port 0`): the server must answer /health, then
- *   stop on SIGTERM with status 0.
+ * - `serve` examples run for real on a free port (`--port 0`): the server must answer /health (with
+ *   the example's `--api-key`, when it gives one), then stop on SIGTERM with status 0.
  * Everything else (grade, data, solve, report) runs for real and must exit 0.
  */
 import { spawn, spawnSync } from "node:child_process";
@@ -113,7 +113,9 @@ async function serveOnce(args: string[], cwd: string, env: NodeJS.ProcessEnv): P
     url = /listening on (http:\/\/\S+)/.exec(stdout)?.[1];
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  const health = url === undefined ? 0 : (await fetch(`${url}/health`)).status;
+  const key = args.indexOf("--api-key");
+  const headers: Record<string, string> = key === -1 ? {} : { authorization: `Bearer ${args[key + 1]}` };
+  const health = url === undefined ? 0 : (await fetch(`${url}/health`, { headers })).status;
   child.kill("SIGTERM");
   const status = await exited;
   return { status, stderr, health };

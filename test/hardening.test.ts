@@ -23,9 +23,7 @@ import { ScriptedPolicy, ScriptedVerifier } from "./support/scripted-policy.js";
 const repo = fileURLToPath(new URL("..", import.meta.url));
 
 function cli(args: string[], input?: string) {
-  const started = performance.now();
-  const run = spawnSync(process.execPath, ["--import", "tsx", join(repo, "src", "cli.ts"), ...args], { encoding: "utf8", cwd: repo, timeout: 120_000, input });
-  return { status: run.status, signal: run.signal, stdout: run.stdout, stderr: run.stderr, ms: performance.now() - started };
+  return spawnSync(process.execPath, ["--import", "tsx", join(repo, "src", "cli.ts"), ...args], { encoding: "utf8", cwd: repo, timeout: 120_000, input });
 }
 
 /** An expected failure: one `deliberate: ...` line, exit 2, no stack trace. */
@@ -57,34 +55,23 @@ describe("a problem longer than the policy takes", () => {
     expectCleanFailure(run, /the problem's prompt is 1280\d\d tokens/);
   });
 
-  it("solve refuses a 200,000-character problem with a clear error, quickly and in little memory", () => {
+  it("solve refuses a 200,000-character problem with a clear error, in little memory", () => {
     // A single argument is limited to 128 KiB on Linux, so a problem this long comes from a file.
     const file = join(dir, "long-problem.txt");
     writeFileSync(file, `Compute ${"1 + ".repeat(50_000)}1.`);
-    // Resident memory from GNU time where it is installed (the figures in the README are measured so).
-    const time = existsSync("/usr/bin/time") ? ["/usr/bin/time", "-f", "max-rss-kb %M"] : [];
-    const measured = (args: string[]) => {
-      const started = performance.now();
-      const run = spawnSync(time[0] ?? process.execPath, [...time.slice(1), ...(time.length > 0 ? [process.execPath] : []), "--import", "tsx", join(repo, "src", "cli.ts"), ...args], {
-        encoding: "utf8",
-        cwd: repo,
-        timeout: 60_000,
-      });
-      return { status: run.status, signal: run.signal, stdout: run.stdout, stderr: run.stderr, ms: performance.now() - started };
-    };
-    const long = measured([...refuse, "--problem-file", file]);
-    expectCleanFailure(long, /the problem's prompt is 2000\d\d tokens, above the policy's limit of 4095/);
-    expect(long.stderr).toContain("--truncate-problem");
-    const rssKb = Number(/max-rss-kb (\d+)/.exec(long.stderr)?.[1] ?? 0);
-    if (time.length > 0) expect(rssKb).toBeLessThan(2 ** 20);
-    // The same command refused at the same point with a short problem: what Node, tsx and loading
-    // the policy cost on this machine. The long problem must add little to it (it took 35 s for
-    // 12,000 characters); the README gives the absolute time, under 5 s.
-    const short = file.replace("long-problem", "short-problem");
-    writeFileSync(short, "Compute 1 + 1.");
-    const baseline = measured(["solve", "--budget", "100000", "--verifier", "none", "--select", "majority", "--threads", "1", "--problem-file", short]);
-    expectCleanFailure(baseline, /--budget: at most/);
-    expect(long.ms - baseline.ms).toBeLessThan(2000);
+    // Resident memory from GNU time (.ci/run installs it). How long the refusal takes is a figure for
+    // the README, measured with /usr/bin/time -v, not a timed test.
+    expect(existsSync("/usr/bin/time"), "GNU time (Debian package time) is needed to measure resident memory").toBe(true);
+    const run = spawnSync("/usr/bin/time", ["-f", "max-rss-kb %M", process.execPath, "--import", "tsx", join(repo, "src", "cli.ts"), ...refuse, "--problem-file", file], {
+      encoding: "utf8",
+      cwd: repo,
+      timeout: 60_000,
+    });
+    expectCleanFailure(run, /the problem's prompt is 2000\d\d tokens, above the policy's limit of 4095/);
+    expect(run.stderr).toContain("--truncate-problem");
+    const rssKb = Number(/max-rss-kb (\d+)/.exec(run.stderr)?.[1]);
+    expect(rssKb).toBeGreaterThan(0);
+    expect(rssKb).toBeLessThan(2 ** 20);
   });
 
   describe("in the runtime, for every caller of the library", () => {

@@ -84,10 +84,10 @@ async function metrics(): Promise<Record<string, number>> {
 const STEP = { max_tokens: 48, stop: ["\n\n"], return_token_ids: true, logprobs: 0 };
 
 describe("deliberate serve", () => {
-  it("answers /health and lists both models with their context length", async () => {
+  it("answers /health and lists both models with their context length, before the strategy models", async () => {
     expect((await fetch(`${server.url}/health`)).status).toBe(200);
     const models = await client.models.list();
-    expect(models.data.map((model) => model.id)).toEqual(["deliberate-policy", "deliberate-prm"]);
+    expect(models.data.map((model) => model.id).slice(0, 3)).toEqual(["deliberate-policy", "deliberate-prm", "best-of-n-1"]);
     expect((models.data[0] as unknown as { max_model_len: number }).max_model_len).toBe(4096);
   });
 
@@ -327,7 +327,8 @@ describe("the deliberate serve command", () => {
       });
       expect((await fetch(`${url}/health`)).status).toBe(200);
       const models = (await (await fetch(`${url}/v1/models`)).json()) as { data: { id: string }[] };
-      expect(models.data.map((model) => model.id)).toEqual(["deliberate-policy"]);
+      // Without a verifier, the only strategy models are majority votes.
+      expect(models.data.map((model) => model.id)).toEqual(["deliberate-policy", ...[1, 2, 4, 8, 16, 32, 64].map((budget) => `majority-${budget}`)]);
       const pooling = await fetch(`${url}/pooling`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ input: "x" }) });
       expect(pooling.status).toBe(400);
     } finally {

@@ -5,7 +5,7 @@
 import { Command, Option } from "commander";
 import { z } from "zod";
 import type { Policy, StepVerifier } from "../policy.js";
-import { loadPolicy, loadVerifier } from "../runtime/load.js";
+import { loadPolicy, loadVerifier, type LoadOptions } from "../runtime/load.js";
 import { DEVICES, type Device } from "../runtime/session.js";
 import { connectPolicy } from "../served/policy.js";
 import { connectVerifier, VERIFIER_FORMATS } from "../served/verifier.js";
@@ -91,8 +91,14 @@ export interface LoadedModels {
   close(): Promise<void>;
 }
 
-export async function loadModels(flags: ModelFlags): Promise<LoadedModels> {
-  const options = { device: flags.device, ...(flags.threads ? { threads: flags.threads } : {}), ...(flags.truncateProblem ? { promptOverflow: "truncate" as const } : {}) };
+/** Loads or connects the models the flags name; `local` adds options for local models (`deliberate serve`'s --max-model-len). */
+export async function loadModels(flags: ModelFlags, local: Partial<LoadOptions> = {}): Promise<LoadedModels> {
+  const options = {
+    device: flags.device,
+    ...(flags.threads ? { threads: flags.threads } : {}),
+    ...(flags.truncateProblem ? { promptOverflow: "truncate" as const } : {}),
+    ...local,
+  };
   const policy = isUrl(flags.policy)
     ? await connectPolicy(urlsOf(flags.policy), {
         model: flags.policyModel,

@@ -12,6 +12,8 @@ export class ApiError extends Error {
     readonly status: number,
     readonly type: string,
     message: string,
+    /** Headers the answer carries (Retry-After on a 429). */
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
   }

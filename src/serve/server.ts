@@ -1,37 +1,94 @@
 /**
- * `deliberate serve`'s HTTP server (fastify): the models deliberate loads, behind the subset of
- * vLLM's OpenAI-compatible API that the HTTP policy and verifier use, so that path runs end to end
- * on any machine. Routes: GET /health, GET /v1/models, POST /v1/completions, POST /tokenize,
- * POST /pooling (the hosted PRM in Qwen2.5-Math-PRM's `token_classify` shape), GET /metrics.
+ * `deliberate serve`'s HTTP server (fastify), with two faces: the models deliberate loads, behind
+ * the subset of vLLM's OpenAI-compatible API that the HTTP policy and verifier use (so that path
+ * runs end to end on any machine), and the search strategies as OpenAI-compatible chat models
+ * (`beam-16`, ...; src/serve/search-api.ts). Routes: GET /health, GET /v1/models,
+ * POST /v1/chat/completions, POST /v1/completions, POST /tokenize, POST /pooling (the hosted PRM in
+ * Qwen2.5-Math-PRM's `token_classify` shape), GET /metrics (Prometheus).
  */
-import Fastify, { type FastifyInstance } from "fastify";
-import type { z } from "zod";
-import { describeZodError } from "../errors.js";
-import type { StepVerifier } from "../policy.js";
-import type { OnnxPolicy } from "../runtime/onnx-policy.js";
+import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
+import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
+import { z } from "zod";
+import { describeZodError, InputError } from "../errors.js";
+import type { Policy, StepVerifier } from "../policy.js";
+import { OnnxPolicy } from "../runtime/onnx-policy.js";
 import { OnnxStepVerifier } from "../runtime/onnx-verifier.js";
+import { ServedStepVerifier } from "../served/verifier.js";
 import { messagesToPrompt } from "../served/messages.js";
 import { parseQwenPrmInput, QWEN_PRM_STEP_TAG } from "../served/qwen-prm.js";
+import type { SolveResult } from "../solve.js";
+import type { SearchProgress } from "../strategy.js";
 import { createCompletion } from "./completions.js";
+import { ServerMetrics } from "./metrics.js";
 import { PrefixCache, type PrefixCacheLimits } from "./prefix-cache.js";
 import { ApiError, badRequest, completionRequest, errorBody, poolingRequest, tokenizeChatRequest, tokenizeCompletionRequest, unknownModel } from "./protocol.js";
+import {
+  chatRequest,
+  finishReason,
+  parseStrategyModel,
+  problemOf,
+  resolveJob,
+  searchDetails,
+  strategyCompletionRequest,
+  strategyModelIds,
+  usageOf,
+  type ChatRequest,
+  type SearchJob,
+  type SearchSettings,
+} from "./search-api.js";
+import { SearchRunner } from "./search-runner.js";
+
+/** The service's limits; every one has a `deliberate serve` flag (README, "deliberate serve"). */
+export const serviceOptionsSchema = z.object({
+  /** Required on every request (`Authorization: Bearer <key>`) when set. */
+  apiKey: z.string().min(1).optional(),
+  /** Largest body of a chat or completion request, in bytes (413 beyond). /pooling and /tokenize keep 64 MiB. */
+  maxBodyBytes: z.int().positive().default(2 ** 20),
+  /** Largest search budget a request may ask for (400 beyond). */
+  maxBudget: z.int().positive().default(64),
+  /** Searches running at once. */
+  maxConcurrent: z.int().positive().default(8),
+  /** Searches waiting for a slot; a request beyond gets a 429 with Retry-After. */
+  maxQueue: z.int().nonnegative().default(64),
+  /** A search (queue wait included) still running after this is stopped and answered with a 504. */
+  requestTimeoutMs: z.int().positive().default(120_000),
+  /** On close, how long searches in flight may finish before they are stopped (503). */
+  graceMs: z.int().nonnegative().default(30_000),
+});
+export type ServiceOptions = z.input<typeof serviceOptionsSchema>;
 
 export interface ServeOptions {
-  policy: OnnxPolicy;
-  /** The step verifier behind /pooling; null serves none. */
+  /**
+   * The policy the strategies search with. A local one (OnnxPolicy) is also hosted behind vLLM's
+   * API; a served one (ServedPolicy, a model at another server's URL) is only searched with.
+   */
+  policy: Policy;
+  /** The step verifier the strategies score with, hosted behind /pooling unless it is itself served; null: none. */
   verifier: StepVerifier | null;
   /** Names the models go by in requests and in /v1/models. */
   policyName: string;
   verifierName: string;
   prefixCache: PrefixCacheLimits;
+  /** The search service's limits and API key; defaults as in `serviceOptionsSchema`. */
+  service?: ServiceOptions;
+  /** Parameters the server fills in for a strategy when a request does not give them (compute-optimal's `table`). */
+  strategyDefaults?: Record<string, Record<string, unknown>>;
 }
 
-export interface RunningServer {
-  /** Where it listens, e.g. http://127.0.0.1:8000 (the OpenAI base URL is this + /v1). */
-  url: string;
+export interface BuiltServer {
   app: FastifyInstance;
   cache: PrefixCache;
-  /** Stops taking requests, waits for those in flight and frees the cache (not the models). */
+  runner: SearchRunner;
+  metrics: ServerMetrics;
+}
+
+export interface RunningServer extends BuiltServer {
+  /** Where it listens, e.g. http://127.0.0.1:8000 (the OpenAI base URL is this + /v1). */
+  url: string;
+  /**
+   * Stops taking requests, lets those in flight finish for the grace period, then stops the
+   * searches still running (their clients get a 503), and frees the cache (not the models).
+   */
   close(): Promise<void>;
 }
 
@@ -41,28 +98,92 @@ function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
   return parsed.data;
 }
 
-export function buildServer(options: ServeOptions): { app: FastifyInstance; cache: PrefixCache } {
+function parseServiceOptions(options: ServiceOptions | undefined): z.output<typeof serviceOptionsSchema> {
+  const parsed = serviceOptionsSchema.safeParse(options ?? {});
+  if (!parsed.success) throw new InputError(`invalid service options: ${describeZodError(parsed.error)}`);
+  return parsed.data;
+}
+
+/** Whether a request carries the key, as `Authorization: Bearer <key>` (the openai client's way); compared in constant time. */
+function hasKey(authorization: string | undefined, key: string): boolean {
+  const given = /^Bearer\s+(.+)$/i.exec(authorization ?? "")?.[1];
+  if (given === undefined) return false;
+  const digest = (text: string) => createHash("sha256").update(text).digest();
+  return timingSafeEqual(digest(given), digest(key));
+}
+
+/** An AbortSignal that fires when the client goes away before its answer was sent. */
+function clientGone(reply: FastifyReply): AbortSignal {
+  const controller = new AbortController();
+  reply.raw.once("close", () => {
+    if (!reply.raw.writableFinished) controller.abort(new Error("the client disconnected"));
+  });
+  return controller.signal;
+}
+
+export function buildServer(options: ServeOptions): BuiltServer {
   const { policy, verifier, policyName, verifierName } = options;
-  const cache = new PrefixCache(options.prefixCache, (length) => policy.stateBytes(length));
-  // Large pooling requests (many solutions in one call) exceed fastify's 1 MiB default.
+  // The models behind the raw face: the local ones (a model served elsewhere is not served again).
+  const hosted = policy instanceof OnnxPolicy ? policy : null;
+  const hostedVerifier = verifier instanceof ServedStepVerifier ? null : verifier;
+  const service = parseServiceOptions(options.service);
+  const cache = new PrefixCache(hosted ? options.prefixCache : { maxEntries: 0, maxBytes: 0 }, (length) => hosted?.stateBytes(length) ?? 0);
+  // Large pooling requests (many solutions in one call) exceed fastify's 1 MiB default; the search routes have their own limit.
   const app = Fastify({ bodyLimit: 64 * 2 ** 20 });
   const created = Math.floor(Date.now() / 1000);
+  const runner: SearchRunner = new SearchRunner(
+    policy,
+    verifier,
+    { concurrency: service.maxConcurrent, maxQueue: service.maxQueue, timeoutMs: service.requestTimeoutMs },
+    (compute) => metrics.countSearchTokens(compute),
+  );
+  const metrics = new ServerMetrics({ policy: hosted, cache, searches: () => runner.counts() });
+  const settings: SearchSettings = { maxBudget: service.maxBudget, hasVerifier: verifier !== null, strategyDefaults: options.strategyDefaults ?? {} };
+  const searchRoute = { bodyLimit: service.maxBodyBytes };
 
-  /** The model a request names (or the endpoint's default), checked as vLLM checks it. */
+  // While closing, a keep-alive connection that a request in flight leaves idle is closed at once:
+  // server.close() only closes the connections idle when it is called, and would wait for the rest.
+  let closing = false;
+  app.addHook("preClose", async () => {
+    closing = true;
+  });
+  // Counted when the response closes, so that streams and clients that went away (499, as nginx logs them) are counted too.
+  app.addHook("onRequest", async (request, reply) => {
+    const started = performance.now();
+    reply.raw.once("close", () => {
+      const status = reply.raw.writableFinished ? reply.raw.statusCode : 499;
+      metrics.observeRequest(request.routeOptions.url ?? "unmatched", status, (performance.now() - started) / 1000);
+      if (closing) setImmediate(() => app.server.closeIdleConnections());
+    });
+  });
+  if (service.apiKey !== undefined) {
+    const key = service.apiKey;
+    app.addHook("onRequest", async (request) => {
+      if (!hasKey(request.headers.authorization, key)) {
+        throw new ApiError(401, "AuthenticationError", "missing or wrong API key: send it as 'Authorization: Bearer <key>'");
+      }
+    });
+  }
+
+  /** The hosted model a request names (or the endpoint's default), checked as vLLM checks it. */
   const modelFor = (requested: string | null | undefined, needs: "policy" | "verifier"): string => {
-    const served = needs === "policy" ? policyName : verifier ? verifierName : null;
+    const served = needs === "policy" ? (hosted ? policyName : null) : hostedVerifier ? verifierName : null;
     if (requested === null || requested === undefined) {
-      if (served === null) throw badRequest("no reward model is served (deliberate serve was started with --verifier none)");
+      if (served === null) {
+        throw badRequest(needs === "policy" ? "no policy is hosted here (its policy is a served model)" : "no reward model is hosted here (--verifier none, or a served one)");
+      }
       return served;
     }
     if (requested === served) return served;
-    if (requested === policyName) throw badRequest(`The model \`${requested}\` is a policy (generative) model; this endpoint needs a reward model`);
-    if (verifier && requested === verifierName) throw badRequest(`The model \`${requested}\` is a reward model; this endpoint needs a generative model`);
+    if (hosted && requested === policyName) throw badRequest(`The model \`${requested}\` is a policy (generative) model; this endpoint needs a reward model`);
+    if (hostedVerifier && requested === verifierName) throw badRequest(`The model \`${requested}\` is a reward model; this endpoint needs a generative model`);
     throw unknownModel(requested);
   };
+  /** The hosted policy, once `modelFor(..., "policy")` has accepted a request (it refuses every name when none is hosted). */
+  const hostedPolicy = () => hosted as OnnxPolicy;
 
   app.setErrorHandler((error: Error & { statusCode?: number }, _request, reply) => {
-    if (error instanceof ApiError) return reply.code(error.status).send(errorBody(error));
+    if (error instanceof ApiError) return reply.code(error.status).headers(error.headers).send(errorBody(error));
     // fastify's own 4xx (malformed JSON, body too large, wrong content type).
     if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
       return reply.code(error.statusCode).send(errorBody(new ApiError(error.statusCode, "BadRequestError", error.message)));
@@ -77,29 +198,121 @@ export function buildServer(options: ServeOptions): { app: FastifyInstance; cach
   app.get("/health", async (_request, reply) => reply.code(200).send());
 
   app.get("/v1/models", async () => {
-    const card = (id: string, maxModelLen: number) => ({ id, object: "model", created, owned_by: "deliberate", root: id, parent: null, max_model_len: maxModelLen, permission: [] });
-    const data = [card(policyName, policy.maxSequenceTokens)];
+    const card = (id: string, maxModelLen: number | null) => ({ id, object: "model", created, owned_by: "deliberate", root: id, parent: null, max_model_len: maxModelLen, permission: [] });
+    const maxModelLen = hosted?.maxSequenceTokens ?? null;
+    const data = hosted ? [card(policyName, maxModelLen)] : [];
     // A verifier that is not a model (the synthetic task's rule checker) has no length limit of its own.
-    if (verifier) data.push(card(verifierName, verifier instanceof OnnxStepVerifier ? verifier.maxSequenceTokens : policy.maxSequenceTokens));
+    if (hostedVerifier) data.push(card(verifierName, hostedVerifier instanceof OnnxStepVerifier ? hostedVerifier.maxSequenceTokens : maxModelLen));
+    for (const id of strategyModelIds(settings)) data.push(card(id, maxModelLen));
     return { object: "list", data };
   });
 
-  app.post("/v1/completions", async (request) => {
+  /** Runs a search request's job until it ends, its time is up or its client goes away. */
+  const search = (
+    job: SearchJob,
+    problem: string,
+    body: { seed?: number | null; temperature?: number | null; top_p?: number | null },
+    signal: AbortSignal,
+    onProgress?: (progress: SearchProgress) => void,
+  ) =>
+    runner.run({
+      problem,
+      job,
+      seed: body.seed ?? 0,
+      sampling: { ...(body.temperature != null ? { temperature: body.temperature } : {}), ...(body.top_p != null ? { topP: body.top_p } : {}) },
+      signal,
+      onProgress,
+    });
+
+  app.post("/v1/chat/completions", searchRoute, async (request, reply) => {
+    const body = parseBody(chatRequest, request.body);
+    if ((hosted && body.model === policyName) || (hostedVerifier && body.model === verifierName)) {
+      throw badRequest(`The model \`${body.model}\` is hosted for raw completions (/v1/completions, /pooling); chat is served by the strategy models (GET /v1/models)`);
+    }
+    const job = resolveJob(body.model, body.deliberate, settings);
+    const problem = problemOf(body.messages);
+    runner.admit();
+    if (body.stream) return streamChat(reply, body, job, problem);
+    const result = await search(job, problem, body, clientGone(reply));
+    return {
+      id: `chatcmpl-${randomUUID()}`,
+      object: "chat.completion",
+      created: Math.floor(Date.now() / 1000),
+      model: body.model,
+      choices: [{ index: 0, message: { role: "assistant", content: result.chosen?.text ?? "", refusal: null }, logprobs: null, finish_reason: finishReason(result) }],
+      usage: usageOf(result.compute),
+      deliberate: searchDetails(job, result),
+    };
+  });
+
+  /**
+   * A streamed search: progress chunks while it runs (empty `choices`, as OpenAI's own usage chunk,
+   * so standard clients skip them; the progress in the extra `deliberate` field), then the chosen
+   * solution one step per chunk, then `[DONE]`. An error after the 200 is sent as an `error` event,
+   * which the openai client raises.
+   */
+  const streamChat = async (reply: FastifyReply, body: ChatRequest, job: SearchJob, problem: string): Promise<void> => {
+    const gone = clientGone(reply);
+    const id = `chatcmpl-${randomUUID()}`;
+    const chunkCreated = Math.floor(Date.now() / 1000);
+    const send = (fields: Record<string, unknown>) => {
+      if (!gone.aborted) reply.raw.write(`data: ${JSON.stringify({ id, object: "chat.completion.chunk", created: chunkCreated, model: body.model, ...fields })}\n\n`);
+    };
+    const delta = (content: Record<string, unknown>, finish: string | null = null) => ({ choices: [{ index: 0, delta: content, logprobs: null, finish_reason: finish }] });
+    reply.hijack();
+    reply.raw.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
+    send(delta({ role: "assistant", content: "" }));
+    let result: SolveResult;
+    try {
+      result = await search(job, problem, body, gone, (progress) => send({ choices: [], deliberate: { progress } }));
+    } catch (error) {
+      const apiError = error instanceof ApiError ? error : new ApiError(500, "InternalServerError", (error as Error).message);
+      if (!(error instanceof ApiError)) process.stderr.write(`deliberate serve: ${(error as Error).stack ?? error}\n`);
+      if (!gone.aborted) reply.raw.end(`data: ${JSON.stringify(errorBody(apiError))}\n\n`);
+      return;
+    }
+    const steps = result.chosen?.steps ?? [];
+    for (const [index, step] of steps.entries()) send(delta({ content: index < steps.length - 1 ? step + policy.stepDelimiter : step }));
+    send({ ...delta({}, finishReason(result)), deliberate: searchDetails(job, result) });
+    if (body.stream_options?.include_usage) send({ choices: [], usage: usageOf(result.compute) });
+    if (!gone.aborted) reply.raw.end("data: [DONE]\n\n");
+  };
+
+  app.post("/v1/completions", searchRoute, async (request, reply) => {
+    const named = (request.body as { model?: unknown } | null)?.model;
+    if (typeof named === "string" && !(hosted && named === policyName) && parseStrategyModel(named) !== null) return strategyCompletion(request.body, reply);
     const body = parseBody(completionRequest, request.body);
     const model = modelFor(body.model, "policy");
-    return createCompletion(policy, cache, model, request.body as Record<string, unknown>, body);
+    return createCompletion(hostedPolicy(), cache, model, request.body as Record<string, unknown>, body);
   });
+
+  /** A strategy model through the completions API: the prompt is the problem, the text the chosen solution. */
+  const strategyCompletion = async (raw: unknown, reply: FastifyReply) => {
+    const body = parseBody(strategyCompletionRequest, raw);
+    const job = resolveJob(body.model, body.deliberate, settings);
+    runner.admit();
+    const result = await search(job, body.prompt, body, clientGone(reply));
+    return {
+      id: `cmpl-${randomUUID()}`,
+      object: "text_completion",
+      created: Math.floor(Date.now() / 1000),
+      model: body.model,
+      choices: [{ index: 0, text: result.chosen?.text ?? "", logprobs: null, finish_reason: finishReason(result) }],
+      usage: usageOf(result.compute),
+      deliberate: searchDetails(job, result),
+    };
+  };
 
   app.post("/tokenize", async (request) => {
     const isChat = typeof request.body === "object" && request.body !== null && "messages" in request.body;
     const tokens = isChat ? await tokenizeChat(parseBody(tokenizeChatRequest, request.body)) : await tokenizeText(parseBody(tokenizeCompletionRequest, request.body));
-    return { count: tokens.length, max_model_len: policy.maxSequenceTokens, tokens, token_strs: null };
+    return { count: tokens.length, max_model_len: hostedPolicy().maxSequenceTokens, tokens, token_strs: null };
   });
 
   const tokenizeText = (body: z.infer<typeof tokenizeCompletionRequest>): Promise<number[]> => {
     modelFor(body.model, "policy");
     if (body.return_token_strs) throw badRequest("return_token_strs is not supported by deliberate serve");
-    return policy.tokenize(body.prompt, body.add_special_tokens);
+    return hostedPolicy().tokenize(body.prompt, body.add_special_tokens);
   };
 
   /** Messages in the shared convention (src/served/messages.ts), rendered in the model's own prompt format. */
@@ -115,7 +328,7 @@ export function buildServer(options: ServeOptions): { app: FastifyInstance; cach
     } catch (error) {
       throw badRequest((error as Error).message);
     }
-    return policy.renderPrompt(prompt);
+    return hostedPolicy().renderPrompt(prompt);
   };
 
   app.post("/pooling", async (request) => {
@@ -135,7 +348,7 @@ export function buildServer(options: ServeOptions): { app: FastifyInstance; cach
       }
       return parsed;
     });
-    const answers = await (verifier as StepVerifier).scoreSteps(requests);
+    const answers = await (hostedVerifier as StepVerifier).scoreSteps(requests);
     const tokens = answers.reduce((sum, answer) => sum + answer.tokens, 0);
     return {
       id: `pool-${Date.now().toString(16)}`,
@@ -149,37 +362,45 @@ export function buildServer(options: ServeOptions): { app: FastifyInstance; cach
   });
 
   app.get("/metrics", async (_request, reply) => {
-    const prefix = cache.stats();
-    const batches = policy.decodeBatches();
-    const lines = [
-      ["deliberate_prefix_cache_hits_total", "counter", "completion prompts that resumed from a cached prefix", prefix.hits],
-      ["deliberate_prefix_cache_misses_total", "counter", "completion prompts prefilled from scratch", prefix.misses],
-      ["deliberate_prefix_cache_reused_tokens_total", "counter", "prompt tokens not prefilled thanks to the cache", prefix.reusedTokens],
-      ["deliberate_prefix_cache_entries", "gauge", "cached decoding states", prefix.entries],
-      ["deliberate_prefix_cache_bytes", "gauge", "bytes of decoding state held by the cache", prefix.bytes],
-      ["deliberate_decode_batches_total", "counter", "batched decode calls to the policy's worker", batches.batches],
-      ["deliberate_decode_branch_steps_total", "counter", "branch steps decoded over all batches", batches.branchSteps],
-      ["deliberate_decode_largest_batch", "gauge", "most branches decoded in one batch", batches.largestBatch],
-    ].flatMap(([name, type, help, value]) => [`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${value}`]);
-    return reply.type("text/plain; version=0.0.4").send(`${lines.join("\n")}\n`);
+    const { contentType, body } = await metrics.text();
+    return reply.type(contentType).send(body);
   });
 
-  return { app, cache };
+  return { app, cache, runner, metrics };
 }
 
-export async function startServer(options: ServeOptions & { host: string; port: number }): Promise<RunningServer> {
-  const { app, cache } = buildServer(options);
+/**
+ * Builds the server and listens. `startServer` is the same function under the name the first
+ * version of `deliberate serve` exported.
+ */
+export async function createServer(options: ServeOptions & { host: string; port: number }): Promise<RunningServer> {
+  const built = buildServer(options);
+  const { app, cache, runner } = built;
+  const { graceMs } = parseServiceOptions(options.service);
   await app.listen({ host: options.host, port: options.port });
   const address = app.server.address();
   if (address === null || typeof address === "string") throw new Error("the server has no TCP address");
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
   return {
+    ...built,
     url: `http://${host}:${address.port}`,
-    app,
-    cache,
     async close() {
-      await app.close();
+      // At the end of the grace period: stop the searches still running, give their 503s a moment
+      // to go out, then close every connection left (one a client keeps half-used would hold close() forever).
+      let drain: NodeJS.Timeout | undefined;
+      const grace = setTimeout(() => {
+        runner.stopAll();
+        drain = setTimeout(() => app.server.closeAllConnections(), 1000);
+      }, graceMs);
+      try {
+        await app.close();
+      } finally {
+        clearTimeout(grace);
+        clearTimeout(drain);
+      }
       cache.clear();
     },
   };
 }
+
+export const startServer = createServer;
