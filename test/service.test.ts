@@ -4,7 +4,7 @@
  * `deliberate` field, every error status, the queue, client aborts, the time limit, the metrics and
  * a graceful SIGTERM.
  */
-import { spawn } from "node:child_process";
+import { spawnServe } from "./support/serve-process.js";
 import OpenAI from "openai";
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionCreateParamsNonStreaming, ChatCompletionCreateParamsStreaming } from "openai/resources/chat/completions";
 import type { Completion, CompletionCreateParamsNonStreaming, CompletionCreateParamsStreaming } from "openai/resources/completions";
@@ -458,32 +458,19 @@ describe("as a service", () => {
 
 describe("the deliberate serve command as a service", () => {
   it("takes the API key from the environment and, on SIGTERM, finishes the search in flight before it exits", async () => {
-    const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", "serve", "--port", "0", "--verifier", "none", "--threads", "1"], {
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, DELIBERATE_API_KEY: KEY },
-    });
-    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    const serve = await spawnServe(["--port", "0", "--verifier", "none", "--threads", "1"], { env: { ...process.env, DELIBERATE_API_KEY: KEY } });
     try {
-      const url = await new Promise<string>((resolve, reject) => {
-        let output = "";
-        child.stdout.on("data", (chunk: Buffer) => {
-          output += chunk.toString();
-          const match = /^deliberate serve listening on (http:\/\/127\.0\.0\.1:\d+)$/m.exec(output);
-          if (match) resolve(match[1] as string);
-        });
-        child.on("exit", () => reject(new Error(`exited before listening: ${output}`)));
-      });
-      expect((await fetch(`${url}/health`)).status).toBe(401);
-      const remote = new OpenAI({ baseURL: `${url}/v1`, apiKey: KEY, maxRetries: 0, timeout: 60_000 });
+      expect((await fetch(`${serve.url}/health`)).status).toBe(401);
+      const remote = new OpenAI({ baseURL: `${serve.url}/v1`, apiKey: KEY, maxRetries: 0, timeout: 60_000 });
       const stream = await remote.chat.completions.create({ model: "majority-8", messages: [{ role: "user", content: PROBLEM }], stream: true });
-      child.kill("SIGTERM");
+      serve.child.kill("SIGTERM");
       let content = "";
       for await (const chunk of stream) content += chunk.choices[0]?.delta.content ?? "";
       expect(content).toContain("\\boxed");
     } catch (error) {
-      child.kill("SIGKILL");
+      serve.child.kill("SIGKILL");
       throw error;
     }
-    expect(await exited).toBe(0);
+    expect(await serve.exited).toBe(0);
   });
 });
