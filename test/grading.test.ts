@@ -88,6 +88,13 @@ describe("MATH answers that were graded wrongly (issue 16)", () => {
     ["2^{64}", "18446744073709551617", false],
     ["2^{64}", "18446744073709551616", true],
     ["10^{20}+1", "10^{20}", false],
+    ["999999999", "1000000000", false],
+    ["10^{20}+1-10^{20}", "1", true],
+    // Decimals are rounded to 6 places, as Math-Verify does, and compared exactly then.
+    ["999999999.0", "1000000000", false],
+    ["1234567890.1", "1234567890.2", false],
+    ["0.3333333", "\\frac13", true],
+    ["0.33333", "\\frac13", false],
     // A percent is its value, or its number with the sign dropped; 0.5% is not 1/2.
     ["\\frac12", "0.5\\%", false],
     ["0.5\\%", "\\frac12", false],

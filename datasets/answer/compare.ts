@@ -294,6 +294,11 @@ interface Context {
   options: Required<CompareOptions>;
 }
 
+/** A number as written (`12`, `0.5`), whose double is its correctly rounded value. */
+function isLiteral(expr: MathJson): boolean {
+  return typeof expr === "number" || (typeof expr === "object" && !Array.isArray(expr));
+}
+
 /** Values compared numerically; free variables are sampled at fixed points (symbolic equality). */
 function expressionsEqual(a: string, b: string, context: Context): string | null {
   if (a === b) return "string";
@@ -307,16 +312,14 @@ function expressionsEqual(a: string, b: string, context: Context): string | null
       const x = evaluate(left, new Map());
       const y = evaluate(right, new Map());
       if (Number.isNaN(x) || Number.isNaN(y)) throw new Incomparable("not a real number");
-      const finite = Number.isFinite(x) && Number.isFinite(y);
-      if (finite && !closeRounded(x, y, places)) return null;
-      // Values that agree only nearly in double precision, or lie beyond its exact integers, compare
-      // exactly when both are exact (integers, fractions, integer powers): 10^{20}+1 is not 10^{20}.
-      // A rounded decimal does not.
-      const doublesDecide = x === y && Math.abs(x) < 2 ** 53;
-      if (places === null && !doublesDecide) {
-        const exact = exactlyEqual(left, right);
-        if (exact !== null) return exact ? "exact" : null;
-      }
+      // Equal doubles within double precision's exact integers are equal values, and two number
+      // literals whose doubles differ are different ones: neither needs mathjs. Otherwise two exact
+      // values (integers, decimals, fractions, integer powers) compare exactly, rounded to `places`
+      // when a decimal is involved: 10^{20}+1 is not 10^{20}, 999999999.0 is not 1000000000.
+      if (x === y && Math.abs(x) < 2 ** 53) return "numeric";
+      if (isLiteral(left) && isLiteral(right) && Number.isFinite(x) && Number.isFinite(y) && !closeRounded(x, y, places)) return null;
+      const exact = exactlyEqual(left, right, places);
+      if (exact !== null) return exact ? "exact" : null;
       if (!Number.isFinite(x) && !Number.isFinite(y) && x !== y) return null;
       if ((!Number.isFinite(x) || !Number.isFinite(y)) && !/\\infty/.test(a + b)) {
         throw new Incomparable("overflow: a value is too large to compare");
