@@ -113,6 +113,13 @@ describe("MATH answers that were graded wrongly (issue 16)", () => {
     ["\\sum_{i=1}^{3} i", "6", true],
     ["\\sum_{i=1}^{3} i", "7", false],
     ["(-\\inf, 3)", "(-\\infty, 3)", true],
+    // An inequality in an absolute value against the set it describes, either way round.
+    ["[-3/2,-1] \\cup [1,3/2]", "1 \\le |z| \\le 3/2", true],
+    ["1 \\le |z| \\le 3/2", "[-3/2,-1] \\cup [1,3/2]", true],
+    ["[-2,-1] \\cup [1,2]", "1 \\le |z| \\le 3/2", false],
+    ["[1,3/2]", "1 \\le |z| \\le 3/2", false],
+    ["[-2,2]", "|x| \\le 2", true],
+    ["(-\\infty,-1) \\cup (1,\\infty)", "|x| > 1", true],
     // Approximations, a trailing backslash, doubled backslashes.
     ["\\frac{1}{\\sqrt3} \\approx 0.577", "\\frac{\\sqrt3}{3}", true],
     ["5\\", "5", true],
@@ -130,6 +137,21 @@ describe("MATH answers that were graded wrongly (issue 16)", () => {
     const verdict = await grader.grade(pred, "-2 \\le x^2 \\le 7");
     expect(verdict.equal).toBe(false);
     expect(isInternalError(verdict), verdict.reason).toBe(false);
+  });
+});
+
+describe("strictVariables (Math-Verify's strict)", () => {
+  it.each([
+    ["f(y)", "f(x)", true, false],
+    ["f(y)", "f(x)", false, true],
+    ["f(t)=2t+3", "f(x)=2x+3", true, false],
+    ["f(t)=2t+3", "f(x)=2x+3", false, true],
+    ["a+2b", "x+2y", false, true],
+    ["2a+b", "x+2y", false, false],
+    ["x+y", "x+1", false, false],
+  ] as [string, string, boolean, boolean][])("%s against %s, strict %s: %s", async (pred, gold, strictVariables, expected) => {
+    const verdict = await grader.grade(pred, gold, { strictVariables });
+    expect(verdict.equal, verdict.reason).toBe(expected);
   });
 });
 
