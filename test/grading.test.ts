@@ -46,6 +46,28 @@ describe("extractAnswer", () => {
   });
 });
 
+describe("answers in prose (issue 16)", () => {
+  it.each([
+    // A currency sign inside the math, escaped or in \text, and prose around it.
+    ["The total is $\\$12.50$.", "12.5", ["latex", "expr"], true],
+    ["The total cost is $\\$1,250.50$ dollars.", "1250.5", ["latex", "expr"], true],
+    ["The answer is $\\text{\\$}12.50$.", "12.5", ["latex", "expr"], true],
+    ["It costs $5 and 6 dollars, so the answer is $11$.", "11", ["latex", "expr"], true],
+    // Text and an escaped dollar between the dollar signs.
+    ["Answer $ \\frac{1}{2} \\$ = \\frac{10}{9} $", "\\frac{10}{9}", ["latex"], true],
+    // Display math may span lines; inline math may not, for the LaTeX target (as in Math-Verify).
+    ["Thus the answer is\n$$\n\\frac{10}{9}\n$$", "\\frac{10}{9}", ["latex"], true],
+    ["Thus the answer is\n\\[\n\\frac{10}{9}\n\\]", "\\frac{10}{9}", ["latex"], true],
+    ["Thus the answer is \\(\n\\frac{10}{9}\n\\).", "\\frac{10}{9}", ["latex"], false],
+    // The expression target reads \(...\) over lines whole, not the 9 inside it.
+    ["Thus the answer is \\(\n\\frac{10}{9}\n\\).", "\\frac{10}{9}", ["latex", "expr"], true],
+    ["Thus the answer is \\(\n\\frac{10}{9}\n\\).", "9", ["latex", "expr"], false],
+  ] as [string, string, ("latex" | "expr")[], boolean][])("%j against %s (%j): %s", async (pred, gold, extraction, expected) => {
+    const verdict = await grader.grade(pred, gold, { extraction });
+    expect(verdict.equal, verdict.reason).toBe(expected);
+  });
+});
+
 describe("the grading table", () => {
   const cases = readJsonl(join(repo, "test", "fixtures", "grading-cases.jsonl")) as {
     category: string;
