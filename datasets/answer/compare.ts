@@ -40,7 +40,8 @@ export interface CompareOptions {
   allowSetRelationComparison?: boolean;
   /**
    * Whether variable and function names must match (Math-Verify's `strict`, default true there and
-   * here): `f(y)` is not `f(x)`. Off, a prediction's own variables stand for the gold's, by position.
+   * here): `f(y)` is not `f(x)`. Off, a prediction's variables that the gold lacks stand for the
+   * gold's own (in alphabetical order, when both have as many variables).
    */
   strictVariables?: boolean;
 }
@@ -352,8 +353,8 @@ function expressionsEqual(a: string, b: string, context: Context): string | null
       const x = evaluate(left, new Map());
       const y = evaluate(right, new Map());
       if (Number.isNaN(x) || Number.isNaN(y)) throw new Incomparable("not a real number");
-      // Equal doubles within double precision's exact integers are equal values, and two number
-      // literals whose doubles differ are different ones: neither needs mathjs. Otherwise two exact
+      // Equal doubles below 2^53 are taken as equal values, and two number literals whose doubles
+      // differ as different ones: neither needs mathjs. Otherwise two exact
       // values (integers, decimals, fractions, integer powers) compare exactly, rounded to `places`
       // when a decimal is involved: 10^{20}+1 is not 10^{20}, 999999999.0 is not 1000000000.
       if (x === y && Math.abs(x) < 2 ** 53) return "numeric";
