@@ -41,6 +41,8 @@ def state_from_onnx(path, prefix):
         w = torch.tensor(inits[ws[0]])
         parts = node.name.strip("/").split("/")[1:]  # drop the wrapper (lm / prm)
         mod = ".".join(parts[:-1])
+        if not mod:  # the output layer: the tied embedding, already read by name
+            continue
         if node.op_type == "MatMul":
             key = ("lm." + mod if not mod.startswith("head") else mod) + ".weight"
             state[key] = w.t().contiguous()

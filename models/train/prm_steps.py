@@ -289,9 +289,24 @@ def evaluate(prm, val, bs=256):
     return rep
 
 
+def fast_lru_init(prm, share, lo=0.001, hi=0.5):
+    """Re-initialise a share of every RG-LRU's channels so that sigma(lambda)^c is in [lo, hi]: with
+    Griffin's [0.9, 0.999] a channel's gate a_t = sigma(lambda)^(c r_t) stays in [0.9, 1], so it can
+    hold a value but never drop it within a few tokens; a carry (generate / propagate / kill) needs
+    both. Same architecture and ONNX graph; only the starting point of lambda differs."""
+    from model import RecurrentMix
+    g = torch.Generator().manual_seed(1)
+    for m in prm.modules():
+        if isinstance(m, RecurrentMix):
+            n = int(round(share * m.d))
+            a0 = (torch.rand(n, generator=g) * (hi - lo) + lo) ** (1.0 / m.C)
+            with torch.no_grad():
+                m.lam[:n] = torch.log(a0 / (1 - a0))
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--render", choices=["columns", "ordinary"], default="columns")
+    ap.add_argument("--render", choices=["columns", "overlap", "ordinary"], default="columns")
     ap.add_argument("--dense", action="store_true", help="also label every column's result digit")
     ap.add_argument("--minutes", type=float, required=True)
     ap.add_argument("--d-model", type=int, default=128)
@@ -300,6 +315,9 @@ def main():
     ap.add_argument("--eval-every", type=float, default=1.0, help="minutes of training between evaluations")
     ap.add_argument("--val", type=int, default=3000)
     ap.add_argument("--init", help="continue from work/NAME.pt")
+    ap.add_argument("--fast-lru", type=float, default=0.0,
+                    help="share of each RG-LRU's channels re-initialised with sigma(lambda)^c in [0.001, 0.5] "
+                         "(fast gates that can reset, as a carry needs) instead of Griffin's [0.9, 0.999]")
     ap.add_argument("--solutions", type=int, default=0, help="train problems for whole-solution examples")
     ap.add_argument("--solutions-share", type=float, default=0.0, help="share of batches of whole solutions")
     ap.add_argument("--name", required=True)
@@ -327,6 +345,8 @@ def main():
     if args.init:
         prm.load_state_dict(ck["state"])
         base_minutes, base_steps = ck["history"][-1]["minutes"], ck["steps"]
+    if args.fast_lru > 0 and not args.init:
+        fast_lru_init(prm, args.fast_lru)
     log(f"{args.name}: {json.dumps(vars(args))}, {n_params(prm)} parameters; example: "
         f"{TOK.decode(val[0][0])!r}")
     sol_exs = solution_examples(args.solutions, args.seed, args.render, log) if args.solutions_share > 0 else []

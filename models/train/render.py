@@ -43,9 +43,12 @@ def sign(v):
     return "-" if v.startswith("-") else "+"
 
 
-def render_check(a, op, b, c):
+def render_check(a, op, b, c, overlap=False):
     """Columnar layout of `a op b = c` (strings of integers). Returns the text and the offset in it of
-    each column's result digit (for per-column labels)."""
+    each column's result digit (for per-column labels). With `overlap`, every column is preceded by
+    a copy of the previous one (zeros before the units), so that the carry into a column is a
+    function of the characters next to it: for + and -, given a right previous column, the carry out
+    of it is [c < x + y] and the borrow [c > x - y]."""
     x, y, z = a.lstrip("-"), b.lstrip("-"), c.lstrip("-")
     swap = magnitude_order(x, y, op)
     if swap:
@@ -54,13 +57,14 @@ def render_check(a, op, b, c):
     n = max(len(X) + len(Y), len(Z)) if op == "*" else max(len(X), len(Y), len(Z))
     digit = lambda s, i: s[i] if 0 <= i < len(s) else "0"
     text = op + sign(a) + sign(b) + sign(c) + ("s" if swap else "n")
-    ends = []
+    ends, prev = [], None
     for i in range(n):
         if op == "*":
             col = "".join(digit(X, i - j) + Y[j] for j in range(len(Y))) + digit(Z, i)
         else:
             col = digit(X, i) + digit(Y, i) + digit(Z, i)
-        text += " " + col
+        text += " " + ((prev or "0" * len(col)) + col if overlap else col)
+        prev = col
         ends.append(len(text) - 1)
     return text + ";", ends
 
@@ -88,7 +92,7 @@ def render_step(step, mode="columns"):
         return step, []
     text, cols = step, []
     for k, (a, op, b, c) in enumerate(checks_of(step)):
-        t, ends = render_check(a, op, b, c)
+        t, ends = render_check(a, op, b, c, overlap=mode == "overlap")
         base = len(text) + len(SEP)
         text += SEP + t
         cols += [(base + e, k, i) for i, e in enumerate(ends)]
@@ -125,4 +129,4 @@ if __name__ == "__main__":
     for s in ["62 + 30 = 92", "-12 + 45 = 33", "1234 * 17 = 20978", "7 * 123 = 861", "5x = 20 - 5 = 15",
               "x = -15 / (-5) = 3", "3/12 + 5/12 = 8/12", "1/4 + 1/6 = 3/12 + 2/12", "3x + 5 = 20",
               "The answer is \\boxed{92}"]:
-        print(repr(s), "->", repr(render_step(s)[0]))
+        print(repr(s), "->", repr(render_step(s)[0]), repr(render_step(s, "overlap")[0]))
