@@ -23,7 +23,7 @@ from collections import defaultdict
 import torch
 import torch.nn.functional as F
 
-from data import DEVICE, collate, example, label, policy_prompt, read_jsonl, synth
+from data import DEVICE, collate, example, label, policy_prompt, read_jsonl, reuse_labelled, synth
 from generate import generate
 from evaluate import MODELS, N_SAMPLES, best_of_n
 from prm import INTEGER_STEP, auc, batch_prm, load_prm, positions, step_scores, top_choice_accuracy
@@ -54,8 +54,6 @@ def rendered_scores(prm, rows, mode, batch_size=64):
 def fresh_samples(policy, per_level, seed=0):
     """16 labelled policy samples (T=0.8) for each of the first `per_level` test problems of each level."""
     path = os.path.join(WORK, f"rank_samples_{per_level}")
-    if os.path.exists(path + ".labelled.jsonl"):
-        return read_jsonl(path + ".labelled.jsonl")
     test = synth("test", 500 * 5, seed + 1, os.path.join(WORK, "test_500.jsonl"))
     chosen, count = [], defaultdict(int)
     for p in test:
@@ -63,6 +61,8 @@ def fresh_samples(policy, per_level, seed=0):
             count[p["level"]] += 1
             chosen.append(p)
     rows = [dict(p, gold_solution=p["solution"]) for p in chosen for _ in range(N_SAMPLES)]
+    if os.path.exists(path + ".labelled.jsonl"):  # drawn before: same problems, same policy
+        return reuse_labelled(rows, os.path.basename(path), WORK)
     sols = generate(policy, [policy_prompt(r["problem"]) for r in rows], temperature=0.8, seed=seed + 5)
     return label([dict(r, solution=s) for r, s in zip(rows, sols)], WORK, os.path.basename(path))
 
