@@ -6,7 +6,7 @@
  *
  *   npm run bench:served [-- --n 50 --budget 16 --concurrency 8]
  */
-import { spawn } from "node:child_process";
+import { spawnServe } from "../test/support/serve-process.js";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -26,16 +26,7 @@ const budget = Number(flags.budget);
 const concurrency = Number(flags.concurrency);
 
 async function startServe(): Promise<{ url: string; stop(): void }> {
-  const child = spawn(process.execPath, ["--import", "tsx", join(packageRoot(), "src", "cli.ts"), "serve", "--port", "0", "--threads", "1"], { stdio: ["ignore", "pipe", "inherit"] });
-  const url = await new Promise<string>((resolve, reject) => {
-    let output = "";
-    child.stdout.on("data", (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /^deliberate serve listening on (\S+)$/m.exec(output);
-      if (match) resolve(match[1] as string);
-    });
-    child.on("exit", () => reject(new Error(`deliberate serve exited: ${output}`)));
-  });
+  const { url, child } = await spawnServe(["--port", "0", "--threads", "1"]);
   return { url, stop: () => child.kill("SIGTERM") };
 }
 

@@ -29,12 +29,12 @@ export class SearchTree {
     return this.add(parentId, "", 0);
   }
 
-  addStep(parentId: number, step: string): SearchNode {
-    return this.add(parentId, step, this.node(parentId).depth + 1);
+  addStep(parentId: number, step: string, tokens: number): SearchNode {
+    return this.add(parentId, step, this.node(parentId).depth + 1, tokens);
   }
 
-  private add(parentId: number | null, step: string, depth: number): SearchNode {
-    const node: SearchNode = { id: this.nodes.length, parentId, step, depth, score: null, status: "kept", finished: false, children: [] };
+  private add(parentId: number | null, step: string, depth: number, tokens = 0): SearchNode {
+    const node: SearchNode = { id: this.nodes.length, parentId, step, depth, score: null, status: "kept", finished: false, tokens, children: [] };
     this.nodes.push(node);
     if (parentId !== null) this.node(parentId).children.push(node.id);
     return node;
@@ -239,7 +239,8 @@ export class Search {
     this.reportProgress();
     if (!record) return;
     for (const [index, path] of paths.entries()) {
-      const node = this.tree.addStep(path.nodeId, (results[index] as StepResult).text);
+      const result = results[index] as StepResult;
+      const node = this.tree.addStep(path.nodeId, result.text, result.tokens);
       node.finished = path.finished;
       path.nodeId = node.id;
     }

@@ -134,6 +134,8 @@ export interface SearchNode {
   status: "kept" | "pruned";
   /** Whether the model ended the solution at this step. */
   finished: boolean;
+  /** Tokens the policy generated for this step; 0 for a prompt node. */
+  tokens: number;
   children: number[];
 }
 

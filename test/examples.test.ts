@@ -14,7 +14,7 @@
  *   the example's `--api-key`, when it gives one), then stop on SIGTERM with status 0.
  * Everything else (grade, data, solve, report) runs for real and must exit 0.
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -23,6 +23,7 @@ import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildProgram } from "../src/program.js";
+import { spawnServe } from "./support/serve-process.js";
 import { generateSynth } from "../datasets/synth/generate.js";
 
 const repo = fileURLToPath(new URL("..", import.meta.url));
@@ -101,24 +102,13 @@ function cli(args: string[], cwd: string, env: NodeJS.ProcessEnv) {
 async function serveOnce(args: string[], cwd: string, env: NodeJS.ProcessEnv): Promise<{ status: number | null; stderr: string; health: number }> {
   const port = args.indexOf("--port");
   const freePort = port === -1 ? [...args, "--port", "0"] : args.map((arg, i) => (i === port + 1 ? "0" : arg));
-  const child = spawn(process.execPath, ["--import", TSX, join(repo, "src", "cli.ts"), ...freePort], { cwd, env });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  const deadline = Date.now() + 120_000;
-  let url: string | undefined;
-  while (url === undefined && child.exitCode === null && Date.now() < deadline) {
-    url = /listening on (http:\/\/\S+)/.exec(stdout)?.[1];
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  const serve = await spawnServe(freePort.slice(1), { cwd, env });
   const key = args.indexOf("--api-key");
   const headers: Record<string, string> = key === -1 ? {} : { authorization: `Bearer ${args[key + 1]}` };
-  const health = url === undefined ? 0 : (await fetch(`${url}/health`, { headers })).status;
-  child.kill("SIGTERM");
-  const status = await exited;
-  return { status, stderr, health };
+  const health = (await fetch(`${serve.url}/health`, { headers })).status;
+  serve.child.kill("SIGTERM");
+  const status = await serve.exited;
+  return { status, stderr: serve.output(), health };
 }
 
 const PLACEHOLDER_MODELS = new Set(["./my-model", "path/to/onnx-model"]);

@@ -46,6 +46,28 @@ describe("extractAnswer", () => {
   });
 });
 
+describe("answers in prose (issue 16)", () => {
+  it.each([
+    // A currency sign inside the math, escaped or in \text, and prose around it.
+    ["The total is $\\$12.50$.", "12.5", ["latex", "expr"], true],
+    ["The total cost is $\\$1,250.50$ dollars.", "1250.5", ["latex", "expr"], true],
+    ["The answer is $\\text{\\$}12.50$.", "12.5", ["latex", "expr"], true],
+    ["It costs $5 and 6 dollars, so the answer is $11$.", "11", ["latex", "expr"], true],
+    // Text and an escaped dollar between the dollar signs.
+    ["Answer $ \\frac{1}{2} \\$ = \\frac{10}{9} $", "\\frac{10}{9}", ["latex"], true],
+    // Display math may span lines; inline math may not, for the LaTeX target (as in Math-Verify).
+    ["Thus the answer is\n$$\n\\frac{10}{9}\n$$", "\\frac{10}{9}", ["latex"], true],
+    ["Thus the answer is\n\\[\n\\frac{10}{9}\n\\]", "\\frac{10}{9}", ["latex"], true],
+    ["Thus the answer is \\(\n\\frac{10}{9}\n\\).", "\\frac{10}{9}", ["latex"], false],
+    // The expression target reads \(...\) over lines whole, not the 9 inside it.
+    ["Thus the answer is \\(\n\\frac{10}{9}\n\\).", "\\frac{10}{9}", ["latex", "expr"], true],
+    ["Thus the answer is \\(\n\\frac{10}{9}\n\\).", "9", ["latex", "expr"], false],
+  ] as [string, string, ("latex" | "expr")[], boolean][])("%j against %s (%j): %s", async (pred, gold, extraction, expected) => {
+    const verdict = await grader.grade(pred, gold, { extraction });
+    expect(verdict.equal, verdict.reason).toBe(expected);
+  });
+});
+
 describe("the grading table", () => {
   const cases = readJsonl(join(repo, "test", "fixtures", "grading-cases.jsonl")) as {
     category: string;
@@ -88,6 +110,13 @@ describe("MATH answers that were graded wrongly (issue 16)", () => {
     ["2^{64}", "18446744073709551617", false],
     ["2^{64}", "18446744073709551616", true],
     ["10^{20}+1", "10^{20}", false],
+    ["999999999", "1000000000", false],
+    ["10^{20}+1-10^{20}", "1", true],
+    // Decimals are rounded to 6 places, as Math-Verify does, and compared exactly then.
+    ["999999999.0", "1000000000", false],
+    ["1234567890.1", "1234567890.2", false],
+    ["0.3333333", "\\frac13", true],
+    ["0.33333", "\\frac13", false],
     // A percent is its value, or its number with the sign dropped; 0.5% is not 1/2.
     ["\\frac12", "0.5\\%", false],
     ["0.5\\%", "\\frac12", false],
@@ -106,6 +135,13 @@ describe("MATH answers that were graded wrongly (issue 16)", () => {
     ["\\sum_{i=1}^{3} i", "6", true],
     ["\\sum_{i=1}^{3} i", "7", false],
     ["(-\\inf, 3)", "(-\\infty, 3)", true],
+    // An inequality in an absolute value against the set it describes, either way round.
+    ["[-3/2,-1] \\cup [1,3/2]", "1 \\le |z| \\le 3/2", true],
+    ["1 \\le |z| \\le 3/2", "[-3/2,-1] \\cup [1,3/2]", true],
+    ["[-2,-1] \\cup [1,2]", "1 \\le |z| \\le 3/2", false],
+    ["[1,3/2]", "1 \\le |z| \\le 3/2", false],
+    ["[-2,2]", "|x| \\le 2", true],
+    ["(-\\infty,-1) \\cup (1,\\infty)", "|x| > 1", true],
     // Approximations, a trailing backslash, doubled backslashes.
     ["\\frac{1}{\\sqrt3} \\approx 0.577", "\\frac{\\sqrt3}{3}", true],
     ["5\\", "5", true],
@@ -123,6 +159,21 @@ describe("MATH answers that were graded wrongly (issue 16)", () => {
     const verdict = await grader.grade(pred, "-2 \\le x^2 \\le 7");
     expect(verdict.equal).toBe(false);
     expect(isInternalError(verdict), verdict.reason).toBe(false);
+  });
+});
+
+describe("strictVariables (Math-Verify's strict)", () => {
+  it.each([
+    ["f(y)", "f(x)", true, false],
+    ["f(y)", "f(x)", false, true],
+    ["f(t)=2t+3", "f(x)=2x+3", true, false],
+    ["f(t)=2t+3", "f(x)=2x+3", false, true],
+    ["a+2b", "x+2y", false, true],
+    ["2a+b", "x+2y", false, false],
+    ["x+y", "x+1", false, false],
+  ] as [string, string, boolean, boolean][])("%s against %s, strict %s: %s", async (pred, gold, strictVariables, expected) => {
+    const verdict = await grader.grade(pred, gold, { strictVariables });
+    expect(verdict.equal, verdict.reason).toBe(expected);
   });
 });
 

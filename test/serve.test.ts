@@ -2,7 +2,7 @@
  * `deliberate serve` against the official openai client and plain fetch: the embedded policy and
  * PRM behind vLLM's API, compared with the same models in process.
  */
-import { spawn } from "node:child_process";
+import { spawnServe } from "./support/serve-process.js";
 import OpenAI from "openai";
 import type { CompletionCreateParamsNonStreaming } from "openai/resources/completions";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -311,29 +311,18 @@ describe("the prefix cache", () => {
 
 describe("the deliberate serve command", () => {
   it("prints the URL it listens on, serves, and stops on SIGTERM", async () => {
-    const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", "serve", "--port", "0", "--verifier", "none", "--threads", "1"], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    const serve = await spawnServe(["--port", "0", "--verifier", "none", "--threads", "1"]);
     try {
-      const url = await new Promise<string>((resolve, reject) => {
-        let output = "";
-        child.stdout.on("data", (chunk: Buffer) => {
-          output += chunk.toString();
-          const match = /^deliberate serve listening on (http:\/\/127\.0\.0\.1:\d+)$/m.exec(output);
-          if (match) resolve(match[1] as string);
-        });
-        child.on("exit", () => reject(new Error(`exited before listening: ${output}`)));
-      });
-      expect((await fetch(`${url}/health`)).status).toBe(200);
-      const models = (await (await fetch(`${url}/v1/models`)).json()) as { data: { id: string }[] };
+      expect(serve.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      expect((await fetch(`${serve.url}/health`)).status).toBe(200);
+      const models = (await (await fetch(`${serve.url}/v1/models`)).json()) as { data: { id: string }[] };
       // Without a verifier, the only strategy models are majority votes.
       expect(models.data.map((model) => model.id)).toEqual(["deliberate-policy", ...[1, 2, 4, 8, 16, 32, 64].map((budget) => `majority-${budget}`)]);
-      const pooling = await fetch(`${url}/pooling`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ input: "x" }) });
+      const pooling = await fetch(`${serve.url}/pooling`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ input: "x" }) });
       expect(pooling.status).toBe(400);
     } finally {
-      child.kill("SIGTERM");
+      serve.child.kill("SIGTERM");
     }
-    expect(await exited).toBe(0);
+    expect(await serve.exited).toBe(0);
   });
 });

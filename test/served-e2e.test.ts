@@ -4,7 +4,7 @@
  * seeds; a fault proxy that resets and refuses requests; the server killed with -9 mid-run and the
  * same command resuming after a restart.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { mkdtemp, readFile } from "node:fs/promises";
@@ -15,6 +15,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { registerBench } from "../src/commands/bench.js";
 import { UnavailableError } from "../src/errors.js";
 import { Random } from "../src/random.js";
+import { spawnServe } from "./support/serve-process.js";
 
 interface Serve {
   url: string;
@@ -30,19 +31,8 @@ afterEach(() => {
 
 /** `deliberate serve` with the embedded policy and PRM, on `port` (0: a free one); resolves once it listens. */
 async function startServe(port = 0): Promise<Serve> {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", "serve", "--port", String(port), "--threads", "1"], { stdio: ["ignore", "pipe", "pipe"] });
+  const { url, child } = await spawnServe(["--port", String(port), "--threads", "1"]);
   children.push(child);
-  const url = await new Promise<string>((resolve, reject) => {
-    let output = "";
-    const collect = (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /^deliberate serve listening on (http:\/\/127\.0\.0\.1:\d+)$/m.exec(output);
-      if (match) resolve(match[1] as string);
-    };
-    child.stdout?.on("data", collect);
-    child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    child.on("exit", () => reject(new Error(`deliberate serve exited before listening: ${output}`)));
-  });
   return { url, port: Number(new URL(url).port), child };
 }
 

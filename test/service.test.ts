@@ -4,10 +4,10 @@
  * `deliberate` field, every error status, the queue, client aborts, the time limit, the metrics and
  * a graceful SIGTERM.
  */
-import { spawn } from "node:child_process";
+import { spawnServe } from "./support/serve-process.js";
 import OpenAI from "openai";
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionCreateParamsNonStreaming, ChatCompletionCreateParamsStreaming } from "openai/resources/chat/completions";
-import type { CompletionCreateParamsNonStreaming } from "openai/resources/completions";
+import type { Completion, CompletionCreateParamsNonStreaming, CompletionCreateParamsStreaming } from "openai/resources/completions";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { defaultAllocationTable, loadAllocationTable } from "../src/allocation/table.js";
 import { loadPolicy, loadVerifier } from "../src/runtime/load.js";
@@ -35,7 +35,8 @@ interface Details {
 }
 type Searched = ChatCompletion & { deliberate: Details };
 type Progress = { rounds: number; liveBranches: number; compute: ComputeReport };
-type SearchChunk = ChatCompletionChunk & { deliberate?: { progress?: Progress } & Partial<Details> };
+type SearchChunk = ChatCompletionChunk & { deliberate?: { progress?: Progress; queued?: { position: number } } & Partial<Details> };
+type SearchTextChunk = Completion & { deliberate?: { progress?: Progress } & Partial<Details> };
 
 let policy: OnnxPolicy;
 let verifier: OnnxStepVerifier;
@@ -198,6 +199,64 @@ describe("strategies as chat models", () => {
   });
 });
 
+describe("max_tokens, n and streamed completions", () => {
+  it("streams a strategy model on /v1/completions: progress, then the plain answer's text, usage and [DONE]", async () => {
+    const request = { model: "beam-4", prompt: PROBLEM, seed: 3 };
+    const plain = (await client.completions.create(request as unknown as CompletionCreateParamsNonStreaming)) as Completion;
+    const stream = await client.completions.create({ ...request, stream: true, stream_options: { include_usage: true } } as unknown as CompletionCreateParamsStreaming);
+    const chunks: SearchTextChunk[] = [];
+    for await (const chunk of stream) chunks.push(chunk as SearchTextChunk);
+    const progress = chunks.filter((chunk) => chunk.deliberate?.progress !== undefined);
+    const firstText = chunks.findIndex((chunk) => (chunk.choices[0]?.text ?? "") !== "");
+    expect(progress.length).toBeGreaterThan(2);
+    expect(chunks.indexOf(progress.at(-1) as SearchTextChunk)).toBeLessThan(firstText);
+    for (const chunk of chunks) expect(chunk.object).toBe("text_completion");
+    expect(chunks.map((chunk) => chunk.choices[0]?.text ?? "").join("")).toBe(plain.choices[0]?.text);
+    expect(chunks.find((chunk) => chunk.choices[0]?.finish_reason)?.choices[0]?.finish_reason).toBe(plain.choices[0]?.finish_reason);
+    expect(chunks.at(-1)?.usage).toEqual(plain.usage);
+  });
+
+  it("cuts an answer longer than max_tokens to the whole steps that fit, with finish_reason length, plain and streamed", async () => {
+    const whole = await chat("best-of-n-4", { deliberate: { details: true } });
+    const text = whole.choices[0]?.message.content as string;
+    const chosen = whole.deliberate.candidates?.find((candidate) => candidate.text === text);
+    expect(chosen?.finished).toBe(true);
+    const tokens = chosen?.tokens as number;
+    const roomy = await chat("best-of-n-4", { max_tokens: tokens });
+    expect(roomy.choices[0]?.message.content).toBe(text);
+    expect(roomy.choices[0]?.finish_reason).toBe("stop");
+
+    const cut = await chat("best-of-n-4", { max_tokens: tokens - 1 });
+    const cutText = cut.choices[0]?.message.content as string;
+    expect(cut.choices[0]?.finish_reason).toBe("length");
+    expect(text.startsWith(cutText)).toBe(true);
+    expect(cutText.length).toBeLessThan(text.length);
+    // Whole steps: the cut ends where a step of the full answer ends.
+    expect(text.slice(cutText.length).startsWith(policy.stepDelimiter)).toBe(true);
+    // The search is the same, so usage still counts all of it.
+    expect(cut.usage).toEqual(whole.usage);
+
+    const stream = await chatStream("best-of-n-4", { max_completion_tokens: tokens - 1 });
+    const chunks: SearchChunk[] = [];
+    for await (const chunk of stream) chunks.push(chunk as SearchChunk);
+    expect(chunks.map((chunk) => chunk.choices[0]?.delta.content ?? "").join("")).toBe(cutText);
+    expect(chunks.find((chunk) => chunk.choices[0]?.finish_reason)?.choices[0]?.finish_reason).toBe("length");
+
+    const invalid = await errorOf(chat("best-of-n-4", { max_tokens: 0 }));
+    expect(invalid.status).toBe(400);
+    expect(invalid.message).toMatch(/max_tokens:/);
+  });
+
+  it("refuses n > 1 with a 400 naming n, on chat and on completions", async () => {
+    const onChat = await errorOf(chat("majority-2", { n: 2 }));
+    expect(onChat.status).toBe(400);
+    expect(onChat.message).toMatch(/^400 n: a strategy model answers with one choice/);
+    const onCompletions = await errorOf(client.completions.create({ model: "majority-2", prompt: PROBLEM, n: 3 }));
+    expect(onCompletions.status).toBe(400);
+    expect(onCompletions.message).toMatch(/^400 n: /);
+  });
+});
+
 describe("searching with served models", () => {
   it("runs the strategies with a policy and PRM served by another server, and does not host them again", async () => {
     const servedPolicy = await connectPolicy(`${server.url}/v1`, { model: "deliberate-policy", apiKey: KEY });
@@ -316,6 +375,24 @@ describe("as a service", () => {
     expect((await queued).choices[0]?.message.content).toContain("\\boxed");
   });
 
+  it("tells a streamed request its place in the queue before its search starts", async () => {
+    const controller = new AbortController();
+    const running = chat("best-of-n-16", SLOW, { signal: controller.signal }).catch((error: unknown) => error);
+    await until(() => server.runner.counts().running === 1, "the first search to run");
+    const stream = await chatStream("majority-2");
+    const chunks: SearchChunk[] = [];
+    for await (const chunk of stream) {
+      chunks.push(chunk as SearchChunk);
+      if (chunks.length === 2) controller.abort(); // the role chunk, then the place in the queue
+    }
+    expect(chunks[1]?.deliberate?.queued).toEqual({ position: 1 });
+    expect(chunks[1]?.choices).toEqual([]);
+    expect(chunks.slice(2).some((chunk) => chunk.deliberate?.progress !== undefined)).toBe(true);
+    expect(chunks.some((chunk, index) => index !== 1 && chunk.deliberate?.queued !== undefined)).toBe(false);
+    expect(chunks.map((chunk) => chunk.choices[0]?.delta.content ?? "").join("")).toContain("\\boxed");
+    expect(await running).toBeInstanceOf(OpenAI.APIUserAbortError);
+  });
+
   it("stops the search of a client that goes away and frees all its branches, streamed or not", async () => {
     await until(held, "no branch held before");
     const stream = await chatStream("best-of-n-16", SLOW);
@@ -367,7 +444,7 @@ describe("as a service", () => {
     expect(value('deliberate_http_requests_total{route="/v1/chat/completions",status="200"}')).toBeGreaterThan(5);
     expect(value('deliberate_http_requests_total{route="/v1/chat/completions",status="429"}')).toBe(1);
     expect(value('deliberate_http_requests_total{route="/v1/chat/completions",status="400"}')).toBeGreaterThan(3);
-    expect(value('deliberate_http_requests_total{route="/v1/chat/completions",status="499"}')).toBe(3);
+    expect(value('deliberate_http_requests_total{route="/v1/chat/completions",status="499"}')).toBe(4);
     expect(value('deliberate_http_request_duration_seconds_count{route="/v1/chat/completions"}')).toBeGreaterThan(10);
     expect(value('deliberate_search_tokens_total{kind="generated"}')).toBeGreaterThan(0);
     expect(value('deliberate_search_tokens_total{kind="verifier"}')).toBeGreaterThan(0);
@@ -381,32 +458,19 @@ describe("as a service", () => {
 
 describe("the deliberate serve command as a service", () => {
   it("takes the API key from the environment and, on SIGTERM, finishes the search in flight before it exits", async () => {
-    const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", "serve", "--port", "0", "--verifier", "none", "--threads", "1"], {
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, DELIBERATE_API_KEY: KEY },
-    });
-    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    const serve = await spawnServe(["--port", "0", "--verifier", "none", "--threads", "1"], { env: { ...process.env, DELIBERATE_API_KEY: KEY } });
     try {
-      const url = await new Promise<string>((resolve, reject) => {
-        let output = "";
-        child.stdout.on("data", (chunk: Buffer) => {
-          output += chunk.toString();
-          const match = /^deliberate serve listening on (http:\/\/127\.0\.0\.1:\d+)$/m.exec(output);
-          if (match) resolve(match[1] as string);
-        });
-        child.on("exit", () => reject(new Error(`exited before listening: ${output}`)));
-      });
-      expect((await fetch(`${url}/health`)).status).toBe(401);
-      const remote = new OpenAI({ baseURL: `${url}/v1`, apiKey: KEY, maxRetries: 0, timeout: 60_000 });
+      expect((await fetch(`${serve.url}/health`)).status).toBe(401);
+      const remote = new OpenAI({ baseURL: `${serve.url}/v1`, apiKey: KEY, maxRetries: 0, timeout: 60_000 });
       const stream = await remote.chat.completions.create({ model: "majority-8", messages: [{ role: "user", content: PROBLEM }], stream: true });
-      child.kill("SIGTERM");
+      serve.child.kill("SIGTERM");
       let content = "";
       for await (const chunk of stream) content += chunk.choices[0]?.delta.content ?? "";
       expect(content).toContain("\\boxed");
     } catch (error) {
-      child.kill("SIGKILL");
+      serve.child.kill("SIGKILL");
       throw error;
     }
-    expect(await exited).toBe(0);
+    expect(await serve.exited).toBe(0);
   });
 });

@@ -38,6 +38,12 @@ export interface CompareOptions {
    * is right in either form (Math-Verify's `allow_set_relation_comp` defaults to false).
    */
   allowSetRelationComparison?: boolean;
+  /**
+   * Whether variable and function names must match (Math-Verify's `strict`, default true there and
+   * here): `f(y)` is not `f(x)`. Off, a prediction's variables that the gold lacks stand for the
+   * gold's own (in alphabetical order, when both have as many variables).
+   */
+  strictVariables?: boolean;
 }
 
 export interface Verdict {
@@ -235,30 +241,42 @@ function orientRelation(relation: { kind: "relation"; ops: string[]; sides: stri
   };
 }
 
-/** `x < 3` → `(-\infty, 3)`, `1 \leq x < 2` → `[1, 2)`: a one-variable inequality as an interval. */
-function relationAsInterval(relation: Answer): Answer | null {
+/**
+ * A one-variable inequality as the set it describes: `x < 3` → `(-\infty, 3)`, `1 \leq x < 2` →
+ * `[1, 2)`, and with an absolute value `|z| \leq 2` → `[-2, 2]`, `1 \leq |z| \leq 2` →
+ * `[-2, -1] \cup [1, 2]`, `|z| > 1` → `(-\infty, -1) \cup (1, \infty)`. Null for any other relation.
+ */
+function relationAsSet(relation: Answer): Answer | null {
   if (relation.kind !== "relation") return null;
-  const isVariable = (s: string) => /^(?:[a-zA-Z]|\\[a-zA-Z]+)$/.test(s);
-  const bracket = (op: string, side: "open" | "close") =>
-    op === "<" ? (side === "open" ? "(" : ")") : side === "open" ? "[" : "]";
-  const expr = (latex: string): Answer => ({ kind: "expr", latex });
   const { ops, sides } = relation;
   if (!ops.every((op) => op === "<" || op === "\\leq")) return null;
-  if (ops.length === 1 && isVariable(sides[0] as string)) {
-    return { kind: "sequence", open: "(", close: bracket(ops[0] as string, "close"), items: [expr("-\\infty"), expr(sides[1] as string)] };
-  }
-  if (ops.length === 1 && isVariable(sides[1] as string)) {
-    return { kind: "sequence", open: bracket(ops[0] as string, "open"), close: ")", items: [expr(sides[0] as string), expr("\\infty")] };
-  }
-  if (ops.length === 2 && isVariable(sides[1] as string)) {
-    return {
-      kind: "sequence",
-      open: bracket(ops[0] as string, "open"),
-      close: bracket(ops[1] as string, "close"),
-      items: [expr(sides[0] as string), expr(sides[2] as string)],
-    };
-  }
-  return null;
+  const name = /^(?:[a-zA-Z]|\\[a-zA-Z]+)$/;
+  const absolute = /^\|(?:[a-zA-Z]|\\[a-zA-Z]+)\|$/;
+  const expr = (latex: string): Answer => ({ kind: "expr", latex });
+  const negated = (latex: string) => (latex === "\\infty" ? "-\\infty" : `-(${latex})`);
+  const interval = (low: string, lowOp: string | null, high: string, highOp: string | null): Answer => ({
+    kind: "sequence",
+    open: lowOp === "\\leq" ? "[" : "(",
+    close: highOp === "\\leq" ? "]" : ")",
+    items: [expr(low), expr(high)],
+  });
+  // The bounds below and above the variable, with their relations (null: unbounded).
+  let low: [string, string | null] = ["-\\infty", null];
+  let high: [string, string | null] = ["\\infty", null];
+  let variable: string;
+  if (ops.length === 1 && (name.test(sides[0] as string) || absolute.test(sides[0] as string))) {
+    [variable, high] = [sides[0] as string, [sides[1] as string, ops[0] as string]];
+  } else if (ops.length === 1) {
+    [low, variable] = [[sides[0] as string, ops[0] as string], sides[1] as string];
+  } else if (ops.length === 2) {
+    [low, variable, high] = [[sides[0] as string, ops[0] as string], sides[1] as string, [sides[2] as string, ops[1] as string]];
+  } else return null;
+  if (name.test(variable)) return interval(low[0], low[1], high[0], high[1]);
+  if (!absolute.test(variable)) return null;
+  // |z| below a bound only: one interval around 0; otherwise the two mirrored parts.
+  if (low[1] === null) return interval(negated(high[0]), high[1], high[0], high[1]);
+  const negative = interval(negated(high[0]), high[1], negated(low[0]), low[1]);
+  return { kind: "union", parts: [negative, interval(low[0], low[1], high[0], high[1])] };
 }
 
 class Incomparable extends Error {}
@@ -294,6 +312,34 @@ interface Context {
   options: Required<CompareOptions>;
 }
 
+/** A number as written (`12`, `0.5`), whose double is its correctly rounded value. */
+function isLiteral(expr: MathJson): boolean {
+  return typeof expr === "number" || (typeof expr === "object" && !Array.isArray(expr));
+}
+
+/**
+ * The values of the free variables of a prediction and a gold expression at a sample point. With
+ * `strictVariables` off (Math-Verify's `strict=False`), a prediction's variables that the gold does
+ * not use stand for the gold's own, matched in alphabetical order when there are as many of each:
+ * `f(y)` is then `f(x)`.
+ */
+function sampler(pred: MathJson, gold: MathJson, context: Context): { variables: number; at: (point: number) => [ReadonlyMap<string, number>, ReadonlyMap<string, number>] } {
+  const predNames = [...freeVariables(pred)];
+  const goldNames = [...freeVariables(gold)];
+  const names = [...new Set([...predNames, ...goldNames])];
+  const rename = new Map<string, string>();
+  const own = predNames.filter((name) => !goldNames.includes(name)).sort();
+  const others = goldNames.filter((name) => !predNames.includes(name)).sort();
+  if (!context.options.strictVariables && own.length === others.length) own.forEach((name, i) => rename.set(name, others[i] as string));
+  return {
+    variables: names.length,
+    at: (point) => {
+      const values = new Map(names.map((name, i) => [name, point + 0.379 * i]));
+      return [new Map(predNames.map((name) => [name, values.get(rename.get(name) ?? name) as number])), values];
+    },
+  };
+}
+
 /** Values compared numerically; free variables are sampled at fixed points (symbolic equality). */
 function expressionsEqual(a: string, b: string, context: Context): string | null {
   if (a === b) return "string";
@@ -301,22 +347,20 @@ function expressionsEqual(a: string, b: string, context: Context): string | null
   const right = toJson(b);
   const hasDecimal = /\d\.\d/.test(a) || /\d\.\d/.test(b);
   const places = hasDecimal ? context.options.decimalPlaces : null;
-  const variables = [...new Set([...freeVariables(left), ...freeVariables(right)])];
+  const sample = sampler(left, right, context);
   try {
-    if (variables.length === 0) {
+    if (sample.variables === 0) {
       const x = evaluate(left, new Map());
       const y = evaluate(right, new Map());
       if (Number.isNaN(x) || Number.isNaN(y)) throw new Incomparable("not a real number");
-      const finite = Number.isFinite(x) && Number.isFinite(y);
-      if (finite && !closeRounded(x, y, places)) return null;
-      // Values that agree only nearly in double precision, or lie beyond its exact integers, compare
-      // exactly when both are exact (integers, fractions, integer powers): 10^{20}+1 is not 10^{20}.
-      // A rounded decimal does not.
-      const doublesDecide = x === y && Math.abs(x) < 2 ** 53;
-      if (places === null && !doublesDecide) {
-        const exact = exactlyEqual(left, right);
-        if (exact !== null) return exact ? "exact" : null;
-      }
+      // Equal doubles below 2^53 are taken as equal values, and two number literals whose doubles
+      // differ as different ones: neither needs mathjs. Otherwise two exact
+      // values (integers, decimals, fractions, integer powers) compare exactly, rounded to `places`
+      // when a decimal is involved: 10^{20}+1 is not 10^{20}, 999999999.0 is not 1000000000.
+      if (x === y && Math.abs(x) < 2 ** 53) return "numeric";
+      if (isLiteral(left) && isLiteral(right) && Number.isFinite(x) && Number.isFinite(y) && !closeRounded(x, y, places)) return null;
+      const exact = exactlyEqual(left, right, places);
+      if (exact !== null) return exact ? "exact" : null;
       if (!Number.isFinite(x) && !Number.isFinite(y) && x !== y) return null;
       if ((!Number.isFinite(x) || !Number.isFinite(y)) && !/\\infty/.test(a + b)) {
         throw new Incomparable("overflow: a value is too large to compare");
@@ -325,9 +369,9 @@ function expressionsEqual(a: string, b: string, context: Context): string | null
     }
     let compared = 0;
     for (const point of SAMPLE_POINTS) {
-      const values = new Map(variables.map((name, i) => [name, point + 0.379 * i]));
-      const x = evaluate(left, values);
-      const y = evaluate(right, values);
+      const [predValues, goldValues] = sample.at(point);
+      const x = evaluate(left, predValues);
+      const y = evaluate(right, goldValues);
       if (!Number.isFinite(x) || !Number.isFinite(y)) continue;
       if (!close(x, y, 1e-8)) return null;
       compared++;
@@ -372,12 +416,12 @@ function relationsEqual(a: string[], b: string[], context: Context, factor: "any
   if (factor === "any" && sidesMatch(a0, b1) && sidesMatch(a1, b0)) return true;
   const left = toJson(`(${a0})-(${a1})`);
   const right = toJson(`(${b0})-(${b1})`);
-  const variables = [...new Set([...freeVariables(left), ...freeVariables(right)])];
+  const sample = sampler(left, right, context);
   let ratio: number | null = null;
   for (const point of SAMPLE_POINTS) {
-    const values = new Map(variables.map((name, i) => [name, point + 0.379 * i]));
-    const x = evaluate(left, values);
-    const y = evaluate(right, values);
+    const [predValues, goldValues] = sample.at(point);
+    const x = evaluate(left, predValues);
+    const y = evaluate(right, goldValues);
     if (!Number.isFinite(x) || !Number.isFinite(y) || Math.abs(y) < 1e-12) continue;
     if (ratio === null) ratio = x / y;
     else if (!close(x / y, ratio, 1e-8)) return false;
@@ -391,13 +435,14 @@ function relationsEqual(a: string[], b: string[], context: Context, factor: "any
  * inequality only with `allowSetRelationComparison`, as in Math-Verify.
  */
 function answersEqual(a: Answer, b: Answer, context: Context): string | null {
-  if (a.kind === "relation" && b.kind === "sequence") {
-    const interval = context.options.allowSetRelationComparison ? relationAsInterval(a) : null;
-    return interval ? answersEqual(interval, b, context) : null;
+  const isSet = (answer: Answer) => answer.kind === "sequence" || answer.kind === "union";
+  if (a.kind === "relation" && isSet(b)) {
+    const set = context.options.allowSetRelationComparison ? relationAsSet(a) : null;
+    return set ? answersEqual(set, b, context) : null;
   }
-  if (a.kind === "sequence" && b.kind === "relation") {
-    const interval = relationAsInterval(b);
-    return interval ? answersEqual(a, interval, context) : null;
+  if (isSet(a) && b.kind === "relation") {
+    const set = relationAsSet(b);
+    return set ? answersEqual(a, set, context) : null;
   }
   if (a.kind !== b.kind) return null;
   switch (a.kind) {
@@ -460,6 +505,7 @@ const DEFAULTS: Required<CompareOptions> = {
   maxAnswerChars: 5_000,
   extraction: ["latex", "expr"],
   allowSetRelationComparison: true,
+  strictVariables: true,
 };
 
 /** How many candidate answers of each side are tried when the preferred one cannot be read. */

@@ -80,10 +80,15 @@ function exactShape(expr: MathJson, depth = 0): boolean {
   return depth < 200 && typeof head === "string" && EXACT_HEADS.has(head) && args.every((arg) => exactShape(arg, depth + 1));
 }
 
-/** Whether two expressions have the same exact value; null when either has none. */
-export function exactlyEqual(a: MathJson, b: MathJson): boolean | null {
+/**
+ * Whether two expressions have the same exact value, after rounding both to `places` decimals
+ * when given (Math-Verify's `float_rounding`, for answers given as decimals); null when either has none.
+ */
+export function exactlyEqual(a: MathJson, b: MathJson, places: number | null = null): boolean | null {
   if (!exactShape(a) || !exactShape(b)) return null;
   const x = exactValue(a);
   const y = x === null ? null : exactValue(b);
-  return x === null || y === null ? null : (restrictedMath().equal(x, y) as boolean);
+  if (x === null || y === null) return null;
+  const math = restrictedMath();
+  return places === null ? (math.equal(x, y) as boolean) : (math.equal(math.round(x, places), math.round(y, places)) as boolean);
 }

@@ -186,20 +186,34 @@ function finalAnswerCandidates(text: string): Candidate[] {
   return out;
 }
 
-/** Every piece of math, ranked: after "final answer is" (50), after "answer is" (100), elsewhere (200). */
+/** How strongly the text before a piece of math marks it as the answer: "final answer is" (50), "answer is" (100), else 200. */
+function phrasePriority(text: string, index: number): number {
+  const before = text.slice(Math.max(0, index - 40), index);
+  if (/final answer is\s*:?\s*$/i.test(before)) return 50;
+  if (/answer(?: is|:)\s*:?\s*$/i.test(before)) return 100;
+  return 200;
+}
+
+/** Every piece of math, ranked by the phrase before it. */
 function mathCandidates(text: string): Candidate[] {
   const out: Candidate[] = [];
-  const span = new RegExp(LATEX_SPAN, "g");
-  for (const match of text.matchAll(span)) {
+  for (const match of text.matchAll(new RegExp(LATEX_SPAN, "g"))) {
     const body = (match[1] ?? match[2] ?? match[3] ?? match[4] ?? "").trim();
     if (body === "") continue;
-    const before = text.slice(Math.max(0, match.index - 40), match.index);
-    let priority = 200;
-    if (/final answer is\s*:?\s*$/i.test(before)) priority = 50;
-    else if (/answer(?: is|:)\s*:?\s*$/i.test(before)) priority = 100;
-    out.push({ text: body, priority, start: match.index, end: match.index + match[0].length });
+    out.push({ text: body, priority: phrasePriority(text, match.index), start: match.index, end: match.index + match[0].length });
   }
   return out;
+}
+
+/**
+ * `\(...\)` spread over lines. Math-Verify's LaTeX target does not read it (nor `$...$` over lines,
+ * where a `$` may be a currency sign), but these delimiters are unambiguous: the expression target
+ * reads its content whole, as the answer, rather than a number out of it (`\frac{10}{9}`, not 9).
+ */
+function multilineParenCandidates(text: string): Candidate[] {
+  return [...text.matchAll(/\\\(([\s\S]*?)\\\)/g)]
+    .filter((match) => (match[1] as string).includes("\n") && (match[1] as string).trim() !== "")
+    .map((match) => ({ text: (match[1] as string).trim(), priority: phrasePriority(text, match.index), start: match.index, end: match.index + match[0].length }));
 }
 
 function numbersIn(text: string, offset: number): { text: string; start: number; end: number }[] {
@@ -252,7 +266,7 @@ export function answerCandidates(text: string, targets: readonly ExtractionTarge
     const strongest = [...boxCandidates(text), ...finalAnswerCandidates(text)];
     if (strongest.length > 0) return ranked(strongest);
   }
-  const spans = latex ? mathCandidates(text) : [];
+  const spans = [...(latex ? mathCandidates(text) : []), ...(expr ? multilineParenCandidates(text) : [])];
   // A number inside math is that math's business: `$\sum_{k=0}^n k$` does not supply a 0.
   const inside = (c: Candidate) => spans.some((span) => c.start >= span.start && c.end <= span.end);
   const candidates = [...spans, ...(expr ? exprCandidates(text).filter((c) => !inside(c)) : [])];

@@ -7,6 +7,13 @@ some kinds of step would give: the weighted vote with a zero score for every sam
 wrong step is of those kinds.
 
     /usr/bin/python3 models/train/rank_check.py --problems-per-level 100
+
+Without the last evaluation's samples (a fresh checkout), `--fresh-samples` draws the policy's 16
+samples (T=0.8) for the first problems of each level of the same test split and keeps them in
+work/rank_samples_{N}.labelled.jsonl; a PRM checkpoint trained on a verifier rendering (its `render`
+field, see render.py) reads the solutions in that rendering:
+
+    OMP_NUM_THREADS=1 /usr/bin/python3 models/train/rank_check.py --problems-per-level 30 --fresh-samples --prm prm
 """
 import argparse
 import json
@@ -16,9 +23,11 @@ from collections import defaultdict
 import torch
 import torch.nn.functional as F
 
-from data import DEVICE, collate, example, policy_prompt, read_jsonl
+from data import DEVICE, collate, example, label, policy_prompt, read_jsonl, reuse_labelled, synth
+from generate import generate
 from evaluate import MODELS, N_SAMPLES, best_of_n
-from prm import INTEGER_STEP, auc, load_prm, step_scores, top_choice_accuracy
+from prm import INTEGER_STEP, auc, batch_prm, load_prm, positions, step_scores, top_choice_accuracy
+import render
 from train import WORK, load_lm
 
 
@@ -27,11 +36,42 @@ SPOT_CHECKS = [("Compute 17 - 10.", ["7", "17", "8", "27"]), ("Compute 45 + 38."
                ("Compute 12 * 7.", ["84", "74", "85", "12"])]
 
 
-def spot_checks(prm):
+@torch.no_grad()
+def rendered_scores(prm, rows, mode, batch_size=64):
+    """step_scores for a PRM that reads solutions in a verifier rendering (render.py)."""
+    if mode in (None, "ordinary"):
+        return step_scores(prm, rows)
+    prm.eval()
+    out = []
+    for i in range(0, len(rows), batch_size):
+        exs = [render.prm_example(r["problem"], r["solution"], mode) for r in rows[i:i + batch_size]]
+        ids, mask = (t.to(DEVICE) for t in batch_prm(exs))
+        probs = torch.sigmoid(prm(ids, positions(mask)))
+        out += [probs[b, ends].tolist() for b, (_, ends) in enumerate(exs)]
+    return out
+
+
+def fresh_samples(policy, per_level, seed=0):
+    """16 labelled policy samples (T=0.8) for each of the first `per_level` test problems of each level."""
+    path = os.path.join(WORK, f"rank_samples_{per_level}")
+    test = synth("test", 500 * 5, seed + 1, os.path.join(WORK, "test_500.jsonl"))
+    chosen, count = [], defaultdict(int)
+    for p in test:
+        if count[p["level"]] < per_level:
+            count[p["level"]] += 1
+            chosen.append(p)
+    rows = [dict(p, gold_solution=p["solution"]) for p in chosen for _ in range(N_SAMPLES)]
+    if os.path.exists(path + ".labelled.jsonl"):  # drawn before: same problems, same policy
+        return reuse_labelled(rows, os.path.basename(path), WORK)
+    sols = generate(policy, [policy_prompt(r["problem"]) for r in rows], temperature=0.8, seed=seed + 5)
+    return label([dict(r, solution=s) for r, s in zip(rows, sols)], WORK, os.path.basename(path))
+
+
+def spot_checks(prm, mode=None):
     """The PRM's final score for a right one-step solution and near misses of it."""
     rows = [{"problem": p, "solution": f"{p[len('Compute '):-1]} = {r}\n\nThe answer is \\boxed{{{r}}}"}
             for p, results in SPOT_CHECKS for r in results]
-    scores = step_scores(prm, rows)
+    scores = rendered_scores(prm, rows, mode)
     for r, s in zip(rows, scores):
         print(f"PRM {s[-1]:.3f}  {r['problem']}  {r['solution'].splitlines()[0]}")
 
@@ -112,25 +152,34 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--problems-per-level", type=int, default=100)
     ap.add_argument("--prm", default="prm", help="PRM checkpoint name in work/ (prm is the exported one)")
+    ap.add_argument("--fresh-samples", action="store_true",
+                    help="sample the policy on the first problems of each level instead of reading the last evaluation's samples")
+    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    torch.set_num_threads(2)
-    with open(os.path.join(MODELS, "eval.json")) as f:
-        per_level = json.load(f)["test"]["per_level"]
-    samples = read_jsonl(os.path.join(WORK, "eval_samples.labelled.jsonl"))
-    test = read_jsonl(os.path.join(WORK, f"test_{per_level}.jsonl"))
+    torch.set_num_threads(args.threads)
+    policy, _ = load_lm("policy_rev")
+    if args.fresh_samples:
+        samples = fresh_samples(policy, args.problems_per_level)
+        test = [samples[i] for i in range(0, len(samples), N_SAMPLES)]
+    else:
+        with open(os.path.join(MODELS, "eval.json")) as f:
+            per_level = json.load(f)["test"]["per_level"]
+        samples = read_jsonl(os.path.join(WORK, "eval_samples.labelled.jsonl"))
+        test = read_jsonl(os.path.join(WORK, f"test_{per_level}.jsonl"))
     if len(samples) != len(test) * N_SAMPLES:
         raise SystemExit("work/eval_samples.labelled.jsonl does not match the last evaluation: run evaluate.py first")
     by_level = defaultdict(list)
     for i, p in enumerate(test):
         if len(by_level[p["level"]]) < args.problems_per_level:
             by_level[p["level"]].append(i)
-    policy, _ = load_lm("policy_rev")
-    prm, _ = load_prm(args.prm)
-    spot_checks(prm)
+    prm, ck = load_prm(args.prm)
+    mode = ck.get("render")
+    print(f"PRM work/{args.prm}.pt, rendering {mode or 'ordinary'}")
+    spot_checks(prm, mode)
     report, rows_by_level, scores_by_level = {}, {}, {}
     for level in sorted(by_level):
         rows = rows_by_level[level] = [samples[i * N_SAMPLES + k] for i in by_level[level] for k in range(N_SAMPLES)]
-        scores = scores_by_level[level] = step_scores(prm, rows)
+        scores = scores_by_level[level] = rendered_scores(prm, rows, mode)
         prm_rank = top_choice_accuracy(rows, scores, N_SAMPLES)
         weighted = [best_of_n(rows[i:i + N_SAMPLES], scores[i:i + N_SAMPLES])["prm_weighted"]
                     for i in range(0, len(rows), N_SAMPLES)]

@@ -9,7 +9,8 @@ import { getStrategy, STRATEGIES } from "../../strategies/registry.js";
 import { describeZodError } from "../errors.js";
 import type { ComputeReport } from "../meter.js";
 import type { SolveResult } from "../solve.js";
-import { limitsSchema, type Strategy } from "../strategy.js";
+import { limitsSchema, type SearchNode, type Strategy } from "../strategy.js";
+import { solutionSteps } from "../../verifiers/steps.js";
 import { ApiError, badRequest, unknownModel } from "./protocol.js";
 
 /**
@@ -55,28 +56,33 @@ const chatMessage = z.looseObject({
   content: z.union([z.string(), z.array(contentPart)]).nullish(),
 });
 
+/** At most this many tokens of the chosen solution are answered (`answerOf`). */
+const maxTokens = z.int().positive().nullish();
+
 /** Fields shared by the chat and completion forms of a search request. */
 const searchRequestFields = {
   model: z.string(),
   seed: z.int().nullish(),
   temperature: z.number().min(0).nullish(),
   top_p: z.number().gt(0).max(1).nullish(),
-  n: z.literal(1).nullish(),
+  n: z.literal(1, { error: "a strategy model answers with one choice, the search's chosen solution (every candidate is in the response with deliberate.details)" }).nullish(),
+  max_tokens: maxTokens,
+  stream: z.boolean().nullish(),
+  stream_options: z.looseObject({ include_usage: z.boolean().nullish() }).nullish(),
   deliberate: deliberateField.optional(),
 };
 
 export const chatRequest = z.looseObject({
   ...searchRequestFields,
   messages: z.array(chatMessage).min(1),
-  stream: z.boolean().nullish(),
-  stream_options: z.looseObject({ include_usage: z.boolean().nullish() }).nullish(),
+  /** OpenAI's newer name for max_tokens in chat. */
+  max_completion_tokens: maxTokens,
 });
 export type ChatRequest = z.infer<typeof chatRequest>;
 
 export const strategyCompletionRequest = z.looseObject({
   ...searchRequestFields,
   prompt: z.string(),
-  stream: z.literal(false).nullish(),
 });
 export type StrategyCompletionRequest = z.infer<typeof strategyCompletionRequest>;
 
@@ -142,9 +148,26 @@ export function usageOf(compute: ComputeReport): { prompt_tokens: number; comple
   return { prompt_tokens: read, completion_tokens: compute.generatedTokens, total_tokens: read + compute.generatedTokens };
 }
 
-/** OpenAI's finish reason for the chosen solution: `length` when the search stopped it unfinished (it is never cut after the search). */
-export function finishReason(result: SolveResult): "stop" | "length" {
-  return result.chosen === null || result.chosen.finished ? "stop" : "length";
+/**
+ * What a request is answered: the chosen solution's steps and OpenAI's finish reason. The solution
+ * is never cut silently: past `maxTokens` (counted by the tokens the policy generated for each
+ * step) it is cut to the whole steps that fit, with `length`; `length` too when the search stopped
+ * it unfinished.
+ */
+export function answerOf(result: SolveResult, maxTokens: number | null | undefined): { steps: string[]; finishReason: "stop" | "length" } {
+  const chosen = result.chosen;
+  if (chosen === null) return { steps: [], finishReason: "stop" };
+  const finishReason = chosen.finished ? "stop" : "length";
+  if (maxTokens === null || maxTokens === undefined) return { steps: chosen.steps, finishReason };
+  // The solution's nodes, from its first step to its last (a node at depth 0 is the attempt's prompt).
+  const path: SearchNode[] = [];
+  for (let node = result.tree[chosen.nodeId]; node !== undefined && node.depth > 0; node = result.tree[node.parentId as number]) path.unshift(node);
+  let spent = 0;
+  for (const [index, node] of path.entries()) {
+    spent += node.tokens;
+    if (spent > maxTokens) return { steps: solutionSteps(path.slice(0, index).map((kept) => kept.step)), finishReason: "length" };
+  }
+  return { steps: chosen.steps, finishReason };
 }
 
 /** The response's `deliberate` field: always the strategy and answer, the search's details when asked for. */

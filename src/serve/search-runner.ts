@@ -13,6 +13,9 @@ import type { SearchProgress } from "../strategy.js";
 import { ApiError, badRequest } from "./protocol.js";
 import { timedOut, type SearchJob } from "./search-api.js";
 
+/** How often a search waiting for a slot is told its place again (a streamed one sends it, so idle-timing proxies keep the connection). */
+const QUEUE_NOTICE_MS = 10_000;
+
 export interface RunnerLimits {
   concurrency: number;
   maxQueue: number;
@@ -27,6 +30,8 @@ export interface SearchRun {
   /** Aborted when the client goes away. */
   signal: AbortSignal;
   onProgress?: (progress: SearchProgress) => void;
+  /** Told its place in the queue (1: next) when the search has to wait for a slot, and again every 10 s while it waits. */
+  onQueued?: (position: number) => void;
 }
 
 export class SearchRunner {
@@ -35,6 +40,8 @@ export class SearchRunner {
   private readonly shutdown = new AbortController();
   /** Mean search time, for Retry-After (an exponential moving average, seconds). */
   private meanSeconds = 1;
+  /** The searches waiting for a slot, in queue order (p-queue runs them first in, first out). */
+  private readonly waiting = new Set<object>();
 
   constructor(
     private readonly policy: Policy,
@@ -69,10 +76,18 @@ export class SearchRunner {
     const signal = AbortSignal.any([request.signal, timeout, this.shutdown.signal]);
     const meter = new ComputeMeter();
     const started = performance.now();
+    const ticket = {};
+    let notices: NodeJS.Timeout | undefined;
+    const running = () => {
+      this.waiting.delete(ticket);
+      clearInterval(notices);
+    };
     try {
-      const result = await this.queue.add(
-        () =>
-          solve(request.problem, {
+      this.waiting.add(ticket);
+      const searched = this.queue.add(
+        () => {
+          running();
+          return solve(request.problem, {
             strategy: request.job.strategy,
             budget: request.job.budget,
             params: request.job.params,
@@ -84,9 +99,18 @@ export class SearchRunner {
             meter,
             signal,
             onProgress: request.onProgress,
-          }),
+          });
+        },
         { signal },
       );
+      // p-queue starts a search at once when a slot is free; one still waiting is told its place.
+      const { onQueued } = request;
+      if (this.waiting.has(ticket) && onQueued !== undefined) {
+        const tell = () => onQueued([...this.waiting].indexOf(ticket) + 1);
+        tell();
+        notices = setInterval(tell, QUEUE_NOTICE_MS);
+      }
+      const result = await searched;
       this.meanSeconds = 0.8 * this.meanSeconds + 0.2 * ((performance.now() - started) / 1000);
       return result;
     } catch (error) {
@@ -97,6 +121,7 @@ export class SearchRunner {
       if (error instanceof InputError) throw badRequest(error.message);
       throw error;
     } finally {
+      running();
       this.onDone(meter.report());
     }
   }

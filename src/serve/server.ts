@@ -17,14 +17,13 @@ import { ServedStepVerifier } from "../served/verifier.js";
 import { messagesToPrompt } from "../served/messages.js";
 import { parseQwenPrmInput, QWEN_PRM_STEP_TAG } from "../served/qwen-prm.js";
 import type { SolveResult } from "../solve.js";
-import type { SearchProgress } from "../strategy.js";
 import { createCompletion } from "./completions.js";
 import { ServerMetrics } from "./metrics.js";
 import { PrefixCache, type PrefixCacheLimits } from "./prefix-cache.js";
 import { ApiError, badRequest, completionRequest, errorBody, poolingRequest, tokenizeChatRequest, tokenizeCompletionRequest, unknownModel } from "./protocol.js";
 import {
+  answerOf,
   chatRequest,
-  finishReason,
   parseStrategyModel,
   problemOf,
   resolveJob,
@@ -36,7 +35,39 @@ import {
   type SearchJob,
   type SearchSettings,
 } from "./search-api.js";
-import { SearchRunner } from "./search-runner.js";
+import { SearchRunner, type SearchRun } from "./search-runner.js";
+
+/** The fields of a search request that the answer's form depends on, in both APIs. */
+type SearchRequest = Pick<ChatRequest, "model" | "seed" | "temperature" | "top_p" | "stream" | "stream_options">;
+
+/** How a search's answer is written in one of OpenAI's APIs: chat (`message`, `delta`) or completions (`text`). */
+interface SearchFace {
+  idPrefix: string;
+  object: string;
+  chunkObject: string;
+  choice(text: string, finishReason: string): Record<string, unknown>;
+  /** A streamed choice: a piece of the text, or null in the last chunk, which carries the finish reason. */
+  chunkChoice(text: string | null, finishReason: string | null): Record<string, unknown>;
+  /** The choice of a stream's first chunk, before the search runs. */
+  opening?: Record<string, unknown>;
+}
+
+const CHAT: SearchFace = {
+  idPrefix: "chatcmpl",
+  object: "chat.completion",
+  chunkObject: "chat.completion.chunk",
+  choice: (text, finishReason) => ({ index: 0, message: { role: "assistant", content: text, refusal: null }, logprobs: null, finish_reason: finishReason }),
+  chunkChoice: (text, finishReason) => ({ index: 0, delta: text === null ? {} : { content: text }, logprobs: null, finish_reason: finishReason }),
+  opening: { index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null },
+};
+
+const COMPLETION: SearchFace = {
+  idPrefix: "cmpl",
+  object: "text_completion",
+  chunkObject: "text_completion",
+  choice: (text, finishReason) => ({ index: 0, text, logprobs: null, finish_reason: finishReason }),
+  chunkChoice: (text, finishReason) => ({ index: 0, text: text ?? "", logprobs: null, finish_reason: finishReason }),
+};
 
 /** The service's limits; every one has a `deliberate serve` flag (README, "deliberate serve"). */
 export const serviceOptionsSchema = z.object({
@@ -208,20 +239,14 @@ export function buildServer(options: ServeOptions): BuiltServer {
   });
 
   /** Runs a search request's job until it ends, its time is up or its client goes away. */
-  const search = (
-    job: SearchJob,
-    problem: string,
-    body: { seed?: number | null; temperature?: number | null; top_p?: number | null },
-    signal: AbortSignal,
-    onProgress?: (progress: SearchProgress) => void,
-  ) =>
+  const search = (job: SearchJob, problem: string, body: SearchRequest, signal: AbortSignal, listeners: Pick<SearchRun, "onProgress" | "onQueued"> = {}) =>
     runner.run({
       problem,
       job,
       seed: body.seed ?? 0,
       sampling: { ...(body.temperature != null ? { temperature: body.temperature } : {}), ...(body.top_p != null ? { topP: body.top_p } : {}) },
       signal,
-      onProgress,
+      ...listeners,
     });
 
   app.post("/v1/chat/completions", searchRoute, async (request, reply) => {
@@ -230,77 +255,73 @@ export function buildServer(options: ServeOptions): BuiltServer {
       throw badRequest(`The model \`${body.model}\` is hosted for raw completions (/v1/completions, /pooling); chat is served by the strategy models (GET /v1/models)`);
     }
     const job = resolveJob(body.model, body.deliberate, settings);
-    const problem = problemOf(body.messages);
+    return answerSearch(CHAT, reply, body, job, problemOf(body.messages), body.max_completion_tokens ?? body.max_tokens);
+  });
+
+  app.post("/v1/completions", searchRoute, async (request, reply) => {
+    const named = (request.body as { model?: unknown } | null)?.model;
+    if (typeof named === "string" && !(hosted && named === policyName) && parseStrategyModel(named) !== null) {
+      // A strategy model: the prompt is the problem, the text the chosen solution.
+      const body = parseBody(strategyCompletionRequest, request.body);
+      const job = resolveJob(body.model, body.deliberate, settings);
+      return answerSearch(COMPLETION, reply, body, job, body.prompt, body.max_tokens);
+    }
+    const body = parseBody(completionRequest, request.body);
+    const model = modelFor(body.model, "policy");
+    return createCompletion(hostedPolicy(), cache, model, request.body as Record<string, unknown>, body);
+  });
+
+  /** Runs a search request, once admitted to the queue, and answers it whole or streamed. */
+  const answerSearch = async (face: SearchFace, reply: FastifyReply, body: SearchRequest, job: SearchJob, problem: string, maxTokens: number | null | undefined) => {
     runner.admit();
-    if (body.stream) return streamChat(reply, body, job, problem);
+    if (body.stream) return streamSearch(face, reply, body, job, problem, maxTokens);
     const result = await search(job, problem, body, clientGone(reply));
+    const { steps, finishReason } = answerOf(result, maxTokens);
     return {
-      id: `chatcmpl-${randomUUID()}`,
-      object: "chat.completion",
+      id: `${face.idPrefix}-${randomUUID()}`,
+      object: face.object,
       created: Math.floor(Date.now() / 1000),
       model: body.model,
-      choices: [{ index: 0, message: { role: "assistant", content: result.chosen?.text ?? "", refusal: null }, logprobs: null, finish_reason: finishReason(result) }],
+      choices: [face.choice(steps.join(policy.stepDelimiter), finishReason)],
       usage: usageOf(result.compute),
       deliberate: searchDetails(job, result),
     };
-  });
+  };
 
   /**
-   * A streamed search: progress chunks while it runs (empty `choices`, as OpenAI's own usage chunk,
-   * so standard clients skip them; the progress in the extra `deliberate` field), then the chosen
-   * solution one step per chunk, then `[DONE]`. An error after the 200 is sent as an `error` event,
-   * which the openai client raises.
+   * A streamed search: its place in the queue while it waits, progress while it runs (chunks with
+   * empty `choices`, as OpenAI's own usage chunk, so standard clients skip them; the news in the
+   * extra `deliberate` field), then the chosen solution one step per chunk, then `[DONE]`. An error
+   * after the 200 is sent as an `error` event, which the openai client raises.
    */
-  const streamChat = async (reply: FastifyReply, body: ChatRequest, job: SearchJob, problem: string): Promise<void> => {
+  const streamSearch = async (face: SearchFace, reply: FastifyReply, body: SearchRequest, job: SearchJob, problem: string, maxTokens: number | null | undefined) => {
     const gone = clientGone(reply);
-    const id = `chatcmpl-${randomUUID()}`;
+    const id = `${face.idPrefix}-${randomUUID()}`;
     const chunkCreated = Math.floor(Date.now() / 1000);
     const send = (fields: Record<string, unknown>) => {
-      if (!gone.aborted) reply.raw.write(`data: ${JSON.stringify({ id, object: "chat.completion.chunk", created: chunkCreated, model: body.model, ...fields })}\n\n`);
+      if (!gone.aborted) reply.raw.write(`data: ${JSON.stringify({ id, object: face.chunkObject, created: chunkCreated, model: body.model, ...fields })}\n\n`);
     };
-    const delta = (content: Record<string, unknown>, finish: string | null = null) => ({ choices: [{ index: 0, delta: content, logprobs: null, finish_reason: finish }] });
+    const news = (deliberate: Record<string, unknown>) => send({ choices: [], deliberate });
     reply.hijack();
     reply.raw.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
-    send(delta({ role: "assistant", content: "" }));
+    if (face.opening) send({ choices: [face.opening] });
     let result: SolveResult;
     try {
-      result = await search(job, problem, body, gone, (progress) => send({ choices: [], deliberate: { progress } }));
+      result = await search(job, problem, body, gone, {
+        onQueued: (position) => news({ queued: { position } }),
+        onProgress: (progress) => news({ progress }),
+      });
     } catch (error) {
       const apiError = error instanceof ApiError ? error : new ApiError(500, "InternalServerError", (error as Error).message);
       if (!(error instanceof ApiError)) process.stderr.write(`deliberate serve: ${(error as Error).stack ?? error}\n`);
       if (!gone.aborted) reply.raw.end(`data: ${JSON.stringify(errorBody(apiError))}\n\n`);
       return;
     }
-    const steps = result.chosen?.steps ?? [];
-    for (const [index, step] of steps.entries()) send(delta({ content: index < steps.length - 1 ? step + policy.stepDelimiter : step }));
-    send({ ...delta({}, finishReason(result)), deliberate: searchDetails(job, result) });
+    const { steps, finishReason } = answerOf(result, maxTokens);
+    for (const [index, step] of steps.entries()) send({ choices: [face.chunkChoice(index < steps.length - 1 ? step + policy.stepDelimiter : step, null)] });
+    send({ choices: [face.chunkChoice(null, finishReason)], deliberate: searchDetails(job, result) });
     if (body.stream_options?.include_usage) send({ choices: [], usage: usageOf(result.compute) });
     if (!gone.aborted) reply.raw.end("data: [DONE]\n\n");
-  };
-
-  app.post("/v1/completions", searchRoute, async (request, reply) => {
-    const named = (request.body as { model?: unknown } | null)?.model;
-    if (typeof named === "string" && !(hosted && named === policyName) && parseStrategyModel(named) !== null) return strategyCompletion(request.body, reply);
-    const body = parseBody(completionRequest, request.body);
-    const model = modelFor(body.model, "policy");
-    return createCompletion(hostedPolicy(), cache, model, request.body as Record<string, unknown>, body);
-  });
-
-  /** A strategy model through the completions API: the prompt is the problem, the text the chosen solution. */
-  const strategyCompletion = async (raw: unknown, reply: FastifyReply) => {
-    const body = parseBody(strategyCompletionRequest, raw);
-    const job = resolveJob(body.model, body.deliberate, settings);
-    runner.admit();
-    const result = await search(job, body.prompt, body, clientGone(reply));
-    return {
-      id: `cmpl-${randomUUID()}`,
-      object: "text_completion",
-      created: Math.floor(Date.now() / 1000),
-      model: body.model,
-      choices: [{ index: 0, text: result.chosen?.text ?? "", logprobs: null, finish_reason: finishReason(result) }],
-      usage: usageOf(result.compute),
-      deliberate: searchDetails(job, result),
-    };
   };
 
   app.post("/tokenize", async (request) => {

@@ -56,6 +56,7 @@ export function optionsFor(config: MathVerifyCase["config"]): CompareOptions {
     decimalPlaces: config.float_rounding,
     extraction: config.extraction,
     allowSetRelationComparison: config.allow_set_relation_comp,
+    strictVariables: config.strict,
   };
 }
 

@@ -1,0 +1,396 @@
+"""Single-step checks for the PRM (issue 15): cheap generated steps `a op b = c` of the synthetic
+task's shapes and sizes, half of them near misses, read in a verifier rendering (render.py), on the
+PRM's backbone (RG-LRU recurrence + local attention, model.py). Logs the held-out AUC of right
+against wrong steps per kind of step (+, -, *) against training minutes (evaluation time excluded).
+
+    OMP_NUM_THREADS=1 /usr/bin/python3 models/train/prm_steps.py --render columns --minutes 8 --name steps_columns
+    OMP_NUM_THREADS=1 /usr/bin/python3 models/train/prm_steps.py --render ordinary --minutes 8 --name steps_ordinary
+
+Steps come from the task's own generators, ported (levels 1-5 of datasets/synth/generate.ts): a
+random step of an arithmetic chain (+, -, * with the level's ranges and caps), the subtraction
+`d - b` and the quotient `rhs / coef` of a linear equation, the numerator sum of a same-denominator
+fraction sum. Near misses change the result: one digit replaced, a carry or borrow dropped, off by
+1, 10 or 100, the sign flipped, two digits swapped, a digit dropped or doubled, the other
+operation's result, an operand copied.
+Labels: the step's own verdict at its last character; with `--dense`, also one at every column's
+result digit (whether the result's digits so far, units first, are right).
+"""
+import argparse
+import json
+import os
+import random
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from data import TOK, label, synth
+from model import LM, POLICY_ARCH, PRM, n_params
+from prm import auc, changed_result
+from render import checks_of, prm_example, render_solution, render_step
+
+WORK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "work")
+
+ARITHMETIC_LEVELS = [dict(ops=1, add=(1, 99), mul=(2, 9), cap=1000), dict(ops=2, add=(2, 99), mul=(2, 12), cap=2000),
+                     dict(ops=3, add=(2, 199), mul=(2, 12), cap=10000), dict(ops=4, add=(10, 499), mul=(2, 25), cap=50000),
+                     dict(ops=5, add=(10, 999), mul=(2, 25), cap=200000)]
+LINEAR_LEVELS = [dict(coef=(2, 9), x=(1, 20), const=(1, 50)), dict(coef=(2, 12), x=(-20, 20), const=(1, 99)),
+                 dict(coef=(1, 12), x=(-10, 10), const=(1, 50)), dict(coef=(1, 15), x=(-20, 20), const=(1, 99)),
+                 dict(coef=(1, 15), x=(-20, 20), const=(1, 20))]
+
+
+def arithmetic_step(rng):
+    """(a, op, b, a op b) from a random position of a random level's chain."""
+    kn = ARITHMETIC_LEVELS[rng.randrange(5)]
+    value = rng.randint(*kn["add"])
+    steps = []
+    for _ in range(kn["ops"]):
+        op = rng.choice("+-*")
+        operand = rng.randint(*kn["mul"]) if op == "*" else rng.randint(*kn["add"])
+        if op == "*" and abs(value * operand) > kn["cap"]:
+            op = rng.choice("+-")
+            operand = rng.randint(*kn["add"])
+        nxt = value + operand if op == "+" else value - operand if op == "-" else value * operand
+        steps.append((value, op, operand, nxt))
+        value = nxt
+    return rng.choice(steps)
+
+
+def equation_step(rng):
+    """`d - b` (or `d + |b|`) of moving a constant, or `rhs / coef` checked as a product."""
+    kn = LINEAR_LEVELS[rng.randrange(5)]
+    x = rng.randint(*kn["x"])
+    coef = rng.randint(*kn["coef"]) * rng.choice([1, -1])
+    b = rng.randint(*kn["const"]) * rng.choice([1, -1])
+    if rng.random() < 0.5:
+        d = coef * x + b
+        return (d, "-", b, d - b) if b > 0 else (d, "+", -b, d - b)
+    return (x, "*", coef, x * coef)  # x = rhs / coef is rendered as the product x * coef = rhs
+
+
+def fraction_step(rng):
+    den = rng.randint(2, 840)
+    a, b = rng.randint(1, 300), rng.randint(1, 300)
+    op = rng.choice("+-")
+    return (a, op, b, a + b if op == "+" else a - b)
+
+
+def true_step(rng):
+    r = rng.random()
+    return arithmetic_step(rng) if r < 0.7 else equation_step(rng) if r < 0.9 else fraction_step(rng)
+
+
+def dropped_carry(a, op, b):
+    """The result of a column-by-column + or - of the magnitudes with one carry/borrow forgotten."""
+    x, y = abs(a), abs(b)
+    if op == "*" or x == 0 or y == 0:
+        return None
+    X, Y = str(x)[::-1], str(y)[::-1]
+    add = (op == "+") == ((a < 0) == (b < 0))
+    if not add and x < y:
+        X, Y = Y, X
+    n = max(len(X), len(Y))
+    X, Y = X.ljust(n, "0"), Y.ljust(n, "0")
+    out, carry, dropped = [], 0, False
+    drop_at = random.Random(a * 7919 + b).randrange(n)
+    for i in range(n):
+        s = int(X[i]) + int(Y[i]) + carry if add else int(X[i]) - int(Y[i]) - carry
+        carry = 1 if (s >= 10 if add else s < 0) else 0
+        if carry and i >= drop_at and not dropped:
+            carry, dropped = 0, True
+        out.append(str(s % 10))
+    if carry and add:
+        out.append("1")
+    if not dropped:
+        return None
+    return int("".join(out)[::-1])
+
+
+def near_miss(a, op, b, c, rng):
+    """A wrong result near the right one, and the name of the slip."""
+    s = str(abs(c))
+    neg = c < 0
+    for _ in range(20):
+        kind = rng.choice(["digit", "digit", "carry", "carry", "offset", "sign", "swap", "length", "other_op", "copy"])
+        w = None
+        if kind == "digit":
+            i = rng.randrange(len(s))
+            d = rng.choice([t for t in "0123456789" if t != s[i] and (i > 0 or t != "0" or len(s) == 1)])
+            w = int(s[:i] + d + s[i + 1:]) * (-1 if neg else 1)
+        elif kind == "carry":
+            v = dropped_carry(a, op, b)
+            if v is not None:
+                w = v * (-1 if neg else 1)
+        elif kind == "offset":
+            w = c + rng.choice([-1, 1, -10, 10, -100, 100, -1000, 1000])
+        elif kind == "sign" and c != 0:
+            w = -c
+        elif kind == "swap" and len(s) > 1:
+            i = rng.randrange(len(s) - 1)
+            if s[i] != s[i + 1]:
+                t = s[:i] + s[i + 1] + s[i] + s[i + 2:]
+                if t[0] != "0":
+                    w = int(t) * (-1 if neg else 1)
+        elif kind == "length" and len(s) > 1:
+            i = rng.randrange(len(s))
+            t = s[:i] + s[i + 1:] if rng.random() < 0.5 else s[:i] + s[i] + s[i:]
+            if t and t[0] != "0":
+                w = int(t) * (-1 if neg else 1)
+        elif kind == "other_op":
+            w = a - b if op == "+" else a + b if op == "-" else a + b
+        elif kind == "copy":
+            w = a if rng.random() < 0.5 else b
+        if w is not None and w != c:
+            return w, kind
+    return c + 1, "offset"
+
+
+def text_of(a, op, b, c):
+    return f"{a} {op} {b} = {c}"
+
+
+def make_example(rng, render):
+    """(token ids, label indices, labels, kind, slip) for one generated step."""
+    a, op, b, c = true_step(rng)
+    right = rng.random() < 0.5
+    w, slip = (c, "right") if right else near_miss(a, op, b, c, rng)
+    text, cols = render_step(text_of(a, op, b, w), render)
+    ids = [TOK.bos_id] + TOK.encode(text)
+    idx, ys = [], []
+    if cols:  # per-column labels: the result's magnitude digits so far (units first) are right
+        Z, W = str(abs(c))[::-1], str(abs(w))[::-1]
+        n = len(cols)
+        Z, W = Z.ljust(n, "0"), W.ljust(n, "0")
+        for (off, _, i) in cols:
+            idx.append(1 + off)
+            ys.append(W[:i + 1] == Z[:i + 1])
+    return ids, idx, ys, len(ids) - 1, right, op, slip
+
+
+def true_result(a, op, b):
+    a, b = int(a), int(b)
+    return a + b if op == "+" else a - b if op == "-" else a * b
+
+
+def corrupt_solution(solution, rng):
+    """The gold solution with one step's result changed (a near miss for an integer check, else a
+    changed number right of the last "="); the final answer step is never the one changed."""
+    steps = [s for s in solution.split("\n\n") if s.strip()]
+    k = rng.randrange(max(len(steps) - 1, 1))
+    checks = checks_of(steps[k])
+    step = steps[k]
+    if checks and rng.random() < 0.8:
+        a, op, b, c = checks[-1]
+        w, _ = near_miss(int(a), op, int(b), int(c), rng)
+        i = step.rfind(c)
+        step = step[:i] + str(w) + step[i + len(c):] if i >= 0 else None
+    else:
+        step = changed_result(step, rng)
+    if step is None:
+        return None
+    return "\n\n".join(steps[:k] + [step] + steps[k + 1:])
+
+
+def solution_examples(n, seed, render, log):
+    """Whole solutions (problem + steps, in the rendering) of `n` train problems: the gold solution
+    or a copy with one step's result changed, each labelled by `data label` (prefixCorrect at every
+    step end), plus per-column labels in the steps up to the first wrong one (with --dense)."""
+    problems = synth("train", n, seed + 1, os.path.join(WORK, f"train_{n}.jsonl"))
+    rng = random.Random(seed + 7)
+    rows = []
+    for p in problems:
+        sol = corrupt_solution(p["solution"], rng) if rng.random() < 0.6 else None
+        rows.append(dict(problem=p["problem"], answer=p["answer"], solution=sol or p["solution"]))
+    rows = label(rows, WORK, f"solutions_{n}")
+    exs = []
+    for r in rows:
+        ids, ends = prm_example(r["problem"], r["solution"], render)
+        if len(ends) != len(r["prefixCorrect"]):
+            continue
+        idx, ys = [], []
+        if render != "ordinary":
+            text, _ = render_solution(r["solution"], render)
+            start = len(ids) - len(text)
+            pos, steps = 0, [s for s in r["solution"].split("\n\n") if s.strip()]
+            for k, step in enumerate(steps):
+                st, cols = render_step(step, render)
+                if k > 0 and not r["prefixCorrect"][k - 1]:
+                    break
+                checks = checks_of(step)
+                for off, ci, i in cols:
+                    a, op, b, c = checks[ci]
+                    Z, W = str(abs(true_result(a, op, b)))[::-1], c.lstrip("-")[::-1]
+                    n_cols = sum(1 for o in cols if o[1] == ci)
+                    Z, W = Z.ljust(n_cols, "0"), W.ljust(n_cols, "0")
+                    idx.append(start + pos + off)
+                    ys.append(W[:i + 1] == Z[:i + 1])
+                pos += len(st) + 2
+        exs.append((ids, idx, ys, ends, r["prefixCorrect"]))
+    log(f"solutions: {len(exs)} examples, {sum(all(e[4]) for e in exs)} all right")
+    return exs
+
+
+def batch_solutions(exs, dense):
+    T = max(len(e[0]) for e in exs)
+    ids = torch.full((len(exs), T), TOK.pad_id, dtype=torch.long)
+    pos = torch.full((len(exs), T), -1, dtype=torch.long)
+    bi, ti, y = [], [], []
+    for k, (x, idx, ys, ends, labels) in enumerate(exs):
+        ids[k, :len(x)] = torch.tensor(x)
+        pos[k, :len(x)] = torch.arange(len(x))
+        if dense:
+            bi += [k] * len(idx)
+            ti += idx
+            y += [float(v) for v in ys]
+        bi += [k] * len(ends)
+        ti += ends
+        y += [float(v) for v in labels]
+    return ids, pos, torch.tensor(bi), torch.tensor(ti), torch.tensor(y)
+
+
+def batch(exs, dense):
+    T = max(len(e[0]) for e in exs)
+    ids = torch.full((len(exs), T), TOK.pad_id, dtype=torch.long)
+    pos = torch.full((len(exs), T), -1, dtype=torch.long)
+    bi, ti, y = [], [], []
+    for k, (x, idx, ys, end, right, *_rest) in enumerate(exs):
+        ids[k, :len(x)] = torch.tensor(x)
+        pos[k, :len(x)] = torch.arange(len(x))
+        if dense:
+            bi += [k] * len(idx)
+            ti += idx
+            y += [float(v) for v in ys]
+        bi.append(k)
+        ti.append(end)
+        y.append(float(right))
+    return ids, pos, torch.tensor(bi), torch.tensor(ti), torch.tensor(y)
+
+
+@torch.no_grad()
+def evaluate(prm, val, bs=256):
+    prm.eval()
+    scores = []
+    for i in range(0, len(val), bs):
+        chunk = val[i:i + bs]
+        ids, pos, *_ = batch(chunk, False)
+        logit = prm(ids, pos)
+        scores += logit[torch.arange(len(chunk)), torch.tensor([e[3] for e in chunk])].tolist()
+    prm.train()
+    rep = {}
+    for op in "+-*":
+        sel = [(s, e[4]) for s, e in zip(scores, val) if e[5] == op]
+        rep[op] = auc([s for s, _ in sel], [y for _, y in sel])
+    # per slip: AUC of right steps against the steps with that slip (all kinds together)
+    rights = [s for s, e in zip(scores, val) if e[4]]
+    for slip in sorted({e[6] for e in val if not e[4]}):
+        wrong = [s for s, e in zip(scores, val) if e[6] == slip]
+        rep["slip " + slip] = auc(rights + wrong, [True] * len(rights) + [False] * len(wrong))
+    return rep
+
+
+def fast_lru_init(prm, share, lo=0.001, hi=0.5):
+    """Re-initialise a share of every RG-LRU's channels so that sigma(lambda)^c is in [lo, hi]: with
+    Griffin's [0.9, 0.999] a channel's gate a_t = sigma(lambda)^(c r_t) stays in [0.9, 1], so it can
+    hold a value but never drop it within a few tokens; a carry (generate / propagate / kill) needs
+    both. Same architecture and ONNX graph; only the starting point of lambda differs."""
+    from model import RecurrentMix
+    g = torch.Generator().manual_seed(1)
+    for m in prm.modules():
+        if isinstance(m, RecurrentMix):
+            n = int(round(share * m.d))
+            a0 = (torch.rand(n, generator=g) * (hi - lo) + lo) ** (1.0 / m.C)
+            with torch.no_grad():
+                m.lam[:n] = torch.log(a0 / (1 - a0))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--render", choices=["columns", "overlap", "ordinary"], default="columns")
+    ap.add_argument("--dense", action="store_true", help="also label every column's result digit")
+    ap.add_argument("--minutes", type=float, required=True)
+    ap.add_argument("--d-model", type=int, default=128)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--eval-every", type=float, default=1.0, help="minutes of training between evaluations")
+    ap.add_argument("--val", type=int, default=3000)
+    ap.add_argument("--init", help="continue from work/NAME.pt")
+    ap.add_argument("--fast-lru", type=float, default=0.0,
+                    help="share of each RG-LRU's channels re-initialised with sigma(lambda)^c in [0.001, 0.5] "
+                         "(fast gates that can reset, as a carry needs) instead of Griffin's [0.9, 0.999]")
+    ap.add_argument("--solutions", type=int, default=0, help="train problems for whole-solution examples")
+    ap.add_argument("--solutions-share", type=float, default=0.0, help="share of batches of whole solutions")
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    os.makedirs(WORK, exist_ok=True)
+    logfile = os.path.join(WORK, args.name + ".log")
+
+    def log(msg):
+        line = time.strftime("%H:%M:%S ") + msg
+        print(line, flush=True)
+        with open(logfile, "a") as f:
+            f.write(line + "\n")
+
+    torch.manual_seed(args.seed)
+    val_rng, rng = random.Random(10_000 + args.seed), random.Random(args.seed)
+    val = [make_example(val_rng, args.render) for _ in range(args.val)]
+    cfg = dict(POLICY_ARCH, d_model=args.d_model, vocab_size=len(TOK))
+    if args.init:
+        ck = torch.load(os.path.join(WORK, args.init + ".pt"), map_location="cpu")
+        cfg = ck["cfg"]
+    prm = PRM(LM(cfg))
+    base_minutes, base_steps = 0.0, 0  # minutes and steps already trained (continued runs)
+    if args.init:
+        prm.load_state_dict(ck["state"])
+        base_minutes, base_steps = ck["history"][-1]["minutes"], ck["steps"]
+    if args.fast_lru > 0 and not args.init:
+        fast_lru_init(prm, args.fast_lru)
+    log(f"{args.name}: {json.dumps(vars(args))}, {n_params(prm)} parameters; example: "
+        f"{TOK.decode(val[0][0])!r}")
+    sol_exs = solution_examples(args.solutions, args.seed, args.render, log) if args.solutions_share > 0 else []
+    sol_order = []
+    opt = torch.optim.AdamW(prm.parameters(), lr=args.lr, weight_decay=0.01, betas=(0.9, 0.95))
+    trained, step, ema, next_eval = 0.0, 0, None, 0.0
+    history = []
+    while True:
+        if trained >= next_eval * 60:
+            rep = evaluate(prm, val)
+            history.append(dict(minutes=round(base_minutes + trained / 60, 2), steps=base_steps + step, **rep))
+            log(f"eval {json.dumps(history[-1])}")
+            next_eval += args.eval_every
+        if trained >= args.minutes * 60:
+            break
+        t0 = time.time()
+        frac = trained / (args.minutes * 60)
+        for g in opt.param_groups:
+            g["lr"] = args.lr * min(1.0, (step + 1) / 50) * (1 - 0.9 * frac)
+        if rng.random() < args.solutions_share:
+            if not sol_order:
+                sol_order = list(range(len(sol_exs)))
+                rng.shuffle(sol_order)
+            chosen = [sol_order.pop() for _ in range(min(args.batch_size // 4, len(sol_order)))]
+            ids, pos, bi, ti, y = batch_solutions([sol_exs[i] for i in chosen], args.dense)
+        else:
+            exs = [make_example(rng, args.render) for _ in range(args.batch_size)]
+            ids, pos, bi, ti, y = batch(exs, args.dense)
+        logit = prm(ids, pos)[bi, ti]
+        loss = F.binary_cross_entropy_with_logits(logit, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(prm.parameters(), 1.0)
+        opt.step()
+        step += 1
+        ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
+        if step % 100 == 0:
+            log(f"step {step} loss {ema:.4f} trained {trained / 60:.2f} min")
+        trained += time.time() - t0
+    torch.save(dict(cfg=cfg, state={k: v.detach().cpu() for k, v in prm.state_dict().items()},
+                    render=args.render, dense=args.dense, steps=base_steps + step, history=history, init=args.init),
+               os.path.join(WORK, args.name + ".pt"))
+    log(f"{args.name}: done, {step} steps")
+
+
+if __name__ == "__main__":
+    main()
