@@ -64,12 +64,10 @@ export { PrefixCache, type PrefixCacheLimits, type PrefixCacheStats } from "./se
 
 // Search strategies and verifiers.
 export { solve, type SolveOptions, type SolveResult } from "./solve.js";
+export { Search, SearchPath, SearchTree, highestScored, type Scorable } from "./search.js";
 export {
-  Search,
-  SearchPath,
-  SearchTree,
   requireVerifier,
-  highestScored,
+  strategyParams,
   limitsSchema,
   samplingSchema,
   budgetSchema,
@@ -80,7 +78,7 @@ export {
   type StrategyResult,
   type Candidate,
   type SearchNode,
-  type Scorable,
+  type FileParam,
   type SearchProgress,
   type Limits,
   type Sampling,
@@ -143,5 +141,6 @@ export {
   type Calibration,
   type BinSummary,
   type GridEntry,
-} from "./allocation/calibrate.js";
-export { runDifficultyPass, readOraclePassRates, difficultyRecordSchema, DIFFICULTY_FILE, type DifficultyRecord } from "./allocation/difficulty.js";
+} from "./calibration/calibrate.js";
+export { runDifficultyPass } from "./calibration/difficulty.js";
+export { readOraclePassRates, difficultyRecordSchema, DIFFICULTY_FILE, type DifficultyRecord } from "./bench/difficulty-file.js";

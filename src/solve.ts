@@ -55,26 +55,31 @@ export function checkProblem(problem: string): void {
   if (problem.trim() === "") throw new InputError("the problem is empty: give the problem's text");
 }
 
-export async function solve(problem: string, options: SolveOptions): Promise<SolveResult> {
-  checkProblem(problem);
-  const strategy = typeof options.strategy === "string" ? getStrategy(options.strategy) : options.strategy;
-  const params = parse(strategy.params, { ...options.params, budget: options.budget }, `${strategy.name} parameters`);
-  const limits = parse(limitsSchema, options.limits ?? {}, "limits");
-  const sampling = parse(samplingSchema, options.sampling ?? {}, "sampling options");
-  const verifierNeed = strategy.needsVerifier(params);
-  if (verifierNeed !== null && !options.verifier) throw new InputError(`${verifierNeed} needs a step verifier (a PRM), and none was given`);
+/** The context a strategy runs in: validated limits and sampling, a seeded random source, a meter, cached answer equivalence. */
+export function strategyContext(options: Omit<SolveOptions, "strategy" | "budget" | "params">): StrategyContext {
   const { grader } = options;
-  const result = await strategy.run(problem, {
+  return {
     policy: options.policy,
     verifier: options.verifier ?? null,
     random: new Random(options.seed ?? 0),
     meter: options.meter ?? new ComputeMeter(),
     signal: options.signal,
-    limits,
-    sampling,
+    limits: parse(limitsSchema, options.limits ?? {}, "limits"),
+    sampling: parse(samplingSchema, options.sampling ?? {}, "sampling options"),
     equivalent: cachedEquivalence(async (a, b) => (await (grader ? grader.grade(a, b) : isEquivalent(a, b))).equal),
     knownDifficulty: options.knownDifficulty,
+    strategy: getStrategy,
     onProgress: options.onProgress,
-  }, params);
+  };
+}
+
+export async function solve(problem: string, options: SolveOptions): Promise<SolveResult> {
+  checkProblem(problem);
+  const strategy = typeof options.strategy === "string" ? getStrategy(options.strategy) : options.strategy;
+  const params = parse(strategy.params, { ...options.params, budget: options.budget }, `${strategy.name} parameters`);
+  const context = strategyContext(options);
+  const verifierNeed = strategy.needsVerifier(params);
+  if (verifierNeed !== null && !options.verifier) throw new InputError(`${verifierNeed} needs a step verifier (a PRM), and none was given`);
+  const result = await strategy.run(problem, context, params);
   return { ...result, strategy: strategy.name, params };
 }

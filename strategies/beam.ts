@@ -10,20 +10,8 @@
  * Budget: N generations (N beams); at most N branches are live at any time.
  */
 import { z } from "zod";
-import {
-  aggregationSchema,
-  beamWidthSchema,
-  budgetMultipleOfWidth,
-  budgetSchema,
-  highestScored,
-  requireVerifier,
-  strategyParams,
-  Search,
-  selectionSchema,
-  type Candidate,
-  type SearchPath,
-  type Strategy,
-} from "../src/strategy.js";
+import { aggregationSchema, beamWidthSchema, budgetMultipleOfWidth, budgetSchema, requireVerifier, strategyParams, selectionSchema, type Candidate, type Strategy } from "../src/strategy.js";
+import { highestScored, withSearch, type Search, type SearchPath } from "../src/search.js";
 import { selectCandidate } from "../verifiers/select.js";
 
 export const beamParams = strategyParams("beam", { budget: budgetSchema, beamWidth: beamWidthSchema, select: selectionSchema, aggregate: aggregationSchema })
@@ -69,13 +57,10 @@ export const beam: Strategy<BeamParams, "beam"> = {
   async run(problem, context, { budget, beamWidth, select, aggregate }) {
     requireVerifier(context, "beam search");
     context.meter.countGenerations(budget);
-    const search = new Search(problem, context, aggregate);
-    try {
+    return withSearch(problem, context, aggregate, async (search) => {
       const candidates = await beamSearch(search, budget, beamWidth, (paths) => search.score(paths));
       const chosen = await selectCandidate(candidates, select, context.equivalent);
       return search.result(candidates, chosen);
-    } finally {
-      search.releaseAll();
-    }
+    });
   },
 };

@@ -9,7 +9,8 @@
  * Budget: exactly N generations.
  */
 import type { z } from "zod";
-import { aggregationSchema, budgetSchema, requireVerifier, Search, selectionSchema, strategyParams, type Strategy } from "../src/strategy.js";
+import { aggregationSchema, budgetSchema, requireVerifier, selectionSchema, strategyParams, type Strategy } from "../src/strategy.js";
+import { withSearch } from "../src/search.js";
 import { selectCandidate } from "../verifiers/select.js";
 
 export const bestOfNParams = strategyParams("best-of-n", {
@@ -35,15 +36,12 @@ export const bestOfN: Strategy<BestOfNParams, "best-of-n"> = {
     const scored = need !== null;
     if (scored) requireVerifier(context, need);
     context.meter.countGenerations(budget);
-    const search = new Search(problem, context, aggregate);
-    try {
+    return withSearch(problem, context, aggregate, async (search) => {
       const root = await search.start();
       const candidates = await search.complete(search.expand(root, budget));
       if (scored) await search.score(candidates);
       const chosen = await selectCandidate(candidates, select, context.equivalent);
       return search.result(candidates, chosen);
-    } finally {
-      search.releaseAll();
-    }
+    });
   },
 };

@@ -24,18 +24,19 @@
  * estimate samples, when predicted).
  */
 import { z } from "zod";
-import { budgetSchema, requireVerifier, Search, strategyParams, type Strategy, type StrategyContext, type StrategyResult } from "../src/strategy.js";
-import { allocationTableSchema, binOfScore, lookupEntry, spreadAcrossBins, type AllocationEntry } from "../src/allocation/table.js";
+import { budgetSchema, requireVerifier, strategyParams, type Candidate, type SearchNode, type Strategy, type StrategyContext, type StrategyResult } from "../src/strategy.js";
+import { withSearch } from "../src/search.js";
+import {
+  allocationTableSchema,
+  binOfScore,
+  defaultAllocationTable,
+  loadAllocationTable,
+  lookupEntry,
+  spreadAcrossBins,
+  type AllocationEntry,
+} from "../src/allocation/table.js";
 import { describeZodError, InputError } from "../src/errors.js";
 import { selectCandidate, SELECTIONS } from "../verifiers/select.js";
-import { beam } from "./beam.js";
-import { bestOfN } from "./best-of-n.js";
-import { dvts } from "./dvts.js";
-import { lookahead } from "./lookahead.js";
-import { revision } from "./revision.js";
-
-/** The strategies an allocation table may choose. */
-const TABLE_STRATEGIES: readonly Strategy[] = [bestOfN, beam, lookahead, dvts, revision];
 
 export const DIFFICULTY_SOURCES = ["predicted", "oracle"] as const;
 
@@ -47,12 +48,13 @@ const NO_PASS_RATE =
 
 export const computeOptimalParams = strategyParams("compute-optimal", {
     budget: budgetSchema,
-    /** The allocation table (`deliberate calibrate` writes one; a default ships in models/). */
+    /** The allocation table (`deliberate calibrate` writes one; a default ships in models/); a path on the command line and in configs. */
     table: allocationTableSchema,
-    /** The budget is the average per problem over a benchmark, spread across difficulty bins. */
-    spread: z.boolean().default(false),
-    /** Predicted from scored samples, or the oracle pass rate (for analysis: it needs the gold answer). */
-    difficulty: z.enum(DIFFICULTY_SOURCES).default("predicted"),
+    spread: z.boolean().default(false).describe("the budget is the average per problem over a benchmark, spread across difficulty bins"),
+    difficulty: z
+      .enum(DIFFICULTY_SOURCES)
+      .default("predicted")
+      .describe("predicted from scored samples, or the oracle pass rate (for analysis: it needs each problem's pass rate)"),
 })
   .superRefine(({ table, difficulty }, issues) => {
     if (difficulty === "oracle" && table.oracle === undefined) issues.addIssue({ code: "custom", path: ["table"], message: NO_ORACLE_SECTION });
@@ -72,32 +74,48 @@ export const computeOptimal: Strategy<ComputeOptimalParams, "compute-optimal"> =
   description: "predict the difficulty from a few scored samples (or take the oracle's), then run the configuration the allocation table chose for it",
   params: computeOptimalParams,
   needsVerifier,
+  needsKnownDifficulty: ({ difficulty }) => (difficulty === "oracle" ? "compute-optimal with difficulty oracle" : null),
+  fileParams: {
+    table: {
+      flag: "--allocation",
+      description: "the allocation table (default: the one shipped for the embedded models)",
+      load: (path) => loadAllocationTable(path ?? defaultAllocationTable()),
+    },
+  },
+  allocates: true,
 
   run(problem, context, params) {
     return params.difficulty === "oracle" ? withOracleDifficulty(problem, context, params) : withPredictedDifficulty(problem, context, params);
   },
 };
 
-async function withPredictedDifficulty(problem: string, context: StrategyContext, { budget, table, spread }: ComputeOptimalParams): Promise<StrategyResult> {
+/**
+ * The predicted difficulty of a problem, without its answer: `samples` samples from one prefilled
+ * prompt, scored by the verifier; the score is their mean final score (higher is easier). The
+ * calibration's difficulty pass draws it with this same function, so the table's bin edges and
+ * compute-optimal's bins come from one estimate. Counts `samples` generations on the meter.
+ */
+export async function estimateDifficulty(problem: string, context: StrategyContext, samples: number): Promise<{ score: number; candidates: Candidate[]; tree: SearchNode[] }> {
   requireVerifier(context, "compute-optimal (the difficulty estimate)");
-  const samples = Math.min(table.difficulty.samples, budget);
   context.meter.countGenerations(samples);
-  const search = new Search(problem, context, "last");
-  let estimate;
-  try {
-    estimate = await search.complete(search.expand(await search.start(), samples));
-    await search.score(estimate);
-  } finally {
-    search.releaseAll();
-  }
-  const score = estimate.reduce((sum, candidate) => sum + (candidate.score ?? 0), 0) / estimate.length;
-  const bin = binOfScore(score, table.difficulty.edges);
+  return withSearch(problem, context, "last", async (search) => {
+    const candidates = await search.complete(search.expand(await search.start(), samples));
+    await search.score(candidates);
+    const score = candidates.reduce((sum, candidate) => sum + (candidate.score ?? 0), 0) / candidates.length;
+    return { score, candidates, tree: search.tree.nodes };
+  });
+}
+
+async function withPredictedDifficulty(problem: string, context: StrategyContext, { budget, table, spread }: ComputeOptimalParams): Promise<StrategyResult> {
+  const samples = Math.min(table.difficulty.samples, budget);
+  const estimate = await estimateDifficulty(problem, context, samples);
+  const bin = binOfScore(estimate.score, table.difficulty.edges);
   const entry = chooseEntry(table.entries, bin, budget - samples, spread);
   const rest = entry === null ? null : await runEntry(problem, context, entry, spread ? entry.budget : budget - samples);
 
   // The two searches' trees side by side: the configuration's node ids shifted past the estimate's.
-  const offset = search.tree.nodes.length;
-  const candidates = [...estimate, ...(rest?.candidates ?? []).map((candidate) => ({ ...candidate, nodeId: candidate.nodeId + offset }))];
+  const offset = estimate.tree.length;
+  const candidates = [...estimate.candidates, ...(rest?.candidates ?? []).map((candidate) => ({ ...candidate, nodeId: candidate.nodeId + offset }))];
   const selection = SELECTIONS.find((rule) => rule === entry?.params.select) ?? "weighted";
   const chosen = await selectCandidate(candidates, selection, context.equivalent);
   const shifted = (rest?.tree ?? []).map((node) => ({
@@ -107,9 +125,12 @@ async function withPredictedDifficulty(problem: string, context: StrategyContext
     children: node.children.map((child) => child + offset),
   }));
   return {
-    ...search.result(candidates, chosen),
-    tree: [...search.tree.nodes, ...shifted],
-    difficulty: { score, bin, configuration: entry?.label ?? null },
+    answer: chosen?.answer ?? null,
+    chosen,
+    candidates,
+    tree: [...estimate.tree, ...shifted],
+    compute: context.meter.report(),
+    difficulty: { score: estimate.score, bin, configuration: entry?.label ?? null },
   };
 }
 
@@ -140,8 +161,13 @@ function chooseEntry(entries: readonly AllocationEntry[], bin: number, budget: n
  * that its parameters accept (the entry's own was calibrated, so it is accepted unless the table is broken).
  */
 async function runEntry(problem: string, context: StrategyContext, entry: AllocationEntry, budget: number): Promise<StrategyResult> {
-  const strategy = TABLE_STRATEGIES.find((candidate) => candidate.name === entry.strategy);
-  if (strategy === undefined) throw new InputError(`allocation table entry ${entry.label}: unknown strategy ${entry.strategy}`);
+  let strategy;
+  try {
+    strategy = context.strategy(entry.strategy);
+  } catch (error) {
+    throw new InputError(`allocation table entry ${entry.label}: ${(error as Error).message}`);
+  }
+  if (strategy.allocates === true) throw new InputError(`allocation table entry ${entry.label}: ${entry.strategy} runs a table's choices itself and cannot be one`);
   for (let spend = budget; spend > entry.budget; spend--) {
     const params = strategy.params.safeParse({ ...entry.params, budget: spend });
     if (params.success) return strategy.run(problem, context, params.data);

@@ -10,20 +10,8 @@
  * Budget: N generations; at most N branches are live at any time.
  */
 import { z } from "zod";
-import {
-  aggregationSchema,
-  beamWidthSchema,
-  budgetMultipleOfWidth,
-  budgetSchema,
-  highestScored,
-  requireVerifier,
-  strategyParams,
-  Search,
-  selectionSchema,
-  type Candidate,
-  type SearchPath,
-  type Strategy,
-} from "../src/strategy.js";
+import { aggregationSchema, beamWidthSchema, budgetMultipleOfWidth, budgetSchema, requireVerifier, strategyParams, selectionSchema, type Candidate, type Strategy } from "../src/strategy.js";
+import { highestScored, withSearch, type SearchPath } from "../src/search.js";
 import { selectCandidate } from "../verifiers/select.js";
 
 export const dvtsParams = strategyParams("dvts", {
@@ -45,8 +33,7 @@ export const dvts: Strategy<DvtsParams, "dvts"> = {
   async run(problem, context, { budget, beamWidth, select, aggregate }) {
     requireVerifier(context, "DVTS");
     context.meter.countGenerations(budget);
-    const search = new Search(problem, context, aggregate);
-    try {
+    return withSearch(problem, context, aggregate, async (search) => {
       const candidates: Candidate[] = [];
       let heads = search.expand(await search.start(), budget / beamWidth);
       while (heads.length > 0) {
@@ -63,8 +50,6 @@ export const dvts: Strategy<DvtsParams, "dvts"> = {
       }
       const chosen = await selectCandidate(candidates, select, context.equivalent);
       return search.result(candidates, chosen);
-    } finally {
-      search.releaseAll();
-    }
+    });
   },
 };

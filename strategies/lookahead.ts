@@ -11,25 +11,15 @@
  * At most 2 N / (k + 1) branches are live (the beams and their rollouts).
  */
 import { z } from "zod";
-import {
-  aggregationSchema,
-  beamWidthSchema,
-  budgetSchema,
-  requireVerifier,
-  strategyParams,
-  Search,
-  selectionSchema,
-  type SearchPath,
-  type Strategy,
-} from "../src/strategy.js";
+import { aggregationSchema, beamWidthSchema, budgetSchema, requireVerifier, strategyParams, selectionSchema, type Strategy } from "../src/strategy.js";
+import { withSearch, type Search, type SearchPath } from "../src/search.js";
 import { selectCandidate } from "../verifiers/select.js";
 import { beamSearch } from "./beam.js";
 
 export const lookaheadParams = strategyParams("lookahead", {
     budget: budgetSchema,
     beamWidth: beamWidthSchema,
-    /** Steps rolled out (k) after each candidate step. */
-    lookahead: z.int().min(1).default(1),
+    lookahead: z.int().min(1).default(1).describe("greedy steps rolled out (k) before a step is scored"),
     select: selectionSchema,
     aggregate: aggregationSchema,
 })
@@ -82,13 +72,10 @@ export const lookahead: Strategy<LookaheadParams, "lookahead"> = {
     requireVerifier(context, "look-ahead search");
     context.meter.countGenerations(budget);
     const beamCount = budget / (params.lookahead + 1);
-    const search = new Search(problem, context, aggregate);
-    try {
+    return withSearch(problem, context, aggregate, async (search) => {
       const candidates = await beamSearch(search, beamCount, beamWidth, (paths) => scoreWithLookahead(search, paths, params.lookahead));
       const chosen = await selectCandidate(candidates, select, context.equivalent);
       return search.result(candidates, chosen);
-    } finally {
-      search.releaseAll();
-    }
+    });
   },
 };

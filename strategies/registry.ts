@@ -6,9 +6,11 @@ import { computeOptimal } from "./compute-optimal.js";
 import { bestOfN } from "./best-of-n.js";
 import { dvts } from "./dvts.js";
 import { lookahead } from "./lookahead.js";
+import { mcts } from "./mcts.js";
+import { particleFiltering } from "./particle-filtering.js";
 import { revision } from "./revision.js";
 
-export const STRATEGIES = [bestOfN, beam, lookahead, dvts, revision, computeOptimal] as const;
+export const STRATEGIES = [bestOfN, beam, lookahead, dvts, revision, computeOptimal, particleFiltering, mcts] as const;
 
 /** The registered strategies' names: `"bean"` is a type error where a StrategyName is expected. */
 export type StrategyName = (typeof STRATEGIES)[number]["name"];

@@ -15,7 +15,8 @@
  * Budget: N generations; P branches are live at a time.
  */
 import { z } from "zod";
-import { aggregationSchema, budgetSchema, requireVerifier, Search, selectionSchema, strategyParams, type Candidate, type Strategy } from "../src/strategy.js";
+import { aggregationSchema, budgetSchema, requireVerifier, selectionSchema, strategyParams, type Candidate, type Strategy } from "../src/strategy.js";
+import { withSearch } from "../src/search.js";
 import { selectCandidate, type Equivalence } from "../verifiers/select.js";
 
 /** Revisions per chain for a budget and a sequential-to-parallel ratio, or null when they do not split it evenly. */
@@ -36,11 +37,9 @@ export const WITHIN_CHAIN = ["verifier", "majority", "last"] as const;
 
 export const revisionParams = strategyParams("revision", {
     budget: budgetSchema,
-    /** Sequential revisions per chain divided by parallel chains. */
-    ratio: z.number().positive().default(1),
-    /** Previous attempts the model sees (the most recent ones); the paper shows 4. */
-    history: z.int().min(1).default(4),
-    withinChain: z.enum(WITHIN_CHAIN).default("verifier"),
+    ratio: z.number().positive().default(1).describe("sequential revisions per chain divided by parallel chains"),
+    history: z.int().min(1).default(4).describe("previous attempts the model sees, the most recent (the paper shows 4)"),
+    withinChain: z.enum(WITHIN_CHAIN).default("verifier").describe("choice within a chain: highest verifier score, majority answer, or the last attempt"),
     select: selectionSchema,
     aggregate: aggregationSchema,
 })
@@ -88,8 +87,7 @@ export const revision: Strategy<RevisionParams, "revision"> = {
     const revisions = revisionsPerChain(budget, params.ratio) as number;
     const chains: Candidate[][] = Array.from({ length: budget / revisions }, () => []);
     context.meter.countGenerations(budget);
-    const search = new Search(problem, context, aggregate);
-    try {
+    return withSearch(problem, context, aggregate, async (search) => {
       for (let attempt = 0; attempt < revisions; attempt++) {
         const paths =
           attempt === 0
@@ -111,8 +109,6 @@ export const revision: Strategy<RevisionParams, "revision"> = {
         context.equivalent,
       );
       return search.result(chains.flat(), chosen);
-    } finally {
-      search.releaseAll();
-    }
+    });
   },
 };

@@ -206,6 +206,22 @@ describe("compute-optimal", () => {
     expect(policy.live).toBe(0);
   });
 
+  it("runs any registered strategy a table chose, looked up through the context; refuses one that allocates itself", async () => {
+    const chosen = (strategy: string) => ({ ...table, entries: [{ bin: 1, budget: 2, label: strategy, strategy, params: {}, accuracy: 0.9, problems: 10 }] });
+    const policy = new ScriptedPolicy(solutionScript(solutions));
+    const result = await computeOptimal.run("P", testContext(policy, ScriptedVerifier.byStep({}, 0.9)), { budget: 6, table: chosen("particle-filtering"), spread: false, difficulty: "predicted" });
+    expect(result.difficulty).toEqual({ score: 0.9, bin: 1, configuration: "particle-filtering" });
+    expect(result.compute.generations).toBe(6);
+    expect(policy.live).toBe(0);
+    const running = computeOptimal.run("P", testContext(new ScriptedPolicy(solutionScript(solutions)), ScriptedVerifier.byStep({}, 0.9)), {
+      budget: 6,
+      table: chosen("compute-optimal"),
+      spread: false,
+      difficulty: "predicted",
+    });
+    await expect(running).rejects.toThrow("allocation table entry compute-optimal: compute-optimal runs a table's choices itself and cannot be one");
+  });
+
   it("sends a hard problem to the hard bin's configuration", async () => {
     const policy = new ScriptedPolicy(solutionScript(solutions));
     const context = testContext(policy, ScriptedVerifier.byStep({}, 0.1));

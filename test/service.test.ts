@@ -311,9 +311,9 @@ describe("errors", () => {
     error = await errorOf(chat("beam-4", { deliberate: { params: { budget: 8 } } }));
     expect(error.status).toBe(400);
     expect(error.message).toMatch(/deliberate\.params\.budget/);
-    error = await errorOf(chat("beam-4", { deliberate: { strategy: "mcts" } }));
+    error = await errorOf(chat("beam-4", { deliberate: { strategy: "mtcs" } }));
     expect(error.status).toBe(400);
-    expect(error.message).toMatch(/deliberate\.strategy: unknown strategy "mcts"/);
+    expect(error.message).toMatch(/deliberate\.strategy: unknown strategy "mtcs"/);
   });
 
   it("answers 404 for a model it does not serve", async () => {

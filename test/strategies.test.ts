@@ -6,6 +6,9 @@ import { beam, beamParams } from "../strategies/beam.js";
 import { bestOfN } from "../strategies/best-of-n.js";
 import { dvts } from "../strategies/dvts.js";
 import { lookahead } from "../strategies/lookahead.js";
+import { drawCounts, particleFiltering, resamplingWeights } from "../strategies/particle-filtering.js";
+import { mcts } from "../strategies/mcts.js";
+import { Random } from "../src/random.js";
 import { getStrategy, STRATEGY_NAMES, type StrategyName } from "../strategies/registry.js";
 import { revision, revisionsPerChain } from "../strategies/revision.js";
 import { SynthRuleVerifier } from "../verifiers/synth-rule.js";
@@ -358,6 +361,142 @@ describe("revision", () => {
   });
 });
 
+describe("particle-filtering", () => {
+  // After the prompt, forks write "good" and "bad" in turn; "good" goes on to answer 1, "bad" to 2.
+  const solutions = ["good\n\ng2\n\nG: \\boxed{1}", "bad\n\nb2\n\nB: \\boxed{2}"];
+  const scores = { good: 0.99, g2: 0.99, "G: \\boxed{1}": 0.99, bad: 0.01, b2: 0.01, "B: \\boxed{2}": 0.01 };
+
+  async function run(budget: number, seed = 1) {
+    const policy = new ScriptedPolicy(solutionScript(solutions));
+    const verifier = ScriptedVerifier.byStep(scores);
+    const context = testContext(policy, verifier, { random: new Random(seed) });
+    const result = await particleFiltering.run("P", context, { budget, resampleTemperature: 1, select: "weighted", aggregate: "last" });
+    return { policy, verifier, result };
+  }
+
+  it("weights particles by their PRM scores and resamples: low-scored particles are pruned, high-scored ones forked", async () => {
+    const { policy, verifier, result } = await run(4);
+    // Round 1: 2 "good" and 2 "bad"; resampled, all 4 continue "good" (weights 0.99 : 0.01 as log-odds).
+    expect(policy.calls.map((call) => call.size)).toEqual([4, 4, 4]);
+    expect(verifier.calls.map((call) => call.length)).toEqual([4, 4, 4]);
+    const prunedFirstSteps = result.tree.filter((node) => node.depth === 1 && node.status === "pruned").map((node) => node.step);
+    expect(prunedFirstSteps).toEqual(["bad", "bad"]);
+    expect(result.answer).toBe("1");
+    expect(result.candidates.every((candidate) => candidate.answer === "1" && candidate.finished)).toBe(true);
+    expect(policy.live).toBe(0);
+    expect(policy.peakLive).toBe(4);
+  });
+
+  it("meters N generations and the real tokens", async () => {
+    const { policy, result } = await run(4);
+    expect(result.compute.generations).toBe(4);
+    expect(result.compute.generatedTokens).toBe(policy.generatedTokens);
+    expect(result.compute.policyCalls).toBe(policy.calls.length + 1); // and the prefill
+  });
+
+  it("softmax of log-odds / temperature: equal scores draw uniformly, a higher temperature flattens", () => {
+    expect(resamplingWeights([0.5, 0.5, 0.5, 0.5], 1)).toEqual([0.25, 0.25, 0.25, 0.25]);
+    const [sharp] = resamplingWeights([0.9, 0.5], 1);
+    const [flat] = resamplingWeights([0.9, 0.5], 10);
+    expect(sharp).toBeCloseTo(0.9, 10);
+    expect(flat as number).toBeLessThan(sharp as number);
+    expect(flat as number).toBeGreaterThan(0.5);
+    expect(resamplingWeights([1, 0], 1).every(Number.isFinite)).toBe(true);
+  });
+
+  it("draws with the seeded random source: the same seed repeats the counts, which sum to the draws", () => {
+    const weights = [0.1, 0.2, 0.3, 0.4];
+    const counts = drawCounts(weights, 1000, new Random(5));
+    expect(counts.reduce((sum, count) => sum + count, 0)).toBe(1000);
+    expect(drawCounts(weights, 1000, new Random(5))).toEqual(counts);
+    counts.forEach((count, index) => expect(Math.abs(count / 1000 - (weights[index] as number))).toBeLessThan(0.05));
+  });
+
+  it("keeps finished particles in the population, never extended again, while the others go on", async () => {
+    // Half the particles end at once ("S"); the others go on for two more steps. A high temperature keeps both kinds.
+    const policy = new ScriptedPolicy(solutionScript(["S: \\boxed{3}", "long\n\nl2\n\nL: \\boxed{4}"]));
+    const verifier = ScriptedVerifier.byStep({ "S: \\boxed{3}": 0.9, long: 0.5, l2: 0.5, "L: \\boxed{4}": 0.5 });
+    const result = await particleFiltering.run("P", testContext(policy, verifier), { budget: 8, resampleTemperature: 100, select: "weighted", aggregate: "last" });
+    expect(policy.calls[0]?.size).toBe(8);
+    expect(policy.calls[1]?.size).toBeLessThan(8);
+    expect(new Set(result.candidates.map((candidate) => candidate.answer))).toEqual(new Set(["3", "4"]));
+    expect(result.candidates.filter((candidate) => candidate.answer === "3").every((candidate) => candidate.steps.length === 1)).toBe(true);
+    expect(policy.live).toBe(0);
+  });
+
+  it("is seeded: the same seed resamples the same way", async () => {
+    const treeOf = async (seed: number) => (await run(8, seed)).result.tree.map((node) => [node.parentId, node.step, node.status]);
+    expect(await treeOf(3)).toEqual(await treeOf(3));
+    expect(await treeOf(4)).not.toEqual(await treeOf(3));
+  });
+});
+
+describe("mcts", () => {
+  // After the prompt, forks write "a" and "b" in turn; after "a", "x" and "y". Answer 1 scores 0.9, answer 2 scores 0.2.
+  const solutions = ["a\n\nx\n\nA1: \\boxed{1}", "a\n\ny\n\nA2: \\boxed{1}", "b\n\nz\n\nB: \\boxed{2}"];
+  const scores = { "A1: \\boxed{1}": 0.9, "B: \\boxed{2}": 0.2 };
+
+  async function run(params: Partial<{ budget: number; branching: number; exploration: number }> = {}) {
+    const policy = new ScriptedPolicy(solutionScript(solutions));
+    const verifier = ScriptedVerifier.byStep(scores, 0.5);
+    const result = await mcts.run("P", testContext(policy, verifier), { budget: 4, branching: 2, exploration: 0, select: "weighted", aggregate: "last", ...params });
+    return { policy, verifier, result };
+  }
+
+  it("expands k children, rolls each out to the end, and expands next the child with the best value", async () => {
+    const { policy, verifier, result } = await run();
+    // Iteration 1: the root becomes "a" and "b", rolled out to A1 (0.9) and B (0.2). Iteration 2: "a" becomes "x" and "y".
+    expect(policy.prompts).toEqual([{ problem: "P" }]);
+    expect(policy.calls.map((call) => call.size)).toEqual([2, 2, 2, 2, 2]);
+    expect(verifier.calls.map((call) => call.length)).toEqual([2, 2]);
+    expect(result.candidates.map((candidate) => candidate.steps.join("|"))).toEqual(["a|x|A1: \\boxed{1}", "b|z|B: \\boxed{2}", "a|x|A1: \\boxed{1}", "a|y|A2: \\boxed{1}"]);
+    expect(result.candidates.map((candidate) => candidate.score)).toEqual([0.9, 0.2, 0.9, 0.5]);
+    expect(result.answer).toBe("1");
+    expect(policy.live).toBe(0);
+  });
+
+  it("meters one generation per expanded child with its rollout, and the real tokens", async () => {
+    const { policy, result } = await run({ budget: 3 });
+    expect(result.compute.generations).toBe(3);
+    expect(result.candidates).toHaveLength(3);
+    expect(result.compute.generatedTokens).toBe(policy.generatedTokens);
+  });
+
+  it("explores by UCT: a high exploration constant expands the less valued child too", async () => {
+    const expanded = (result: StrategyResult, step: string) => result.tree.some((node) => node.step === step && node.children.length > 1);
+    const greedy = await run({ budget: 6, exploration: 0 });
+    const exploring = await run({ budget: 6, exploration: 10 });
+    expect(expanded(greedy.result, "b")).toBe(false);
+    expect(expanded(exploring.result, "b")).toBe(true);
+    expect(greedy.policy.live + exploring.policy.live).toBe(0);
+  });
+
+  it("ends early, counting only what it spent, when every path is finished", async () => {
+    const policy = new ScriptedPolicy(solutionScript(["A: \\boxed{1}", "B: \\boxed{2}"]));
+    const result = await mcts.run("P", testContext(policy, ScriptedVerifier.byStep({})), { budget: 8, branching: 2, exploration: 1, select: "weighted", aggregate: "last" });
+    expect(result.compute.generations).toBe(2);
+    expect(result.candidates).toHaveLength(2);
+    expect(policy.live).toBe(0);
+  });
+
+  it("is seeded: the same seed draws the same step seeds", async () => {
+    const seedsOf = async (seed: number) => {
+      const policy = new ScriptedPolicy(endless);
+      await solve("P", { strategy: "mcts", budget: 4, params: { branching: 2 }, policy, verifier: ScriptedVerifier.byStep({}), seed, limits: { maxSteps: 3 } });
+      return policy.calls.map((call) => call.seeds);
+    };
+    expect(await seedsOf(7)).toEqual(await seedsOf(7));
+    expect(await seedsOf(8)).not.toEqual(await seedsOf(7));
+  });
+
+  it("keeps at most N + k branches live", async () => {
+    const policy = new ScriptedPolicy(endless);
+    await solve("P", { strategy: "mcts", budget: 16, params: { branching: 4 }, policy, verifier: ScriptedVerifier.byStep({}), limits: { maxSteps: 4 } });
+    expect(policy.peakLive).toBeLessThanOrEqual(16 + 4);
+    expect(policy.live).toBe(0);
+  });
+});
+
 describe("every strategy", () => {
   const configs: { name: StrategyName; params: Record<string, unknown> }[] = [
     { name: "best-of-n", params: {} },
@@ -365,6 +504,8 @@ describe("every strategy", () => {
     { name: "lookahead", params: { beamWidth: 1, lookahead: 1 } },
     { name: "dvts", params: { beamWidth: 2 } },
     { name: "revision", params: { ratio: 1 } },
+    { name: "particle-filtering", params: {} },
+    { name: "mcts", params: { branching: 2 } },
   ];
 
   it("stops with an AbortError when aborted between rounds, releasing every branch", async () => {
@@ -467,9 +608,9 @@ describe("parameters and registry", () => {
   });
 
   it("looks strategies up by name, listing the valid names otherwise", () => {
-    expect(STRATEGY_NAMES).toEqual(["best-of-n", "beam", "lookahead", "dvts", "revision", "compute-optimal"]);
+    expect(STRATEGY_NAMES).toEqual(["best-of-n", "beam", "lookahead", "dvts", "revision", "compute-optimal", "particle-filtering", "mcts"]);
     expect(getStrategy("dvts")).toBe(dvts);
-    expect(() => getStrategy("mcts")).toThrow('unknown strategy "mcts"; valid strategies: best-of-n, beam, lookahead, dvts, revision, compute-optimal');
+    expect(() => getStrategy("mtcs")).toThrow('unknown strategy "mtcs"; valid strategies: best-of-n, beam, lookahead, dvts, revision, compute-optimal, particle-filtering, mcts');
   });
 });
 

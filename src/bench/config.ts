@@ -19,9 +19,8 @@ import { getStrategy } from "../../strategies/registry.js";
 import { describeZodError, InputError } from "../errors.js";
 import { readTextFile } from "../files.js";
 import { DEVICES, type Device } from "../runtime/session.js";
-import { limitsSchema, samplingSchema, type Limits, type Sampling } from "../strategy.js";
-import { defaultAllocationTable, loadAllocationTable } from "../allocation/table.js";
-import { readOraclePassRates } from "../allocation/difficulty.js";
+import { FileParamError, limitsSchema, loadFileParams, samplingSchema, type Limits, type Sampling } from "../strategy.js";
+import { readOraclePassRates } from "./difficulty-file.js";
 
 export const DATASETS = ["synth", ...SOURCE_NAMES] as const;
 export const PROGRESS_MODES = ["auto", "bar", "lines", "none"] as const;
@@ -230,15 +229,14 @@ function strategyConfigs(flat: Flat, ctx: z.RefinementCtx, skipped: SkippedConfi
       ctx.addIssue({ code: "custom", path: [...path, "params", "budget"], message: "the budget is not a parameter; it comes from budgets" });
       return [];
     }
-    const given = { ...entry.params };
-    if (strategy.name === "compute-optimal" && (given.table === undefined || typeof given.table === "string")) {
-      // The allocation table is given by path (or is the shipped default); the run's config keeps the table itself.
-      try {
-        given.table = loadAllocationTable(typeof given.table === "string" ? given.table : defaultAllocationTable());
-      } catch (error) {
-        ctx.addIssue({ code: "custom", path: [...path, "params", "table"], message: (error as Error).message });
-        return [];
-      }
+    let given;
+    try {
+      // A file parameter is given by path (or is the default); the run's config keeps the file's content itself.
+      given = loadFileParams(strategy, entry.params);
+    } catch (error) {
+      if (!(error instanceof FileParamError)) throw error;
+      ctx.addIssue({ code: "custom", path: [...path, "params", error.param], message: error.message });
+      return [];
     }
     let filled: Record<string, unknown> | undefined;
     const skips: SkippedConfiguration[] = [];
@@ -273,9 +271,9 @@ function strategyConfigs(flat: Flat, ctx: z.RefinementCtx, skipped: SkippedConfi
   });
 }
 
-/** Whether a strategy configuration bins by the oracle difficulty, and so needs each problem's pass rate. */
-export function usesOracleDifficulty(strategy: StrategyConfig): boolean {
-  return strategy.strategy === "compute-optimal" && strategy.params.difficulty === "oracle";
+/** Why a strategy configuration needs each problem's known difficulty (its oracle pass rate), or null. */
+export function needsKnownDifficulty({ strategy, params }: StrategyConfig): string | null {
+  return getStrategy(strategy).needsKnownDifficulty?.(params) ?? null;
 }
 
 /**
@@ -285,12 +283,12 @@ export function usesOracleDifficulty(strategy: StrategyConfig): boolean {
  */
 function knownDifficulty(flat: Flat, strategies: readonly StrategyConfig[], ctx: z.RefinementCtx): Record<string, number> | null {
   if (flat.difficultyFile === undefined) {
-    const oracle = strategies.find(usesOracleDifficulty);
+    const oracle = strategies.find((strategy) => needsKnownDifficulty(strategy) !== null);
     if (oracle !== undefined) {
       ctx.addIssue({
         code: "custom",
         path: ["difficultyFile"],
-        message: `required by ${oracle.label} (compute-optimal with difficulty oracle): each problem's oracle pass rate, a difficulty.jsonl of deliberate calibrate --difficulty-only`,
+        message: `required by ${oracle.label} (${needsKnownDifficulty(oracle)}): each problem's oracle pass rate, a difficulty.jsonl of deliberate calibrate --difficulty-only`,
       });
     }
     return null;

@@ -8,6 +8,7 @@
 import { join } from "node:path";
 import { getStrategy } from "../../strategies/registry.js";
 import { describeZodError, InputError } from "../errors.js";
+import { FileParamError, loadFileParams } from "../strategy.js";
 import { parseBenchConfig, type BenchConfig, type SkippedConfiguration } from "./config.js";
 
 export interface Configuration {
@@ -42,14 +43,18 @@ export function runsPerBudget(
     } catch (error) {
       throw new InputError(`${at(["strategy"])}: ${(error as Error).message}`);
     }
+    let params;
+    try {
+      // Loaded once here; the bench configs get the files' contents.
+      params = loadFileParams(strategy, entry.params);
+    } catch (error) {
+      if (error instanceof FileParamError) throw new InputError(`${at(["params", error.param])}: ${error.message}`);
+      throw error;
+    }
+    const loaded = { ...entry, params };
     for (const run of runnable) {
-      // compute-optimal runs at any budget; its allocation table is loaded and checked by the bench config.
-      if (entry.strategy === "compute-optimal") {
-        run.entries.push({ entry, index });
-        continue;
-      }
-      const parsed = strategy.params.safeParse({ ...entry.params, budget: run.budget });
-      if (parsed.success) run.entries.push({ entry, index });
+      const parsed = strategy.params.safeParse({ ...params, budget: run.budget });
+      if (parsed.success) run.entries.push({ entry: loaded, index });
       // The strategies check what depends on the budget (divisibility) in refinements, whose issues
       // are "custom"; any other issue is a mistake in the entry at every budget.
       else if (parsed.error.issues.every((issue) => issue.code === "custom")) skipped.push({ label: entry.label, budget: run.budget, reason: describeZodError(parsed.error) });

@@ -7,7 +7,6 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import PQueue from "p-queue";
 import { Grader } from "../../datasets/answer/grader.js";
 import { applyFilter, type ProblemFilter } from "../../datasets/filter.js";
 import { loadMathFile } from "../../datasets/math.js";
@@ -20,8 +19,9 @@ import type { Policy, StepVerifier } from "../policy.js";
 import { packageRoot } from "../runtime/load.js";
 import { solve } from "../solve.js";
 import { getStrategy } from "../../strategies/registry.js";
-import { usesOracleDifficulty, type BenchConfig, type Experiment, type StrategyConfig } from "./config.js";
+import { needsKnownDifficulty, type BenchConfig, type Experiment, type StrategyConfig } from "./config.js";
 import type { BenchProgress } from "./progress.js";
+import { runQueue } from "./queue.js";
 import { workItemKey, type BenchResult } from "./results.js";
 import { prepareRunDirectory, readRunResults, ResultsWriter } from "./store.js";
 
@@ -68,14 +68,14 @@ export async function loadBenchProblems(config: BenchConfig): Promise<Problem[]>
  * no pass rate in the difficulty file.
  */
 export function checkKnownDifficulty(config: BenchConfig, problems: readonly Problem[]): void {
-  const oracle = config.experiment.strategies.find(usesOracleDifficulty);
+  const oracle = config.experiment.strategies.find((strategy) => needsKnownDifficulty(strategy) !== null);
   if (oracle === undefined) return;
   const known = config.experiment.knownDifficulty ?? {};
   const missing = problems.filter((problem) => !Object.hasOwn(known, problem.id)).map((problem) => problem.id);
   if (missing.length === 0) return;
   const listed = missing.length > 5 ? `${missing.slice(0, 5).join(", ")}, ...` : missing.join(", ");
   throw new InputError(
-    `${oracle.label} (compute-optimal with difficulty oracle) needs every problem's oracle pass rate, and ` +
+    `${oracle.label} (${needsKnownDifficulty(oracle)}) needs every problem's oracle pass rate, and ` +
       `${config.run.difficultyFile ?? "the difficulty file"} has none for ${missing.length} of the ${problems.length} problems (${listed}): ` +
       "run deliberate calibrate --difficulty-only on the same problems",
   );
@@ -294,29 +294,19 @@ export async function runBench(config: BenchConfig, options: RunBenchOptions): P
     );
 
     const context: ItemContext = { policy: options.policy, verifier, grader, experiment, itemTimeoutS: config.run.itemTimeoutS, stop: stop.signal };
-    const queue = new PQueue({ concurrency: config.run.concurrency });
-    stop.signal.addEventListener("abort", () => queue.clear(), { once: true });
-    const failures: unknown[] = [];
     let ranNow = 0;
-    for (const item of pending) {
-      queue
-        .add(async () => {
-          if (stop.signal.aborted) return;
-          const result = await runItem(item, context);
-          if (result === null) return;
-          writer.append(result);
-          finished.set(item.key, result);
-          ranNow++;
-          options.progress?.update(result);
-          options.onResult?.(result);
-        })
-        .catch((error: unknown) => {
-          failures.push(error);
-          stop.abort(error);
-        });
-    }
-    await queue.onIdle();
-    if (failures.length > 0) throw failures[0];
+    await runQueue(
+      pending,
+      { concurrency: config.run.concurrency, stop },
+      (item) => runItem(item, context),
+      (item, result) => {
+        writer.append(result);
+        finished.set(item.key, result);
+        ranNow++;
+        options.progress?.update(result);
+        options.onResult?.(result);
+      },
+    );
 
     const done = [...finished.values()];
     return {

@@ -5,8 +5,8 @@
 import { extname, join } from "node:path";
 import type { Command } from "commander";
 import { parse as parseYaml } from "yaml";
-import { calibrate, parseCalibrateConfig, type CalibrateConfig, type Calibration } from "../allocation/calibrate.js";
-import { DIFFICULTY_FILE } from "../allocation/difficulty.js";
+import { calibrate, parseCalibrateConfig, type CalibrateConfig, type Calibration } from "../calibration/calibrate.js";
+import { DIFFICULTY_FILE } from "../bench/difficulty-file.js";
 import { binOfScore, type AllocationEntry, type AllocationTable } from "../allocation/table.js";
 import { DATASETS, PROGRESS_MODES } from "../bench/config.js";
 import { createProgress, formatDuration } from "../bench/progress.js";

@@ -11,7 +11,9 @@ import { checkRunDirectory } from "../bench/store.js";
 import { writeReport } from "../report/report.js";
 import { addModelOptions, loadModels, positiveInteger, splitServedFlags, type ModelFlags } from "./model-options.js";
 import { untilStopped } from "./stop-signals.js";
+import { fileParamFlags, fileParamsFromFlags, flagName } from "./strategy-flags.js";
 import { InputError } from "../errors.js";
+import { getStrategy, STRATEGIES, STRATEGY_NAMES } from "../../strategies/registry.js";
 
 /**
  * The configurations compare knows by label. The main ones (the default) are PRM-weighted
@@ -34,7 +36,10 @@ const CONFIGURATIONS: readonly Configuration[] = [
 const MAIN = ["best-of-n", "majority", "beam-w4", "compute-optimal", "compute-optimal-spread"];
 const ALL = [...MAIN, "lookahead-k1", "dvts-w4", "revision-r1"];
 
-/** The configurations named by --strategies: labels of CONFIGURATIONS, or main, or all. */
+/**
+ * The configurations named by --strategies: labels of CONFIGURATIONS, main, all, or registered
+ * strategies with their default parameters.
+ */
 function chooseConfigurations(list: string): Configuration[] {
   const labels = list.split(",").flatMap((part) => {
     const name = part.trim();
@@ -42,9 +47,18 @@ function chooseConfigurations(list: string): Configuration[] {
   });
   return [...new Set(labels)].map((label) => {
     const found = CONFIGURATIONS.find((entry) => entry.label === label);
-    if (found === undefined) throw new InputError(`--strategies: no configuration ${label}; known: main, all, ${CONFIGURATIONS.map((entry) => entry.label).join(", ")}`);
-    return found;
+    if (found !== undefined) return found;
+    if ((STRATEGY_NAMES as readonly string[]).includes(label)) return { label, strategy: label, params: {} };
+    throw new InputError(
+      `--strategies: no configuration ${label}; known: main, all, ${CONFIGURATIONS.map((entry) => entry.label).join(", ")}, or a strategy: ${STRATEGY_NAMES.join(", ")}`,
+    );
   });
+}
+
+/** The file parameters given by their flags (`--allocation`), for the configurations whose strategy takes them. */
+function withFileFlags(entry: Configuration, flags: Readonly<Record<string, unknown>>): Configuration {
+  const given = Object.entries(fileParamsFromFlags(getStrategy(entry.strategy), flags)).filter(([, path]) => path !== undefined);
+  return given.length === 0 ? entry : { ...entry, params: { ...entry.params, ...Object.fromEntries(given) } };
 }
 
 interface CompareFlags extends ModelFlags {
@@ -53,7 +67,6 @@ interface CompareFlags extends ModelFlags {
   budgets: string;
   seeds: number;
   strategies: string;
-  allocation?: string;
   difficultyFile?: string;
   concurrency: number;
   progress: string;
@@ -71,20 +84,22 @@ export function registerCompare(program: Command): void {
     .option("--n <n>", "synthetic test problems, spread over levels 1-5", positiveInteger("--n"), 50)
     .option("--budgets <list>", "budgets N in generations", "1,4,16,64")
     .option("--seeds <n>", "runs per (problem, strategy, budget)", positiveInteger("--seeds"), 1)
-    .option("--strategies <list>", `configurations, comma-separated: main, all, or labels among ${CONFIGURATIONS.map((entry) => entry.label).join(", ")}`, "main")
-    .option("--allocation <table.json>", "compute-optimal's allocation table (default: the one shipped in models/)")
+    .option(
+      "--strategies <list>",
+      `configurations, comma-separated: main, all, labels among ${CONFIGURATIONS.map((entry) => entry.label).join(", ")}, or strategies with their defaults`,
+      "main",
+    )
     .option("--difficulty-file <path>", "oracle pass rates of the problems (difficulty.jsonl of `deliberate calibrate --difficulty-only`), for compute-optimal-oracle")
     .option("--concurrency <n>", "problems searched at once", positiveInteger("--concurrency"), 8)
     .option("--progress <mode>", "auto, bar, lines or none", "auto")
     .option("--dry-run", "validate the settings and the problems, print the work planned, and stop (no model is loaded, nothing is written)");
+  for (const option of fileParamFlags(STRATEGIES)) command.addOption(option);
   addModelOptions(command)
     .addHelpText("after", "\nStopped (Ctrl-C), the same command resumes. Then: open <out>/report.html.")
     .action(async (flags: CompareFlags) => {
       const budgets = flags.budgets.split(",").map((part) => Number(part.trim()));
       if (budgets.some((budget) => !Number.isInteger(budget) || budget <= 0)) throw new InputError(`--budgets: expected positive integers, got "${flags.budgets}"`);
-      const strategies = chooseConfigurations(flags.strategies).map((entry) =>
-        entry.strategy === "compute-optimal" && flags.allocation !== undefined ? { ...entry, params: { ...entry.params, table: flags.allocation } } : entry,
-      );
+      const strategies = chooseConfigurations(flags.strategies).map((entry) => withFileFlags(entry, flags as unknown as Record<string, unknown>));
       const bench = {
         dataset: "synth",
         split: "test",
@@ -101,8 +116,12 @@ export function registerCompare(program: Command): void {
         progress: flags.progress,
         ...(flags.difficultyFile ? { difficultyFile: flags.difficultyFile } : {}),
       };
-      const flagOf = (path: readonly PropertyKey[]) =>
-        path[0] === "strategies" ? "--allocation" : `--${String(path[0]).replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)}`;
+      // A configuration's issue is in a file parameter (the others are fixed): named by its flag.
+      const flagOf = (path: readonly PropertyKey[]) => {
+        if (path[0] !== "strategies") return flagName(String(path[0]));
+        const entry = strategies[path[1] as number];
+        return (entry && getStrategy(entry.strategy).fileParams?.[String(path[3])]?.flag) ?? "--strategies";
+      };
       const { runs, skipped } = runsPerBudget(bench, strategies, budgets, flags.out, flagOf, "strategies");
       for (const skip of skipped) process.stderr.write(`skipping ${skip.label} at N=${skip.budget}: ${skip.reason}\n`);
 

@@ -5,13 +5,15 @@
 import { basename, resolve } from "node:path";
 import { constants } from "node:os";
 import { Command, Option } from "commander";
-import { defaultAllocationTable, loadAllocationTable } from "../allocation/table.js";
+import { STRATEGIES } from "../../strategies/registry.js";
 import { InputError } from "../errors.js";
 import { EMBEDDED_MODELS } from "../runtime/load.js";
 import { OnnxPolicy } from "../runtime/onnx-policy.js";
 import { ServedStepVerifier } from "../served/verifier.js";
 import { createServer } from "../serve/server.js";
+import { loadFileParams } from "../strategy.js";
 import { addModelOptions, loadModels, positiveInteger, type ModelFlags } from "./model-options.js";
+import { fileParamFlags, fileParamsFromFlags } from "./strategy-flags.js";
 
 interface ServeFlags extends ModelFlags {
   host: string;
@@ -28,7 +30,6 @@ interface ServeFlags extends ModelFlags {
   maxQueue: number;
   requestTimeout: number;
   gracePeriod: number;
-  allocation?: string;
 }
 
 function nonNegativeInteger(flag: string) {
@@ -46,8 +47,13 @@ function defaultName(source: string): string {
 
 async function serve(flags: ServeFlags): Promise<void> {
   if (flags.port > 65535) throw new InputError(`--port must be at most 65535, got ${flags.port}`);
-  // Read before the models load, so that a bad table fails at once.
-  const table = loadAllocationTable(flags.allocation ?? defaultAllocationTable());
+  // The strategies' files (compute-optimal's allocation table), read before the models load so that a bad one fails at once.
+  const strategyDefaults = Object.fromEntries(
+    STRATEGIES.filter((strategy) => strategy.fileParams !== undefined).map((strategy) => [
+      strategy.name,
+      loadFileParams(strategy, fileParamsFromFlags(strategy, flags as unknown as Record<string, unknown>)),
+    ]),
+  );
   const models = await loadModels(flags, flags.maxModelLen ? { maxSequenceTokens: flags.maxModelLen } : {});
   const { policy, verifier } = models;
   const policyName = flags.servedModelName ?? defaultName(flags.policy);
@@ -71,7 +77,7 @@ async function serve(flags: ServeFlags): Promise<void> {
         requestTimeoutMs: flags.requestTimeout * 1000,
         graceMs: flags.gracePeriod * 1000,
       },
-      strategyDefaults: { "compute-optimal": { table } },
+      strategyDefaults,
     });
   } catch (error) {
     await models.close();
@@ -140,7 +146,7 @@ export function registerServe(program: Command): void {
     .option("--max-concurrent <n>", "searches running at once", positiveInteger("--max-concurrent"), 8)
     .option("--max-queue <n>", "searches waiting for a slot; beyond it a 429 with Retry-After", nonNegativeInteger("--max-queue"), 64)
     .option("--request-timeout <s>", "seconds a search may take, queue wait included, before it is stopped with a 504", positiveInteger("--request-timeout"), 120)
-    .option("--grace-period <s>", "on SIGTERM, seconds the searches in flight may finish before they are stopped", nonNegativeInteger("--grace-period"), 30)
-    .option("--allocation <table.json>", "compute-optimal's allocation table (default: the one shipped for the embedded models)");
+    .option("--grace-period <s>", "on SIGTERM, seconds the searches in flight may finish before they are stopped", nonNegativeInteger("--grace-period"), 30);
+  for (const option of fileParamFlags(STRATEGIES)) command.addOption(option);
   addModelOptions(command).action((flags: ServeFlags) => serve(flags));
 }

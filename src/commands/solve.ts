@@ -1,16 +1,13 @@
 /** `deliberate solve`: one problem through one search strategy on the embedded (or given) models. */
 import { Command, Option } from "commander";
-import { STRATEGY_NAMES, type StrategyName } from "../../strategies/registry.js";
-import { AGGREGATIONS } from "../../verifiers/aggregate.js";
-import { SELECTIONS } from "../../verifiers/select.js";
-import { WITHIN_CHAIN } from "../../strategies/revision.js";
+import { getStrategy, STRATEGIES, STRATEGY_NAMES, type StrategyName } from "../../strategies/registry.js";
 import { InputError } from "../errors.js";
 import { MAX_TEXT_FILE_BYTES, readTextFile } from "../files.js";
 import { ComputeMeter } from "../meter.js";
-import { MAX_BUDGET } from "../strategy.js";
+import { limitsSchema, loadFileParams, MAX_BUDGET, samplingSchema } from "../strategy.js";
 import { checkProblem, solve } from "../solve.js";
-import { defaultAllocationTable, loadAllocationTable } from "../allocation/table.js";
 import { addModelOptions, loadModels, positiveInteger, splitServedFlags, type ModelFlags } from "./model-options.js";
+import { fileParamFlags, fileParamsFromFlags, flagName, strategyParamFlags } from "./strategy-flags.js";
 
 interface SolveFlags extends ModelFlags {
   /** One of the choices commander checked. */
@@ -18,14 +15,6 @@ interface SolveFlags extends ModelFlags {
   problemFile?: string;
   budget: number;
   seed: number;
-  select?: string;
-  aggregate?: string;
-  beamWidth?: number;
-  lookahead?: number;
-  ratio?: number;
-  history?: number;
-  withinChain?: string;
-  allocation?: string;
   temperature?: number;
   topP?: number;
   maxSteps?: number;
@@ -48,24 +37,17 @@ export function reportProgress(meter: ComputeMeter): () => void {
   return () => clearInterval(timer);
 }
 
-/** Strategy parameter names as the flags that set them, so that errors name the flag. */
-const FLAG_OF: Record<string, string> = {
-  budget: "--budget",
-  beamWidth: "--beam-width",
-  lookahead: "--lookahead",
-  ratio: "--ratio",
-  history: "--history",
-  withinChain: "--within-chain",
-  select: "--select",
-  aggregate: "--aggregate",
-  maxSteps: "--max-steps",
-  maxStepTokens: "--max-step-tokens",
-  temperature: "--temperature",
-  topP: "--top-p",
-};
+/** The flags of the strategies' parameters, made from their schemas. */
+const PARAM_FLAGS = strategyParamFlags(STRATEGIES);
+
+/** Parameter, limit and sampling names in a message, as the flags that set them. */
+const PARAM_NAMES = new RegExp(
+  `\\b(${["budget", ...PARAM_FLAGS.map(({ key }) => key), ...Object.keys(limitsSchema.shape), ...Object.keys(samplingSchema.shape)].join("|")})\\b`,
+  "g",
+);
 
 export function withFlagNames(message: string): string {
-  return message.replace(/\b(budget|beamWidth|lookahead|ratio|history|withinChain|select|aggregate|maxSteps|maxStepTokens|temperature|topP)\b/g, (name) => FLAG_OF[name] ?? name);
+  return message.replace(PARAM_NAMES, flagName);
 }
 
 function number(flag: string) {
@@ -95,14 +77,16 @@ async function readStdin(maxBytes: number): Promise<string> {
   return Buffer.concat(chunks).toString("utf8");
 }
 
-/** Only the flags the user gave, so that each strategy's own defaults apply to the rest. */
+/**
+ * Only the parameter flags the user gave, so that the strategy's own defaults apply to the rest (a
+ * flag of another strategy's parameter is refused by the strategy's schema), and its files loaded.
+ */
 function definedParams(flags: SolveFlags): Record<string, unknown> {
+  const given = flags as unknown as Record<string, unknown>;
   const params: Record<string, unknown> = {};
-  if (flags.strategy === "compute-optimal") params.table = loadAllocationTable(flags.allocation ?? defaultAllocationTable());
-  for (const key of ["select", "aggregate", "beamWidth", "lookahead", "ratio", "history", "withinChain"] as const) {
-    if (flags[key] !== undefined) params[key] = flags[key];
-  }
-  return params;
+  for (const { key, option } of PARAM_FLAGS) if (given[option.attributeName()] !== undefined) params[key] = given[option.attributeName()];
+  const strategy = getStrategy(flags.strategy);
+  return loadFileParams(strategy, { ...params, ...fileParamsFromFlags(strategy, given) });
 }
 
 export function registerSolve(program: Command): void {
@@ -114,14 +98,6 @@ export function registerSolve(program: Command): void {
     .addOption(new Option("--strategy <name>", "search strategy").choices([...STRATEGY_NAMES]).default("best-of-n"))
     .option("--budget <n>", `budget N in generations (at most ${MAX_BUDGET})`, positiveInteger("--budget"), 16)
     .option("--seed <n>", "seed of every random choice", number("--seed"), 0)
-    .addOption(new Option("--select <rule>", "final selection: highest score, majority vote, or PRM-weighted vote").choices([...SELECTIONS]))
-    .addOption(new Option("--aggregate <how>", "step scores to a solution score").choices([...AGGREGATIONS]))
-    .option("--beam-width <m>", "beam, lookahead, dvts: expansions per kept beam (M)", positiveInteger("--beam-width"))
-    .option("--lookahead <k>", "lookahead: greedy steps rolled out before scoring", positiveInteger("--lookahead"))
-    .option("--ratio <r>", "revision: sequential revisions per parallel chain", number("--ratio"))
-    .option("--history <n>", "revision: previous attempts the model sees", positiveInteger("--history"))
-    .addOption(new Option("--within-chain <how>", "revision: choice within a chain").choices([...WITHIN_CHAIN]))
-    .option("--allocation <table.json>", "compute-optimal: the allocation table (default: the one shipped for the embedded models)")
     .option("--temperature <t>", "sampling temperature (0 is greedy)", number("--temperature"))
     .option("--top-p <p>", "nucleus sampling mass", number("--top-p"))
     .option("--max-steps <n>", "most steps in a solution", positiveInteger("--max-steps"))
@@ -129,6 +105,8 @@ export function registerSolve(program: Command): void {
     .option("--truncate-problem", "cut a problem too long for the policy's prompt limit to fit, instead of refusing it")
     .option("--json", "print the whole result (candidates, step scores, search tree, compute) as JSON")
     .addHelpText("after", '\nExample:\n  deliberate solve --strategy beam --budget 16 "Compute (17 + 5) * 3 - 8."');
+  for (const { option } of PARAM_FLAGS) command.addOption(option);
+  for (const option of fileParamFlags(STRATEGIES)) command.addOption(option);
   addModelOptions(command).action(async (argument: string | undefined, flags: SolveFlags) => {
     const problem = await problemText(argument, flags.problemFile);
     checkProblem(problem);

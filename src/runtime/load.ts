@@ -64,7 +64,7 @@ async function loadInWorker(source: string, options: LoadOptions): Promise<{ cli
   };
   const client = new WorkerClient(startWorker(import.meta.url, "model-worker"));
   try {
-    return { client, info: await client.call<ModelInfo>("load", params) };
+    return { client, info: await client.call("load", params) };
   } catch (error) {
     await client.close();
     throw new InputError((error as Error).message);

@@ -158,7 +158,8 @@ function assertNotFailed(branches: number[]): void {
   }
 }
 
-const methods: Record<string, (params: never) => unknown> = {
+/** The worker's methods; WorkerClient's calls are typed by them, so a misspelt method or a wrong parameter does not compile. */
+const methods = {
   load,
   async start(params: { branch: number; prompt: PolicyPrompt }) {
     const { engine: decoderEngine, render, maxPromptTokens, limitSource, promptOverflow } = loadedDecoder();
@@ -167,11 +168,11 @@ const methods: Record<string, (params: never) => unknown> = {
     await decoderEngine.start(params.branch, tokens);
     return { promptTokens: tokens.length };
   },
-  async startTokens(params: { branch: number; tokens: number[] }) {
-    await loadedDecoder().engine.start(params.branch, params.tokens);
+  async startTokens(params: { branch: number; tokens: readonly number[] }) {
+    await loadedDecoder().engine.start(params.branch, [...params.tokens]);
     return null;
   },
-  async append(params: { branch: number; tokens: number[] }) {
+  async append(params: { branch: number; tokens: readonly number[] }) {
     assertNotFailed([params.branch]);
     await loadedDecoder().engine.append(params.branch, params.tokens);
     return null;
@@ -212,16 +213,17 @@ const methods: Record<string, (params: never) => unknown> = {
       prmRuns: prm?.runs ?? 0,
     };
   },
-  async close() {
+  async close(_params: undefined) {
     await decoder?.engine.close();
     await prm?.close();
     return null;
   },
-};
+} satisfies Record<string, (params: never) => unknown>;
+export type WorkerMethods = typeof methods;
 
 parentPort?.on("message", async (message: { id: number; method: string; params: unknown }) => {
   try {
-    const method = methods[message.method];
+    const method: ((params: never) => unknown) | undefined = Object.hasOwn(methods, message.method) ? methods[message.method as keyof WorkerMethods] : undefined;
     if (!method) throw new Error(`unknown method ${message.method}`);
     const result = await method(message.params as never);
     parentPort?.postMessage({ id: message.id, result });

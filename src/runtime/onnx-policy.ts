@@ -134,7 +134,7 @@ export class OnnxPolicy implements Policy {
 
   async start(prompt: PolicyPrompt): Promise<Branch> {
     const branch = new OnnxBranch(this.nextBranch++, this);
-    const { promptTokens } = await this.extends.exclusive(() => this.client.call<{ promptTokens: number }>("start", { branch: branch.id, prompt }));
+    const { promptTokens } = await this.extends.exclusive(() => this.client.call("start", { branch: branch.id, prompt }));
     branch.promptTokens = promptTokens;
     return branch;
   }

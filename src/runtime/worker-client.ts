@@ -1,6 +1,11 @@
-/** Numbered request/response calls to a model worker (model-worker.ts). */
+/** Numbered request/response calls to a model worker (model-worker.ts), typed by the worker's methods. */
 import type { Worker } from "node:worker_threads";
 import { InputError } from "../errors.js";
+import type { WorkerMethods } from "./model-worker.js";
+
+type Method = keyof WorkerMethods;
+type ParamsOf<M extends Method> = Parameters<WorkerMethods[M]>[0];
+type ResultOf<M extends Method> = Awaited<ReturnType<WorkerMethods[M]>>;
 
 interface Pending {
   resolve: (value: unknown) => void;
@@ -45,23 +50,23 @@ export class WorkerClient {
     if (this.pending.size === 0) this.worker.unref();
   }
 
-  call<T>(method: string, params: unknown): Promise<T> {
+  call<M extends Method>(method: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
     if (this.pending.size === 0) this.worker.ref();
-    return new Promise<T>((resolve, reject) => {
+    return new Promise<ResultOf<M>>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
       this.worker.postMessage({ id, method, params });
     });
   }
 
   /** A call whose answer nobody waits for (fork, release); messages stay in order with later calls. */
-  send(method: string, params: unknown): void {
+  send<M extends Method>(method: M, params: ParamsOf<M>): void {
     this.call(method, params).catch(() => undefined);
   }
 
   async close(): Promise<void> {
-    if (!this.failure) await this.call("close", null).catch(() => undefined);
+    if (!this.failure) await this.call("close", undefined).catch(() => undefined);
     this.failure ??= new Error("model worker closed");
     await this.worker.terminate();
   }

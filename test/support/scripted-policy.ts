@@ -8,6 +8,7 @@ import type { Branch, ExtendOptions, Policy, PolicyPrompt, ScoreRequest, StepRes
 import { Random } from "../../src/random.js";
 import { ComputeMeter } from "../../src/meter.js";
 import type { StrategyContext } from "../../src/strategy.js";
+import { getStrategy } from "../../strategies/registry.js";
 
 /** What a script sees when a branch is extended. */
 export interface ScriptState {
@@ -207,6 +208,7 @@ export function testContext(policy: Policy, verifier: StepVerifier | null, overr
     limits: { maxSteps: 10, maxStepTokens: 100 },
     sampling: { temperature: 0.8, topP: 1 },
     equivalent: sameString,
+    strategy: getStrategy,
     ...overrides,
   };
 }

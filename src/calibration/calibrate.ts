@@ -1,6 +1,6 @@
 /**
  * Calibration of compute-optimal allocation (`deliberate calibrate`): the difficulty pass over a
- * calibration split (src/allocation/difficulty.ts), then a grid of strategy configurations at each
+ * calibration split (src/calibration/difficulty.ts), then a grid of strategy configurations at each
  * budget through the benchmark runner, then the allocation table (src/allocation/table.ts).
  *
  * The grid is one bench run per budget, each in its own directory `<out>/budget-N` with the
@@ -21,9 +21,11 @@ import { loadBenchProblems, runBench, type BenchSummary } from "../bench/run.js"
 import { checkRunDirectory, readRunResults } from "../bench/store.js";
 import { runsPerBudget } from "../bench/per-budget.js";
 import { InputError } from "../errors.js";
+import { STRATEGIES } from "../../strategies/registry.js";
 import type { Policy, StepVerifier } from "../policy.js";
-import { runDifficultyPass, type DifficultyRecord } from "./difficulty.js";
-import { binOfScore, buildAllocationTable, parseAllocationTable, quantileEdges, type AllocationTable, type CalibrationOutcome } from "./table.js";
+import type { DifficultyRecord } from "../bench/difficulty-file.js";
+import { runDifficultyPass } from "./difficulty.js";
+import { binOfScore, buildAllocationTable, parseAllocationTable, quantileEdges, type AllocationTable, type CalibrationOutcome } from "../allocation/table.js";
 
 export const gridEntrySchema = z.strictObject({
   label: z.string().regex(/^[^,\s]+$/, "expected a label without commas or spaces"),
@@ -106,9 +108,10 @@ export function parseCalibrateConfig(input: Record<string, unknown>, where: Wher
 
   const settings = own.data;
   if (settings.difficultyOnly && settings.allocationOut !== undefined) throw new InputError(`${where(["allocationOut"])}: no table is written with the difficulty pass alone`);
-  const computeOptimal = settings.grid.findIndex((entry) => entry.strategy === "compute-optimal");
-  if (computeOptimal !== -1) {
-    throw new InputError(`${where(["grid", computeOptimal, "strategy"])}: compute-optimal cannot be in the grid; the table chooses among the other strategies`);
+  for (const [index, entry] of settings.grid.entries()) {
+    if (STRATEGIES.find((strategy) => strategy.name === entry.strategy)?.allocates === true) {
+      throw new InputError(`${where(["grid", index, "strategy"])}: ${entry.strategy} cannot be in the grid; it runs the table's choices itself, and the table chooses among the other strategies`);
+    }
   }
   const { runs, skipped } = runsPerBudget(bench, settings.grid, settings.budgets, settings.out, where, "grid");
   return {
