@@ -22,7 +22,15 @@ function bounded(value: Fraction | null): Fraction | null {
 
 function literal(text: string): Fraction | null {
   const math = restrictedMath();
-  return /^[-+]?(?:\d+\.?\d*|\.\d+)$/.test(text) && text.replace(/\D/g, "").length <= MAX_DIGITS ? math.fraction(text.replace(/^\+/, "")) : null;
+  // The parser writes large round numbers with an exponent: 582076609134674072265625e+6.
+  const match = /^\+?(-?(?:\d+\.?\d*|\.\d+))(?:e([-+]?\d+))?$/i.exec(text);
+  if (match === null) return null;
+  const [, mantissa, exponent] = match as unknown as [string, string, string | undefined];
+  const power = Number(exponent ?? 0);
+  if (mantissa.replace(/\D/g, "").length + Math.abs(power) > MAX_DIGITS) return null;
+  const scale = math.pow(math.fraction(10), math.fraction(Math.abs(power))) as Fraction;
+  const value = math.fraction(mantissa);
+  return (power >= 0 ? math.multiply(value, scale) : math.divide(value, scale)) as Fraction;
 }
 
 /** The exact value of `expr`, or null when it has none (or too large a one). */
