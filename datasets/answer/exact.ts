@@ -28,7 +28,7 @@ function literal(text: string): Fraction | null {
   const [, mantissa, exponent] = match as unknown as [string, string, string | undefined];
   const power = Number(exponent ?? 0);
   if (mantissa.replace(/\D/g, "").length + Math.abs(power) > MAX_DIGITS) return null;
-  const scale = math.pow(math.fraction(10), math.fraction(Math.abs(power))) as Fraction;
+  const scale = math.pow(math.fraction(10), Math.abs(power)) as Fraction;
   const value = math.fraction(mantissa);
   return (power >= 0 ? math.multiply(value, scale) : math.divide(value, scale)) as Fraction;
 }
