@@ -250,21 +250,8 @@ def batch_solutions(exs, dense):
 
 
 def batch(exs, dense):
-    T = max(len(e[0]) for e in exs)
-    ids = torch.full((len(exs), T), TOK.pad_id, dtype=torch.long)
-    pos = torch.full((len(exs), T), -1, dtype=torch.long)
-    bi, ti, y = [], [], []
-    for k, (x, idx, ys, end, right, *_rest) in enumerate(exs):
-        ids[k, :len(x)] = torch.tensor(x)
-        pos[k, :len(x)] = torch.arange(len(x))
-        if dense:
-            bi += [k] * len(idx)
-            ti += idx
-            y += [float(v) for v in ys]
-        bi.append(k)
-        ti.append(end)
-        y.append(float(right))
-    return ids, pos, torch.tensor(bi), torch.tensor(ti), torch.tensor(y)
+    """Single-step examples: a solution with one labelled end (the step's last token)."""
+    return batch_solutions([(x, idx, ys, [end], [right]) for x, idx, ys, end, right, *_rest in exs], dense)
 
 
 @torch.no_grad()
