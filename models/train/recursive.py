@@ -1,0 +1,472 @@
+"""A relaxed recursive transformer (Bae et al. 2024) made from the trained Griffin-style policy.
+
+The policy's six blocks are two repeats of the group [recurrent, recurrent, local attention]. The
+recursive model keeps one copy of that group (layer tying) and runs it `loops` times. Every Linear
+of the group gets a per-loop low-rank delta (relaxation: loop l uses W + B_l A_l); the small vectors
+(norm weights, the recurrence's lambda, conv taps, gate biases) are per loop outright. A shared exit
+head (a per-loop RMSNorm, then the tied embedding) reads the hidden state after every loop, so a
+token may leave after loop 0 when the head is confident (early exit).
+
+Initialisation follows the paper: the tied weights are the average of the two groups' weights, and
+each loop's LoRA is the truncated SVD of the difference between its original weights and the
+average; then a brief uptraining with a loss at every loop (cross-entropy on gold solutions plus
+distillation from the original policy).
+
+Every module takes `loop`, a [B] tensor of loop indices, and gathers that loop's LoRA and vectors
+per row, so one run of the group can serve rows at different loops (depth-wise batching).
+
+Early exit and the decoding state: every loop keeps its own state (conv window, RG-LRU state,
+attention window). A token that leaves after loop l is not run through the later loops, so it leaves
+nothing in their state: their recurrence and conv window are unchanged and their attention window
+gets no entry, as if the token were not there. The attention window therefore stores each slot's
+position (`pos` below) and masks slots that are empty or 64 or more positions back.
+
+    OMP_NUM_THREADS=2 /usr/bin/python3 models/train/recursive.py train --minutes 30 --rank 8
+    OMP_NUM_THREADS=2 /usr/bin/python3 models/train/recursive.py evaluate --per-level 500 --threshold 0,0.9
+"""
+import argparse
+import json
+import math
+import os
+import random
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from data import DEVICE, TOK, collate, example, left_pad, policy_prompt, synth
+from model import attend, linear_scan, rope
+from train import WORK, gold_examples, length_bucketed_batches, load_lm, log, cpu_state
+
+NEG = -1e9
+
+
+class LoopLinear(nn.Module):
+    """y = x W^T + x A_l^T B_l^T (+ b_l): a shared weight and a rank-r delta per loop."""
+
+    def __init__(self, d_in, d_out, loops, rank, bias=False):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(d_out, d_in))
+        self.lora_a = nn.Parameter(torch.zeros(loops, rank, d_in))
+        self.lora_b = nn.Parameter(torch.zeros(loops, d_out, rank))
+        self.bias = nn.Parameter(torch.zeros(loops, d_out)) if bias else None
+
+    def forward(self, x, loop):  # x [B, T, in], loop [B]
+        y = x @ self.weight.t() + (x @ self.lora_a[loop].transpose(1, 2)) @ self.lora_b[loop].transpose(1, 2)
+        if self.bias is not None:
+            y = y + self.bias[loop].unsqueeze(1)
+        return y
+
+    @torch.no_grad()
+    def init_from(self, weights, biases=None):
+        """Average of the loops' original weights, each loop's LoRA from the truncated SVD of its difference."""
+        mean = torch.stack(weights).mean(0)
+        self.weight.copy_(mean)
+        self.lora_a.zero_()
+        self.lora_b.zero_()
+        for l, w in enumerate(weights):
+            u, s, vh = torch.linalg.svd(w - mean, full_matrices=False)
+            r = min(self.lora_a.shape[1], s.shape[0])  # a rank above the matrix's own leaves zeros
+            self.lora_b[l, :, :r].copy_(u[:, :r] * s[:r])
+            self.lora_a[l, :r].copy_(vh[:r])
+        if biases is not None:
+            self.bias.copy_(torch.stack(biases))
+
+
+class LoopNorm(nn.Module):
+    def __init__(self, d, loops, eps=1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(loops, d))
+
+    def forward(self, x, loop):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight[loop].unsqueeze(1)
+
+
+class LoopMLP(nn.Module):
+    def __init__(self, d, expansion, loops, rank):
+        super().__init__()
+        self.gate = LoopLinear(d, expansion * d, loops, rank)
+        self.up = LoopLinear(d, expansion * d, loops, rank)
+        self.down = LoopLinear(expansion * d, d, loops, rank)
+
+    def forward(self, x, loop):
+        return self.down(F.gelu(self.gate(x, loop), approximate="tanh") * self.up(x, loop), loop)
+
+
+class LoopRecurrent(nn.Module):
+    """The Griffin recurrent block of model.RecurrentMix with per-loop parameters."""
+
+    C = 8.0
+
+    def __init__(self, d, conv_width, loops, rank):
+        super().__init__()
+        self.d, self.cw = d, conv_width
+        self.gate_in = LoopLinear(d, d, loops, rank)
+        self.x_in = LoopLinear(d, d, loops, rank)
+        self.conv_w = nn.Parameter(torch.zeros(loops, conv_width, d))
+        self.conv_b = nn.Parameter(torch.zeros(loops, d))
+        self.w_a = LoopLinear(d, d, loops, rank, bias=True)
+        self.w_i = LoopLinear(d, d, loops, rank, bias=True)
+        self.lam = nn.Parameter(torch.zeros(loops, d))
+        self.out = LoopLinear(d, d, loops, rank)
+
+    def init_state(self, B):
+        return (torch.zeros(B, self.cw - 1, self.d), torch.zeros(B, self.d))
+
+    def gates(self, x, loop):
+        log_a = -self.C * F.softplus(-self.lam[loop]).unsqueeze(1) * torch.sigmoid(self.w_a(x, loop))
+        a = torch.exp(log_a)
+        mult = torch.sqrt(torch.clamp(1 - torch.exp(2 * log_a), min=1e-6))
+        return a, mult * torch.sigmoid(self.w_i(x, loop)) * x
+
+    def forward(self, x, pos, loop):
+        valid = (pos >= 0).unsqueeze(-1).to(x.dtype)
+        gate = F.gelu(self.gate_in(x, loop), approximate="tanh")
+        u = self.x_in(x, loop) * valid
+        up = F.pad(u, (0, 0, self.cw - 1, 0))
+        w = self.conv_w[loop]  # [B, cw, D]
+        conv = self.conv_b[loop].unsqueeze(1) + sum(
+            w[:, j].unsqueeze(1) * (up[:, j:j - (self.cw - 1)] if j < self.cw - 1 else up[:, j:]) for j in range(self.cw))
+        a, b = self.gates(conv, loop)
+        a = torch.where(valid > 0, a, torch.ones_like(a))
+        b = b * valid
+        T = x.shape[1]
+        n = 12 if torch.onnx.is_in_onnx_export() else max(1, math.ceil(math.log2(max(T, 2))))
+        h = linear_scan(a, b, n)
+        return self.out(gate * h, loop), (up[:, -(self.cw - 1):], h[:, -1])
+
+    def step(self, x, pos, loop, state):
+        conv_state, h = state
+        gate = F.gelu(self.gate_in(x, loop), approximate="tanh")
+        window = torch.cat([conv_state, self.x_in(x, loop)], dim=1)
+        conv = self.conv_b[loop].unsqueeze(1) + (window * self.conv_w[loop]).sum(1, keepdim=True)
+        a, b = self.gates(conv, loop)
+        h = a[:, 0] * h + b[:, 0]
+        return self.out(gate * h.unsqueeze(1), loop), (window[:, 1:], h)
+
+
+class LoopLocalAttention(nn.Module):
+    """Multi-query sliding-window attention; the window state is (keys, values, slot positions)."""
+
+    def __init__(self, d, heads, kv_heads, window, loops, rank):
+        super().__init__()
+        self.h, self.kvh, self.hd, self.window = heads, kv_heads, d // heads, window
+        self.q = LoopLinear(d, d, loops, rank)
+        self.k = LoopLinear(d, kv_heads * self.hd, loops, rank)
+        self.v = LoopLinear(d, kv_heads * self.hd, loops, rank)
+        self.o = LoopLinear(d, d, loops, rank)
+        self.register_buffer("inv_freq", 1.0 / (10000 ** (torch.arange(0, self.hd, 2).float() / self.hd)), persistent=False)
+
+    def init_state(self, B):
+        z = torch.zeros(B, self.kvh, self.window, self.hd)
+        return (z, z.clone(), torch.full((B, self.window), -1.0))
+
+    def qkv(self, x, pos, loop):
+        B, T, _ = x.shape
+        posf = pos.float()
+        q = rope(self.q(x, loop).view(B, T, self.h, self.hd).transpose(1, 2), posf, self.inv_freq)
+        k = rope(self.k(x, loop).view(B, T, self.kvh, self.hd).transpose(1, 2), posf, self.inv_freq)
+        v = self.v(x, loop).view(B, T, self.kvh, self.hd).transpose(1, 2)
+        return q, k, v
+
+    def out(self, y, loop):
+        B, H, T, hd = y.shape
+        return self.o(y.transpose(1, 2).reshape(B, T, H * hd), loop)
+
+    def forward(self, x, pos, loop):
+        q, k, v = self.qkv(x, pos, loop)
+        pq, pk = pos.unsqueeze(2), pos.unsqueeze(1)
+        mask = (pk <= pq) & (pk >= 0) & (pq - pk < self.window)
+        y = self.out(attend(q, k, v, mask.unsqueeze(1)), loop)
+        pad = (0, 0, self.window, 0)
+        slots = F.pad(pos.float(), (self.window, 0), value=-1.0)[:, -self.window:]
+        return y, (F.pad(k, pad)[:, :, -self.window:], F.pad(v, pad)[:, :, -self.window:], slots)
+
+    def step(self, x, pos, loop, state):
+        pk, pv, slots = state
+        q, k, v = self.qkv(x, pos, loop)
+        k = torch.cat([pk[:, :, 1:], k], dim=2)
+        v = torch.cat([pv[:, :, 1:], v], dim=2)
+        slots = torch.cat([slots[:, 1:], pos.float()], dim=1)
+        valid = (slots >= 0) & (pos.float() - slots < self.window)
+        y = attend(q, k, v, valid.unsqueeze(1).unsqueeze(1))
+        return self.out(y, loop), (k, v, slots)
+
+
+class LoopBlock(nn.Module):
+    def __init__(self, mix, d, expansion, loops, rank):
+        super().__init__()
+        self.norm1, self.norm2 = LoopNorm(d, loops), LoopNorm(d, loops)
+        self.mix = mix
+        self.mlp = LoopMLP(d, expansion, loops, rank)
+
+    def forward(self, x, pos, loop):
+        y, state = self.mix(self.norm1(x, loop), pos, loop)
+        x = x + y
+        return x + self.mlp(self.norm2(x, loop), loop), state
+
+    def step(self, x, pos, loop, state):
+        y, state = self.mix.step(self.norm1(x, loop), pos, loop, state)
+        x = x + y
+        return x + self.mlp(self.norm2(x, loop), loop), state
+
+
+class RecursiveLM(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.cfg = cfg
+        d, L, r = cfg["d_model"], cfg["loops"], cfg["lora_rank"]
+        self.embed = nn.Embedding(cfg["vocab_size"], d)
+        blocks = []
+        for kind in cfg["group"]:
+            if kind == "recurrent":
+                mix = LoopRecurrent(d, cfg["conv_width"], L, r)
+            else:
+                mix = LoopLocalAttention(d, cfg["heads"], cfg["kv_heads"], cfg["window"], L, r)
+            blocks.append(LoopBlock(mix, d, cfg["mlp_expansion"], L, r))
+        self.group = nn.ModuleList(blocks)
+        self.exit_norm = LoopNorm(d, L)
+
+    def embed_ids(self, ids):
+        return self.embed(ids) * math.sqrt(self.cfg["d_model"])
+
+    def exit_logits(self, x, loop):
+        return self.exit_norm(x, loop) @ self.embed.weight.t()
+
+    def run_loop(self, x, pos, loop):
+        states = []
+        for blk in self.group:
+            x, s = blk(x, pos, loop)
+            states.append(s)
+        return x, states
+
+    def forward(self, ids, pos):
+        """Whole sequences through every loop: the exit logits after each loop, and each loop's state."""
+        x = self.embed_ids(ids)
+        logits, states = [], []
+        for l in range(self.cfg["loops"]):
+            loop = torch.full((ids.shape[0],), l, dtype=torch.long, device=ids.device)
+            x, s = self.run_loop(x, pos, loop)
+            logits.append(self.exit_logits(x, loop))
+            states.append(s)
+        return logits, states
+
+    def init_state(self, B):
+        return [[blk.mix.init_state(B) for blk in self.group] for _ in range(self.cfg["loops"])]
+
+    def loop_step(self, x, pos, loop, state):
+        """One loop of the group for one token per row, each row at its own loop (state: that loop's)."""
+        new = []
+        for blk, s in zip(self.group, state):
+            x, s = blk.step(x, pos, loop, s)
+            new.append(s)
+        return x, self.exit_logits(x, loop), new
+
+
+def unique_params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def recursive_cfg(policy_cfg, rank):
+    kinds = policy_cfg["block_types"]
+    group = kinds[:len(kinds) // 2]
+    assert group * 2 == kinds, f"the policy's blocks {kinds} are not two repeats of one group"
+    return dict(policy_cfg, architecture="relaxed-recursive-griffin", group=group, loops=2, lora_rank=rank)
+
+
+@torch.no_grad()
+def from_policy(policy, rank):
+    """The recursive model initialised from the policy: average tying + SVD LoRA, per-loop vectors copied."""
+    cfg = recursive_cfg(policy.cfg, rank)
+    model = RecursiveLM(cfg)
+    model.embed.weight.copy_(policy.embed.weight)
+    n = len(cfg["group"])
+    loops = [policy.blocks[l * n:(l + 1) * n] for l in range(cfg["loops"])]
+    for j, blk in enumerate(model.group):
+        orig = [loops[l][j] for l in range(cfg["loops"])]
+        blk.norm1.weight.copy_(torch.stack([o.norm1.weight for o in orig]))
+        blk.norm2.weight.copy_(torch.stack([o.norm2.weight for o in orig]))
+        for name in ("gate", "up", "down"):
+            getattr(blk.mlp, name).init_from([getattr(o.mlp, name).weight for o in orig])
+        mix = blk.mix
+        if isinstance(mix, LoopRecurrent):
+            src = [o.mix for o in orig]
+            for name in ("gate_in", "x_in", "out"):
+                getattr(mix, name).init_from([getattr(s, name).weight for s in src])
+            for name in ("w_a", "w_i"):
+                getattr(mix, name).init_from([getattr(s, name).weight for s in src], [getattr(s, name).bias for s in src])
+            mix.conv_w.copy_(torch.stack([s.conv_w for s in src]))
+            mix.conv_b.copy_(torch.stack([s.conv_b for s in src]))
+            mix.lam.copy_(torch.stack([s.lam for s in src]))
+        else:
+            src = [o.mix.attn for o in orig]
+            for name in ("q", "k", "v", "o"):
+                getattr(mix, name).init_from([getattr(s, name).weight for s in src])
+    model.exit_norm.weight.copy_(policy.norm.weight.expand(cfg["loops"], -1))
+    return model
+
+
+def save_recursive(model, name, **meta):
+    torch.save(dict(cfg=model.cfg, state=cpu_state(model), **meta), os.path.join(WORK, name + ".pt"))
+
+
+def load_recursive(name="recursive"):
+    ck = torch.load(os.path.join(WORK, name + ".pt"), map_location="cpu")
+    m = RecursiveLM(ck["cfg"])
+    m.load_state_dict(ck["state"])
+    return m.to(DEVICE), ck
+
+
+def loop_losses(logits, teacher, tgt):
+    """Per loop: cross-entropy on the gold tokens and KL(teacher || loop) on the same positions."""
+    keep = tgt.reshape(-1) != -100
+    t = F.log_softmax(teacher.reshape(-1, teacher.shape[-1])[keep], -1)
+    out = []
+    for lg in logits:
+        flat = lg.reshape(-1, lg.shape[-1])[keep]
+        ce = F.cross_entropy(flat, tgt.reshape(-1)[keep])
+        kd = F.kl_div(F.log_softmax(flat, -1), t, log_target=True, reduction="batchmean")
+        out.append((ce, kd))
+    return out
+
+
+def uptrain(model, teacher, examples, minutes, lr, seed, logfile, batch_size=32, exit_weight=0.3, warmup=50):
+    """AdamW with warm-up and cosine decay over a wall-clock budget. Loss: the last loop's CE + KD,
+    plus `exit_weight` times the same for every earlier loop's exit."""
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "lora" not in n]
+    other = [p for n, p in model.named_parameters() if p.dim() < 2 or "lora" in n]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}],
+                            lr=lr, betas=(0.9, 0.95))
+    teacher.eval()
+    start, budget = time.time(), minutes * 60.0
+    step, ema, order = 0, None, []
+    while time.time() - start < budget:
+        frac = (time.time() - start) / budget
+        cur = lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+        for g in opt.param_groups:
+            g["lr"] = cur
+        if not order:
+            order = length_bucketed_batches(examples, batch_size, rng)
+        ids, pos, tgt = (t.to(DEVICE) for t in collate([examples[i] for i in order.pop()]))
+        with torch.no_grad():
+            t_logits, _ = teacher(ids, pos)
+        model.train()
+        logits, _ = model(ids, pos)
+        losses = loop_losses(logits, t_logits, tgt)
+        loss = sum((1.0 if l == len(losses) - 1 else exit_weight) * (ce + kd) for l, (ce, kd) in enumerate(losses))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        vals = [v.item() for ce, kd in losses for v in (ce, kd)]
+        ema = vals if ema is None else [0.98 * e + 0.02 * v for e, v in zip(ema, vals)]
+        if step % 50 == 0:
+            parts = " ".join(f"loop{l} ce {ema[2 * l]:.4f} kd {ema[2 * l + 1]:.4f}" for l in range(len(losses)))
+            log(f"step {step} {parts} lr {cur:.2e} {(time.time() - start) / 60:.1f} min", logfile)
+    return dict(steps=step, sequences=step * batch_size, minutes=(time.time() - start) / 60,
+                final_losses=ema, batch_size=batch_size, exit_weight=exit_weight, lr=lr)
+
+
+@torch.no_grad()
+def prefill(model, ids, pos):
+    """Every loop over the prompts; returns the last loop's next-token logits and each loop's state."""
+    logits, states = model(ids, pos)
+    return logits[-1][:, -1], states
+
+
+@torch.no_grad()
+def generate_exit(model, prompts, temperature=0.0, threshold=None, max_new=280, batch_size=256, seed=0):
+    """Completions with early exit: a token leaves after the first loop whose exit head's top
+    probability (softmax at temperature 1) reaches `threshold` (None: every loop runs). A row that
+    left early is not run through the later loops, so their states keep their old values.
+    Returns (completions, loops run per generated token summed, generated tokens)."""
+    model.eval()
+    L = model.cfg["loops"]
+    gen = torch.Generator(device=DEVICE).manual_seed(seed)
+    out, loops_run, tokens = [], 0, 0
+    for i in range(0, len(prompts), batch_size):
+        chunk = [example(p, "")[0][:-1] for p in prompts[i:i + batch_size]]
+        ids, pos = (t.to(DEVICE) for t in left_pad(chunk))
+        last, states = prefill(model, ids, pos)
+        p = pos[:, -1:]
+        B = len(chunk)
+        done = torch.zeros(B, dtype=torch.bool, device=DEVICE)
+        toks = []
+        for _ in range(max_new):
+            if temperature > 0:
+                nxt = torch.multinomial(torch.softmax(last / temperature, -1), 1, generator=gen)
+            else:
+                nxt = last.argmax(-1, keepdim=True)
+            nxt = torch.where(done.unsqueeze(1), torch.full_like(nxt, TOK.eos_id), nxt)
+            toks.append(nxt)
+            done |= nxt[:, 0] == TOK.eos_id
+            if done.all():
+                break
+            p = p + 1
+            x = model.embed_ids(nxt)
+            running = ~done  # rows still going through loops for this token
+            last = torch.zeros(B, model.cfg["vocab_size"], device=DEVICE)
+            for l in range(L):
+                loop = torch.full((B,), l, dtype=torch.long, device=DEVICE)
+                x_new, lg, s_new = model.loop_step(x, p, loop, states[l])
+                keep = running.view(B, 1, 1)
+                x = torch.where(keep, x_new, x)
+                states[l] = [tuple(torch.where(running.view((B,) + (1,) * (a.dim() - 1)), a, b) for a, b in zip(sn, so))
+                             for sn, so in zip(s_new, states[l])]
+                lg = lg[:, 0]
+                loops_run += int(running.sum())
+                leave = running.clone() if l == L - 1 else running & (
+                    torch.softmax(lg, -1).max(-1).values >= threshold if threshold is not None else torch.zeros_like(running))
+                last = torch.where(leave.unsqueeze(1), lg, last)
+                running = running & ~leave
+            tokens += int((~done).sum())
+        toks = torch.cat(toks, 1).tolist()
+        for row in toks:
+            if TOK.eos_id in row:
+                row = row[:row.index(TOK.eos_id)]
+            out.append(TOK.decode(row))
+    return out, loops_run, tokens
+
+
+def cmd_train(args):
+    name = args.name
+    logfile = os.path.join(WORK, name + ".log")
+    policy, _ = load_lm("policy_rev")
+    model = from_policy(policy.cpu(), args.rank).to(DEVICE)
+    policy = policy.to(DEVICE)
+    n_src, n_rec = sum(p.numel() for p in policy.parameters()), unique_params(model)
+    log(f"{name}: policy {n_src} parameters -> recursive {n_rec} unique ({100 * (1 - n_rec / n_src):.1f}% fewer), "
+        f"rank {args.rank}", logfile)
+    train = synth("train", 120000, args.seed + 1, os.path.join(WORK, "train.jsonl"))
+    rng = random.Random(args.seed + 7)
+    examples = gold_examples(rng.sample(train, len(train)))
+    stats = uptrain(model, policy, examples, args.minutes, args.lr, args.seed, logfile, batch_size=args.batch_size,
+                    exit_weight=args.exit_weight)
+    log(f"{name}: done {json.dumps(stats)}", logfile)
+    save_recursive(model, name, stats=dict(stats, source_parameters=n_src, unique_parameters=n_rec))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("--name", default="recursive")
+    t.add_argument("--rank", type=int, default=8)
+    t.add_argument("--minutes", type=float, default=30)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--exit-weight", type=float, default=0.3)
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    if args.cmd == "train":
+        cmd_train(args)
+
+
+if __name__ == "__main__":
+    main()
