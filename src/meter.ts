@@ -1,11 +1,12 @@
 /**
  * Compute accounting. Every strategy is measured on the same meter: tokens the policy prefilled
- * and generated, tokens the verifier read, model calls, FLOPs estimated as 2 x parameters x tokens,
+ * and generated, tokens the verifier read, model calls, FLOPs estimated as 2 x parameters x tokens
+ * (for a recursive policy: FLOPs per loop x loops really run, with the mean loops per token),
  * generations (the paper's budget unit) and wall time. The cost of estimating difficulty is metered
  * like everything else. Models never write to a meter: the search bookkeeping counts what they
  * report (see policy.ts).
  */
-import type { ScoreRequest, StepVerifier } from "./policy.js";
+import type { LoopedCost, ScoreRequest, StepVerifier } from "./policy.js";
 
 export interface ComputeReport {
   /** Complete or partial solutions the strategy sampled (the budget unit N of Snell et al.). */
@@ -24,6 +25,11 @@ export interface ComputeReport {
    */
   flops: number | null;
   wallMs: number;
+  /**
+   * Only when a recursive policy generated tokens: its generated tokens, the loops of the shared block
+   * run for them, and the mean loops per token (below the loop count when tokens exit early).
+   */
+  loops?: { tokens: number; run: number; perToken: number };
 }
 
 export class ComputeMeter {
@@ -35,20 +41,41 @@ export class ComputeMeter {
   verifierCalls = 0;
   retries = 0;
   flops: number | null = 0;
+  /** Generated tokens of recursive policies, and the loops run for them. */
+  loopedTokens = 0;
+  loopsRun = 0;
   private readonly started = performance.now();
 
   countGenerations(count: number): void {
     this.generations += count;
   }
 
-  countPrefill(tokens: number, parameters: number | null): void {
+  /** Prompt tokens; a recursive policy (`looped`) runs every loop over them. */
+  countPrefill(tokens: number, parameters: number | null, looped?: LoopedCost): void {
     this.prefilledTokens += tokens;
-    this.countFlops(tokens, parameters);
+    if (looped) this.countLoopFlops(tokens * looped.loops, looped);
+    else this.countFlops(tokens, parameters);
   }
 
-  countGenerated(tokens: number, parameters: number | null): void {
+  /**
+   * Generated tokens; for a recursive policy (`looped`), `loopsRun` is the loops run for them
+   * (StepResult.loops; every loop when it is not reported) and FLOPs count those loops.
+   */
+  countGenerated(tokens: number, parameters: number | null, looped?: LoopedCost, loopsRun?: number): void {
     this.generatedTokens += tokens;
-    this.countFlops(tokens, parameters);
+    if (!looped) {
+      this.countFlops(tokens, parameters);
+      return;
+    }
+    const run = loopsRun ?? tokens * looped.loops;
+    this.loopedTokens += tokens;
+    this.loopsRun += run;
+    this.countLoopFlops(run, looped);
+  }
+
+  private countLoopFlops(loops: number, looped: LoopedCost): void {
+    if (loops === 0 || this.flops === null) return;
+    this.flops += loops * looped.flopsPerLoopToken;
   }
 
   /** One verifier call that read `tokens` tokens for each of its requests. */
@@ -76,6 +103,7 @@ export class ComputeMeter {
       retries: this.retries,
       flops: this.flops,
       wallMs: Math.round(performance.now() - this.started),
+      ...(this.loopedTokens > 0 ? { loops: { tokens: this.loopedTokens, run: this.loopsRun, perToken: this.loopsRun / this.loopedTokens } } : {}),
     };
   }
 }

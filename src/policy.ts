@@ -47,6 +47,19 @@ export interface StepResult {
   calls: number;
   /** Requests a served model sent again for this step (connection errors, timeouts, 429, 5xx). */
   retries?: number;
+  /**
+   * Recursive policies (`Policy.looped`): loops of the shared block run to produce this step's tokens,
+   * summed over its tokens (fewer than tokens x loops when tokens exit early).
+   */
+  loops?: number;
+}
+
+/** A recursive policy's cost model: FLOPs are counted per loop run, not from the parameter count. */
+export interface LoopedCost {
+  /** Loops per token when every loop runs (prompts always run every loop). */
+  loops: number;
+  /** FLOPs of one loop for one token. */
+  flopsPerLoopToken: number;
 }
 
 /**
@@ -76,6 +89,8 @@ export interface Policy {
   readonly parameters: number | null;
   /** The string between steps (for the embedded models, a blank line). */
   readonly stepDelimiter: string;
+  /** Recursive policies: FLOPs come from the loops really run (StepResult.loops), and parameters are the unique ones. */
+  readonly looped?: LoopedCost;
   /** Prefills the prompt once and returns a branch at the start of the solution. */
   start(prompt: PolicyPrompt): Promise<Branch>;
   /** Decodes every branch by one step, all together; the branches advance in place. */

@@ -18,6 +18,8 @@ export const computeSchema = z.object({
   /** Null when a model's parameter count is unknown (a served model without --policy-params). */
   flops: z.number().nullable(),
   wallMs: z.number(),
+  /** Recursive policies only: generated tokens, loops run for them, mean loops per token. */
+  loops: z.object({ tokens: z.number(), run: z.number(), perToken: z.number() }).optional(),
 });
 
 export const resultSchema = z.looseObject({

@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
 import type { PolicyPrompt } from "../policy.js";
 import { DecoderEngine, type ExtendRequest } from "./decoder-engine.js";
-import { EmbeddedGraphs, HuggingFaceGraphs, type DecoderGraphs } from "./graphs.js";
+import { EmbeddedGraphs, HuggingFaceGraphs, LoopGraph, type DecoderGraphs } from "./graphs.js";
+import { RecursiveDecoderEngine } from "./recursive-engine.js";
 import { fingerprintModel, readModelDirectory } from "./model-config.js";
 import { PrmEngine, type PrmRequest } from "./prm-engine.js";
 import { chatRenderer, embeddedRenderer, fitPrompt, type PromptOverflow, type PromptRenderer } from "./prompt.js";
@@ -25,6 +26,20 @@ export interface LoadParams {
   maxBatchTokens: number;
   /** A prompt above the model's limit: refused (default), or its problem truncated. */
   promptOverflow?: PromptOverflow;
+  /** Recursive models: the early-exit threshold, or "off" (every loop runs). Default: the model's. */
+  exitThreshold?: number | "off";
+  /** Recursive models: depth-wise batching of rows at different loops (default true). */
+  depthBatching?: boolean;
+}
+
+/** What a recursive model decodes with (ModelInfo.recursion). */
+export interface RecursionInfo {
+  loops: number;
+  /** FLOPs of one loop for one token (config.json recursion.flops_per_loop_token). */
+  flopsPerLoopToken: number;
+  /** null: exits off. */
+  exitThreshold: number | null;
+  depthBatching: boolean;
 }
 
 export interface ModelInfo {
@@ -41,6 +56,8 @@ export interface ModelInfo {
   stateBytes: { fixed: number; perToken: number };
   /** The largest token id the tokenizer knows (decoders); a prompt given as token ids must stay within it. */
   maxTokenId?: number;
+  /** Recursive models only: loops, FLOPs per loop and token, and the decoding mode. */
+  recursion?: RecursionInfo;
 }
 
 interface LoadedDecoder {
@@ -96,10 +113,27 @@ async function load(params: LoadParams): Promise<ModelInfo> {
   let eosTokenIds: number[];
   let maxSequenceTokens: number;
   let limitSource: string;
+  let loopGraph: LoopGraph | null = null;
+  let recursion: RecursionInfo | undefined;
+  const recursive = model.kind === "embedded-decoder" ? model.config.recursion : undefined;
+  if (!recursive && (params.exitThreshold !== undefined || params.depthBatching !== undefined)) {
+    const flag = params.exitThreshold !== undefined ? "exit threshold (--exit-threshold)" : "depth-wise batching (--depth-batching)";
+    throw new Error(`${params.dir} is not a recursive model: an ${flag} applies only to a model with early exit, such as --policy recursive`);
+  }
   if (model.kind === "embedded-decoder") {
     tokenizer = tokenizerFor(model.tokenizer);
     checkVocabulary(tokenizer, vocabularyOf(model.config.graphs.decode.outputs), model.dir);
     graphs = await EmbeddedGraphs.open(model.dir, model.config, settings);
+    if (recursive) {
+      loopGraph = await LoopGraph.open(model.dir, model.config, { ...settings, device: graphs.device });
+      const threshold = params.exitThreshold ?? recursive.exit.default_threshold;
+      recursion = {
+        loops: recursive.loops,
+        flopsPerLoopToken: recursive.flops_per_loop_token,
+        exitThreshold: threshold === "off" ? null : threshold,
+        depthBatching: params.depthBatching ?? true,
+      };
+    }
     render = embeddedRenderer(model.config.prompt_format, tokenizer, model.config.bos_token_id, model.config.step_delimiter);
     info = { name: model.config.name, parameters: model.config.parameters, stepDelimiter: model.config.step_delimiter };
     eosTokenIds = [model.config.eos_token_id];
@@ -122,13 +156,17 @@ async function load(params: LoadParams): Promise<ModelInfo> {
     maxSequenceTokens = params.maxSequenceTokens;
     limitSource = "the maxSequenceTokens load option";
   }
-  const engine = new DecoderEngine(graphs, tokenizer, { stepDelimiter: info.stepDelimiter, eosTokenIds, maxSequenceTokens, maxStateBytes: params.maxStateBytes });
+  const engineSettings = { stepDelimiter: info.stepDelimiter, eosTokenIds, maxSequenceTokens, maxStateBytes: params.maxStateBytes };
+  const engine =
+    loopGraph && recursion
+      ? new RecursiveDecoderEngine(graphs, loopGraph, tokenizer, engineSettings, { exitThreshold: recursion.exitThreshold, depthBatching: recursion.depthBatching })
+      : new DecoderEngine(graphs, tokenizer, engineSettings);
   // A prompt must leave room for at least one generated token.
   decoder = { engine, render, tokenizer, maxPromptTokens: maxSequenceTokens - 1, limitSource, promptOverflow: params.promptOverflow ?? "error" };
   // State size is linear in the length (fixed-size tensors plus caches that grow by a row per token).
   const stateBytes = { fixed: engine.stateBytes(0), perToken: engine.stateBytes(1) - engine.stateBytes(0) };
   const maxTokenId = Math.max(...tokenizer.get_vocab(true).values());
-  return { kind: "decoder", device: graphs.device, fingerprint, ...info, maxSequenceTokens, stateBytes, maxTokenId };
+  return { kind: "decoder", device: graphs.device, fingerprint, ...info, maxSequenceTokens, stateBytes, maxTokenId, ...(recursion ? { recursion } : {}) };
 }
 
 function vocabularyOf(outputs: { name: string; shape: (string | number)[] }[]): number | null {
@@ -210,6 +248,7 @@ const methods = {
       liveBranches: decoderEngine?.liveBranches() ?? 0,
       heldStateBytes: decoderEngine?.heldStateBytes() ?? 0,
       stateBytesAt: (params.lengths ?? []).map((length) => decoderEngine?.stateBytes(length) ?? 0),
+      decodeRuns: decoderEngine?.decodeRuns ?? 0,
       prmRuns: prm?.runs ?? 0,
     };
   },

@@ -7,10 +7,10 @@
  * tokens appended to a branch (a prompt's suffix after a cached prefix), decoding with any stop
  * strings and top log-probabilities (`decode`), tokenizing, and counts of the batches it decoded.
  */
-import type { Branch, ExtendOptions, Policy, PolicyPrompt, StepResult } from "../policy.js";
+import type { Branch, ExtendOptions, LoopedCost, Policy, PolicyPrompt, StepResult } from "../policy.js";
 import type { ExtendRequest, ExtendResult } from "./decoder-engine.js";
 export type { ExtendResult, TokenLogprob } from "./decoder-engine.js";
-import type { ModelInfo } from "./model-worker.js";
+import type { ModelInfo, RecursionInfo } from "./model-worker.js";
 import type { WorkerClient } from "./worker-client.js";
 import { Coalescer } from "./coalescer.js";
 
@@ -66,6 +66,10 @@ export class OnnxPolicy implements Policy {
   readonly maxSequenceTokens: number;
   /** The largest token id of the model's tokenizer. */
   readonly maxTokenId: number;
+  /** Recursive models: loops and FLOPs per loop, for the meter. */
+  readonly looped?: LoopedCost;
+  /** Recursive models: the loops, and the exit threshold and batching this policy decodes with. */
+  readonly recursion?: RecursionInfo;
   private readonly stateBytesPerBranch: { fixed: number; perToken: number };
   private nextBranch = 0;
   private readonly batchStats: DecodeBatchStats = { batches: 0, branchSteps: 0, largestBatch: 0 };
@@ -88,6 +92,10 @@ export class OnnxPolicy implements Policy {
     this.maxSequenceTokens = info.maxSequenceTokens;
     this.maxTokenId = info.maxTokenId ?? Number.MAX_SAFE_INTEGER;
     this.stateBytesPerBranch = info.stateBytes;
+    if (info.recursion) {
+      this.recursion = info.recursion;
+      this.looped = { loops: info.recursion.loops, flopsPerLoopToken: info.recursion.flopsPerLoopToken };
+    }
   }
 
   /** Bytes of decoding state a branch of `length` tokens holds. */
@@ -151,7 +159,7 @@ export class OnnxPolicy implements Policy {
 
   async extend(branches: readonly Branch[], options: ExtendOptions): Promise<StepResult[]> {
     const results = await this.decode(branches, options);
-    return results.map(({ text, tokens, logprobs, stopReason, runs }) => ({ text, tokens, logprobs, stopReason, calls: runs }));
+    return results.map(({ text, tokens, logprobs, stopReason, runs, loops }) => ({ text, tokens, logprobs, stopReason, calls: runs, ...(loops !== undefined ? { loops } : {}) }));
   }
 
   /** `extend` with the worker's full results: token ids, the stop string met, the uncut text, top log-probabilities. */
@@ -181,8 +189,8 @@ export class OnnxPolicy implements Policy {
     return results;
   }
 
-  /** Live branches and the bytes of decoding state the worker holds (and would hold at `lengths`). */
-  stats(lengths: number[] = []): Promise<{ liveBranches: number; heldStateBytes: number; stateBytesAt: number[] }> {
+  /** Live branches, the bytes of decoding state the worker holds (and would hold at `lengths`), and the decoding graph runs so far. */
+  stats(lengths: number[] = []): Promise<{ liveBranches: number; heldStateBytes: number; stateBytesAt: number[]; decodeRuns: number }> {
     return this.client.call("stats", { lengths });
   }
 
