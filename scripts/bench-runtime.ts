@@ -1,11 +1,14 @@
 /**
  * Runtime benchmark (not a timed test): decode throughput at batch 1, 8, 32 and 64 for the embedded
- * recurrent policy and the baseline transformer, the cost of a fork, decoding state bytes per
+ * recurrent policy and the baseline transformer, and for the recursive model with exits off, with
+ * early exit one loop depth at a time, and with early exit and depth-wise batching (tokens/s, mean
+ * loops per token, graph runs per token, and both exit modes over exits off), the cost of a fork, decoding state bytes per
  * branch at lengths 64, 256 and 1024, how long the JavaScript thread is blocked per decoding step
  * (the model runs in a worker), and achieved FLOP/s beside a matrix-multiply peak measured in the
  * same run. Prints a table and writes runs/bench-runtime.json.
  *
- *   npm run bench:runtime [-- --device cpu|cuda|webgpu|auto] [-- --repeats 3]
+ *   npm run bench:runtime [-- --device cpu|cuda|webgpu|auto] [-- --repeats 3] [-- --models policy,baseline,recursive]
+ *                         [-- --exit-threshold 0.9]
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -17,7 +20,15 @@ import { loadPolicy, packageRoot } from "../src/runtime/load.js";
 import type { OnnxPolicy } from "../src/runtime/onnx-policy.js";
 import type { Device } from "../src/runtime/session.js";
 
-const { values: flags } = parseArgs({ options: { device: { type: "string", default: "cpu" }, repeats: { type: "string", default: "3" } } });
+const { values: flags } = parseArgs({
+  options: {
+    device: { type: "string", default: "cpu" },
+    repeats: { type: "string", default: "3" },
+    models: { type: "string", default: "policy,baseline,recursive" },
+    "exit-threshold": { type: "string" },
+  },
+});
+const models = new Set(flags.models.split(",").map((name) => name.trim()));
 const device = flags.device as Device;
 const repeats = Number(flags.repeats);
 const BATCHES = [1, 8, 32, 64];
@@ -33,21 +44,25 @@ async function decodeRun(policy: OnnxPolicy, batch: number, seed: number) {
   const started = performance.now();
   delay.enable();
   let tokens = 0;
+  let loops = 0;
   let round = 0;
   let runs = 0;
+  const graphRunsBefore = (await policy.stats()).decodeRuns;
   let live = branches;
   while (live.length > 0) {
     const steps = await policy.extend(live, { temperature: 1, seeds: live.map((_, i) => seed * 1000 + round * 100 + i), maxStepTokens: 32 });
     tokens += steps.reduce((sum, step) => sum + step.tokens, 0);
+    loops += steps.reduce((sum, step) => sum + (step.loops ?? 0), 0);
     runs += Math.max(...steps.map((step) => step.calls));
     round++;
     live = live.filter((branch) => !branch.finished && branch.generatedTokens < TOKENS_PER_BRANCH);
   }
   delay.disable();
   const seconds = (performance.now() - started) / 1000;
+  const graphRuns = (await policy.stats()).decodeRuns - graphRunsBefore;
   for (const branch of branches) branch.release();
-  // Decoding steps this run took: one batched graph run per token.
-  return { tokensPerSecond: tokens / seconds, maxBlockedMs: delay.max / 1e6, meanBlockedMs: delay.mean / 1e6, runs };
+  // Decoding steps this run took: one batched graph run per token (recursive model with exits: per loop depth, or per mixed-depth run).
+  return { tokensPerSecond: tokens / seconds, maxBlockedMs: delay.max / 1e6, meanBlockedMs: delay.mean / 1e6, runs, tokens, loops, graphRuns };
 }
 
 async function forkCost(policy: OnnxPolicy): Promise<number> {
@@ -94,7 +109,7 @@ const peak = await matmulPeak();
 report.matmulPeakGflops = peak / 1e9;
 console.log(`matrix-multiply peak (1024 x 1024, ONNX Runtime, ${device}): ${(peak / 1e9).toFixed(1)} GFLOP/s`);
 
-for (const name of ["policy", "baseline"]) {
+for (const name of ["policy", "baseline"].filter((model) => models.has(model))) {
   const policy = await loadPolicy(name, { device });
   const rows = [];
   for (const batch of BATCHES) {
@@ -121,10 +136,67 @@ for (const name of ["policy", "baseline"]) {
   for (const row of rows) console.log(`${String(row.batch).padStart(5)}  ${String(row.tokensPerSecond).padStart(8)}  ${row.achievedGflops.toFixed(2).padStart(7)}  ${row.maxBlockedMs} / ${row.meanBlockedMs}`);
   console.log(`batch 32 / batch 1: ${(batch32 / batch1).toFixed(2)}x; fork + release: ${forkMicros.toFixed(1)} us; state bytes per branch at 64 / 256 / 1024 tokens: ${stateBytes.join(" / ")}`);
 }
-const policyRow = (report.policy as { decode: { batch: number; tokensPerSecond: number }[] }).decode.find((row) => row.batch === 32);
-const baselineRow = (report.baseline as { decode: { batch: number; tokensPerSecond: number }[] }).decode.find((row) => row.batch === 32);
-report.policyOverBaselineAtBatch32 = Number(((policyRow?.tokensPerSecond ?? 0) / (baselineRow?.tokensPerSecond ?? 1)).toFixed(2));
-console.log(`\nrecurrent policy / baseline transformer at batch 32: ${report.policyOverBaselineAtBatch32}x`);
+if (models.has("policy") && models.has("baseline")) {
+  const policyRow = (report.policy as { decode: { batch: number; tokensPerSecond: number }[] }).decode.find((row) => row.batch === 32);
+  const baselineRow = (report.baseline as { decode: { batch: number; tokensPerSecond: number }[] }).decode.find((row) => row.batch === 32);
+  report.policyOverBaselineAtBatch32 = Number(((policyRow?.tokensPerSecond ?? 0) / (baselineRow?.tokensPerSecond ?? 1)).toFixed(2));
+  console.log(`\nrecurrent policy / baseline transformer at batch 32: ${report.policyOverBaselineAtBatch32}x`);
+}
+
+/**
+ * The recursive model in three modes, in one run: exits off (decode graph, every loop), early exit
+ * one loop depth at a time (no depth-wise batching), and early exit with depth-wise batching. The
+ * same seeds give the two exit modes the same tokens.
+ */
+if (models.has("recursive")) {
+  const threshold = flags["exit-threshold"] === undefined ? undefined : flags["exit-threshold"] === "off" ? ("off" as const) : Number(flags["exit-threshold"]);
+  const modes = [
+    { key: "exitsOff", label: "exits off", options: { exitThreshold: "off" as const } },
+    { key: "exitsNoDepthBatching", label: "exits, no depth batching", options: { ...(threshold !== undefined ? { exitThreshold: threshold } : {}), depthBatching: false } },
+    { key: "exitsDepthBatching", label: "exits + depth batching", options: { ...(threshold !== undefined ? { exitThreshold: threshold } : {}), depthBatching: true } },
+  ];
+  const table: Record<string, { batch: number; tokensPerSecond: number; loopsPerToken: number; graphRuns: number; rowsPerRun: number }[]> = {};
+  let info: { parameters: number; device: string; exitThreshold: number | null; loops: number } | null = null;
+  for (const mode of modes) {
+    const policy = await loadPolicy("recursive", { device, ...mode.options });
+    if (mode.key !== "exitsOff") info = { parameters: policy.parameters, device: policy.device, exitThreshold: policy.recursion?.exitThreshold ?? null, loops: policy.recursion?.loops ?? 0 };
+    const rows = [];
+    for (const batch of BATCHES) {
+      const runs = [];
+      for (let r = 0; r < repeats; r++) runs.push(await decodeRun(policy, batch, r));
+      const tokens = runs.reduce((sum, run) => sum + run.tokens, 0);
+      rows.push({
+        batch,
+        tokensPerSecond: Math.round(median(runs.map((run) => run.tokensPerSecond))),
+        loopsPerToken: Number((runs.reduce((sum, run) => sum + run.loops, 0) / tokens).toFixed(3)),
+        // Batched graph runs per decode run (mean over repeats), and rows per graph run: a run of the
+        // one-loop graph holds one row per loop run, a decode-graph run one row per token (every loop).
+        graphRuns: Math.round(runs.reduce((sum, run) => sum + run.graphRuns, 0) / runs.length),
+        rowsPerRun: Number(
+          (runs.reduce((sum, run) => sum + (mode.key === "exitsOff" ? run.tokens : run.loops), 0) / runs.reduce((sum, run) => sum + run.graphRuns, 0)).toFixed(1),
+        ),
+      });
+    }
+    await policy.close();
+    table[mode.key] = rows;
+  }
+  const ratios = BATCHES.map((batch) => {
+    const at = (key: string) => (table[key] ?? []).find((row) => row.batch === batch)?.tokensPerSecond ?? 0;
+    const off = at("exitsOff") || 1;
+    return { batch, noDepthBatchingOverOff: Number((at("exitsNoDepthBatching") / off).toFixed(2)), depthBatchingOverOff: Number((at("exitsDepthBatching") / off).toFixed(2)) };
+  });
+  report.recursive = { ...info, decode: table, speedupOverExitsOff: ratios };
+  console.log(`\nrecursive (${info?.parameters.toLocaleString()} unique parameters, ${info?.device}, ${info?.loops} loops, exit threshold ${info?.exitThreshold}), median of ${repeats} runs`);
+  console.log("batch  mode                        tokens/s  loops/token  graph runs  rows/run  vs exits off");
+  for (const batch of BATCHES) {
+    for (const mode of modes) {
+      const row = (table[mode.key] ?? []).find((entry) => entry.batch === batch);
+      const ratio = ratios.find((entry) => entry.batch === batch);
+      const versus = mode.key === "exitsOff" ? "" : `${(mode.key === "exitsDepthBatching" ? ratio?.depthBatchingOverOff : ratio?.noDepthBatchingOverOff)?.toFixed(2)}x`;
+      console.log(`${String(batch).padStart(5)}  ${mode.label.padEnd(26)}  ${String(row?.tokensPerSecond).padStart(8)}  ${row?.loopsPerToken.toFixed(3).padStart(11)}  ${String(row?.graphRuns).padStart(10)}  ${row?.rowsPerRun.toFixed(1).padStart(8)}  ${versus}`);
+    }
+  }
+}
 mkdirSync(join(packageRoot(), "runs"), { recursive: true });
 writeFileSync(join(packageRoot(), "runs", "bench-runtime.json"), JSON.stringify(report, null, 2) + "\n");
 console.log("wrote runs/bench-runtime.json");

@@ -33,6 +33,62 @@ from recursive import LoopLinear, LoopLocalAttention, LoopRecurrent, generate_ex
 OUT = os.path.join(MODELS, "recursive")
 
 
+class _Export:
+    """How LoopLinear runs while a graph is traced (see `export_forms`): `loop` (a Python int) when
+    every row is at one loop (prefill, decode), else `onehot` [B, 1, L] and `mask` [B, 1, L * r] of
+    the rows' loops (the one-loop graph)."""
+    active = False
+    loop = None
+    onehot = None
+    mask = None
+
+
+EXPORT = _Export()
+
+
+def _export_forward(self, x, loop):
+    """LoopLinear in the exported graphs. Every row at one loop: one matrix, W + B_l A_l merged ahead
+    of time. Rows at their own loops: x M_0^T + ((x A^T) * mask) B^T, with M_0 = W + B_0 A_0 (loop 0's
+    merged weight, so the graphs store only the merged weights) and every loop's A and B stacked,
+    B's block 0 negated: a row at loop l > 0 adds B_l A_l - B_0 A_0, a row at loop 0 adds nothing.
+    Plain matrix products instead of a per-row gather of LoRA matrices and batched products (fewer,
+    larger operators: cheaper on a CPU)."""
+    if not EXPORT.active:
+        return _LOOP_LINEAR_FORWARD(self, x, loop)
+    if EXPORT.loop is not None:
+        y = x @ getattr(self, f"merged_{EXPORT.loop}").t()
+        return y + self.bias[EXPORT.loop] if self.bias is not None else y
+    y = x @ self.merged_0.t() + ((x @ self.lora_a_all.t()) * EXPORT.mask) @ self.lora_b_all.t()
+    return y + EXPORT.onehot @ self.bias if self.bias is not None else y
+
+
+_LOOP_LINEAR_FORWARD = LoopLinear.forward
+
+
+def prepare_export_forms(m):
+    """Buffers for `_export_forward`: the merged per-loop weights and the stacked LoRA factors."""
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, LoopLinear):
+                L, r, d_in = mod.lora_a.shape
+                for l in range(L):
+                    mod.register_buffer(f"merged_{l}", (mod.weight + mod.lora_b[l] @ mod.lora_a[l]).clone())
+                mod.register_buffer("lora_a_all", mod.lora_a.reshape(L * r, d_in).clone())
+                # Block 0 holds -B_0: loop 0's merged weight minus B_0 A_0 is the shared W (see rows_at_loops).
+                mod.register_buffer("lora_b_all", torch.cat([-mod.lora_b[0]] + [mod.lora_b[l] for l in range(1, L)], 1).clone())
+    LoopLinear.forward = _export_forward
+
+
+def rows_at_loops(cfg, loop):
+    """EXPORT's one-hot and LoRA mask for rows at loops `loop` [B]."""
+    L, r = cfg["loops"], cfg["lora_rank"]
+    onehot = (loop.view(-1, 1) == torch.arange(L).view(1, -1)).float()  # [B, L]
+    EXPORT.onehot = onehot.unsqueeze(1)
+    later = (loop.view(-1, 1) > 0).float()  # rows past loop 0 also take block 0 (-B_0 A_0)
+    blocks = torch.cat([later, onehot[:, 1:]], 1)
+    EXPORT.mask = blocks.unsqueeze(-1).expand(-1, -1, r).reshape(-1, 1, L * r)
+
+
 def block_state(cfg):
     """(suffix kind, name part, shape) per state tensor of one loop, in graph order."""
     d, out = cfg["d_model"], []
@@ -89,8 +145,10 @@ class Prefill(nn.Module):
         states = []
         for l in range(self.m.cfg["loops"]):
             loop = torch.zeros_like(input_ids[:, 0]) + l
+            EXPORT.loop = l
             x, s = self.m.run_loop(x, position_ids, loop)
             states += flat(s)
+        EXPORT.loop = None
         return (self.m.exit_logits(x, loop), *states)
 
 
@@ -105,9 +163,11 @@ class Decode(nn.Module):
         new = []
         for l in range(cfg["loops"]):
             loop = torch.zeros_like(input_ids[:, 0]) + l
+            EXPORT.loop = l
             for blk, s in zip(self.m.group, nest(cfg, list(past[l * k:(l + 1) * k]))):
                 x, s = blk.step(x, position_ids, loop, s)
                 new += list(s)
+        EXPORT.loop = None
         return (self.m.exit_logits(x, loop), *new)
 
 
@@ -117,6 +177,7 @@ class Loop(nn.Module):
         self.m = m
 
     def forward(self, input_ids, hidden, loop, position_ids, *past):
+        rows_at_loops(self.m.cfg, loop)
         first = (loop == 0).view(-1, 1, 1)
         x = torch.where(first, self.m.embed_ids(input_ids), hidden)
         h, logits, new = self.m.loop_step(x, position_ids, loop, nest(self.m.cfg, list(past)))
@@ -141,8 +202,12 @@ def graph_io(cfg, graph):
 def export_graph(module, args, cfg, graph, path):
     inputs, outputs = graph_io(cfg, graph)
     axes = {n: {k: s for k, s in enumerate(shape) if isinstance(s, str)} for n, shape in inputs + outputs}
-    torch.onnx.export(module, args, path, input_names=[n for n, _ in inputs], output_names=[n for n, _ in outputs],
-                      dynamic_axes={n: a for n, a in axes.items() if a}, opset_version=OPSET, do_constant_folding=True)
+    EXPORT.active = True
+    try:
+        torch.onnx.export(module, args, path, input_names=[n for n, _ in inputs], output_names=[n for n, _ in outputs],
+                          dynamic_axes={n: a for n, a in axes.items() if a}, opset_version=OPSET, do_constant_folding=True)
+    finally:
+        EXPORT.active = False
     declare_shapes(path, inputs + outputs)
     ints = ("input_ids", "position_ids", "loop")
     return {"file": os.path.basename(path),
@@ -280,6 +345,7 @@ def main():
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     m, ck = load_recursive(args.checkpoint)
     m = m.cpu().eval()
+    prepare_export_forms(m)
     cfg = m.cfg
     os.makedirs(OUT, exist_ok=True)
     shutil.copy(os.path.join(MODELS, "policy", "tokenizer.json"), os.path.join(OUT, "tokenizer.json"))
