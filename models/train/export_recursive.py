@@ -28,7 +28,7 @@ from data import PROMPT_FORMAT, STEP_DELIMITER, TOK, policy_prompt
 from export import (GOLDEN_PROMPT, GOLDEN_TOKENS, MODELS, OPSET, TOLERANCE, declare_shapes, ort_check,
                     tensor_case, tokenizer_info, write_json)
 from model import RecurrentMix
-from recursive import LoopLinear, LoopLocalAttention, LoopRecurrent, generate_exit, load_recursive, unique_params
+from recursive import LoopLinear, generate_exit, load_recursive, unique_params
 
 OUT = os.path.join(MODELS, "recursive")
 
