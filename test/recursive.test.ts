@@ -5,6 +5,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
+import { parseBenchConfig } from "../src/bench/config.js";
+import { parseExitThreshold, parseOnOff } from "../src/commands/model-options.js";
 import { ComputeMeter } from "../src/meter.js";
 import type { Branch } from "../src/policy.js";
 import { loadPolicy, resolveModel } from "../src/runtime/load.js";
@@ -184,5 +186,23 @@ describe("the recursive model", () => {
     await expect(loadPolicy("recursive", { depthBatching: "yes" as never })).rejects.toThrow(/depthBatching must be true or false/);
     await expect(loadPolicy("policy", { exitThreshold: 0.9, threads: 1 })).rejects.toThrow(/not a recursive model.*--policy recursive/);
     await expect(loadPolicy("policy", { depthBatching: false, threads: 1 })).rejects.toThrow(/not a recursive model.*depth-wise batching/);
+  });
+
+  it("parses the CLI flags and the bench config keys, and refuses bad values naming the flag", () => {
+    expect(parseExitThreshold("0.85")).toBe(0.85);
+    expect(parseExitThreshold("1")).toBe(1);
+    expect(parseExitThreshold("off")).toBe("off");
+    for (const bad of ["0", "-1", "1.01", "abc", "", "NaN"]) expect(() => parseExitThreshold(bad)).toThrow(/--exit-threshold must be a number in \(0, 1\].*or off, got/);
+    expect(parseOnOff("--depth-batching")("on")).toBe(true);
+    expect(parseOnOff("--depth-batching")("off")).toBe(false);
+    expect(() => parseOnOff("--depth-batching")("maybe")).toThrow(/--depth-batching must be on or off, got "maybe"/);
+    const config = parseBenchConfig({ strategies: "best-of-n", exitThreshold: "0.8", depthBatching: "off", out: "runs/x" });
+    expect(config.experiment.exitThreshold).toBe(0.8);
+    expect(config.run.depthBatching).toBe(false);
+    const plain = parseBenchConfig({ strategies: "best-of-n", out: "runs/x" });
+    expect("exitThreshold" in plain.experiment).toBe(false);
+    expect(plain.run.depthBatching).toBeNull();
+    expect(() => parseBenchConfig({ strategies: "best-of-n", exitThreshold: 2, out: "runs/x" })).toThrow(/exitThreshold: expected a number in \(0, 1\] or "off"/);
+    expect(() => parseBenchConfig({ strategies: "best-of-n", depthBatching: "sometimes", out: "runs/x" })).toThrow(/depthBatching: expected on or off/);
   });
 });

@@ -149,6 +149,8 @@ const strategyEntry = z.preprocess(
   }),
 );
 
+const THRESHOLD = 'expected a number in (0, 1] or "off"';
+
 /** The flat form: the flags (camelCase) and the keys of a config file. */
 const flatSchema = z.strictObject({
   dataset: oneOf(DATASETS).optional(),
@@ -170,7 +172,7 @@ const flatSchema = z.strictObject({
   policy: text.optional(),
   verifier: text.optional(),
   exitThreshold: z
-    .union([z.literal("off"), numeric(z.number().gt(0).lte(1))], { error: (issue) => `expected a number in (0, 1] or "off", ${got(issue)}` })
+    .union([z.literal("off"), numeric(z.number().gt(0, THRESHOLD).lte(1, THRESHOLD))], { error: (issue) => `${THRESHOLD}, ${got(issue)}` })
     .optional(),
   depthBatching: z
     .preprocess((value) => (value === "on" ? true : value === "off" ? false : value), z.boolean({ error: (issue) => `expected on or off, ${got(issue)}` }))
