@@ -10,6 +10,7 @@ import { parseExitThreshold, parseOnOff } from "../src/commands/model-options.js
 import { ComputeMeter } from "../src/meter.js";
 import type { Branch } from "../src/policy.js";
 import { loadPolicy, resolveModel } from "../src/runtime/load.js";
+import { solve } from "../src/solve.js";
 import type { ExtendResult, OnnxPolicy } from "../src/runtime/onnx-policy.js";
 import { exitConfidence } from "../src/runtime/recursive-engine.js";
 
@@ -171,6 +172,21 @@ describe("the recursive model", () => {
     plain.countGenerated(8, 5);
     expect(plain.report().flops).toBe(80);
     expect(plain.report().loops).toBeUndefined();
+  });
+
+  it("a search on the recursive policy counts the loops really run: FLOPs and mean loops per token", async () => {
+    const perLoop = config.recursion.flops_per_loop_token;
+    const run = (name: string) =>
+      solve("Compute 12 * 7 + 3.", { strategy: "best-of-n", budget: 4, policy: policy(name), params: { select: "majority" }, limits: { maxSteps: 2, maxStepTokens: 24 } });
+    const exits = (await run("depth")).compute;
+    const off = (await run("off")).compute;
+    for (const compute of [exits, off]) {
+      expect(compute.loops?.tokens).toBe(compute.generatedTokens);
+      expect(compute.flops).toBe((compute.prefilledTokens * 2 + (compute.loops?.run ?? NaN)) * perLoop);
+    }
+    expect(off.loops?.perToken).toBe(2);
+    expect(exits.loops?.perToken).toBeGreaterThan(1);
+    expect(exits.loops?.perToken).toBeLessThan(2);
   });
 
   it("computes exit confidence as the max softmax probability", () => {
