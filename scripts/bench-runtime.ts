@@ -156,37 +156,41 @@ if (models.has("recursive")) {
     { key: "exitsDepthBatching", label: "exits + depth batching", options: { ...(threshold !== undefined ? { exitThreshold: threshold } : {}), depthBatching: true } },
   ];
   const table: Record<string, { batch: number; tokensPerSecond: number; loopsPerToken: number; graphRuns: number; rowsPerRun: number }[]> = {};
-  let info: { parameters: number; device: string; exitThreshold: number | null; loops: number } | null = null;
-  for (const mode of modes) {
-    const policy = await loadPolicy("recursive", { device, ...mode.options });
-    if (mode.key !== "exitsOff") info = { parameters: policy.parameters, device: policy.device, exitThreshold: policy.recursion?.exitThreshold ?? null, loops: policy.recursion?.loops ?? 0 };
-    const rows = [];
-    for (const batch of BATCHES) {
-      const runs = [];
-      for (let r = 0; r < repeats; r++) runs.push(await decodeRun(policy, batch, r));
-      const tokens = runs.reduce((sum, run) => sum + run.tokens, 0);
-      rows.push({
+  // All three loaded at once and run in turn for each batch and repeat, so that a slow spell of a
+  // shared machine falls on every mode alike and the ratios compare like with like.
+  const loaded = [];
+  for (const mode of modes) loaded.push({ mode, policy: await loadPolicy("recursive", { device, ...mode.options }) });
+  const exits = loaded[2]?.policy;
+  const info = { parameters: exits?.parameters ?? 0, device: exits?.device ?? device, exitThreshold: exits?.recursion?.exitThreshold ?? null, loops: exits?.recursion?.loops ?? 0 };
+  for (const batch of BATCHES) {
+    const runs: Record<string, Awaited<ReturnType<typeof decodeRun>>[]> = {};
+    for (let r = 0; r < repeats; r++) {
+      for (const { mode, policy } of loaded) (runs[mode.key] ??= []).push(await decodeRun(policy, batch, r));
+    }
+    for (const { mode } of loaded) {
+      const done = runs[mode.key] ?? [];
+      const tokens = done.reduce((sum, run) => sum + run.tokens, 0);
+      (table[mode.key] ??= []).push({
         batch,
-        tokensPerSecond: Math.round(median(runs.map((run) => run.tokensPerSecond))),
-        loopsPerToken: Number((runs.reduce((sum, run) => sum + run.loops, 0) / tokens).toFixed(3)),
+        tokensPerSecond: Math.round(median(done.map((run) => run.tokensPerSecond))),
+        loopsPerToken: Number((done.reduce((sum, run) => sum + run.loops, 0) / tokens).toFixed(3)),
         // Batched graph runs per decode run (mean over repeats), and rows per graph run: a run of the
         // one-loop graph holds one row per loop run, a decode-graph run one row per token (every loop).
-        graphRuns: Math.round(runs.reduce((sum, run) => sum + run.graphRuns, 0) / runs.length),
+        graphRuns: Math.round(done.reduce((sum, run) => sum + run.graphRuns, 0) / done.length),
         rowsPerRun: Number(
-          (runs.reduce((sum, run) => sum + (mode.key === "exitsOff" ? run.tokens : run.loops), 0) / runs.reduce((sum, run) => sum + run.graphRuns, 0)).toFixed(1),
+          (done.reduce((sum, run) => sum + (mode.key === "exitsOff" ? run.tokens : run.loops), 0) / done.reduce((sum, run) => sum + run.graphRuns, 0)).toFixed(1),
         ),
       });
     }
-    await policy.close();
-    table[mode.key] = rows;
   }
+  for (const { policy } of loaded) await policy.close();
   const ratios = BATCHES.map((batch) => {
     const at = (key: string) => (table[key] ?? []).find((row) => row.batch === batch)?.tokensPerSecond ?? 0;
     const off = at("exitsOff") || 1;
     return { batch, noDepthBatchingOverOff: Number((at("exitsNoDepthBatching") / off).toFixed(2)), depthBatchingOverOff: Number((at("exitsDepthBatching") / off).toFixed(2)) };
   });
   report.recursive = { ...info, decode: table, speedupOverExitsOff: ratios };
-  console.log(`\nrecursive (${info?.parameters.toLocaleString()} unique parameters, ${info?.device}, ${info?.loops} loops, exit threshold ${info?.exitThreshold}), median of ${repeats} runs`);
+  console.log(`\nrecursive (${info.parameters.toLocaleString()} unique parameters, ${info.device}, ${info.loops} loops, exit threshold ${info.exitThreshold}), median of ${repeats} runs, modes interleaved`);
   console.log("batch  mode                        tokens/s  loops/token  graph runs  rows/run  vs exits off");
   for (const batch of BATCHES) {
     for (const mode of modes) {
