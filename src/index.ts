@@ -33,12 +33,13 @@ export { checkSolution, splitSteps, type SolutionCheck, type StepCheck } from ".
 export { labelJsonl, labelSample } from "../datasets/synth/label.js";
 
 // The seams between strategies and models, and compute accounting.
-export type { Branch, ExtendOptions, Policy, PolicyPrompt, SamplingOptions, ScoreRequest, StepResult, StepScores, StepVerifier, StopReason } from "./policy.js";
+export type { Branch, ExtendOptions, LoopedCost, Policy, PolicyPrompt, SamplingOptions, ScoreRequest, StepResult, StepScores, StepVerifier, StopReason } from "./policy.js";
 export { ComputeMeter, scoreCounted, type ComputeReport } from "./meter.js";
 
 // The ONNX runtime: embedded models and Hugging Face exports, in worker threads.
 export { loadPolicy, loadVerifier, resolveModel, EMBEDDED_MODELS, type EmbeddedModel, type LoadOptions } from "./runtime/load.js";
 export { OnnxPolicy, type DecodeOptions, type DecodeBatchStats, type ExtendResult, type TokenLogprob } from "./runtime/onnx-policy.js";
+export type { RecursionInfo } from "./runtime/model-worker.js";
 export { OnnxStepVerifier } from "./runtime/onnx-verifier.js";
 export { DEVICES, type Device } from "./runtime/session.js";
 
