@@ -8,6 +8,7 @@ import { z } from "zod";
 import { parseBenchConfig } from "../src/bench/config.js";
 import { parseExitThreshold, parseOnOff } from "../src/commands/model-options.js";
 import { ComputeMeter } from "../src/meter.js";
+import { summarize } from "../src/report/stats.js";
 import type { Branch } from "../src/policy.js";
 import { loadPolicy, resolveModel } from "../src/runtime/load.js";
 import { solve } from "../src/solve.js";
@@ -187,6 +188,19 @@ describe("the recursive model", () => {
     expect(off.loops?.perToken).toBe(2);
     expect(exits.loops?.perToken).toBeGreaterThan(1);
     expect(exits.loops?.perToken).toBeLessThan(2);
+  });
+
+  it("reports mean loops per token per strategy and budget, only for results that have them", () => {
+    const compute = (loops?: { tokens: number; run: number }) => ({
+      generations: 1, generatedTokens: loops?.tokens ?? 10, prefilledTokens: 5, verifierTokens: 0, policyCalls: 1, verifierCalls: 0, retries: 0, flops: 1, wallMs: 1,
+      ...(loops ? { loops: { ...loops, perToken: loops.run / loops.tokens } } : {}),
+    });
+    const result = (problemId: string, strategy: string, loops?: { tokens: number; run: number }) => ({
+      problemId, strategy, strategyName: "best-of-n", budget: 4, seed: 0, level: 1, subject: null, answer: "1", gold: "1", correct: true, compute: compute(loops), ms: 1, error: null,
+    });
+    const summary = summarize([result("a", "exits", { tokens: 10, run: 12 }), result("b", "exits", { tokens: 30, run: 40 }), result("a", "plain")], { resamples: 10, seed: 0 });
+    expect(summary.cells.find((cell) => cell.strategy === "exits")?.loopsPerToken).toBeCloseTo(52 / 40, 10);
+    expect(summary.cells.find((cell) => cell.strategy === "plain")).not.toHaveProperty("loopsPerToken");
   });
 
   it("computes exit confidence as the max softmax probability", () => {

@@ -43,6 +43,15 @@ export interface Cell extends AccuracyStats {
   meanGeneratedTokens: number | null;
   meanFlops: number | null;
   meanWallMs: number;
+  /** Recursive policies only: loops of the shared block run per generated token, over the items that report them. */
+  loopsPerToken?: number;
+}
+
+/** Loops run per generated token over the items of a recursive policy (compute.loops); undefined when none has them. */
+function loopsPerToken(items: readonly BenchResult[]): number | undefined {
+  const looped = items.flatMap((item) => (item.compute?.loops ? [item.compute.loops] : []));
+  const tokens = looped.reduce((sum, loops) => sum + loops.tokens, 0);
+  return tokens > 0 ? looped.reduce((sum, loops) => sum + loops.run, 0) / tokens : undefined;
 }
 
 /** One (strategy, budget, level or predicted-difficulty bin). */
@@ -229,6 +238,7 @@ export function summarize(results: readonly BenchResult[], options: BootstrapOpt
         // Unknown (null) when any item's FLOPs are unknown: a mean over the others would understate it.
         meanFlops: items.some((item) => item.compute?.flops === null) ? null : meanPerProblem(items, (item) => item.compute?.flops ?? null),
         meanWallMs: meanPerProblem(items, (item) => item.ms) as number,
+        ...(loopsPerToken(items) !== undefined ? { loopsPerToken: loopsPerToken(items) } : {}),
       });
     }
   }
