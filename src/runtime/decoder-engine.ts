@@ -1,7 +1,9 @@
 /**
  * The decoding engine that runs inside a model's worker thread: it owns the decoding state of
  * every branch, prefills prompts, forks and releases branches, and extends a set of branches by one
- * step each with one batched graph run per token over all live branches.
+ * step each with one batched graph run per token over all live branches. A recursive model with
+ * early exit decodes through RecursiveDecoderEngine (recursive-engine.ts), which reuses all of this
+ * but the loop of `extend`.
  */
 import { Tokenizer } from "@huggingface/tokenizers";
 import { Random } from "../random.js";
