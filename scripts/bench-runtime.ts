@@ -8,7 +8,12 @@
  * same run. Prints a table and writes runs/bench-runtime.json.
  *
  *   npm run bench:runtime [-- --device cpu|cuda|webgpu|auto] [-- --repeats 3] [-- --models policy,baseline,recursive]
- *                         [-- --exit-threshold 0.9]
+ *                         [-- --exit-threshold 0.9] [-- --threads N]
+ *
+ * For the recursive model it also reports tokens per CPU second (user + system time of this process,
+ * its worker threads and ONNX Runtime's included): on a shared machine, where other work steals the
+ * cores, CPU time is steadier than wall time. Read it with --threads 1 (ONNX Runtime's extra
+ * intra-op threads spin while they wait, which counts as CPU time).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -26,8 +31,10 @@ const { values: flags } = parseArgs({
     repeats: { type: "string", default: "3" },
     models: { type: "string", default: "policy,baseline,recursive" },
     "exit-threshold": { type: "string" },
+    threads: { type: "string" },
   },
 });
+const threads = flags.threads === undefined ? {} : { threads: Number(flags.threads) };
 const models = new Set(flags.models.split(",").map((name) => name.trim()));
 const device = flags.device as Device;
 const repeats = Number(flags.repeats);
@@ -41,6 +48,7 @@ async function decodeRun(policy: OnnxPolicy, batch: number, seed: number) {
   const branches: Branch[] = Array.from({ length: batch }, () => root.fork());
   root.release();
   const delay = monitorEventLoopDelay({ resolution: 1 });
+  const cpuBefore = process.cpuUsage();
   const started = performance.now();
   delay.enable();
   let tokens = 0;
@@ -59,10 +67,12 @@ async function decodeRun(policy: OnnxPolicy, batch: number, seed: number) {
   }
   delay.disable();
   const seconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuBefore);
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6;
   const graphRuns = (await policy.stats()).decodeRuns - graphRunsBefore;
   for (const branch of branches) branch.release();
   // Decoding steps this run took: one batched graph run per token (recursive model with exits: per loop depth, or per mixed-depth run).
-  return { tokensPerSecond: tokens / seconds, maxBlockedMs: delay.max / 1e6, meanBlockedMs: delay.mean / 1e6, runs, tokens, loops, graphRuns };
+  return { tokensPerSecond: tokens / seconds, tokensPerCpuSecond: tokens / cpuSeconds, maxBlockedMs: delay.max / 1e6, meanBlockedMs: delay.mean / 1e6, runs, tokens, loops, graphRuns };
 }
 
 async function forkCost(policy: OnnxPolicy): Promise<number> {
@@ -101,7 +111,7 @@ async function idleLoopDelay(): Promise<{ max: number; mean: number }> {
   return { max: delay.max / 1e6, mean: delay.mean / 1e6 };
 }
 
-const report: Record<string, unknown> = { device, repeats, tokensPerBranch: TOKENS_PER_BRANCH };
+const report: Record<string, unknown> = { device, repeats, threads: threads.threads ?? null, tokensPerBranch: TOKENS_PER_BRANCH };
 const idle = await idleLoopDelay();
 report.idleLoopDelayMs = { max: Number(idle.max.toFixed(2)), mean: Number(idle.mean.toFixed(3)) };
 console.log(`event-loop delay of an idle loop (the monitor's floor): max ${idle.max.toFixed(2)} / mean ${idle.mean.toFixed(3)} ms`);
@@ -110,7 +120,7 @@ report.matmulPeakGflops = peak / 1e9;
 console.log(`matrix-multiply peak (1024 x 1024, ONNX Runtime, ${device}): ${(peak / 1e9).toFixed(1)} GFLOP/s`);
 
 for (const name of ["policy", "baseline"].filter((model) => models.has(model))) {
-  const policy = await loadPolicy(name, { device });
+  const policy = await loadPolicy(name, { device, ...threads });
   const rows = [];
   for (const batch of BATCHES) {
     const runs = [];
@@ -155,11 +165,11 @@ if (models.has("recursive")) {
     { key: "exitsNoDepthBatching", label: "exits, no depth batching", options: { ...(threshold !== undefined ? { exitThreshold: threshold } : {}), depthBatching: false } },
     { key: "exitsDepthBatching", label: "exits + depth batching", options: { ...(threshold !== undefined ? { exitThreshold: threshold } : {}), depthBatching: true } },
   ];
-  const table: Record<string, { batch: number; tokensPerSecond: number; loopsPerToken: number; graphRuns: number; rowsPerRun: number }[]> = {};
+  const table: Record<string, { batch: number; tokensPerSecond: number; tokensPerCpuSecond: number; loopsPerToken: number; graphRuns: number; rowsPerRun: number }[]> = {};
   // All three loaded at once and run in turn for each batch and repeat, so that a slow spell of a
   // shared machine falls on every mode alike and the ratios compare like with like.
   const loaded = [];
-  for (const mode of modes) loaded.push({ mode, policy: await loadPolicy("recursive", { device, ...mode.options }) });
+  for (const mode of modes) loaded.push({ mode, policy: await loadPolicy("recursive", { device, ...threads, ...mode.options }) });
   const exits = loaded[2]?.policy;
   const info = { parameters: exits?.parameters ?? 0, device: exits?.device ?? device, exitThreshold: exits?.recursion?.exitThreshold ?? null, loops: exits?.recursion?.loops ?? 0 };
   for (const batch of BATCHES) {
@@ -173,6 +183,7 @@ if (models.has("recursive")) {
       (table[mode.key] ??= []).push({
         batch,
         tokensPerSecond: Math.round(median(done.map((run) => run.tokensPerSecond))),
+        tokensPerCpuSecond: Math.round(median(done.map((run) => run.tokensPerCpuSecond))),
         loopsPerToken: Number((done.reduce((sum, run) => sum + run.loops, 0) / tokens).toFixed(3)),
         // Batched graph runs per decode run (mean over repeats), and rows per graph run: a run of the
         // one-loop graph holds one row per loop run, a decode-graph run one row per token (every loop).
@@ -185,19 +196,29 @@ if (models.has("recursive")) {
   }
   for (const { policy } of loaded) await policy.close();
   const ratios = BATCHES.map((batch) => {
-    const at = (key: string) => (table[key] ?? []).find((row) => row.batch === batch)?.tokensPerSecond ?? 0;
-    const off = at("exitsOff") || 1;
-    return { batch, noDepthBatchingOverOff: Number((at("exitsNoDepthBatching") / off).toFixed(2)), depthBatchingOverOff: Number((at("exitsDepthBatching") / off).toFixed(2)) };
+    const row = (key: string) => (table[key] ?? []).find((entry) => entry.batch === batch);
+    const ratio = (key: string, field: "tokensPerSecond" | "tokensPerCpuSecond") => Number(((row(key)?.[field] ?? 0) / (row("exitsOff")?.[field] || 1)).toFixed(2));
+    return {
+      batch,
+      noDepthBatchingOverOff: ratio("exitsNoDepthBatching", "tokensPerSecond"),
+      depthBatchingOverOff: ratio("exitsDepthBatching", "tokensPerSecond"),
+      cpuNoDepthBatchingOverOff: ratio("exitsNoDepthBatching", "tokensPerCpuSecond"),
+      cpuDepthBatchingOverOff: ratio("exitsDepthBatching", "tokensPerCpuSecond"),
+    };
   });
   report.recursive = { ...info, decode: table, speedupOverExitsOff: ratios };
   console.log(`\nrecursive (${info.parameters.toLocaleString()} unique parameters, ${info.device}, ${info.loops} loops, exit threshold ${info.exitThreshold}), median of ${repeats} runs, modes interleaved`);
-  console.log("batch  mode                        tokens/s  loops/token  graph runs  rows/run  vs exits off");
+  console.log("batch  mode                        tokens/s  tokens/CPU s  loops/token  graph runs  rows/run  vs exits off (wall / CPU)");
   for (const batch of BATCHES) {
     for (const mode of modes) {
       const row = (table[mode.key] ?? []).find((entry) => entry.batch === batch);
       const ratio = ratios.find((entry) => entry.batch === batch);
-      const versus = mode.key === "exitsOff" ? "" : `${(mode.key === "exitsDepthBatching" ? ratio?.depthBatchingOverOff : ratio?.noDepthBatchingOverOff)?.toFixed(2)}x`;
-      console.log(`${String(batch).padStart(5)}  ${mode.label.padEnd(26)}  ${String(row?.tokensPerSecond).padStart(8)}  ${row?.loopsPerToken.toFixed(3).padStart(11)}  ${String(row?.graphRuns).padStart(10)}  ${row?.rowsPerRun.toFixed(1).padStart(8)}  ${versus}`);
+      const depth = mode.key === "exitsDepthBatching";
+      const versus =
+        mode.key === "exitsOff"
+          ? ""
+          : `${(depth ? ratio?.depthBatchingOverOff : ratio?.noDepthBatchingOverOff)?.toFixed(2)}x / ${(depth ? ratio?.cpuDepthBatchingOverOff : ratio?.cpuNoDepthBatchingOverOff)?.toFixed(2)}x`;
+      console.log(`${String(batch).padStart(5)}  ${mode.label.padEnd(26)}  ${String(row?.tokensPerSecond).padStart(8)}  ${String(row?.tokensPerCpuSecond).padStart(12)}  ${row?.loopsPerToken.toFixed(3).padStart(11)}  ${String(row?.graphRuns).padStart(10)}  ${row?.rowsPerRun.toFixed(1).padStart(8)}  ${versus}`);
     }
   }
 }
