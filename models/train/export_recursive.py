@@ -14,6 +14,7 @@ Graphs (state names carry the loop, then the block index within the shared group
 """
 import argparse
 import hashlib
+import inspect
 import json
 import os
 import shutil
@@ -374,7 +375,11 @@ def main():
     runs = {}
     for tag, thr in [("off", None), ("exit", args.threshold)]:
         toks, from_loop = greedy_exit(m, thr)
-        text, loops_run, fed = generate_exit(m, [policy_prompt(GOLDEN_PROMPT)], threshold=thr, max_new=GOLDEN_TOKENS, batch_size=1)
+        # Skipped loops' state left unchanged ("none"): what the runtime implements. A recursive.py whose
+        # generate_exit offers other choices (`skipped`, and a count of state copies) is asked for this one.
+        extra = {"skipped": "none"} if "skipped" in inspect.signature(generate_exit).parameters else {}
+        res = generate_exit(m, [policy_prompt(GOLDEN_PROMPT)], threshold=thr, max_new=GOLDEN_TOKENS, batch_size=1, **extra)
+        text, loops_run, fed = res[0], res[1], res[-1]
         upto = toks[:toks.index(TOK.eos_id)] if TOK.eos_id in toks else toks
         assert TOK.decode(upto) == text[0], (tag, TOK.decode(upto), text[0])
         runs[tag] = (toks, from_loop, loops_run, fed)
