@@ -35,9 +35,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from data import DEVICE, TOK, collate, example, left_pad, policy_prompt, synth
+from data import DEVICE, TOK, collate, example, label, left_pad, policy_prompt, synth
+from evaluate import LEVELS, MODELS, N_SAMPLES, best_of_n, mean
 from model import attend, linear_scan, rope
-from train import WORK, gold_examples, length_bucketed_batches, load_lm, log, cpu_state
+from prm import step_scores
+from train import WORK, cpu_state, gold_examples, length_bucketed_batches, load_lm, log
 
 NEG = -1e9
 
@@ -451,6 +453,87 @@ def cmd_train(args):
     save_recursive(model, name, stats=dict(stats, source_parameters=n_src, unique_parameters=n_rec))
 
 
+def sample_and_score(model, test, threshold, seed, name, prm):
+    """16 samples per problem at T=0.8 with early exit at `threshold` (None: every loop), labelled
+    by `data label` and scored by the PRM; returns rows, PRM step scores, mean loops per token, seconds."""
+    t0 = time.time()
+    prompts = [policy_prompt(p["problem"]) for p in test for _ in range(N_SAMPLES)]
+    sols, loops_run, tokens = generate_exit(model, prompts, temperature=0.8, threshold=threshold, seed=seed)
+    rows = label([dict(p, gold_solution=p["solution"], solution=s)
+                  for p, s in zip([p for p in test for _ in range(N_SAMPLES)], sols)], WORK, name)
+    sampling = time.time() - t0
+    scores = step_scores(prm, rows) if prm is not None else None
+    return rows, scores, loops_run / max(tokens, 1), sampling
+
+
+def level_table(test, rows, scores):
+    per = {}
+    for lv in LEVELS:
+        idx = [i for i, p in enumerate(test) if p["level"] == lv]
+        groups = [(rows[i * N_SAMPLES:(i + 1) * N_SAMPLES], scores[i * N_SAMPLES:(i + 1) * N_SAMPLES]) for i in idx]
+        bon = [best_of_n(g, s) for g, s in groups]
+        per[str(lv)] = {"problems": len(idx), "pass@1": mean(r["correct"] for g, _ in groups for r in g),
+                        "majority@16": mean(b["majority"] for b in bon),
+                        "prm_weighted_best_of_16": mean(b["prm_weighted"] for b in bon)}
+    return per
+
+
+def cmd_evaluate(args):
+    """Pass@1 (T=0.8) and PRM-weighted best-of-16 on the test split, every loop and with early exit,
+    beside the source policy's figures from models/eval.json (same split, same procedure)."""
+    from prm import load_prm
+    test = synth("test", args.per_level * len(LEVELS), args.seed + 1, os.path.join(WORK, f"test_{args.per_level}.jsonl"))
+    model, ck = load_recursive(args.name)
+    prm, _ = load_prm()
+    out_path = os.path.join(MODELS, "eval-recursive.json")
+    result = json.load(open(out_path)) if os.path.exists(out_path) else {}
+    result.update(model=args.name, test={"split": "test", "per_level": args.per_level, "seed": args.seed + 1,
+                                         "samples_per_problem": N_SAMPLES, "temperature": 0.8},
+                  unique_parameters=unique_params(model), uptraining=ck.get("stats"))
+    source = json.load(open(os.path.join(MODELS, "eval.json")))
+    result["source_policy"] = {lv: {k: source["by_level"][lv][k] for k in ("pass@1", "majority@16", "prm_weighted_best_of_16")}
+                               for lv in source["by_level"]}
+    for spec in args.threshold.split(","):
+        threshold = None if spec == "off" else float(spec)
+        key = f"exit_{spec}"
+        log(f"evaluate {args.name}: threshold {spec}, {len(test)} problems x {N_SAMPLES} samples")
+        rows, scores, loops, secs = sample_and_score(model, test, threshold, args.seed + 5, f"eval_recursive_{spec}", prm)
+        per = level_table(test, rows, scores)
+        avg = {k: mean(per[str(lv)][k] for lv in LEVELS) for k in ("pass@1", "majority@16", "prm_weighted_best_of_16")}
+        result[key] = {"threshold": threshold, "mean_loops_per_token": loops, "sampling_s": secs, "by_level": per,
+                       "average_over_levels": avg}
+        log(f"threshold {spec}: mean loops/token {loops:.3f}, pass@1 {avg['pass@1']:.3f}, "
+            f"PRM best-of-16 {avg['prm_weighted_best_of_16']:.3f} ({secs / 60:.1f} min sampling)")
+        with open(out_path, "w") as f:
+            json.dump(result, f, indent=2)
+            f.write("\n")
+
+
+def cmd_curve(args):
+    """Pass@1 against mean loops per token over exit thresholds, on a slice of the test split."""
+    test = synth("test", args.per_level * len(LEVELS), args.seed + 1, os.path.join(WORK, f"test_{args.per_level}.jsonl"))
+    model, _ = load_recursive(args.name)
+    points = []
+    for spec in args.thresholds.split(","):
+        threshold = None if spec == "off" else float(spec)
+        prompts = [policy_prompt(p["problem"]) for p in test for _ in range(args.samples)]
+        t0 = time.time()
+        sols, loops_run, tokens = generate_exit(model, prompts, temperature=0.8, threshold=threshold, seed=args.seed + 5)
+        rows = label([dict(p, solution=s) for p, s in zip([p for p in test for _ in range(args.samples)], sols)],
+                     WORK, f"curve_{spec}")
+        point = {"threshold": threshold, "mean_loops_per_token": loops_run / max(tokens, 1),
+                 "pass@1": mean(r["correct"] for r in rows), "seconds": time.time() - t0}
+        points.append(point)
+        log(f"curve: {json.dumps(point)}")
+    path = os.path.join(MODELS, "eval-recursive.json")
+    result = json.load(open(path)) if os.path.exists(path) else {}
+    result["exit_curve"] = {"per_level": args.per_level, "samples_per_problem": args.samples, "temperature": 0.8,
+                            "points": points}
+    with open(path, "w") as f:
+        json.dump(result, f, indent=2)
+        f.write("\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -462,10 +545,20 @@ def main():
     t.add_argument("--exit-weight", type=float, default=0.3)
     t.add_argument("--batch-size", type=int, default=32)
     t.add_argument("--seed", type=int, default=0)
+    e = sub.add_parser("evaluate")
+    e.add_argument("--name", default="recursive")
+    e.add_argument("--per-level", type=int, default=500)
+    e.add_argument("--threshold", default="off", help="comma-separated exit thresholds, or off (every loop)")
+    e.add_argument("--seed", type=int, default=0)
+    c = sub.add_parser("curve")
+    c.add_argument("--name", default="recursive")
+    c.add_argument("--per-level", type=int, default=40)
+    c.add_argument("--samples", type=int, default=4)
+    c.add_argument("--thresholds", default="off,0.99,0.95,0.9,0.8,0.7,0.5")
+    c.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
-    if args.cmd == "train":
-        cmd_train(args)
+    {"train": cmd_train, "evaluate": cmd_evaluate, "curve": cmd_curve}[args.cmd](args)
 
 
 if __name__ == "__main__":
