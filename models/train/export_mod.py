@@ -379,15 +379,57 @@ def routed_tokens(lm, prompt, generated):
             for i, (_, chosen, _) in zip(lm.cfg["routed_blocks"], lm.aux)}
 
 
+BENCH_PROBLEM = "Compute (160 - 89) * 10 + 60 - 45 * 3 + 120 - 77."  # scripts/bench-runtime.ts's prompt
+
+
+@torch.no_grad()
+def sample_texts(lm, problem, n, tokens, seed):
+    """n samples at temperature 1 from the model's own decoding (prompt + sampled ids)."""
+    g = torch.Generator().manual_seed(seed)
+    prompt = [TOK.bos_id] + TOK.encode(policy_prompt(problem))
+    out = []
+    for _ in range(n):
+        logits, state = lm(torch.tensor([prompt]), torch.arange(len(prompt)).unsqueeze(0))
+        ids = list(prompt)
+        for t in range(tokens):
+            nxt = int(torch.multinomial(torch.softmax(logits[0, -1], -1), 1, generator=g))
+            ids.append(nxt)
+            logits, state = lm.step(torch.tensor([[nxt]]), torch.tensor([[len(ids) - 1]]), state)
+        out.append(ids)
+    return out
+
+
+@torch.no_grad()
+def shift_routers(lm, share, seed=0):
+    """For benchmarks of an untrained checkpoint only: shift each router's bias, block by block, so
+    that `share` of the tokens of the model's own samples (bench prompt, temperature 1) go through."""
+    texts = sample_texts(lm, BENCH_PROBLEM, 8, 96, seed)
+    start = len(TOK.encode(policy_prompt(BENCH_PROBLEM))) + 1  # the sampled tokens only
+    shifts = {}
+    for n, i in enumerate(lm.cfg["routed_blocks"]):
+        logits = []
+        for ids in texts:
+            lm(torch.tensor([ids]), torch.arange(len(ids)).unsqueeze(0))
+            logits.append(lm.aux[n][0][0, start:])
+        q = float(torch.quantile(torch.cat(logits), 1 - share))
+        lm.routers[str(i)].bias -= q
+        shifts[str(i)] = -q
+    return shifts
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--checkpoint", default="mod", help="name in models/train/work/ (without .pt) or a path")
     ap.add_argument("--out", default=os.path.join(MODELS, "mod"))
     ap.add_argument("--name", default=None, help="model name in config.json")
+    ap.add_argument("--route-share", type=float, default=None,
+                    help="benchmarks of an untrained checkpoint only: shift the routers' biases so that this share "
+                         "of the model's own sampled tokens go through each routed block")
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     lm, ck, ckpath = load_mod(args.checkpoint)
     cfg = lm.cfg
+    shifts = shift_routers(lm, args.route_share) if args.route_share is not None else None
     stats = ck.get("stats") or {}
     trained = "steps" in stats
     outdir = os.path.abspath(args.out)
@@ -417,6 +459,8 @@ def main():
             state.append({"past": p, "present": q, "shape": ["batch", H, "past_sequence", hd], "dtype": "float32",
                           "block": i, "routed": i in cfg["routed_blocks"]})
     name = args.name or ("deliberate-mod" if trained else "deliberate-mod-untrained")
+    if shifts is not None:
+        name += f"-routers-shifted-{args.route_share:g}"
     config = {
         "name": name,
         "description": "Mixture-of-Depths transformer (blocks " + ", ".join(map(str, cfg["routed_blocks"])) +
@@ -424,6 +468,9 @@ def main():
                        + ("" if trained else ". UNTRAINED weights (random initialisation with random routers): for "
                           "developing and testing the runtime, not for solving anything"),
         "trained": trained,
+        **({"router_bias_shift": {"share": args.route_share, "shift_per_block": shifts,
+                                  "note": "biases shifted after training so that this share of the model's own samples "
+                                          "route (a benchmark device, not the trained model)"}} if shifts is not None else {}),
         "checkpoint": os.path.basename(ckpath),
         "architecture": cfg, "parameters": n_params(lm),
         "tokenizer": tokenizer_info(), "prompt_format": PROMPT_FORMAT, "step_delimiter": STEP_DELIMITER,

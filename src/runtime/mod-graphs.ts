@@ -71,7 +71,8 @@ export class ModGraphs implements DecoderGraphs {
       if (!graph) throw new Error(`${join(dir, "config.json")}: no graph ${spec.graph}`);
       const path = join(dir, graph.file);
       // The first graph picks the device (auto resolves there); the others follow it.
-      const opened = await openSession(path, n === 0 ? settings : { ...settings, device });
+      // Seven sessions take turns: their idle threads must not spin (see SessionSettings.spinning).
+      const opened = await openSession(path, { ...settings, spinning: false, ...(n === 0 ? {} : { device }) });
       device = opened.device;
       checkGraphNames(graph, opened.session, path);
       segments.push({

@@ -97,8 +97,8 @@ export class OnnxPolicy implements Policy {
     this.routing = info.routing;
   }
 
-  /** FLOPs really spent on `tokens` tokens fed through a routed model, and the routing counts; {} for other models. */
-  private spent(tokens: number, routedTokens: readonly number[] | undefined): { flops?: number; routing?: RoutingCount } {
+  /** FLOPs really spent on `tokens` tokens fed through a routed model (a result's `runs`), and the routing counts; {} for other models. */
+  spent(tokens: number, routedTokens: readonly number[] | undefined): { flops?: number; routing?: RoutingCount } {
     const routing = this.routing;
     if (!routing || !routedTokens) return {};
     let flops = tokens * routing.flopsPerToken;
