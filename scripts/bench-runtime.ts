@@ -6,7 +6,7 @@
  * (the model runs in a worker), and achieved FLOP/s beside a matrix-multiply peak measured in the
  * same run. Prints a table and writes runs/bench-runtime.json.
  *
- *   npm run bench:runtime [-- --device cpu|cuda|webgpu|auto] [-- --repeats 3] [-- --models policy,baseline,mod] [-- --mod DIR]
+ *   npm run bench:runtime [-- --device cpu|cuda|webgpu|auto] [-- --repeats 3] [-- --models policy,baseline,mod] [-- --mod DIR] [-- --threads N]
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -27,6 +27,9 @@ const { values: flags } = parseArgs({
     // `export_mod.py --route-share 0.25` to bench an untrained checkpoint at a trained model's routed share.
     mod: { type: "string", default: "mod" },
     models: { type: "string", default: "policy,baseline,mod" },
+    // Intra-op threads per model (default all cores). With 1 no session has idle threads spinning,
+    // which the Mixture-of-Depths sessions never have (they take turns) and the others do by default.
+    threads: { type: "string" },
   },
 });
 const device = flags.device as Device;
@@ -103,7 +106,7 @@ async function idleLoopDelay(): Promise<{ max: number; mean: number }> {
   return { max: delay.max / 1e6, mean: delay.mean / 1e6 };
 }
 
-const report: Record<string, unknown> = { device, repeats, tokensPerBranch: TOKENS_PER_BRANCH };
+const report: Record<string, unknown> = { device, repeats, tokensPerBranch: TOKENS_PER_BRANCH, threads: flags.threads ? Number(flags.threads) : "all cores" };
 const idle = await idleLoopDelay();
 report.idleLoopDelayMs = { max: Number(idle.max.toFixed(2)), mean: Number(idle.mean.toFixed(3)) };
 console.log(`event-loop delay of an idle loop (the monitor's floor): max ${idle.max.toFixed(2)} / mean ${idle.mean.toFixed(3)} ms`);
@@ -112,7 +115,7 @@ report.matmulPeakGflops = peak / 1e9;
 console.log(`matrix-multiply peak (1024 x 1024, ONNX Runtime, ${device}): ${(peak / 1e9).toFixed(1)} GFLOP/s`);
 
 for (const name of (flags.models as string).split(",")) {
-  const policy = await loadPolicy(name === "mod" ? (flags.mod as string) : name, { device });
+  const policy = await loadPolicy(name === "mod" ? (flags.mod as string) : name, { device, ...(flags.threads ? { threads: Number(flags.threads) } : {}) });
   const rows = [];
   for (const batch of BATCHES) {
     const runs = [];
