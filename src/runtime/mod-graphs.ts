@@ -35,7 +35,11 @@ interface Segment {
   routedIndex: number;
 }
 
-const int64 = (values: ArrayLike<number>, dims: number[]) => new ort.Tensor("int64", BigInt64Array.from(Array.from(values), BigInt), dims);
+function int64(values: ArrayLike<number>, dims: number[]): ort.Tensor {
+  const data = new BigInt64Array(values.length);
+  for (let i = 0; i < values.length; i++) data[i] = BigInt(values[i] as number);
+  return new ort.Tensor("int64", data, dims);
+}
 
 export class ModGraphs implements DecoderGraphs {
   /** Floats per cache slot of one block (heads x head size). */
@@ -107,11 +111,11 @@ export class ModGraphs implements DecoderGraphs {
         feeds[layout.past] = new ort.Tensor("float32", batchState(layout, tensors, lengths, maxLength), [states.length, ...dims]);
       }
     }
-    const mask = new Array<number>(states.length * (maxLength + steps));
-    lengths.forEach((length, b) => {
-      for (let j = 0; j < maxLength + steps; j++) mask[b * (maxLength + steps) + j] = j >= maxLength - length ? 1 : 0;
-    });
-    feeds.attention_mask = int64(mask, [states.length, maxLength + steps]);
+    // 1 on each row's own slots and the new tokens, 0 on the padding before them.
+    const width = maxLength + steps;
+    const mask = new BigInt64Array(states.length * width);
+    lengths.forEach((length, b) => mask.fill(1n, b * width + maxLength - length, (b + 1) * width));
+    feeds.attention_mask = new ort.Tensor("int64", mask, [states.length, width]);
     return { feeds, lengths, maxLength };
   }
 
