@@ -95,6 +95,15 @@ describe("the Mixture-of-Depths ONNX model", () => {
     await decoder.close();
   });
 
+  it("reaches the same tokens when the prompt's last tokens are appended one decode step at a time", async () => {
+    const { decoder } = await engine();
+    await decoder.start(0, golden.prompt_ids.slice(0, -6));
+    await decoder.append(0, golden.prompt_ids.slice(-6));
+    const [step] = await decoder.extend([{ branch: 0, seed: 0, temperature: 0, maxStepTokens: 12, stop: [] }]);
+    expect(step?.tokenIds).toEqual(golden.greedy_ids.slice(0, 12));
+    await decoder.close();
+  });
+
   it("gives every branch of a batch whose rows route differently the tokens it gets decoded alone", async () => {
     const problems = ["Compute 17 + 5.", "Compute (17 + 5) * 3 - 8.", "Solve for x: 3x + 7 = 22.", "Compute 96 - 41."];
     const tokenizer = new Tokenizer(model.tokenizer as object, {});
