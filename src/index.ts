@@ -33,8 +33,8 @@ export { checkSolution, splitSteps, type SolutionCheck, type StepCheck } from ".
 export { labelJsonl, labelSample } from "../datasets/synth/label.js";
 
 // The seams between strategies and models, and compute accounting.
-export type { Branch, ExtendOptions, Policy, PolicyPrompt, SamplingOptions, ScoreRequest, StepResult, StepScores, StepVerifier, StopReason } from "./policy.js";
-export { ComputeMeter, scoreCounted, type ComputeReport } from "./meter.js";
+export type { Branch, ExtendOptions, Policy, PolicyPrompt, RoutingCount, SamplingOptions, ScoreRequest, StepResult, StepScores, StepVerifier, StopReason } from "./policy.js";
+export { ComputeMeter, scoreCounted, type ComputeReport, type ModelSpend } from "./meter.js";
 
 // The ONNX runtime: embedded models and Hugging Face exports, in worker threads.
 export { loadPolicy, loadVerifier, resolveModel, EMBEDDED_MODELS, type EmbeddedModel, type LoadOptions } from "./runtime/load.js";

@@ -5,7 +5,13 @@
  * like everything else. Models never write to a meter: the search bookkeeping counts what they
  * report (see policy.ts).
  */
-import type { ScoreRequest, StepVerifier } from "./policy.js";
+import type { RoutingCount, ScoreRequest, StepVerifier } from "./policy.js";
+
+/** What a model that counts its own compute (a Mixture-of-Depths policy) reports for some tokens. */
+export interface ModelSpend {
+  flops?: number;
+  routing?: RoutingCount;
+}
 
 export interface ComputeReport {
   /** Complete or partial solutions the strategy sampled (the budget unit N of Snell et al.). */
@@ -23,6 +29,11 @@ export interface ComputeReport {
    * read or wrote tokens has an unknown parameter count (unknown, not zero).
    */
   flops: number | null;
+  /**
+   * Mixture-of-Depths policies: per routed block, the policy tokens (prefilled and fed) that went
+   * through it, out of those that reached its router, and the share. Absent for other models.
+   */
+  routing?: Record<string, { routed: number; tokens: number; share: number }>;
   wallMs: number;
 }
 
@@ -35,20 +46,31 @@ export class ComputeMeter {
   verifierCalls = 0;
   retries = 0;
   flops: number | null = 0;
+  private readonly routing = new Map<string, { routed: number; tokens: number }>();
   private readonly started = performance.now();
 
   countGenerations(count: number): void {
     this.generations += count;
   }
 
-  countPrefill(tokens: number, parameters: number | null): void {
+  /** A prefill; `spent` holds the FLOPs a model counted itself (then used instead of 2 x parameters x tokens). */
+  countPrefill(tokens: number, parameters: number | null, spent: ModelSpend = {}): void {
     this.prefilledTokens += tokens;
-    this.countFlops(tokens, parameters);
+    this.countSpend(tokens, parameters, spent);
   }
 
-  countGenerated(tokens: number, parameters: number | null): void {
+  countGenerated(tokens: number, parameters: number | null, spent: ModelSpend = {}): void {
     this.generatedTokens += tokens;
-    this.countFlops(tokens, parameters);
+    this.countSpend(tokens, parameters, spent);
+  }
+
+  private countSpend(tokens: number, parameters: number | null, spent: ModelSpend): void {
+    for (const [block, count] of Object.entries(spent.routing ?? {})) {
+      const total = this.routing.get(block) ?? { routed: 0, tokens: 0 };
+      this.routing.set(block, { routed: total.routed + count.routed, tokens: total.tokens + count.tokens });
+    }
+    if (spent.flops === undefined) this.countFlops(tokens, parameters);
+    else if (this.flops !== null) this.flops += spent.flops;
   }
 
   /** One verifier call that read `tokens` tokens for each of its requests. */
@@ -75,6 +97,9 @@ export class ComputeMeter {
       verifierCalls: this.verifierCalls,
       retries: this.retries,
       flops: this.flops,
+      ...(this.routing.size > 0
+        ? { routing: Object.fromEntries([...this.routing].map(([block, { routed, tokens }]) => [block, { routed, tokens, share: tokens === 0 ? 0 : routed / tokens }])) }
+        : {}),
       wallMs: Math.round(performance.now() - this.started),
     };
   }

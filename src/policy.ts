@@ -47,7 +47,17 @@ export interface StepResult {
   calls: number;
   /** Requests a served model sent again for this step (connection errors, timeouts, 429, 5xx). */
   retries?: number;
+  /**
+   * FLOPs the model really spent on this step, when it counts them itself (a Mixture-of-Depths
+   * model, whose routed blocks skip tokens); otherwise the meter counts 2 x parameters x tokens.
+   */
+  flops?: number;
+  /** Mixture-of-Depths models: per routed block (by index), the step's tokens that went through it, and the tokens decided. */
+  routing?: RoutingCount;
 }
+
+/** Per routed block (by block index): tokens that went through it, out of the tokens that reached its router. */
+export type RoutingCount = Record<string, { routed: number; tokens: number }>;
 
 /**
  * A handle on decoding state: the prompt and the steps written so far. Local models keep real
@@ -64,6 +74,10 @@ export interface Branch {
   readonly promptTokens: number;
   /** Requests a served model sent again after a fault to start this branch (forks keep their root's). */
   readonly startRetries?: number;
+  /** FLOPs the prefill really spent, when the model counts them itself (see StepResult.flops); forks keep their root's. */
+  readonly startFlops?: number;
+  /** Mixture-of-Depths models: the prompt's tokens per routed block (forks keep their root's). */
+  readonly startRouting?: RoutingCount;
   fork(): Branch;
   release(): void;
 }

@@ -66,7 +66,7 @@ export function addModelOptions(command: Command, { served = true } = {}): Comma
   command
     .option(
       "--policy <model>",
-      "policy model: policy (embedded recurrent), baseline (embedded transformer), a model directory, or the URL of a served model (http://host:8000/v1; comma-separated replicas)",
+      "policy model: policy (embedded recurrent), baseline (embedded transformer), mod (Mixture-of-Depths transformer; untrained weights, source checkout only), a model directory, or the URL of a served model (http://host:8000/v1; comma-separated replicas)",
       "policy",
     )
     .option("--verifier <model>", "step verifier: prm (embedded), rule (the synthetic task's exact checker), none, a PRM directory, or the URL of a served PRM (vLLM /pooling)", "prm")

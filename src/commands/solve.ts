@@ -142,6 +142,10 @@ export function registerSolve(program: Command): void {
         `compute: ${c.generations} generations, ${c.generatedTokens} generated + ${c.prefilledTokens} prefilled + ${c.verifierTokens} verifier tokens, ` +
           `${c.flops === null ? "unknown" : (c.flops / 1e9).toFixed(2)} GFLOP, ${c.policyCalls} policy / ${c.verifierCalls} verifier calls, ${(c.wallMs / 1000).toFixed(1)} s`,
       );
+      if (c.routing) {
+        const shares = Object.entries(c.routing).map(([block, { routed, tokens, share }]) => `block ${block} ${(100 * share).toFixed(1)}% (${routed}/${tokens})`);
+        console.log(`routed tokens (Mixture-of-Depths; FLOPs count only these): ${shares.join(", ")}`);
+      }
     } finally {
       stopProgress();
       await models.close();

@@ -52,6 +52,8 @@ export interface ExtendResult {
   tokenLogprobs?: { text: string; top: TokenLogprob[] }[];
   /** Batched graph runs this branch took part in. */
   runs: number;
+  /** Mixture-of-Depths models: of this step's `runs` tokens, how many went through each routed block (in `routedBlocks` order). */
+  routedTokens?: number[];
 }
 
 interface BranchRecord {
@@ -81,10 +83,13 @@ export class DecoderEngine {
     return this.graphs.layouts.reduce((sum, layout) => sum + 4 * stateSize(layout, length), 0);
   }
 
-  /** Bytes of decoding state held now. Forks share fixed-size tensors; this counts each branch in full. */
+  /**
+   * Bytes of decoding state held now, from the tensors themselves (a Mixture-of-Depths model's
+   * routed caches are shorter than the length). Forks share fixed-size tensors; this counts each branch in full.
+   */
   heldStateBytes(): number {
     let total = 0;
-    for (const record of this.branches.values()) total += this.stateBytes(record.length);
+    for (const record of this.branches.values()) total += record.state.reduce((sum, tensor) => sum + tensor.byteLength, 0);
     return total;
   }
 
@@ -103,10 +108,12 @@ export class DecoderEngine {
     }
   }
 
-  async start(branch: number, tokens: number[]): Promise<void> {
+  /** Prefills a prompt; for a Mixture-of-Depths model, returns how many prompt tokens went through each routed block. */
+  async start(branch: number, tokens: number[]): Promise<number[] | undefined> {
     this.checkMemory(this.stateBytes(tokens.length));
-    const { logits, state } = await this.graphs.prefill(tokens);
+    const { logits, state, routed } = await this.graphs.prefill(tokens);
     this.branches.set(branch, { state, length: tokens.length, logits, finished: false });
+    return routed;
   }
 
   /**
@@ -159,6 +166,7 @@ export class DecoderEngine {
         logprobs: [] as number[],
         top: [] as TokenLogprob[][],
         runs: 0,
+        routed: this.graphs.routedBlocks?.map(() => 0),
         stop: null as StopReason | null,
         stopString: null as string | null,
       };
@@ -195,6 +203,9 @@ export class DecoderEngine {
           item.record.logits = (output.logits[b] as Float32Array).slice();
           item.record.length++;
           item.runs++;
+          output.routed?.[b]?.forEach((went, k) => {
+            if (item.routed) item.routed[k] = (item.routed[k] as number) + went;
+          });
           item.stopString = this.stopStringIn(item.tokens, item.stops);
           item.stop = item.stopString !== null ? "delimiter" : this.limitReason(item.tokens, item.request.maxStepTokens, item.record.length);
           if (item.stop === "max-length") item.record.finished = true;
@@ -215,6 +226,7 @@ export class DecoderEngine {
         ? { tokenLogprobs: item.tokens.map((token, i) => ({ text: this.tokenText(token), top: item.top[i] as TokenLogprob[] })) }
         : {}),
       runs: item.runs,
+      ...(item.routed ? { routedTokens: item.routed } : {}),
     }));
   }
 

@@ -7,7 +7,7 @@
  * tokens appended to a branch (a prompt's suffix after a cached prefix), decoding with any stop
  * strings and top log-probabilities (`decode`), tokenizing, and counts of the batches it decoded.
  */
-import type { Branch, ExtendOptions, Policy, PolicyPrompt, StepResult } from "../policy.js";
+import type { Branch, ExtendOptions, Policy, PolicyPrompt, RoutingCount, StepResult } from "../policy.js";
 import type { ExtendRequest, ExtendResult } from "./decoder-engine.js";
 export type { ExtendResult, TokenLogprob } from "./decoder-engine.js";
 import type { ModelInfo } from "./model-worker.js";
@@ -33,6 +33,8 @@ class OnnxBranch implements Branch {
   finished = false;
   generatedTokens = 0;
   promptTokens = 0;
+  startFlops?: number;
+  startRouting?: RoutingCount;
   released = false;
 
   constructor(
@@ -47,6 +49,8 @@ class OnnxBranch implements Branch {
     child.finished = this.finished;
     child.generatedTokens = this.generatedTokens;
     child.promptTokens = this.promptTokens;
+    if (this.startFlops !== undefined) child.startFlops = this.startFlops;
+    if (this.startRouting !== undefined) child.startRouting = this.startRouting;
     return child;
   }
 
@@ -67,6 +71,8 @@ export class OnnxPolicy implements Policy {
   /** The largest token id of the model's tokenizer. */
   readonly maxTokenId: number;
   private readonly stateBytesPerBranch: { fixed: number; perToken: number };
+  /** Mixture-of-Depths models: what a token and a token through each routed block cost. */
+  readonly routing: ModelInfo["routing"];
   private nextBranch = 0;
   private readonly batchStats: DecodeBatchStats = { batches: 0, branchSteps: 0, largestBatch: 0 };
   private readonly extends = new Coalescer<ExtendRequest, ExtendResult>((requests) => {
@@ -88,6 +94,21 @@ export class OnnxPolicy implements Policy {
     this.maxSequenceTokens = info.maxSequenceTokens;
     this.maxTokenId = info.maxTokenId ?? Number.MAX_SAFE_INTEGER;
     this.stateBytesPerBranch = info.stateBytes;
+    this.routing = info.routing;
+  }
+
+  /** FLOPs really spent on `tokens` tokens fed through a routed model (a result's `runs`), and the routing counts; {} for other models. */
+  spent(tokens: number, routedTokens: readonly number[] | undefined): { flops?: number; routing?: RoutingCount } {
+    const routing = this.routing;
+    if (!routing || !routedTokens) return {};
+    let flops = tokens * routing.flopsPerToken;
+    const counts: RoutingCount = {};
+    routing.routedBlocks.forEach((block, k) => {
+      const routed = routedTokens[k] ?? 0;
+      flops += routed * (routing.flopsPerRoutedToken[k] as number);
+      counts[String(block)] = { routed, tokens };
+    });
+    return { flops, routing: counts };
   }
 
   /** Bytes of decoding state a branch of `length` tokens holds. */
@@ -134,8 +155,11 @@ export class OnnxPolicy implements Policy {
 
   async start(prompt: PolicyPrompt): Promise<Branch> {
     const branch = new OnnxBranch(this.nextBranch++, this);
-    const { promptTokens } = await this.extends.exclusive(() => this.client.call("start", { branch: branch.id, prompt }));
+    const { promptTokens, routedTokens } = await this.extends.exclusive(() => this.client.call("start", { branch: branch.id, prompt }));
     branch.promptTokens = promptTokens;
+    const { flops, routing } = this.spent(promptTokens, routedTokens);
+    if (flops !== undefined) branch.startFlops = flops;
+    if (routing !== undefined) branch.startRouting = routing;
     return branch;
   }
 
@@ -151,7 +175,8 @@ export class OnnxPolicy implements Policy {
 
   async extend(branches: readonly Branch[], options: ExtendOptions): Promise<StepResult[]> {
     const results = await this.decode(branches, options);
-    return results.map(({ text, tokens, logprobs, stopReason, runs }) => ({ text, tokens, logprobs, stopReason, calls: runs }));
+    // A routed model counts the FLOPs of the tokens it fed (runs), eos excluded, through the blocks they went through.
+    return results.map(({ text, tokens, logprobs, stopReason, runs, routedTokens }) => ({ text, tokens, logprobs, stopReason, calls: runs, ...this.spent(runs, routedTokens) }));
   }
 
   /** `extend` with the worker's full results: token ids, the stop string met, the uncut text, top log-probabilities. */
