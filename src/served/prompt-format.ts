@@ -32,6 +32,8 @@ const llamaTokenizeSchema = z.object({ tokens: z.array(z.union([z.int(), z.objec
 export function serverIdsRenderer(endpoints: Endpoints, model: string): IdsRenderer {
   return async (messages, signal) => {
     const { value, retries } = await endpoints.request("root", "/tokenize", { model, messages, add_generation_prompt: true }, vllmTokenizeSchema, signal);
+    // llama.cpp's /tokenize reads only `content`, and answers no tokens for messages.
+    if (value.tokens.length === 0) throw new Error("/tokenize answered no tokens for the messages");
     return { ids: value.tokens, retries };
   };
 }
