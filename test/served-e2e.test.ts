@@ -199,10 +199,12 @@ describe("text prompts through deliberate serve", () => {
     const auto = await run("auto", true);
     expect(new Set(tokens.promptTypes)).toEqual(new Set(["ids"]));
     expect(new Set(text.promptTypes)).toEqual(new Set(["text"]));
-    // auto sends ids until the first answers come back without token_ids; every request of the run after them is text.
-    const firstText = auto.promptTypes.indexOf("text");
-    expect(firstText).toBeGreaterThan(0);
-    expect(auto.promptTypes.slice(firstText + 8).every((type) => type === "text")).toBe(true);
+    // auto sends ids until the first answer comes back without token_ids: only the first steps of the
+    // items in flight then (4 items, 4 branches each) can have gone as ids.
+    const sentAsIds = auto.promptTypes.filter((type) => type === "ids").length;
+    expect(sentAsIds).toBeGreaterThan(0);
+    expect(sentAsIds).toBeLessThanOrEqual(16);
+    expect(auto.promptTypes.length).toBeGreaterThan(100);
     const byKey = new Map(tokens.results.map((result) => [key(result), result]));
     for (const other of [text.results, auto.results]) {
       expect(other).toHaveLength(12);
