@@ -75,7 +75,7 @@ interface FormattedPrompt {
   /** Token ids, when formatted as ids. */
   ids: number[] | null;
   /** The rendered text, once it is needed (at start in text mode, at the switch in "auto"). */
-  text: Promise<{ text: string; retries: number }> | null;
+  text: Promise<string> | null;
 }
 
 class ServedBranch implements Branch {
@@ -151,7 +151,7 @@ export class ServedPolicy implements Policy {
     const messages = promptToMessages(prompt);
     if (this.mode === "text") {
       const { text, tokens, retries } = await (await this.textRenderer())(messages);
-      return new ServedBranch(this, { messages, ids: null, text: Promise.resolve({ text, retries: 0 }) }, tokens, retries);
+      return new ServedBranch(this, { messages, ids: null, text: Promise.resolve(text) }, tokens, retries);
     }
     const { ids, retries } = await (this.renderIds as IdsRenderer)(messages);
     return new ServedBranch(this, { messages, ids, text: null }, ids.length, retries);
@@ -208,15 +208,22 @@ export class ServedPolicy implements Policy {
     return (this.textRendererFound ??= this.findTextRenderer());
   }
 
-  /** The prompt of the next request of a branch: ids while the policy sends ids and the branch has them, else text. */
+  /**
+   * The prompt of the next request of a branch: ids while the policy sends ids and the branch has
+   * them, else text. A prompt's text is rendered once for the branch that needs it first (its
+   * retries counted there) and shared with the other branches of that prompt.
+   */
   private async wirePrompt(branch: ServedBranch, signal?: AbortSignal): Promise<{ prompt: WirePrompt; retries: number }> {
     if (this.mode !== "text" && branch.prompt.ids !== null && branch.stepIds !== null) return { prompt: { ids: [...branch.prompt.ids, ...branch.stepIds] }, retries: 0 };
+    let retries = 0;
     if (branch.prompt.text === null) {
-      const render = await this.textRenderer();
-      branch.prompt.text = render(branch.prompt.messages, signal);
+      const rendering = this.textRenderer().then((render) => render(branch.prompt.messages, signal));
+      branch.prompt.text = rendering.then(({ text }) => text);
+      // A failed rendering is thrown here; the shared promise rethrows it to later steps.
+      branch.prompt.text.catch(() => undefined);
+      retries = (await rendering).retries;
     }
-    const { text, retries } = await branch.prompt.text;
-    return { prompt: { text: text + branch.stepText }, retries };
+    return { prompt: { text: (await branch.prompt.text) + branch.stepText }, retries };
   }
 
   /** One request for `group` (one branch, or with `batchN` several at the same point): each gets a choice. */
