@@ -355,7 +355,8 @@ export async function connectPolicy(urls: string | readonly string[], options: S
   const policy = new ServedPolicy(
     endpoints,
     card.id,
-    describeCard(card),
+    // n: k samples differ from per-branch seeds: a bench resumed with the other setting is refused as another policy.
+    options.batchN ? `${describeCard(card)} batch-n` : describeCard(card),
     options.parameters ?? null,
     options.stepDelimiter ?? "\n\n",
     card.max_model_len ?? null,
