@@ -223,6 +223,21 @@ describe("n: k for the children of one parent", () => {
   const served = (url: string, mode: PromptMode, batchN: boolean) => connectPolicy(`${url}/v1`, { model: "deliberate-policy", promptMode: mode, batchN });
   const summary = (steps: StepResult[]) => steps.map((step) => ({ text: step.text, tokens: step.tokens, stopReason: step.stopReason, logprobs: step.logprobs }));
 
+  it("bench --policy-batch-n sends fewer completion requests for the same search, every item answered", { timeout: 120_000 }, async () => {
+    const serve = await startServe();
+    const run = async (extra: string[]) => {
+      const proxy = await promptProxy(serve.url, false);
+      const results = await bench(await tempOut(), ["--n", "6", "--concurrency", "2", ...servedModels(proxy.url), ...extra]);
+      return { results, requests: proxy.promptTypes.length };
+    };
+    const separate = await run([]);
+    const batched = await run(["--policy-batch-n"]);
+    expect(batched.results).toHaveLength(6);
+    expect(batched.results.every((result) => result.error === null && result.answer !== null)).toBe(true);
+    console.log(`bench, beam budget 4, 6 problems: ${separate.requests} completion requests one per branch, ${batched.requests} with n: k`);
+    expect(batched.requests).toBeLessThan(separate.requests);
+  });
+
   for (const mode of ["tokens", "text"] as const) {
     it(`sends one request for k forks at the same point (${mode} prompts), each fork its own choice, as k requests seeded s, s+1, ...`, { timeout: 60_000 }, async () => {
       const serve = await startServe();
@@ -236,6 +251,8 @@ describe("n: k for the children of one parent", () => {
       // Four children of one parent and another prompt: two requests.
       const steps = await batched.extend([...children, other], { ...sampling, seeds: [500, 9, 9, 9, 77] });
       expect(batched.endpoints.requests - before).toBe(2);
+      expect(batched.fingerprint).toMatch(/ batch-n$/);
+      expect(separate.fingerprint).not.toMatch(/batch-n/);
 
       // deliberate serve seeds choice j of a request with seed + j, as vLLM does.
       const reference = await separate.start(problem);
