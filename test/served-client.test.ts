@@ -332,6 +332,36 @@ describe("text prompts, for servers that take or return no token ids", () => {
   });
 });
 
+describe("n: k for the branches at one point (batchN)", () => {
+  it("sends one request with n for the forks at the same point, seeded with the first fork's seed, and gives choice j (by its index) to fork j", async () => {
+    const choice = (index: number, text: string, ids: number[]) => ({ ...STEP_CHOICE, index, text: `${text}\n\n`, token_ids: ids, logprobs: { ...STEP_CHOICE.logprobs, token_logprobs: ids.map(() => -0.5) } });
+    const route: Handler = (entry, res) => {
+      const n = entry.body.n as number;
+      // Choices listed last first: the client must go by their index.
+      const choices = Array.from({ length: n }, (_, j) => choice(j, `step ${j}`, Array.from({ length: j + 1 }, (_, k) => 1000 + 10 * j + k))).reverse();
+      send(res, 200, { ...STEP.response, choices, usage: { prompt_tokens: 6, completion_tokens: 99, total_tokens: 105 } });
+    };
+    const { url, seen } = await fixtureServer(policyRoute([route]));
+    const policy = await connectPolicy(url, { batchN: true });
+    const root = await policy.start({ problem: "Compute 3 + 4." });
+    const forks = [root.fork(), root.fork(), root.fork()];
+    const steps = await policy.extend(forks, { ...options, seeds: [7, 8, 9] });
+    expect(completions(seen).map((entry) => [entry.body.n, entry.body.seed])).toEqual([[3, 7]]);
+    expect(steps.map((step) => [step.text, step.tokens])).toEqual([["step 0", 1], ["step 1", 2], ["step 2", 3]]);
+    // Now at different points: one request each, n: 1.
+    await policy.extend(forks, { ...options, seeds: [1, 2, 3] });
+    expect(completions(seen).slice(1).map((entry) => entry.body.n)).toEqual([1, 1, 1]);
+    expect(completions(seen)[2]?.body.prompt).toEqual([...PROMPT_IDS, 1010, 1011]);
+  });
+
+  it("fails with the flag to turn off when the server answers fewer choices than n", async () => {
+    const { url } = await fixtureServer(policyRoute([reply(STEP.response)]));
+    const policy = await connectPolicy(url, { batchN: true });
+    const root = await policy.start({ problem: "Compute 3 + 4." });
+    await expect(policy.extend([root.fork(), root.fork()], { ...options, seeds: [1, 2] })).rejects.toThrow(/asked for 2 choice\(s\) \(n\), got 1; .*leave --policy-batch-n off/);
+  });
+});
+
 /** A server whose every answer, /v1/models included, comes from `answer`. */
 async function fixtureServerWith(answer: (res: ServerResponse) => void): Promise<string> {
   const server = createServer((req, res) => {

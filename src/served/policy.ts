@@ -46,6 +46,7 @@ export interface ServedPolicyOptions extends HttpOptions {
 const completionSchema = z.object({
   choices: z.array(
     z.object({
+      index: z.int().optional(),
       text: z.string(),
       finish_reason: z.string().nullable(),
       // vLLM: the stop string matched, a stop token id, or null for end of text. Absent on other servers.
@@ -261,8 +262,13 @@ export class ServedPolicy implements Policy {
       }
       throw error;
     }
-    const { choices, usage } = answer.value;
-    if (choices.length !== group.length) throw new Error(`${this.endpoints.urls.join(", ")}: asked for n: ${group.length} choices, got ${choices.length}; give --policy-batch-n off`);
+    const { usage } = answer.value;
+    // Choice j goes to branch j, by the choices' own index where they have one.
+    const choices = answer.value.choices.toSorted((a, b) => (a.index ?? 0) - (b.index ?? 0));
+    if (choices.length !== group.length) {
+      const hint = group.length > 1 ? "; the server may not support n > 1: leave --policy-batch-n off" : "";
+      throw new Error(`${this.endpoints.urls.join(", ")}: asked for ${group.length} choice(s) (n), got ${choices.length}${hint}`);
+    }
     if ("ids" in wire.prompt) {
       const missing = choices.some((choice) => !choice.token_ids);
       if (missing && this.mode === "tokens") {
