@@ -43,7 +43,7 @@ export { OnnxStepVerifier } from "./runtime/onnx-verifier.js";
 export { DEVICES, type Device } from "./runtime/session.js";
 
 // Served models over HTTP: a policy on vLLM's completions API, a PRM on its /pooling API.
-export { connectPolicy, ServedPolicy, type ServedPolicyOptions } from "./served/policy.js";
+export { connectPolicy, PROMPT_MODES, ServedPolicy, type PromptMode, type ServedPolicyOptions } from "./served/policy.js";
 export { connectVerifier, ServedStepVerifier, VERIFIER_FORMATS, type ServedVerifierOptions, type VerifierFormat } from "./served/verifier.js";
 export { Endpoints, HttpStatusError, type HttpOptions } from "./served/http.js";
 export { promptToMessages, messagesToPrompt, type ChatMessage } from "./served/messages.js";

@@ -7,7 +7,7 @@ import { z } from "zod";
 import type { Policy, StepVerifier } from "../policy.js";
 import { loadPolicy, loadVerifier, type LoadOptions } from "../runtime/load.js";
 import { DEVICES, type Device } from "../runtime/session.js";
-import { connectPolicy } from "../served/policy.js";
+import { connectPolicy, PROMPT_MODES } from "../served/policy.js";
 import { connectVerifier, VERIFIER_FORMATS } from "../served/verifier.js";
 import { SynthRuleVerifier } from "../../verifiers/synth-rule.js";
 import { describeZodError, InputError } from "../errors.js";
@@ -19,6 +19,8 @@ const servedFlagsSchema = z.strictObject({
   policyParams: z.coerce.number().positive().optional(),
   stepDelimiter: z.string().min(1).optional(),
   chatTemplate: z.string().min(1).optional(),
+  policyPrompt: z.enum(PROMPT_MODES).optional(),
+  policyBatchN: z.boolean().optional(),
   verifierModel: z.string().min(1).optional(),
   verifierApiKey: z.string().min(1).optional(),
   verifierParams: z.coerce.number().positive().optional(),
@@ -79,6 +81,12 @@ export function addModelOptions(command: Command, { served = true } = {}): Comma
     .option("--policy-params <n>", "served policy: parameter count, for FLOPs (without it FLOPs are reported as unknown)")
     .option("--step-delimiter <text>", "served policy: the string between steps, \\n for a newline (default \\n\\n)")
     .option("--chat-template <dir>", "served policy: format prompts with this tokenizer directory (tokenizer_config.json, tokenizer.json) instead of the server's /tokenize")
+    .addOption(
+      new Option("--policy-prompt <mode>", "served policy: prompts as token ids, as text (servers that take or return no ids), or auto (ids until the server shows it needs text)")
+        .choices([...PROMPT_MODES])
+        .default("auto"),
+    )
+    .option("--policy-batch-n", "served policy: one request with n: k for the k children of one parent (faster; samples then derive from one seed, see README)")
     .option("--verifier-model <id>", "served verifier: the model id, when the server serves several")
     .option("--verifier-api-key <key>", "served verifier: API key (default $DELIBERATE_VERIFIER_API_KEY); never printed or stored")
     .option("--verifier-params <n>", "served verifier: parameter count, for FLOPs")
@@ -106,6 +114,8 @@ export async function loadModels(flags: ModelFlags, local: Partial<LoadOptions> 
         parameters: flags.policyParams ?? null,
         stepDelimiter: flags.stepDelimiter === undefined ? undefined : unescape(flags.stepDelimiter),
         chatTemplate: flags.chatTemplate,
+        promptMode: flags.policyPrompt,
+        batchN: flags.policyBatchN,
       })
     : await loadPolicy(flags.policy, options);
   let verifier: StepVerifier | null = null;

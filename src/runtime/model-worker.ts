@@ -209,6 +209,9 @@ const methods = {
   tokenize(params: { text: string; addSpecialTokens: boolean }) {
     return loadedDecoder().tokenizer.encode(params.text, { add_special_tokens: params.addSpecialTokens }).ids;
   },
+  detokenize(params: { tokens: number[] }) {
+    return loadedDecoder().tokenizer.decode(params.tokens, { skip_special_tokens: false });
+  },
   fork(params: { parent: number; child: number }) {
     try {
       loadedDecoder().engine.fork(params.parent, params.child);

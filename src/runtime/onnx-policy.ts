@@ -131,6 +131,11 @@ export class OnnxPolicy implements Policy {
     return this.client.call("tokenize", { text, addSpecialTokens });
   }
 
+  /** The text of token ids, special tokens written out (as vLLM's /detokenize decodes). */
+  detokenize(tokens: number[]): Promise<string> {
+    return this.client.call("detokenize", { tokens });
+  }
+
   /** A branch after the given token ids, prefilled in one run (no prompt format applied). */
   async startFromTokens(tokens: readonly number[]): Promise<Branch> {
     if (tokens.length === 0) throw new Error("startFromTokens: no tokens");
