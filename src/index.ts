@@ -103,7 +103,9 @@ export {
 } from "../verifiers/select.js";
 export { solutionSteps, splitSolution } from "../verifiers/steps.js";
 export { scoreOutcomes } from "../verifiers/outcome.js";
-export { SynthRuleVerifier } from "../verifiers/synth-rule.js";
+export { prefixCorrectness, SynthRuleVerifier } from "../verifiers/synth-rule.js";
+export { SimulatedRuleVerifier, separationForAuc } from "../verifiers/simulated-rule.js";
+export { rocAuc } from "../verifiers/auc.js";
 
 // Benchmarks and reports.
 export { runBench, loadBenchProblems, workItems, shardOf, type RunBenchOptions, type BenchSummary, type AccuracyCell, type WorkItem } from "./bench/run.js";

@@ -10,6 +10,7 @@ import { DEVICES, type Device } from "../runtime/session.js";
 import { connectPolicy } from "../served/policy.js";
 import { connectVerifier, VERIFIER_FORMATS } from "../served/verifier.js";
 import { SynthRuleVerifier } from "../../verifiers/synth-rule.js";
+import { isSimulatedAuc, SimulatedRuleVerifier } from "../../verifiers/simulated-rule.js";
 import { describeZodError, InputError } from "../errors.js";
 
 /** The flags of served models, by their commander keys; they are not part of a bench's config.json (the key must never be stored). */
@@ -69,7 +70,13 @@ export function addModelOptions(command: Command, { served = true } = {}): Comma
       "policy model: policy (embedded recurrent), baseline (embedded transformer), a model directory, or the URL of a served model (http://host:8000/v1; comma-separated replicas)",
       "policy",
     )
-    .option("--verifier <model>", "step verifier: prm (embedded), rule (the synthetic task's exact checker), none, a PRM directory, or the URL of a served PRM (vLLM /pooling)", "prm")
+    .option(
+      "--verifier <model>",
+      "step verifier: prm (embedded), rule (the synthetic task's exact checker), rule@AUC (a simulated verifier: the checker with noise calibrated to step AUC " +
+        "AUC in (0.5, 1]; rule@AUC:seed=S for another draw of the noise), none, a PRM directory, or the URL of a served PRM (vLLM /pooling)",
+      checkVerifierFlag,
+      "prm",
+    )
     .addOption(new Option("--device <device>", "where models run (auto: the first GPU provider that starts, else cpu)").choices([...DEVICES]).default("cpu"))
     .option("--threads <n>", "intra-op threads per model (default: all cores)", positiveInteger("--threads"));
   if (!served) return command;
@@ -91,6 +98,31 @@ export interface LoadedModels {
   close(): Promise<void>;
 }
 
+const SIMULATED = /^rule@([^:]*)(?::seed=(.*))?$/;
+
+/**
+ * The simulated verifier a --verifier value names (`rule@0.8`, `rule@0.8:seed=3`), or null when it
+ * names another verifier.
+ */
+export function parseSimulatedVerifier(value: string): { auc: number; noiseSeed: number } | null {
+  const match = SIMULATED.exec(value);
+  if (match === null) return null;
+  const [, aucText = "", seedText] = match;
+  const auc = aucText.trim() === "" ? Number.NaN : Number(aucText);
+  if (!isSimulatedAuc(auc)) throw new InputError(`--verifier ${value}: a simulated verifier's AUC must be a number in (0.5, 1], got "${aucText}"`);
+  const noiseSeed = seedText === undefined ? 0 : Number(seedText);
+  if (seedText !== undefined && (seedText.trim() === "" || !Number.isInteger(noiseSeed))) {
+    throw new InputError(`--verifier ${value}: the noise seed must be an integer, got "${seedText}"`);
+  }
+  return { auc, noiseSeed };
+}
+
+/** The --verifier value, once a simulated verifier's AUC and seed are checked (when it names one). */
+function checkVerifierFlag(value: string): string {
+  parseSimulatedVerifier(value);
+  return value;
+}
+
 /** Loads or connects the models the flags name; `local` adds options for local models (`deliberate serve`'s --max-model-len). */
 export async function loadModels(flags: ModelFlags, local: Partial<LoadOptions> = {}): Promise<LoadedModels> {
   const options = {
@@ -99,6 +131,7 @@ export async function loadModels(flags: ModelFlags, local: Partial<LoadOptions> 
     ...(flags.truncateProblem ? { promptOverflow: "truncate" as const } : {}),
     ...local,
   };
+  const simulated = parseSimulatedVerifier(flags.verifier);
   const policy = isUrl(flags.policy)
     ? await connectPolicy(urlsOf(flags.policy), {
         model: flags.policyModel,
@@ -111,6 +144,7 @@ export async function loadModels(flags: ModelFlags, local: Partial<LoadOptions> 
   let verifier: StepVerifier | null = null;
   try {
     if (flags.verifier === "rule") verifier = new SynthRuleVerifier();
+    else if (simulated !== null) verifier = new SimulatedRuleVerifier(simulated.auc, simulated.noiseSeed);
     else if (isUrl(flags.verifier)) {
       verifier = await connectVerifier(urlsOf(flags.verifier), {
         model: flags.verifierModel,
