@@ -123,15 +123,35 @@ function checkVerifierFlag(value: string): string {
   return value;
 }
 
-/** Loads or connects the models the flags name; `local` adds options for local models (`deliberate serve`'s --max-model-len). */
-export async function loadModels(flags: ModelFlags, local: Partial<LoadOptions> = {}): Promise<LoadedModels> {
-  const options = {
+/** The options of local models: device, threads, what to do with a long problem, and `local`'s. */
+function localOptions(flags: ModelFlags, local: Partial<LoadOptions>) {
+  return {
     device: flags.device,
     ...(flags.threads ? { threads: flags.threads } : {}),
     ...(flags.truncateProblem ? { promptOverflow: "truncate" as const } : {}),
     ...local,
   };
+}
+
+/** Loads or connects the step verifier that --verifier names; null for none. */
+export async function loadStepVerifier(flags: ModelFlags, local: Partial<LoadOptions> = {}): Promise<StepVerifier | null> {
+  if (flags.verifier === "none") return null;
+  if (flags.verifier === "rule") return new SynthRuleVerifier();
   const simulated = parseSimulatedVerifier(flags.verifier);
+  if (simulated !== null) return new SimulatedRuleVerifier(simulated.auc, simulated.noiseSeed);
+  if (isUrl(flags.verifier)) {
+    return connectVerifier(urlsOf(flags.verifier), {
+      model: flags.verifierModel,
+      apiKey: flags.verifierApiKey ?? process.env.DELIBERATE_VERIFIER_API_KEY,
+      parameters: flags.verifierParams ?? null,
+      format: flags.verifierFormat,
+    });
+  }
+  return loadVerifier(flags.verifier, localOptions(flags, local));
+}
+
+/** Loads or connects the models the flags name; `local` adds options for local models (`deliberate serve`'s --max-model-len). */
+export async function loadModels(flags: ModelFlags, local: Partial<LoadOptions> = {}): Promise<LoadedModels> {
   const policy = isUrl(flags.policy)
     ? await connectPolicy(urlsOf(flags.policy), {
         model: flags.policyModel,
@@ -140,19 +160,10 @@ export async function loadModels(flags: ModelFlags, local: Partial<LoadOptions> 
         stepDelimiter: flags.stepDelimiter === undefined ? undefined : unescape(flags.stepDelimiter),
         chatTemplate: flags.chatTemplate,
       })
-    : await loadPolicy(flags.policy, options);
+    : await loadPolicy(flags.policy, localOptions(flags, local));
   let verifier: StepVerifier | null = null;
   try {
-    if (flags.verifier === "rule") verifier = new SynthRuleVerifier();
-    else if (simulated !== null) verifier = new SimulatedRuleVerifier(simulated.auc, simulated.noiseSeed);
-    else if (isUrl(flags.verifier)) {
-      verifier = await connectVerifier(urlsOf(flags.verifier), {
-        model: flags.verifierModel,
-        apiKey: flags.verifierApiKey ?? process.env.DELIBERATE_VERIFIER_API_KEY,
-        parameters: flags.verifierParams ?? null,
-        format: flags.verifierFormat,
-      });
-    } else if (flags.verifier !== "none") verifier = await loadVerifier(flags.verifier, options);
+    verifier = await loadStepVerifier(flags, local);
   } catch (error) {
     await policy.close();
     throw error;

@@ -19,7 +19,7 @@ export interface ReportContent {
 }
 
 /** A table whose cells are plain text, except `**bold**` (a winner's name). */
-interface Table {
+export interface Table {
   header: string[];
   /** Columns holding numbers, right-aligned. */
   numeric: boolean[];
@@ -292,7 +292,7 @@ function overview(content: ReportContent): string {
 
 const mdCell = (text: string) => text.replace(/\|/g, "\\|");
 
-function markdownTable(table: Table): string {
+export function markdownTable(table: Table): string {
   const line = (cells: string[]) => `| ${cells.map(mdCell).join(" | ")} |`;
   return [line(table.header), `|${table.numeric.map((n) => (n ? " ---: " : " --- ")).join("|")}|`, ...table.rows.map(line)].join("\n");
 }
