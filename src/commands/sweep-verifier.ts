@@ -75,7 +75,9 @@ export function registerSweepVerifier(program: Command): void {
     .addHelpText(
       "after",
       "\n--verifier names the learned verifier placed on the curve (none: simulated verifiers only).\n" +
-        "Stopped (Ctrl-C), the same command resumes. Then: read <out>/verifier-sweep.md.",
+        "Stopped (Ctrl-C), the same command resumes. Then: read <out>/verifier-sweep.md.\n\n" +
+        "Example (three simulated verifiers and the embedded PRM, 10 problems per level):\n" +
+        "  deliberate sweep-verifier --n 50 --aucs 0.6,0.8,1.0 --concurrency 16 --out runs/verifier-sweep\n",
     )
     .action(async (flags: SweepFlags) => {
       const aucs = parseAucs(flags.aucs);
@@ -129,7 +131,12 @@ export function registerSweepVerifier(program: Command): void {
       } finally {
         await models.close();
       }
-      const sweep = await measureVerifierSweep(stages[0]?.run.out as string, settings, flags.budget);
+      const sweep = await measureVerifierSweep(
+        stages[0]?.run.out as string,
+        settings,
+        strategies.map((entry) => entry.label),
+        flags.budget,
+      );
       const written = await writeVerifierSweep(sweep, flags.out, ["deliberate", ...process.argv.slice(2)].join(" "));
       process.stdout.write(
         `${sweepTable(sweep)}\n\n${problems.length} problems, ${stages.length} runs in ${formatDuration(performance.now() - started)}\n` +

@@ -56,22 +56,25 @@ export interface VerifierSweep {
 const mean = (values: readonly number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
 const correctness = (item: { correct: boolean }) => (item.correct ? 1 : 0);
 
-/** The sweep's numbers from its runs: `passAt1Dir` (one sample per problem) and one run per setting. */
+/**
+ * The sweep's numbers from its runs: `passAt1Dir` (one sample per problem) and one run per setting,
+ * each with the configurations `strategies` (labels, in the order of the table's columns) at `budget`.
+ */
 export async function measureVerifierSweep(
   passAt1Dir: string,
   settings: readonly SweepSetting[],
+  strategies: readonly string[],
   budget: number,
   bootstrap: BootstrapOptions = DEFAULT_BOOTSTRAP,
 ): Promise<VerifierSweep> {
   const single = perProblem((await loadRuns([passAt1Dir])).results, correctness);
   const singleValues = [...single.values()];
   const [ciLow, ciHigh] = bootstrapMeanCI(singleValues, bootstrap);
-  const strategies: string[] = [];
   const points: SweepPoint[] = [];
   for (const { runDir, ...setting } of settings) {
     const { results } = await loadRuns([runDir]);
-    const labels = [...new Set(results.filter((result) => result.budget === budget).map((result) => result.strategy))];
-    const gains = labels.map((strategy) => {
+    const ran = strategies.filter((strategy) => results.some((result) => result.strategy === strategy && result.budget === budget));
+    const gains = ran.map((strategy) => {
       const accuracy = perProblem(
         results.filter((result) => result.strategy === strategy && result.budget === budget),
         correctness,
@@ -80,10 +83,9 @@ export async function measureVerifierSweep(
       const [gainLow, gainHigh] = bootstrapMeanCI(differences, bootstrap);
       return { strategy, accuracy: mean([...accuracy.values()]), gain: mean(differences), gainLow, gainHigh, problems: differences.length };
     });
-    for (const label of labels) if (!strategies.includes(label)) strategies.push(label);
     points.push({ ...setting, gains });
   }
-  return { budget, passAt1: { accuracy: mean(singleValues), ciLow, ciHigh, problems: singleValues.length }, strategies, points, bootstrap };
+  return { budget, passAt1: { accuracy: mean(singleValues), ciLow, ciHigh, problems: singleValues.length }, strategies: [...strategies], points, bootstrap };
 }
 
 const points = (fraction: number) => (fraction * 100).toFixed(1);
@@ -91,7 +93,7 @@ const signedPoints = (fraction: number) => `${fraction >= 0 ? "+" : "−"}${poin
 const aucText = (auc: number) => (Number.isNaN(auc) ? "–" : auc.toFixed(3));
 
 /** "simulated (rule@0.8)" or "learned (prm)". */
-export function settingName(point: Pick<SweepPoint, "kind" | "verifier">): string {
+function settingName(point: Pick<SweepPoint, "kind" | "verifier">): string {
   return `${point.kind} (${point.verifier})`;
 }
 
@@ -118,10 +120,15 @@ function plotAuc(point: SweepPoint): number {
   return point.targetAuc ?? point.aucs.withinProblem;
 }
 
+/** On the AUC axis, strategies are nudged apart by this much each so that their CI bars do not overlap. */
+const DODGE = 0.006;
+
 export function sweepPlotSpec(sweep: VerifierSweep): TopLevelSpec {
+  const dodge = (strategy: string) => (sweep.strategies.indexOf(strategy) - (sweep.strategies.length - 1) / 2) * DODGE;
   const rows = sweep.points.flatMap((point) =>
     point.gains.map((gain) => ({
       auc: plotAuc(point),
+      x: plotAuc(point) + dodge(gain.strategy),
       kind: point.kind,
       verifier: settingName(point),
       strategy: gain.strategy,
@@ -130,7 +137,15 @@ export function sweepPlotSpec(sweep: VerifierSweep): TopLevelSpec {
       high: gain.gainHigh * 100,
     })),
   );
-  const x = { field: "auc", type: "quantitative" as const, title: "verifier step AUC (learned: within-problem, measured)", scale: { domain: [0.5, 1] } };
+  // From 0.5 (chance), or lower where a learned verifier ranks worse than chance, to 1.
+  const lowest = Math.min(0.5, ...sweep.points.map(plotAuc).filter((auc) => !Number.isNaN(auc)));
+  const x = {
+    field: "x",
+    type: "quantitative" as const,
+    title: "verifier step AUC (learned: within-problem, measured)",
+    scale: { domain: [Math.floor(lowest * 20) / 20 - 0.02, 1.02] },
+    axis: { format: ".2f" },
+  };
   const y = { field: "gain", type: "quantitative" as const, title: `gain over one sample at N=${sweep.budget} (points)` };
   const color = { field: "strategy", type: "nominal" as const, title: "strategy" };
   const simulated = { filter: "datum.kind === 'simulated'" };
@@ -143,14 +158,19 @@ export function sweepPlotSpec(sweep: VerifierSweep): TopLevelSpec {
     },
     width: 520,
     height: 320,
-    data: { values: rows },
-    encoding: { x, color },
     layer: [
-      { mark: { type: "rule", color: "#999", strokeDash: [4, 4] }, encoding: { y: { datum: 0, type: "quantitative" } } },
-      { transform: [simulated], mark: { type: "line", strokeWidth: 2 }, encoding: { y } },
-      { mark: { type: "rule", strokeWidth: 1.5, opacity: 0.6 }, encoding: { y: { field: "low", type: "quantitative", title: y.title }, y2: { field: "high" } } },
-      { transform: [simulated], mark: { type: "point", filled: true, size: 55, opacity: 1 }, encoding: { y } },
-      { transform: [learned], mark: { type: "point", shape: "diamond", filled: true, size: 140, opacity: 1, stroke: "black", strokeWidth: 1 }, encoding: { y } },
+      // No gain: one dashed line across.
+      { data: { values: [{ zero: 0 }] }, mark: { type: "rule", color: "#999", strokeDash: [4, 4] }, encoding: { y: { field: "zero", type: "quantitative" } } },
+      {
+        data: { values: rows },
+        encoding: { x, color },
+        layer: [
+          { transform: [simulated], mark: { type: "line", strokeWidth: 2 }, encoding: { y } },
+          { mark: { type: "rule", strokeWidth: 1.5, opacity: 0.6 }, encoding: { y: { field: "low", type: "quantitative", title: y.title }, y2: { field: "high" } } },
+          { transform: [simulated], mark: { type: "point", filled: true, size: 55, opacity: 1 }, encoding: { y } },
+          { transform: [learned], mark: { type: "point", shape: "diamond", filled: true, size: 140, opacity: 1, stroke: "black", strokeWidth: 1 }, encoding: { y } },
+        ],
+      },
     ],
     config: { font: "Helvetica, Arial, sans-serif", background: "white", padding: 12, title: { anchor: "start", subtitleColor: "#555" } },
   };
