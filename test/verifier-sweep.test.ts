@@ -11,6 +11,7 @@ import { measureVerifierSweep, sweepTable, writeVerifierSweep } from "../src/rep
 import { splitSteps } from "../datasets/synth/check.js";
 import { generateSynth } from "../datasets/synth/generate.js";
 import { SimulatedRuleVerifier } from "../verifiers/simulated-rule.js";
+import { buildProgram } from "../src/program.js";
 
 const tempDirs: string[] = [];
 async function tempDir(): Promise<string> {
@@ -178,5 +179,16 @@ describe("measureVerifierSweep", () => {
       ["symbol", 2],
       ["symbol", 2],
     ]);
+  });
+});
+
+describe("deliberate sweep-verifier", () => {
+  const run = (...args: string[]) => buildProgram().exitOverride().parseAsync(["node", "deliberate", "sweep-verifier", ...args, "--dry-run"]);
+
+  it("refuses a simulated AUC outside (0.5, 1] and a simulated --verifier, naming the flag and the value", async () => {
+    await expect(run("--aucs", "0.6,0.5")).rejects.toThrow(`--aucs: each simulated verifier's step AUC must be a number in (0.5, 1], got "0.5" in "0.6,0.5"`);
+    await expect(run("--aucs", "0.6,,0.8")).rejects.toThrow(/got "" in "0.6,,0.8"/);
+    await expect(run("--verifier", "rule@0.7")).rejects.toThrow("--verifier rule@0.7: the sweep's --verifier is the learned verifier placed on the curve; give the simulated ones with --aucs");
+    await expect(run("--verifier", "rule@2")).rejects.toThrow(`--verifier rule@2: a simulated verifier's AUC must be a number in (0.5, 1], got "2"`);
   });
 });
