@@ -121,8 +121,6 @@ export function registerSweepVerifier(program: Command): void {
           for (const [index, stage] of stages.entries()) {
             process.stderr.write(`[${index + 1}/${stages.length}] ${stage.name}: N=${stage.run.experiment.budgets[0]} ${stage.run.experiment.strategies.map((s) => s.label).join(", ")}\n`);
             const measured = await runStage(stage, { ...flags, verifier: stage.setting?.verifier ?? "none" }, models.policy, problems, signal);
-            // A stopped bench returns what it finished; the sweep stops there too.
-            signal.throwIfAborted();
             if (stage.setting !== null && measured !== null) settings.push({ ...stage.setting, runDir: stage.run.out, aucs: measured });
           }
           return true;
@@ -145,17 +143,23 @@ export function registerSweepVerifier(program: Command): void {
     });
 }
 
-/** Runs one stage with its verifier (its scores logged beside the run); the step AUCs measured on its log, or null without a verifier. */
+/**
+ * Runs one stage with its verifier (its scores logged beside the run); the step AUCs measured on
+ * its log, or null without a verifier. A stopped bench returns what it finished: the stage then
+ * throws the signal's reason, so that the sweep stops there too.
+ */
 async function runStage(stage: Stage, flags: ModelFlags, policy: Policy, problems: Problem[], signal: AbortSignal) {
   const progress = createProgress(stage.run.run.progress, stage.run.run.progressIntervalS);
   const verifier = await loadStepVerifier(flags);
   if (verifier === null) {
     await runBench(stage.run, { policy, verifier: null, signal, problems, progress });
+    signal.throwIfAborted();
     return null;
   }
   try {
     const log = await StepScoreLog.open(verifier, join(stage.run.out, "step-scores.jsonl"));
     await runBench(stage.run, { policy, verifier: log, signal, problems, progress });
+    signal.throwIfAborted();
     const aucs = stepAucs(log.records);
     process.stderr.write(
       `  step AUC ${aucs.pooled.toFixed(3)} over ${aucs.correct + aucs.incorrect} prefixes (${aucs.incorrect} wrong); ` +
