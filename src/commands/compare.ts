@@ -62,6 +62,18 @@ export function withFileFlags(entry: Configuration, flags: Readonly<Record<strin
 }
 
 /**
+ * The flag that a field of the bench settings comes from, for messages. A configuration's issue is
+ * in a file parameter (the others are fixed): named by its flag (`--allocation`).
+ */
+export function flagOfPath(strategies: readonly Configuration[]): (path: readonly PropertyKey[]) => string {
+  return (path) => {
+    if (path[0] !== "strategies") return flagName(String(path[0]));
+    const entry = strategies[path[1] as number];
+    return (entry && getStrategy(entry.strategy).fileParams?.[String(path[3])]?.flag) ?? "--strategies";
+  };
+}
+
+/**
  * The bench settings of compare's runs, and of the verifier sweep's: the synthetic test split, the
  * step limits of the embedded models, the model and run flags.
  */
@@ -122,13 +134,7 @@ export function registerCompare(program: Command): void {
       if (budgets.some((budget) => !Number.isInteger(budget) || budget <= 0)) throw new InputError(`--budgets: expected positive integers, got "${flags.budgets}"`);
       const strategies = chooseConfigurations(flags.strategies).map((entry) => withFileFlags(entry, flags as unknown as Record<string, unknown>));
       const bench = { ...syntheticBenchSettings(flags), seeds: flags.seeds, ...(flags.difficultyFile ? { difficultyFile: flags.difficultyFile } : {}) };
-      // A configuration's issue is in a file parameter (the others are fixed): named by its flag.
-      const flagOf = (path: readonly PropertyKey[]) => {
-        if (path[0] !== "strategies") return flagName(String(path[0]));
-        const entry = strategies[path[1] as number];
-        return (entry && getStrategy(entry.strategy).fileParams?.[String(path[3])]?.flag) ?? "--strategies";
-      };
-      const { runs, skipped } = runsPerBudget(bench, strategies, budgets, flags.out, flagOf, "strategies");
+      const { runs, skipped } = runsPerBudget(bench, strategies, budgets, flags.out, flagOfPath(strategies), "strategies");
       for (const skip of skipped) process.stderr.write(`skipping ${skip.label} at N=${skip.budget}: ${skip.reason}\n`);
 
       const first = runs[0] as (typeof runs)[number];

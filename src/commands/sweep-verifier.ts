@@ -18,12 +18,12 @@ import type { BenchConfig } from "../bench/config.js";
 import type { Policy } from "../policy.js";
 import type { Problem } from "../../datasets/problem.js";
 import { measureVerifierSweep, sweepTable, writeVerifierSweep, type SweepSetting } from "../report/verifier-sweep.js";
-import { chooseConfigurations, syntheticBenchSettings, withFileFlags } from "./compare.js";
+import { chooseConfigurations, flagOfPath, syntheticBenchSettings, withFileFlags } from "./compare.js";
 import { addModelOptions, loadModels, loadStepVerifier, parseSimulatedVerifier, positiveInteger, type ModelFlags } from "./model-options.js";
 import { untilStopped } from "./stop-signals.js";
-import { fileParamFlags, flagName } from "./strategy-flags.js";
+import { fileParamFlags } from "./strategy-flags.js";
 import { InputError } from "../errors.js";
-import { getStrategy, STRATEGIES } from "../../strategies/registry.js";
+import { STRATEGIES } from "../../strategies/registry.js";
 import { isSimulatedAuc } from "../../verifiers/simulated-rule.js";
 
 interface SweepFlags extends ModelFlags {
@@ -86,11 +86,7 @@ export function registerSweepVerifier(program: Command): void {
       }
       const strategies = chooseConfigurations(flags.strategies).map((entry) => withFileFlags(entry, flags as unknown as Record<string, unknown>));
       const bench = syntheticBenchSettings(flags);
-      const flagOf = (path: readonly PropertyKey[]) => {
-        if (path[0] !== "strategies") return flagName(String(path[0]));
-        const entry = strategies[path[1] as number];
-        return (entry && getStrategy(entry.strategy).fileParams?.[String(path[3])]?.flag) ?? "--strategies";
-      };
+      const flagOf = flagOfPath(strategies);
       const stageRun = (verifier: string, configurations: Configuration[], budget: number, dir: string): BenchConfig => {
         const { runs, skipped } = runsPerBudget({ ...bench, verifier }, configurations, [budget], dir, flagOf, "strategies");
         for (const skip of skipped) process.stderr.write(`skipping ${skip.label} at N=${skip.budget}: ${skip.reason}\n`);
