@@ -17,6 +17,7 @@ import { checkRunDirectory } from "../bench/store.js";
 import type { BenchConfig } from "../bench/config.js";
 import type { Policy } from "../policy.js";
 import type { Problem } from "../../datasets/problem.js";
+import { Grader } from "../../datasets/answer/grader.js";
 import { measureVerifierSweep, sweepTable, writeVerifierSweep, type SweepSetting } from "../report/verifier-sweep.js";
 import { chooseConfigurations, flagOfPath, syntheticBenchSettings, withFileFlags } from "./compare.js";
 import { addModelOptions, loadModels, loadStepVerifier, parseSimulatedVerifier, positiveInteger, type ModelFlags } from "./model-options.js";
@@ -36,6 +37,14 @@ interface SweepFlags extends ModelFlags {
   progress: string;
   dryRun?: boolean;
 }
+
+/**
+ * The time limit of one grading in the sweep. The grader's default (5 s) guards against
+ * pathological answers, but a grading worker that starts (loading its libraries) on two busy cores
+ * took longer than that and graded right answers wrong: 17 of 950 items in the first 50-problem
+ * sweep. The sweep's answers are the embedded policy's short numbers and fractions.
+ */
+const GRADE_TIMEOUT_MS = 60_000;
 
 /** One sample per problem: pass@1, the baseline every gain is measured from. It needs no verifier. */
 const ONE_SAMPLE: Configuration = { label: "one-sample", strategy: "best-of-n", params: { select: "majority" } };
@@ -110,13 +119,15 @@ export function registerSweepVerifier(program: Command): void {
         return;
       }
       const models = await loadModels({ ...flags, verifier: "none" });
+      // One grader for every stage: its workers start once.
+      const grader = new Grader({ timeoutMs: GRADE_TIMEOUT_MS });
       const started = performance.now();
       const settings: SweepSetting[] = [];
       try {
         const done = await untilStopped(async (signal) => {
           for (const [index, stage] of stages.entries()) {
             process.stderr.write(`[${index + 1}/${stages.length}] ${stage.name}: N=${stage.run.experiment.budgets[0]} ${stage.run.experiment.strategies.map((s) => s.label).join(", ")}\n`);
-            const measured = await runStage(stage, { ...flags, verifier: stage.setting?.verifier ?? "none" }, models.policy, problems, signal);
+            const measured = await runStage(stage, { ...flags, verifier: stage.setting?.verifier ?? "none" }, { policy: models.policy, problems, grader, signal });
             if (stage.setting !== null && measured !== null) settings.push({ ...stage.setting, runDir: stage.run.out, aucs: measured });
           }
           return true;
@@ -124,7 +135,9 @@ export function registerSweepVerifier(program: Command): void {
         if (done === null) return;
       } finally {
         await models.close();
+        await grader.close();
       }
+      if (grader.timeouts > 0) process.stderr.write(`warning: ${grader.timeouts} gradings ran past ${GRADE_TIMEOUT_MS / 1000} s and count as wrong\n`);
       const sweep = await measureVerifierSweep(
         stages[0]?.run.out as string,
         settings,
@@ -144,17 +157,22 @@ export function registerSweepVerifier(program: Command): void {
  * its log, or null without a verifier. A stopped bench returns what it finished: the stage then
  * throws the signal's reason, so that the sweep stops there too.
  */
-async function runStage(stage: Stage, flags: ModelFlags, policy: Policy, problems: Problem[], signal: AbortSignal) {
+async function runStage(
+  stage: Stage,
+  flags: ModelFlags,
+  shared: { policy: Policy; problems: Problem[]; grader: Grader; signal: AbortSignal },
+) {
+  const { signal } = shared;
   const progress = createProgress(stage.run.run.progress, stage.run.run.progressIntervalS);
   const verifier = await loadStepVerifier(flags);
   if (verifier === null) {
-    await runBench(stage.run, { policy, verifier: null, signal, problems, progress });
+    await runBench(stage.run, { ...shared, verifier: null, progress });
     signal.throwIfAborted();
     return null;
   }
   try {
     const log = await StepScoreLog.open(verifier, join(stage.run.out, "step-scores.jsonl"));
-    await runBench(stage.run, { policy, verifier: log, signal, problems, progress });
+    await runBench(stage.run, { ...shared, verifier: log, progress });
     signal.throwIfAborted();
     const aucs = stepAucs(log.records);
     process.stderr.write(
