@@ -97,7 +97,7 @@ function settingName(point: Pick<SweepPoint, "kind" | "verifier">): string {
   return `${point.kind} (${point.verifier})`;
 }
 
-export function sweepTable(sweep: VerifierSweep): ReturnType<typeof markdownTable> {
+export function sweepTable(sweep: VerifierSweep): string {
   const gainCell = (point: SweepPoint, strategy: string) => {
     const gain = point.gains.find((entry) => entry.strategy === strategy);
     return gain === undefined ? "–" : `${points(gain.accuracy)}% (${signedPoints(gain.gain)}, ${signedPoints(gain.gainLow)} to ${signedPoints(gain.gainHigh)})`;
