@@ -103,7 +103,9 @@ export {
 } from "../verifiers/select.js";
 export { solutionSteps, splitSolution } from "../verifiers/steps.js";
 export { scoreOutcomes } from "../verifiers/outcome.js";
-export { SynthRuleVerifier } from "../verifiers/synth-rule.js";
+export { prefixCorrectness, SynthRuleVerifier } from "../verifiers/synth-rule.js";
+export { SimulatedRuleVerifier, separationForAuc } from "../verifiers/simulated-rule.js";
+export { rocAuc } from "../verifiers/auc.js";
 
 // Benchmarks and reports.
 export { runBench, loadBenchProblems, workItems, shardOf, type RunBenchOptions, type BenchSummary, type AccuracyCell, type WorkItem } from "./bench/run.js";
@@ -113,7 +115,9 @@ export { resultSchema, computeSchema, workItemKey, type BenchResult } from "./be
 export { writeReport, type ReportOptions, type WrittenReport } from "./report/report.js";
 export { summarize, bootstrapMeanCI, type Summary, type Cell, type GroupCell, type Win } from "./report/stats.js";
 export { loadRuns } from "./report/load.js";
-export { measureEfficiency, chooseReference, compareWithReference, type Efficiency, type EfficiencyRow, type Bound } from "./report/efficiency.js";
+export { measureEfficiency, chooseReference, compareWithReference, type Efficiency, type EfficiencyRow, type Bound, type RatioInterval } from "./report/efficiency.js";
+export { StepScoreLog, readStepScores, stepAucs, type StepScoreRecord, type StepAucs } from "./bench/step-score-log.js";
+export { measureVerifierSweep, writeVerifierSweep, type VerifierSweep, type SweepSetting, type SweepPoint, type StrategyGain } from "./report/verifier-sweep.js";
 
 // Compute-optimal allocation.
 export { computeOptimal, computeOptimalParams, type ComputeOptimalParams } from "../strategies/compute-optimal.js";

@@ -40,7 +40,7 @@ const ALL = [...MAIN, "lookahead-k1", "dvts-w4", "revision-r1"];
  * The configurations named by --strategies: labels of CONFIGURATIONS, main, all, or registered
  * strategies with their default parameters.
  */
-function chooseConfigurations(list: string): Configuration[] {
+export function chooseConfigurations(list: string): Configuration[] {
   const labels = list.split(",").flatMap((part) => {
     const name = part.trim();
     return name === "main" ? MAIN : name === "all" ? ALL : [name];
@@ -56,9 +56,42 @@ function chooseConfigurations(list: string): Configuration[] {
 }
 
 /** The file parameters given by their flags (`--allocation`), for the configurations whose strategy takes them. */
-function withFileFlags(entry: Configuration, flags: Readonly<Record<string, unknown>>): Configuration {
+export function withFileFlags(entry: Configuration, flags: Readonly<Record<string, unknown>>): Configuration {
   const given = Object.entries(fileParamsFromFlags(getStrategy(entry.strategy), flags)).filter(([, path]) => path !== undefined);
   return given.length === 0 ? entry : { ...entry, params: { ...entry.params, ...Object.fromEntries(given) } };
+}
+
+/**
+ * The flag that a field of the bench settings comes from, for messages. A configuration's issue is
+ * in a file parameter (the others are fixed): named by its flag (`--allocation`).
+ */
+export function flagOfPath(strategies: readonly Configuration[]): (path: readonly PropertyKey[]) => string {
+  return (path) => {
+    if (path[0] !== "strategies") return flagName(String(path[0]));
+    const entry = strategies[path[1] as number];
+    return (entry && getStrategy(entry.strategy).fileParams?.[String(path[3])]?.flag) ?? "--strategies";
+  };
+}
+
+/**
+ * The bench settings of compare's runs, and of the verifier sweep's: the synthetic test split, the
+ * step limits of the embedded models, the model and run flags.
+ */
+export function syntheticBenchSettings(flags: ModelFlags & { n: number; concurrency: number; progress: string }): Record<string, unknown> {
+  return {
+    dataset: "synth",
+    split: "test",
+    n: flags.n,
+    // The embedded models write steps of a few dozen characters and solutions of at most ~10 steps.
+    maxSteps: 12,
+    maxStepTokens: 64,
+    policy: flags.policy,
+    verifier: flags.verifier,
+    device: flags.device,
+    ...(flags.threads ? { threads: flags.threads } : {}),
+    concurrency: flags.concurrency,
+    progress: flags.progress,
+  };
 }
 
 interface CompareFlags extends ModelFlags {
@@ -100,29 +133,8 @@ export function registerCompare(program: Command): void {
       const budgets = flags.budgets.split(",").map((part) => Number(part.trim()));
       if (budgets.some((budget) => !Number.isInteger(budget) || budget <= 0)) throw new InputError(`--budgets: expected positive integers, got "${flags.budgets}"`);
       const strategies = chooseConfigurations(flags.strategies).map((entry) => withFileFlags(entry, flags as unknown as Record<string, unknown>));
-      const bench = {
-        dataset: "synth",
-        split: "test",
-        n: flags.n,
-        seeds: flags.seeds,
-        // The embedded models write steps of a few dozen characters and solutions of at most ~10 steps.
-        maxSteps: 12,
-        maxStepTokens: 64,
-        policy: flags.policy,
-        verifier: flags.verifier,
-        device: flags.device,
-        ...(flags.threads ? { threads: flags.threads } : {}),
-        concurrency: flags.concurrency,
-        progress: flags.progress,
-        ...(flags.difficultyFile ? { difficultyFile: flags.difficultyFile } : {}),
-      };
-      // A configuration's issue is in a file parameter (the others are fixed): named by its flag.
-      const flagOf = (path: readonly PropertyKey[]) => {
-        if (path[0] !== "strategies") return flagName(String(path[0]));
-        const entry = strategies[path[1] as number];
-        return (entry && getStrategy(entry.strategy).fileParams?.[String(path[3])]?.flag) ?? "--strategies";
-      };
-      const { runs, skipped } = runsPerBudget(bench, strategies, budgets, flags.out, flagOf, "strategies");
+      const bench = { ...syntheticBenchSettings(flags), seeds: flags.seeds, ...(flags.difficultyFile ? { difficultyFile: flags.difficultyFile } : {}) };
+      const { runs, skipped } = runsPerBudget(bench, strategies, budgets, flags.out, flagOfPath(strategies), "strategies");
       for (const skip of skipped) process.stderr.write(`skipping ${skip.label} at N=${skip.budget}: ${skip.reason}\n`);
 
       const first = runs[0] as (typeof runs)[number];
