@@ -6,7 +6,7 @@ export { InputError } from "./errors.js";
 export { extractAnswer, answerFromText, lastBoxed, type AnswerFallback, type ExtractOptions } from "../datasets/answer/extract.js";
 export { normalizeAnswer, type NormalizedAnswer } from "../datasets/answer/normalize.js";
 export { compareAnswers, type CompareOptions, type Verdict } from "../datasets/answer/compare.js";
-export { Grader, isEquivalent, type GraderOptions } from "../datasets/answer/grader.js";
+export { BENCH_GRADER_OPTIONS, Grader, GradingError, gradingFailureMessage, isEquivalent, type GraderOptions } from "../datasets/answer/grader.js";
 
 // Datasets: MATH-style JSONL, named sources with a download cache, filters.
 export type { Problem, Dataset } from "../datasets/problem.js";
