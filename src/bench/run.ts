@@ -269,7 +269,8 @@ async function runItem(item: WorkItem, context: ItemContext): Promise<BenchResul
  * when the grading did not finish on any try. A result without an answer is wrong.
  */
 export async function gradeResult(result: BenchResult, grader: Grader): Promise<BenchResult> {
-  const { gradingFailed: _, ...rest } = result;
+  const rest: BenchResult = { ...result };
+  delete rest.gradingFailed;
   if (result.answer === null) return { ...rest, correct: false, error: null };
   const verdict = await grader.grade(result.answer, result.gold);
   if (verdict.incomplete === true) return { ...rest, correct: false, error: gradingFailureMessage(verdict), gradingFailed: true };
