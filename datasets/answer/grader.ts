@@ -19,8 +19,13 @@ import { startWorker } from "../../src/worker-threads.js";
 export interface GraderOptions extends CompareOptions {
   /** Worker threads. Default: the number of cores, at most 4. */
   workers?: number;
-  /** Hard time limit of one comparison in milliseconds. Default 5,000. */
+  /**
+   * Hard time limit of one comparison in milliseconds. Default 5,000. It runs from when the
+   * worker is ready: a worker's start (loading and warming up its libraries) has its own limit.
+   */
   timeoutMs?: number;
+  /** Time limit of a grading worker's start in milliseconds. Default 120,000. */
+  startupTimeoutMs?: number;
   /** Largest input (either side, before extraction) in characters. Default 100,000. */
   maxInputChars?: number;
   /**
@@ -28,6 +33,8 @@ export interface GraderOptions extends CompareOptions {
    * before its verdict stays incomplete. Default 0.
    */
   retries?: number;
+  /** Starts a grading worker (for tests of the grader's handling of workers). Default: worker.ts. */
+  startWorker?: () => Worker;
 }
 
 /**
@@ -61,38 +68,76 @@ interface Job {
 
 const incomplete = (reason: string): Verdict => ({ equal: false, reason, pred: null, gold: null, incomplete: true });
 
+/** What a grading worker posts: "ready" once it has loaded and warmed up, then one verdict per request. */
+type WorkerMessage = { ready: true } | { id: number; verdict: Verdict };
+
 class Slot {
   private worker: Worker | null = null;
+  /** Whether `worker` has posted "ready": its libraries are loaded and the time limit applies. */
+  private ready = false;
   private timer: NodeJS.Timeout | null = null;
+  private startupTimer: NodeJS.Timeout | null = null;
   job: Job | null = null;
 
   constructor(
-    private readonly timeoutMs: number,
+    private readonly limits: { timeoutMs: number; startupTimeoutMs: number },
+    private readonly start: () => Worker,
     private readonly onIdle: (slot: Slot) => void,
   ) {}
 
   run(job: Job): void {
     this.job = job;
     const worker = this.ensureWorker();
-    this.timer = setTimeout(() => {
-      // The worker goes first: finishing dispatches the next job (or this one's retry) to this
-      // slot, which must start a fresh worker rather than post to the one being terminated.
-      void worker.terminate();
-      this.worker = null;
-      this.finish(incomplete(`timeout after ${this.timeoutMs} ms`));
-    }, this.timeoutMs);
+    // A starting worker receives the request when it is ready; the time limit runs from then.
     worker.postMessage(job.request);
+    if (this.ready) this.startTimer(worker);
+  }
+
+  /** The comparison's time limit: on expiry the worker is terminated (its work cannot be interrupted otherwise). */
+  private startTimer(worker: Worker): void {
+    this.timer = setTimeout(() => this.abandon(worker, `timeout after ${this.limits.timeoutMs} ms`), this.limits.timeoutMs);
+  }
+
+  /** Terminates `worker` and finishes the job with an incomplete verdict. */
+  private abandon(worker: Worker, reason: string): void {
+    // The worker goes first: finishing dispatches the next job (or this one's retry) to this
+    // slot, which must start a fresh worker rather than post to the one being terminated.
+    void worker.terminate();
+    this.dropWorker(worker);
+    this.finish(incomplete(reason));
+  }
+
+  private dropWorker(worker: Worker): void {
+    if (this.worker !== worker) return;
+    if (this.startupTimer) clearTimeout(this.startupTimer);
+    this.startupTimer = null;
+    this.worker = null;
+    this.ready = false;
   }
 
   private ensureWorker(): Worker {
     if (this.worker) return this.worker;
-    const worker = startWorker(import.meta.url, "worker");
-    worker.on("message", (message: { id: number; verdict: Verdict }) => {
-      if (this.job?.request.id === message.id) this.finish(message.verdict);
+    const worker = this.start();
+    this.ready = false;
+    // Starting is trusted work (loading the libraries), so it has a limit of its own, far above a
+    // start on a loaded machine: a cold start must not use up a comparison's time limit.
+    this.startupTimer = setTimeout(() => {
+      if (this.worker === worker) this.abandon(worker, `grading worker did not start within ${this.limits.startupTimeoutMs} ms`);
+    }, this.limits.startupTimeoutMs);
+    worker.on("message", (message: WorkerMessage) => {
+      if (this.worker !== worker) return;
+      if ("ready" in message) {
+        if (this.startupTimer) clearTimeout(this.startupTimer);
+        this.startupTimer = null;
+        this.ready = true;
+        if (this.job !== null) this.startTimer(worker);
+      } else if (this.job?.request.id === message.id) {
+        this.finish(message.verdict);
+      }
     });
     worker.on("error", (error: Error) => {
       if (this.worker !== worker) return;
-      this.worker = null;
+      this.dropWorker(worker);
       this.finish(incomplete(`worker error: ${error.message}`));
     });
     worker.unref();
@@ -110,8 +155,12 @@ class Slot {
   }
 
   async close(): Promise<void> {
-    await this.worker?.terminate();
-    this.worker = null;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    const worker = this.worker;
+    if (worker === null) return;
+    this.dropWorker(worker);
+    await worker.terminate();
   }
 }
 
@@ -128,12 +177,14 @@ export class Grader {
   retried = 0;
 
   constructor(options: GraderOptions = {}) {
-    const { workers, timeoutMs = 5_000, maxInputChars = 100_000, retries = 0, ...compare } = options;
+    const { workers, timeoutMs = 5_000, startupTimeoutMs = 120_000, maxInputChars = 100_000, retries = 0, startWorker: start, ...compare } = options;
     this.compareOptions = compare;
     this.maxInputChars = maxInputChars;
     this.retries = retries;
     const count = workers ?? Math.min(4, availableParallelism());
-    this.slots = Array.from({ length: count }, () => new Slot(timeoutMs, (slot) => this.dispatch(slot)));
+    const limits = { timeoutMs, startupTimeoutMs };
+    const startGradingWorker = start ?? (() => startWorker(import.meta.url, "worker"));
+    this.slots = Array.from({ length: count }, () => new Slot(limits, startGradingWorker, (slot) => this.dispatch(slot)));
   }
 
   /**
