@@ -82,14 +82,15 @@ export async function loadRuns(dirs: readonly string[]): Promise<LoadedResults> 
   return { runs, results, gradingFailures, warnings };
 }
 
-/** "3 items left out: their grading did not finish (beam N=16: 2, majority N=4: 1); ..." */
+/** "3 items are left out of every number: their grading did not finish in time on any try (beam N=16: 2, majority N=4: 1); ..." */
 function gradingFailuresWarning(failures: readonly BenchResult[]): string {
+  const sorted = [...failures].sort((a, b) => a.strategy.localeCompare(b.strategy) || a.budget - b.budget);
   const cells = new Map<string, number>();
-  for (const { strategy, budget } of failures) cells.set(`${strategy} N=${budget}`, (cells.get(`${strategy} N=${budget}`) ?? 0) + 1);
+  for (const { strategy, budget } of sorted) cells.set(`${strategy} N=${budget}`, (cells.get(`${strategy} N=${budget}`) ?? 0) + 1);
   const where = [...cells].map(([cell, count]) => `${cell}: ${count}`).join(", ");
   return (
     `${failures.length} ${failures.length === 1 ? "item is" : "items are"} left out of every number: ${failures.length === 1 ? "its" : "their"} grading did not finish ` +
-    `(time limit on every try) (${where}); they are not counted wrong, and resuming the run (the same command) grades them again`
+    `in time on any try (${where}); they are not counted wrong, and resuming the run (the same command) grades them again`
   );
 }
 
