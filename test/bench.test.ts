@@ -368,6 +368,7 @@ describe("bench configuration", () => {
     expect(await cliError(["--strategies", "best-of-n", "--shard", "3/2"])).toBe("--shard: expected I/N with 1 <= I <= N");
     expect(await cliError(["--strategies", "best-of-n", "--temperature", "-1"])).toMatch(/^--temperature: /);
     expect(await cliError(["--budgets", "4"])).toBe("--strategies: required");
+    expect(await cliError(["--strategies", "best-of-n", "--grade-timeout", "0"])).toBe("--grade-timeout: expected a positive number of seconds");
   });
 
   it("skips a budget that does not fit a strategy's shape, with the reason, and refuses one that fits at no budget", async () => {
