@@ -6,7 +6,7 @@ export { InputError } from "./errors.js";
 export { extractAnswer, answerFromText, lastBoxed, type AnswerFallback, type ExtractOptions } from "../datasets/answer/extract.js";
 export { normalizeAnswer, type NormalizedAnswer } from "../datasets/answer/normalize.js";
 export { compareAnswers, type CompareOptions, type Verdict } from "../datasets/answer/compare.js";
-export { Grader, isEquivalent, type GraderOptions } from "../datasets/answer/grader.js";
+export { BENCH_GRADER_OPTIONS, Grader, GradingError, gradingFailureMessage, isEquivalent, type GraderOptions } from "../datasets/answer/grader.js";
 
 // Datasets: MATH-style JSONL, named sources with a download cache, filters.
 export type { Problem, Dataset } from "../datasets/problem.js";
@@ -108,10 +108,10 @@ export { SimulatedRuleVerifier, separationForAuc } from "../verifiers/simulated-
 export { rocAuc } from "../verifiers/auc.js";
 
 // Benchmarks and reports.
-export { runBench, loadBenchProblems, workItems, shardOf, type RunBenchOptions, type BenchSummary, type AccuracyCell, type WorkItem } from "./bench/run.js";
+export { runBench, cellAccuracy, gradeResult, loadBenchProblems, workItems, shardOf, type RunBenchOptions, type BenchSummary, type AccuracyCell, type WorkItem } from "./bench/run.js";
 export { parseBenchConfig, resolveBenchConfig, readConfigFile, benchConfigSchema, DATASETS, type BenchConfig, type Experiment, type RunSettings, type StrategyConfig } from "./bench/config.js";
 export { readRunResults, resultsFiles, CONFIG_FILE } from "./bench/store.js";
-export { resultSchema, computeSchema, workItemKey, type BenchResult } from "./bench/results.js";
+export { resultSchema, computeSchema, workItemKey, isGradingFailure, type BenchResult } from "./bench/results.js";
 export { writeReport, type ReportOptions, type WrittenReport } from "./report/report.js";
 export { summarize, bootstrapMeanCI, type Summary, type Cell, type GroupCell, type Win } from "./report/stats.js";
 export { loadRuns } from "./report/load.js";

@@ -5,7 +5,7 @@
  */
 import type { Command } from "commander";
 import { runsPerBudget, type Configuration } from "../bench/per-budget.js";
-import { createProgress, formatDuration } from "../bench/progress.js";
+import { createProgress, formatDuration, gradingFailuresNote } from "../bench/progress.js";
 import { describePlan, loadBenchProblems, runBench } from "../bench/run.js";
 import { checkRunDirectory } from "../bench/store.js";
 import { writeReport } from "../report/report.js";
@@ -77,7 +77,7 @@ export function flagOfPath(strategies: readonly Configuration[]): (path: readonl
  * The bench settings of compare's runs, and of the verifier sweep's: the synthetic test split, the
  * step limits of the embedded models, the model and run flags.
  */
-export function syntheticBenchSettings(flags: ModelFlags & { n: number; concurrency: number; progress: string }): Record<string, unknown> {
+export function syntheticBenchSettings(flags: ModelFlags & { n: number; concurrency: number; progress: string; gradeTimeout?: string }): Record<string, unknown> {
   return {
     dataset: "synth",
     split: "test",
@@ -91,8 +91,15 @@ export function syntheticBenchSettings(flags: ModelFlags & { n: number; concurre
     ...(flags.threads ? { threads: flags.threads } : {}),
     concurrency: flags.concurrency,
     progress: flags.progress,
+    ...(flags.gradeTimeout === undefined ? {} : { gradeTimeout: flags.gradeTimeout }),
   };
 }
+
+/** The --grade-timeout option of compare and sweep-verifier (bench's is in its config's flags). */
+export const GRADE_TIMEOUT_FLAG = [
+  "--grade-timeout <seconds>",
+  "time limit of one grading try (default 30); a grading that does not finish in 3 tries is left out of accuracy (counted and shown) and graded again when the same command runs again",
+] as const;
 
 interface CompareFlags extends ModelFlags {
   out: string;
@@ -103,6 +110,7 @@ interface CompareFlags extends ModelFlags {
   difficultyFile?: string;
   concurrency: number;
   progress: string;
+  gradeTimeout?: string;
   dryRun?: boolean;
 }
 
@@ -125,6 +133,7 @@ export function registerCompare(program: Command): void {
     .option("--difficulty-file <path>", "oracle pass rates of the problems (difficulty.jsonl of `deliberate calibrate --difficulty-only`), for compute-optimal-oracle")
     .option("--concurrency <n>", "problems searched at once", positiveInteger("--concurrency"), 8)
     .option("--progress <mode>", "auto, bar, lines or none", "auto")
+    .option(...GRADE_TIMEOUT_FLAG)
     .option("--dry-run", "validate the settings and the problems, print the work planned, and stop (no model is loaded, nothing is written)");
   for (const option of fileParamFlags(STRATEGIES)) command.addOption(option);
   addModelOptions(command)
@@ -146,12 +155,15 @@ export function registerCompare(program: Command): void {
       }
       const models = await loadModels({ ...flags, ...splitServedFlags({ ...flags }).served });
       const started = performance.now();
+      let gradingFailures = 0;
       try {
         const done = await untilStopped(async (signal) => {
           for (const run of runs) {
             process.stderr.write(`N=${run.experiment.budgets[0]}: ${run.experiment.strategies.map((s) => s.label).join(", ")}\n`);
             const progress = createProgress(run.run.progress, run.run.progressIntervalS);
-            await runBench(run, { policy: models.policy, verifier: models.verifier, signal, problems, progress });
+            const summary = await runBench(run, { policy: models.policy, verifier: models.verifier, signal, problems, progress });
+            gradingFailures += summary.gradingFailures;
+            if (summary.regraded > 0) process.stderr.write(`  graded again ${summary.regraded} answers whose grading had not finished in an earlier run\n`);
           }
           return true;
         });
@@ -163,6 +175,7 @@ export function registerCompare(program: Command): void {
         runs.map((run) => run.out),
         { out: flags.out },
       );
+      if (gradingFailures > 0) process.stderr.write(`warning: ${gradingFailuresNote(gradingFailures)}\n`);
       process.stdout.write(
         `${problems.length} problems x ${strategies.length} strategies x budgets ${budgets.join(", ")} in ${formatDuration(performance.now() - started)}\n` +
           `report: ${report.html} (also ${report.markdown}, ${report.json} and ${report.plots.length} plots)\n`,

@@ -10,16 +10,16 @@
 import type { Command } from "commander";
 import { join } from "node:path";
 import { runsPerBudget, type Configuration } from "../bench/per-budget.js";
-import { createProgress, formatDuration } from "../bench/progress.js";
+import { createProgress, formatDuration, gradingFailuresNote } from "../bench/progress.js";
 import { describePlan, loadBenchProblems, runBench } from "../bench/run.js";
 import { StepScoreLog, stepAucs } from "../bench/step-score-log.js";
 import { checkRunDirectory } from "../bench/store.js";
 import type { BenchConfig } from "../bench/config.js";
 import type { Policy } from "../policy.js";
 import type { Problem } from "../../datasets/problem.js";
-import { Grader } from "../../datasets/answer/grader.js";
+import { BENCH_GRADER_OPTIONS, Grader } from "../../datasets/answer/grader.js";
 import { measureVerifierSweep, sweepTable, writeVerifierSweep, type SweepSetting } from "../report/verifier-sweep.js";
-import { chooseConfigurations, flagOfPath, syntheticBenchSettings, withFileFlags } from "./compare.js";
+import { chooseConfigurations, flagOfPath, GRADE_TIMEOUT_FLAG, syntheticBenchSettings, withFileFlags } from "./compare.js";
 import { addModelOptions, loadModels, loadStepVerifier, parseSimulatedVerifier, positiveInteger, type ModelFlags } from "./model-options.js";
 import { untilStopped } from "./stop-signals.js";
 import { fileParamFlags } from "./strategy-flags.js";
@@ -35,16 +35,9 @@ interface SweepFlags extends ModelFlags {
   strategies: string;
   concurrency: number;
   progress: string;
+  gradeTimeout?: string;
   dryRun?: boolean;
 }
-
-/**
- * The time limit of one grading in the sweep. The grader's default (5 s) guards against
- * pathological answers, but a grading worker that starts (loading its libraries) on two busy cores
- * took longer than that and graded right answers wrong: 17 of 950 items in the first 50-problem
- * sweep. The sweep's answers are the embedded policy's short numbers and fractions.
- */
-const GRADE_TIMEOUT_MS = 60_000;
 
 /** One sample per problem: pass@1, the baseline every gain is measured from. It needs no verifier. */
 const ONE_SAMPLE: Configuration = { label: "one-sample", strategy: "best-of-n", params: { select: "majority" } };
@@ -78,6 +71,7 @@ export function registerSweepVerifier(program: Command): void {
     .option("--strategies <list>", "configurations of `deliberate compare`, comma-separated", "best-of-n,beam-w4,compute-optimal")
     .option("--concurrency <n>", "problems searched at once", positiveInteger("--concurrency"), 8)
     .option("--progress <mode>", "auto, bar, lines or none", "auto")
+    .option(...GRADE_TIMEOUT_FLAG)
     .option("--dry-run", "validate the settings, print the work planned, and stop (no model is loaded, nothing is written)");
   for (const option of fileParamFlags(STRATEGIES)) command.addOption(option);
   addModelOptions(command)
@@ -119,15 +113,21 @@ export function registerSweepVerifier(program: Command): void {
         return;
       }
       const models = await loadModels({ ...flags, verifier: "none" });
-      // One grader for every stage: its workers start once.
-      const grader = new Grader({ timeoutMs: GRADE_TIMEOUT_MS });
+      // One grader for every stage: its workers start once. A grading that does not finish is
+      // retried, then recorded as a grading failure (left out of every number), never counted wrong:
+      // the first 50-problem sweep, with a 5 s limit and no retry on two loaded cores, graded 17 of
+      // 950 right answers wrong when grading workers started cold.
+      const grader = new Grader({ ...BENCH_GRADER_OPTIONS, timeoutMs: (stages[0] as Stage).run.run.gradeTimeoutS * 1000 });
       const started = performance.now();
       const settings: SweepSetting[] = [];
+      let gradingFailures = 0;
       try {
         const done = await untilStopped(async (signal) => {
           for (const [index, stage] of stages.entries()) {
             process.stderr.write(`[${index + 1}/${stages.length}] ${stage.name}: N=${stage.run.experiment.budgets[0]} ${stage.run.experiment.strategies.map((s) => s.label).join(", ")}\n`);
-            const measured = await runStage(stage, { ...flags, verifier: stage.setting?.verifier ?? "none" }, { policy: models.policy, problems, grader, signal });
+            const { aucs: measured, summary } = await runStage(stage, { ...flags, verifier: stage.setting?.verifier ?? "none" }, { policy: models.policy, problems, grader, signal });
+            gradingFailures += summary.gradingFailures;
+            if (summary.regraded > 0) process.stderr.write(`  graded again ${summary.regraded} answers whose grading had not finished in an earlier run\n`);
             if (stage.setting !== null && measured !== null) settings.push({ ...stage.setting, runDir: stage.run.out, aucs: measured });
           }
           return true;
@@ -137,7 +137,7 @@ export function registerSweepVerifier(program: Command): void {
         await models.close();
         await grader.close();
       }
-      if (grader.timeouts > 0) process.stderr.write(`warning: ${grader.timeouts} gradings ran past ${GRADE_TIMEOUT_MS / 1000} s and count as wrong\n`);
+      if (gradingFailures > 0) process.stderr.write(`warning: ${gradingFailuresNote(gradingFailures)}\n`);
       const sweep = await measureVerifierSweep(
         stages[0]?.run.out as string,
         settings,
@@ -154,7 +154,7 @@ export function registerSweepVerifier(program: Command): void {
 
 /**
  * Runs one stage with its verifier (its scores logged beside the run); the step AUCs measured on
- * its log, or null without a verifier. A stopped bench returns what it finished: the stage then
+ * its log (null without a verifier) and the bench summary. A stopped bench returns what it finished: the stage then
  * throws the signal's reason, so that the sweep stops there too.
  */
 async function runStage(
@@ -166,20 +166,20 @@ async function runStage(
   const progress = createProgress(stage.run.run.progress, stage.run.run.progressIntervalS);
   const verifier = await loadStepVerifier(flags);
   if (verifier === null) {
-    await runBench(stage.run, { ...shared, verifier: null, progress });
+    const summary = await runBench(stage.run, { ...shared, verifier: null, progress });
     signal.throwIfAborted();
-    return null;
+    return { aucs: null, summary };
   }
   try {
     const log = await StepScoreLog.open(verifier, join(stage.run.out, "step-scores.jsonl"));
-    await runBench(stage.run, { ...shared, verifier: log, progress });
+    const summary = await runBench(stage.run, { ...shared, verifier: log, progress });
     signal.throwIfAborted();
     const aucs = stepAucs(log.records);
     process.stderr.write(
       `  step AUC ${aucs.pooled.toFixed(3)} over ${aucs.correct + aucs.incorrect} prefixes (${aucs.incorrect} wrong); ` +
         `within problem ${aucs.withinProblem.toFixed(3)} over ${aucs.withinProblemPairs} pairs\n`,
     );
-    return aucs;
+    return { aucs, summary };
   } finally {
     await verifier.close();
   }
