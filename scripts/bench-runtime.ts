@@ -1,14 +1,16 @@
 /**
  * Runtime benchmark (not a timed test): decode throughput at batch 1, 8, 32 and 64 for the embedded
- * recurrent policy and the baseline transformer, and for the recursive model with exits off, with
- * early exit one loop depth at a time, and with early exit and depth-wise batching (tokens/s, mean
- * loops per token, graph runs per token, and both exit modes over exits off), the cost of a fork, decoding state bytes per
+ * recurrent policy, the baseline transformer and the Mixture-of-Depths transformer (models/mod;
+ * beside the baseline: tokens/s ratio per batch and decode FLOPs per token as the meter counts them),
+ * and for the recursive model with exits off, with early exit one loop depth at a time, and with early
+ * exit and depth-wise batching (tokens/s, mean loops per token, graph runs per token, and both exit
+ * modes over exits off), the cost of a fork, decoding state bytes per
  * branch at lengths 64, 256 and 1024, how long the JavaScript thread is blocked per decoding step
  * (the model runs in a worker), and achieved FLOP/s beside a matrix-multiply peak measured in the
  * same run. Prints a table and writes runs/bench-runtime.json.
  *
- *   npm run bench:runtime [-- --device cpu|cuda|webgpu|auto] [-- --repeats 3] [-- --models policy,baseline,recursive]
- *                         [-- --exit-threshold 0.9] [-- --threads N]
+ *   npm run bench:runtime [-- --device cpu|cuda|webgpu|auto] [-- --repeats 3] [-- --models policy,baseline,mod,recursive]
+ *                         [-- --mod DIR] [-- --exit-threshold 0.9] [-- --threads N]
  *
  * For the recursive model it also reports tokens per CPU second (user + system time of this process,
  * its worker threads and ONNX Runtime's included): on a shared machine, where other work steals the
@@ -20,6 +22,7 @@ import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import * as ort from "onnxruntime-node";
+import { ComputeMeter } from "../src/meter.js";
 import type { Branch } from "../src/policy.js";
 import { loadPolicy, packageRoot } from "../src/runtime/load.js";
 import type { OnnxPolicy } from "../src/runtime/onnx-policy.js";
@@ -29,13 +32,18 @@ const { values: flags } = parseArgs({
   options: {
     device: { type: "string", default: "cpu" },
     repeats: { type: "string", default: "3" },
-    models: { type: "string", default: "policy,baseline,recursive" },
+    // The Mixture-of-Depths model to bench (default the export in models/mod), e.g. one made by
+    // `export_mod.py --route-share 0.25` to bench an untrained checkpoint at a trained model's routed share.
+    mod: { type: "string", default: "mod" },
+    models: { type: "string", default: "policy,baseline,mod,recursive" },
     "exit-threshold": { type: "string" },
+    // Intra-op threads per model (default all cores). With 1 no session has idle threads spinning,
+    // which the Mixture-of-Depths sessions never have (they take turns) and the others do by default.
     threads: { type: "string" },
   },
 });
 const threads = flags.threads === undefined ? {} : { threads: Number(flags.threads) };
-const models = new Set(flags.models.split(",").map((name) => name.trim()));
+const models = (flags.models as string).split(",").map((name) => name.trim());
 const device = flags.device as Device;
 const repeats = Number(flags.repeats);
 const BATCHES = [1, 8, 32, 64];
@@ -57,11 +65,16 @@ async function decodeRun(policy: OnnxPolicy, batch: number, seed: number) {
   let runs = 0;
   const graphRunsBefore = (await policy.stats()).decodeRuns;
   let live = branches;
+  // Decode compute as the meter counts it (a Mixture-of-Depths model reports the FLOPs it really spent).
+  const meter = new ComputeMeter();
   while (live.length > 0) {
-    const steps = await policy.extend(live, { temperature: 1, seeds: live.map((_, i) => seed * 1000 + round * 100 + i), maxStepTokens: 32 });
+    // No stop string: every round decodes 32 tokens a branch whatever the model writes (an untrained
+    // model ends a step after two newlines, and rounds that short would measure the round trip, not decoding).
+    const steps = await policy.decode(live, { temperature: 1, seeds: live.map((_, i) => seed * 1000 + round * 100 + i), maxStepTokens: 32, stop: [] });
+    for (const step of steps) meter.countGenerated(step.tokens, policy.parameters, policy.spent(step.runs, step.routedTokens, step.loops));
     tokens += steps.reduce((sum, step) => sum + step.tokens, 0);
     loops += steps.reduce((sum, step) => sum + (step.loops ?? 0), 0);
-    runs += Math.max(...steps.map((step) => step.calls));
+    runs += Math.max(...steps.map((step) => step.runs));
     round++;
     live = live.filter((branch) => !branch.finished && branch.generatedTokens < TOKENS_PER_BRANCH);
   }
@@ -72,7 +85,19 @@ async function decodeRun(policy: OnnxPolicy, batch: number, seed: number) {
   const graphRuns = (await policy.stats()).decodeRuns - graphRunsBefore;
   for (const branch of branches) branch.release();
   // Decoding steps this run took: one batched graph run per token (recursive model with exits: per loop depth, or per mixed-depth run).
-  return { tokensPerSecond: tokens / seconds, tokensPerCpuSecond: tokens / cpuSeconds, maxBlockedMs: delay.max / 1e6, meanBlockedMs: delay.mean / 1e6, runs, tokens, loops, graphRuns };
+  const compute = meter.report();
+  return {
+    tokensPerSecond: tokens / seconds,
+    tokensPerCpuSecond: tokens / cpuSeconds,
+    maxBlockedMs: delay.max / 1e6,
+    meanBlockedMs: delay.mean / 1e6,
+    runs,
+    tokens,
+    loops,
+    graphRuns,
+    flopsPerToken: (compute.flops ?? NaN) / Math.max(1, compute.generatedTokens),
+    routing: compute.routing,
+  };
 }
 
 async function forkCost(policy: OnnxPolicy): Promise<number> {
@@ -111,7 +136,7 @@ async function idleLoopDelay(): Promise<{ max: number; mean: number }> {
   return { max: delay.max / 1e6, mean: delay.mean / 1e6 };
 }
 
-const report: Record<string, unknown> = { device, repeats, threads: threads.threads ?? null, tokensPerBranch: TOKENS_PER_BRANCH };
+const report: Record<string, unknown> = { device, repeats, tokensPerBranch: TOKENS_PER_BRANCH, threads: threads.threads ?? "all cores" };
 const idle = await idleLoopDelay();
 report.idleLoopDelayMs = { max: Number(idle.max.toFixed(2)), mean: Number(idle.mean.toFixed(3)) };
 console.log(`event-loop delay of an idle loop (the monitor's floor): max ${idle.max.toFixed(2)} / mean ${idle.mean.toFixed(3)} ms`);
@@ -119,17 +144,22 @@ const peak = await matmulPeak();
 report.matmulPeakGflops = peak / 1e9;
 console.log(`matrix-multiply peak (1024 x 1024, ONNX Runtime, ${device}): ${(peak / 1e9).toFixed(1)} GFLOP/s`);
 
-for (const name of ["policy", "baseline"].filter((model) => models.has(model))) {
-  const policy = await loadPolicy(name, { device, ...threads });
+// The recursive model runs in its three modes below.
+for (const name of models.filter((model) => model !== "recursive")) {
+  const policy = await loadPolicy(name === "mod" ? (flags.mod as string) : name, { device, ...threads });
   const rows = [];
   for (const batch of BATCHES) {
     const runs = [];
     for (let r = 0; r < repeats; r++) runs.push(await decodeRun(policy, batch, r));
     const tokensPerSecond = median(runs.map((run) => run.tokensPerSecond));
+    const flopsPerToken = median(runs.map((run) => run.flopsPerToken));
+    const routing = runs[0]?.routing;
     rows.push({
       batch,
       tokensPerSecond: Math.round(tokensPerSecond),
-      achievedGflops: Number(((2 * policy.parameters * tokensPerSecond) / 1e9).toFixed(2)),
+      flopsPerToken: Math.round(flopsPerToken),
+      ...(routing ? { routedShare: Object.fromEntries(Object.entries(routing).map(([block, entry]) => [block, Number(entry.share.toFixed(3))])) } : {}),
+      achievedGflops: Number(((flopsPerToken * tokensPerSecond) / 1e9).toFixed(2)),
       // A run too short for the monitor to sample reports NaN; such runs are left out.
       maxBlockedMs: Number(median(runs.map((run) => run.maxBlockedMs).filter(Number.isFinite)).toFixed(2)),
       meanBlockedMs: Number(median(runs.map((run) => run.meanBlockedMs).filter(Number.isFinite)).toFixed(3)),
@@ -140,17 +170,28 @@ for (const name of ["policy", "baseline"].filter((model) => models.has(model))) 
   await policy.close();
   const batch1 = rows[0]?.tokensPerSecond ?? 1;
   const batch32 = rows.find((row) => row.batch === 32)?.tokensPerSecond ?? 0;
-  report[name] = { parameters: policy.parameters, device: policy.device, decode: rows, batch32OverBatch1: Number((batch32 / batch1).toFixed(2)), forkMicros: Number(forkMicros.toFixed(2)), stateBytes: { 64: stateBytes[0], 256: stateBytes[1], 1024: stateBytes[2] } };
-  console.log(`\n${name} (${policy.parameters.toLocaleString()} parameters, ${policy.device}), median of ${repeats} runs`);
+  report[name] = { model: policy.name, parameters: policy.parameters, device: policy.device, decode: rows, batch32OverBatch1: Number((batch32 / batch1).toFixed(2)), forkMicros: Number(forkMicros.toFixed(2)), stateBytes: { 64: stateBytes[0], 256: stateBytes[1], 1024: stateBytes[2] } };
+  console.log(`\n${name}: ${policy.name} (${policy.parameters.toLocaleString()} parameters, ${policy.device}), median of ${repeats} runs`);
   console.log("batch  tokens/s  GFLOP/s  event-loop delay max / mean (ms)");
-  for (const row of rows) console.log(`${String(row.batch).padStart(5)}  ${String(row.tokensPerSecond).padStart(8)}  ${row.achievedGflops.toFixed(2).padStart(7)}  ${row.maxBlockedMs} / ${row.meanBlockedMs}`);
+  for (const row of rows) {
+    const routed = row.routedShare ? `  routed share per block ${Object.entries(row.routedShare).map(([block, share]) => `${block}: ${share}`).join(", ")}` : "";
+    console.log(`${String(row.batch).padStart(5)}  ${String(row.tokensPerSecond).padStart(8)}  ${row.achievedGflops.toFixed(2).padStart(7)}  ${row.maxBlockedMs} / ${row.meanBlockedMs}  decode FLOPs/token ${row.flopsPerToken.toLocaleString()}${routed}`);
+  }
   console.log(`batch 32 / batch 1: ${(batch32 / batch1).toFixed(2)}x; fork + release: ${forkMicros.toFixed(1)} us; state bytes per branch at 64 / 256 / 1024 tokens: ${stateBytes.join(" / ")}`);
 }
-if (models.has("policy") && models.has("baseline")) {
-  const policyRow = (report.policy as { decode: { batch: number; tokensPerSecond: number }[] }).decode.find((row) => row.batch === 32);
-  const baselineRow = (report.baseline as { decode: { batch: number; tokensPerSecond: number }[] }).decode.find((row) => row.batch === 32);
-  report.policyOverBaselineAtBatch32 = Number(((policyRow?.tokensPerSecond ?? 0) / (baselineRow?.tokensPerSecond ?? 1)).toFixed(2));
+type Rows = { decode: { batch: number; tokensPerSecond: number; flopsPerToken: number }[] } | undefined;
+const rowsOf = (name: string) => report[name] as Rows;
+const at = (name: string, batch: number) => rowsOf(name)?.decode.find((row) => row.batch === batch);
+if (rowsOf("policy") && rowsOf("baseline")) {
+  report.policyOverBaselineAtBatch32 = Number(((at("policy", 32)?.tokensPerSecond ?? 0) / (at("baseline", 32)?.tokensPerSecond ?? 1)).toFixed(2));
   console.log(`\nrecurrent policy / baseline transformer at batch 32: ${report.policyOverBaselineAtBatch32}x`);
+}
+if (rowsOf("mod") && rowsOf("baseline")) {
+  const ratios = BATCHES.map((batch) => Number(((at("mod", batch)?.tokensPerSecond ?? 0) / (at("baseline", batch)?.tokensPerSecond ?? 1)).toFixed(2)));
+  const flops = BATCHES.map((batch) => Number(((at("mod", batch)?.flopsPerToken ?? 0) / (at("baseline", batch)?.flopsPerToken ?? 1)).toFixed(3)));
+  report.modOverBaseline = { batches: BATCHES, tokensPerSecond: ratios, decodeFlopsPerToken: flops };
+  console.log(`Mixture-of-Depths / baseline transformer, tokens/s at batch ${BATCHES.join(" / ")}: ${ratios.map((r) => `${r}x`).join(" / ")} (target at batch 32: >= 1.2x)`);
+  console.log(`Mixture-of-Depths / baseline decode FLOPs per token (meter): ${flops.join(" / ")}`);
 }
 
 /**
@@ -158,7 +199,7 @@ if (models.has("policy") && models.has("baseline")) {
  * one loop depth at a time (no depth-wise batching), and early exit with depth-wise batching. The
  * same seeds give the two exit modes the same tokens.
  */
-if (models.has("recursive")) {
+if (models.includes("recursive")) {
   const threshold = flags["exit-threshold"] === undefined ? undefined : flags["exit-threshold"] === "off" ? ("off" as const) : Number(flags["exit-threshold"]);
   const modes = [
     { key: "exitsOff", label: "exits off", options: { exitThreshold: "off" as const } },

@@ -2,7 +2,8 @@
  * The same beam search (budget 16, 50 synthetic problems) in process and through `deliberate serve`
  * (a child process on a free loopback port, the same embedded models), side by side: wall time,
  * generated tokens per second, requests, and the HTTP overhead of one step request (sequential
- * single-branch steps, served minus in process). Prints the figures and writes runs/bench-served.json.
+ * single-branch steps, served minus in process); and the served search again with `batchN` (one
+ * `n: k` request for the k children of a parent). Prints the figures and writes runs/bench-served.json.
  *
  *   npm run bench:served [-- --n 50 --budget 16 --concurrency 8]
  */
@@ -39,7 +40,8 @@ async function search(policy: Policy, verifier: StepVerifier) {
   const seconds = (performance.now() - started) / 1000;
   const results = await readRunResults(out);
   const tokens = results.reduce((sum, result) => sum + (result.compute?.generatedTokens ?? 0), 0);
-  return { seconds, tokens, tokensPerSecond: tokens / seconds, errors: summary.errors, answers: results.map((result) => `${result.problemId}:${result.answer}`).sort() };
+  const correct = `${results.filter((result) => result.correct).length} of ${results.length}`;
+  return { seconds, tokens, tokensPerSecond: tokens / seconds, errors: summary.errors, correct, answers: results.map((result) => `${result.problemId}:${result.answer}`).sort() };
 }
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
@@ -57,6 +59,19 @@ async function stepTimes(policy: Policy, firstSeed: number, count = 20): Promise
   }
   root.release();
   return times;
+}
+
+/** Ms of the policy client's `extend` of k forks of one prompt (with `batchN`, one request), median of `rounds`. */
+async function clientExpansion(policy: Policy, k: number, rounds = 15): Promise<number> {
+  const root = await policy.start({ problem: "Compute (160 - 89) * 10 + 60 - 45 * 3." });
+  const times: number[] = [];
+  for (let round = 0; round < rounds; round++) {
+    const forks = Array.from({ length: k }, () => root.fork());
+    const started = performance.now();
+    await policy.extend(forks, { temperature: 1, seeds: forks.map((_, i) => 1000 * round + i), maxStepTokens: 64 });
+    times.push(performance.now() - started);
+  }
+  return median(times);
 }
 
 /** Ms to expand one prompt k ways: one request with `n: k` against k requests at once (median of `rounds`). */
@@ -83,6 +98,9 @@ await localVerifier.close();
 
 const serve = await startServe();
 let served: Awaited<ReturnType<typeof search>>;
+let servedBatchN: Awaited<ReturnType<typeof search>>;
+let batchNRequests: number;
+let clientFourWays: { batchN: number; separate: number };
 let requests: number;
 let retries: number;
 const localSteps: number[] = [];
@@ -101,6 +119,12 @@ try {
   }
   const prompt = await localPolicy.renderPrompt({ problem: "Compute (160 - 89) * 10 + 60 - 45 * 3." });
   expand = await expansion(`${serve.url}/v1`, prompt, 4);
+  const batchingPolicy = await connectPolicy(`${serve.url}/v1`, { model: "deliberate-policy", batchN: true });
+  const policyRequestsBefore = batchingPolicy.endpoints.requests;
+  servedBatchN = await search(batchingPolicy, verifier);
+  batchNRequests = batchingPolicy.endpoints.requests - policyRequestsBefore;
+  clientFourWays = { batchN: await clientExpansion(batchingPolicy, 4), separate: await clientExpansion(policy, 4) };
+  await batchingPolicy.close();
   await policy.close();
   await verifier.close();
 } finally {
@@ -122,6 +146,16 @@ const report = {
   stepRequestMs: { inProcess: Number(localStepMs.toFixed(2)), served: Number(servedStepMs.toFixed(2)), httpOverhead: Number((servedStepMs - localStepMs).toFixed(2)) },
   amortizedOverheadMsPerRequest: Number(((1000 * (served.seconds - local.seconds)) / requests).toFixed(2)),
   expandFourWaysMs: { oneRequestN4: Number(expand.nK.toFixed(2)), fourRequests: Number(expand.kRequests.toFixed(2)) },
+  servedBatchN: {
+    seconds: Number(servedBatchN.seconds.toFixed(2)),
+    generatedTokens: servedBatchN.tokens,
+    tokensPerSecond: Math.round(servedBatchN.tokensPerSecond),
+    errors: servedBatchN.errors,
+    policyRequests: batchNRequests,
+    accuracy: servedBatchN.correct,
+    accuracyWithout: served.correct,
+    clientExtendFourForksMs: { batchN: Number(clientFourWays.batchN.toFixed(2)), separate: Number(clientFourWays.separate.toFixed(2)) },
+  },
 };
 console.log(`beam search, budget ${budget}, ${n} synthetic problems, ${concurrency} at once`);
 console.log(`              wall s   gen tokens   tokens/s`);
@@ -132,5 +166,8 @@ console.log(`${requests} HTTP requests, ${retries} retries`);
 console.log(`one step request (median of 80, alternating): ${report.stepRequestMs.inProcess} ms in process, ${report.stepRequestMs.served} ms served: ${report.stepRequestMs.httpOverhead} ms of HTTP overhead`);
 console.log(`whole run: ${report.amortizedOverheadMsPerRequest} ms more wall time per HTTP request`);
 console.log(`expanding a prompt 4 ways (median of 15): one request with n=4 ${report.expandFourWaysMs.oneRequestN4} ms, four requests at once ${report.expandFourWaysMs.fourRequests} ms`);
+const withN = report.servedBatchN;
+console.log(`served with --policy-batch-n: ${withN.seconds.toFixed(1)} s, ${withN.generatedTokens} gen tokens, ${withN.tokensPerSecond} tokens/s, ${withN.policyRequests} policy requests; accuracy ${withN.accuracy} (without: ${withN.accuracyWithout})`);
+console.log(`the client's extend of 4 forks of one prompt (median of 15): ${withN.clientExtendFourForksMs.batchN} ms with batchN, ${withN.clientExtendFourForksMs.separate} ms without`);
 mkdirSync(join(packageRoot(), "runs"), { recursive: true });
 writeFileSync(join(packageRoot(), "runs", "bench-served.json"), JSON.stringify(report, null, 2) + "\n");

@@ -6,7 +6,7 @@ export { InputError } from "./errors.js";
 export { extractAnswer, answerFromText, lastBoxed, type AnswerFallback, type ExtractOptions } from "../datasets/answer/extract.js";
 export { normalizeAnswer, type NormalizedAnswer } from "../datasets/answer/normalize.js";
 export { compareAnswers, type CompareOptions, type Verdict } from "../datasets/answer/compare.js";
-export { Grader, isEquivalent, type GraderOptions } from "../datasets/answer/grader.js";
+export { BENCH_GRADER_OPTIONS, Grader, GradingError, gradingFailureMessage, isEquivalent, type GraderOptions } from "../datasets/answer/grader.js";
 
 // Datasets: MATH-style JSONL, named sources with a download cache, filters.
 export type { Problem, Dataset } from "../datasets/problem.js";
@@ -33,8 +33,8 @@ export { checkSolution, splitSteps, type SolutionCheck, type StepCheck } from ".
 export { labelJsonl, labelSample } from "../datasets/synth/label.js";
 
 // The seams between strategies and models, and compute accounting.
-export type { Branch, ExtendOptions, LoopedCost, Policy, PolicyPrompt, SamplingOptions, ScoreRequest, StepResult, StepScores, StepVerifier, StopReason } from "./policy.js";
-export { ComputeMeter, scoreCounted, type ComputeReport } from "./meter.js";
+export type { Branch, ExtendOptions, Policy, PolicyPrompt, RoutingCount, SamplingOptions, ScoreRequest, StepResult, StepScores, StepVerifier, StopReason } from "./policy.js";
+export { ComputeMeter, scoreCounted, type ComputeReport, type ModelSpend } from "./meter.js";
 
 // The ONNX runtime: embedded models and Hugging Face exports, in worker threads.
 export { loadPolicy, loadVerifier, resolveModel, EMBEDDED_MODELS, type EmbeddedModel, type LoadOptions } from "./runtime/load.js";
@@ -44,7 +44,7 @@ export { OnnxStepVerifier } from "./runtime/onnx-verifier.js";
 export { DEVICES, type Device } from "./runtime/session.js";
 
 // Served models over HTTP: a policy on vLLM's completions API, a PRM on its /pooling API.
-export { connectPolicy, ServedPolicy, type ServedPolicyOptions } from "./served/policy.js";
+export { connectPolicy, PROMPT_MODES, ServedPolicy, type PromptMode, type ServedPolicyOptions } from "./served/policy.js";
 export { connectVerifier, ServedStepVerifier, VERIFIER_FORMATS, type ServedVerifierOptions, type VerifierFormat } from "./served/verifier.js";
 export { Endpoints, HttpStatusError, type HttpOptions } from "./served/http.js";
 export { promptToMessages, messagesToPrompt, type ChatMessage } from "./served/messages.js";
@@ -104,17 +104,21 @@ export {
 } from "../verifiers/select.js";
 export { solutionSteps, splitSolution } from "../verifiers/steps.js";
 export { scoreOutcomes } from "../verifiers/outcome.js";
-export { SynthRuleVerifier } from "../verifiers/synth-rule.js";
+export { prefixCorrectness, SynthRuleVerifier } from "../verifiers/synth-rule.js";
+export { SimulatedRuleVerifier, separationForAuc } from "../verifiers/simulated-rule.js";
+export { rocAuc } from "../verifiers/auc.js";
 
 // Benchmarks and reports.
-export { runBench, loadBenchProblems, workItems, shardOf, type RunBenchOptions, type BenchSummary, type AccuracyCell, type WorkItem } from "./bench/run.js";
+export { runBench, cellAccuracy, gradeResult, loadBenchProblems, workItems, shardOf, type RunBenchOptions, type BenchSummary, type AccuracyCell, type WorkItem } from "./bench/run.js";
 export { parseBenchConfig, resolveBenchConfig, readConfigFile, benchConfigSchema, DATASETS, type BenchConfig, type Experiment, type RunSettings, type StrategyConfig } from "./bench/config.js";
 export { readRunResults, resultsFiles, CONFIG_FILE } from "./bench/store.js";
-export { resultSchema, computeSchema, workItemKey, type BenchResult } from "./bench/results.js";
+export { resultSchema, computeSchema, workItemKey, isGradingFailure, type BenchResult } from "./bench/results.js";
 export { writeReport, type ReportOptions, type WrittenReport } from "./report/report.js";
 export { summarize, bootstrapMeanCI, type Summary, type Cell, type GroupCell, type Win } from "./report/stats.js";
 export { loadRuns } from "./report/load.js";
-export { measureEfficiency, chooseReference, compareWithReference, type Efficiency, type EfficiencyRow, type Bound } from "./report/efficiency.js";
+export { measureEfficiency, chooseReference, compareWithReference, type Efficiency, type EfficiencyRow, type Bound, type RatioInterval } from "./report/efficiency.js";
+export { StepScoreLog, readStepScores, stepAucs, type StepScoreRecord, type StepAucs } from "./bench/step-score-log.js";
+export { measureVerifierSweep, writeVerifierSweep, type VerifierSweep, type SweepSetting, type SweepPoint, type StrategyGain } from "./report/verifier-sweep.js";
 
 // Compute-optimal allocation.
 export { computeOptimal, computeOptimalParams, type ComputeOptimalParams } from "../strategies/compute-optimal.js";

@@ -1,12 +1,24 @@
 /**
  * Compute accounting. Every strategy is measured on the same meter: tokens the policy prefilled
  * and generated, tokens the verifier read, model calls, FLOPs estimated as 2 x parameters x tokens
- * (for a recursive policy: FLOPs per loop x loops really run, with the mean loops per token),
+ * (or counted by the model itself: a Mixture-of-Depths policy's routed blocks, a recursive policy's
+ * loops really run, with the mean loops per token),
  * generations (the paper's budget unit) and wall time. The cost of estimating difficulty is metered
  * like everything else. Models never write to a meter: the search bookkeeping counts what they
  * report (see policy.ts).
  */
-import type { LoopedCost, ScoreRequest, StepVerifier } from "./policy.js";
+import type { RoutingCount, ScoreRequest, StepVerifier } from "./policy.js";
+
+/**
+ * What a model that counts its own compute reports for some tokens: its FLOPs (a Mixture-of-Depths
+ * policy through the blocks its tokens went through; a recursive policy for the loops it ran), the
+ * routing counts, and, for a recursive policy's generated tokens, the loops of the shared block run.
+ */
+export interface ModelSpend {
+  flops?: number;
+  routing?: RoutingCount;
+  loops?: number;
+}
 
 export interface ComputeReport {
   /** Complete or partial solutions the strategy sampled (the budget unit N of Snell et al.). */
@@ -24,6 +36,11 @@ export interface ComputeReport {
    * read or wrote tokens has an unknown parameter count (unknown, not zero).
    */
   flops: number | null;
+  /**
+   * Mixture-of-Depths policies: per routed block, the policy tokens (prefilled and fed) that went
+   * through it, out of those that reached its router, and the share. Absent for other models.
+   */
+  routing?: Record<string, { routed: number; tokens: number; share: number }>;
   wallMs: number;
   /**
    * Only when a recursive policy generated tokens: its generated tokens, the loops of the shared block
@@ -44,38 +61,36 @@ export class ComputeMeter {
   /** Generated tokens of recursive policies, and the loops run for them. */
   loopedTokens = 0;
   loopsRun = 0;
+  private readonly routing = new Map<string, { routed: number; tokens: number }>();
   private readonly started = performance.now();
 
   countGenerations(count: number): void {
     this.generations += count;
   }
 
-  /** Prompt tokens; a recursive policy (`looped`) runs every loop over them. */
-  countPrefill(tokens: number, parameters: number | null, looped?: LoopedCost): void {
+  /** A prefill; `spent` holds the FLOPs a model counted itself (then used instead of 2 x parameters x tokens). */
+  countPrefill(tokens: number, parameters: number | null, spent: ModelSpend = {}): void {
     this.prefilledTokens += tokens;
-    if (looped) this.countLoopFlops(tokens * looped.loops, looped);
-    else this.countFlops(tokens, parameters);
+    this.countSpend(tokens, parameters, spent);
   }
 
-  /**
-   * Generated tokens; for a recursive policy (`looped`), `loopsRun` is the loops run for them
-   * (StepResult.loops; every loop when it is not reported) and FLOPs count those loops.
-   */
-  countGenerated(tokens: number, parameters: number | null, looped?: LoopedCost, loopsRun?: number): void {
+  /** Generated tokens; `spent.loops`, when a recursive policy reports it, counts toward the loops per token. */
+  countGenerated(tokens: number, parameters: number | null, spent: ModelSpend = {}): void {
     this.generatedTokens += tokens;
-    if (!looped) {
-      this.countFlops(tokens, parameters);
-      return;
+    if (spent.loops !== undefined) {
+      this.loopedTokens += tokens;
+      this.loopsRun += spent.loops;
     }
-    const run = loopsRun ?? tokens * looped.loops;
-    this.loopedTokens += tokens;
-    this.loopsRun += run;
-    this.countLoopFlops(run, looped);
+    this.countSpend(tokens, parameters, spent);
   }
 
-  private countLoopFlops(loops: number, looped: LoopedCost): void {
-    if (loops === 0 || this.flops === null) return;
-    this.flops += loops * looped.flopsPerLoopToken;
+  private countSpend(tokens: number, parameters: number | null, spent: ModelSpend): void {
+    for (const [block, count] of Object.entries(spent.routing ?? {})) {
+      const total = this.routing.get(block) ?? { routed: 0, tokens: 0 };
+      this.routing.set(block, { routed: total.routed + count.routed, tokens: total.tokens + count.tokens });
+    }
+    if (spent.flops === undefined) this.countFlops(tokens, parameters);
+    else if (this.flops !== null) this.flops += spent.flops;
   }
 
   /** One verifier call that read `tokens` tokens for each of its requests. */
@@ -102,6 +117,9 @@ export class ComputeMeter {
       verifierCalls: this.verifierCalls,
       retries: this.retries,
       flops: this.flops,
+      ...(this.routing.size > 0
+        ? { routing: Object.fromEntries([...this.routing].map(([block, { routed, tokens }]) => [block, { routed, tokens, share: tokens === 0 ? 0 : routed / tokens }])) }
+        : {}),
       wallMs: Math.round(performance.now() - this.started),
       ...(this.loopedTokens > 0 ? { loops: { tokens: this.loopedTokens, run: this.loopsRun, perToken: this.loopsRun / this.loopedTokens } } : {}),
     };

@@ -48,19 +48,22 @@ export interface StepResult {
   /** Requests a served model sent again for this step (connection errors, timeouts, 429, 5xx). */
   retries?: number;
   /**
-   * Recursive policies (`Policy.looped`): loops of the shared block run to produce this step's tokens,
-   * summed over its tokens (fewer than tokens x loops when tokens exit early).
+   * FLOPs the model really spent on this step, when it counts them itself (a Mixture-of-Depths
+   * model, whose routed blocks skip tokens; a recursive model, from the loops it ran); otherwise
+   * the meter counts 2 x parameters x tokens.
+   */
+  flops?: number;
+  /** Mixture-of-Depths models: per routed block (by index), the step's tokens that went through it, and the tokens decided. */
+  routing?: RoutingCount;
+  /**
+   * Recursive models: loops of the shared block run to produce this step's tokens, summed over its
+   * tokens (fewer than tokens x loops when tokens exit early); the meter reports loops per token.
    */
   loops?: number;
 }
 
-/** A recursive policy's cost model: FLOPs are counted per loop run, not from the parameter count. */
-export interface LoopedCost {
-  /** Loops per token when every loop runs (prompts always run every loop). */
-  loops: number;
-  /** FLOPs of one loop for one token. */
-  flopsPerLoopToken: number;
-}
+/** Per routed block (by block index): tokens that went through it, out of the tokens that reached its router. */
+export type RoutingCount = Record<string, { routed: number; tokens: number }>;
 
 /**
  * A handle on decoding state: the prompt and the steps written so far. Local models keep real
@@ -77,6 +80,10 @@ export interface Branch {
   readonly promptTokens: number;
   /** Requests a served model sent again after a fault to start this branch (forks keep their root's). */
   readonly startRetries?: number;
+  /** FLOPs the prefill really spent, when the model counts them itself (see StepResult.flops); forks keep their root's. */
+  readonly startFlops?: number;
+  /** Mixture-of-Depths models: the prompt's tokens per routed block (forks keep their root's). */
+  readonly startRouting?: RoutingCount;
   fork(): Branch;
   release(): void;
 }
@@ -89,8 +96,6 @@ export interface Policy {
   readonly parameters: number | null;
   /** The string between steps (for the embedded models, a blank line). */
   readonly stepDelimiter: string;
-  /** Recursive policies: FLOPs come from the loops really run (StepResult.loops), and parameters are the unique ones. */
-  readonly looped?: LoopedCost;
   /** Prefills the prompt once and returns a branch at the start of the solution. */
   start(prompt: PolicyPrompt): Promise<Branch>;
   /** Decodes every branch by one step, all together; the branches advance in place. */

@@ -8,6 +8,7 @@ import { registerReport } from "./commands/report.js";
 import { registerCompare } from "./commands/compare.js";
 import { registerCalibrate } from "./commands/calibrate.js";
 import { registerServe } from "./commands/serve.js";
+import { registerSweepVerifier } from "./commands/sweep-verifier.js";
 
 export function buildProgram(): Command {
   const program = new Command("deliberate")
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerReport(program);
   registerCompare(program);
   registerCalibrate(program);
+  registerSweepVerifier(program);
   registerServe(program);
   return program;
 }

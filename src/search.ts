@@ -90,7 +90,7 @@ export class Search {
     this.checkAborted();
     const { policy, meter } = this.context;
     const branch = await policy.start(prompt);
-    meter.countPrefill(branch.promptTokens, policy.parameters, policy.looped);
+    meter.countPrefill(branch.promptTokens, policy.parameters, { ...(branch.startFlops !== undefined ? { flops: branch.startFlops } : {}), ...(branch.startRouting ? { routing: branch.startRouting } : {}) });
     meter.policyCalls += 1;
     meter.retries += branch.startRetries ?? 0;
     return this.track(new SearchPath(branch, this.tree.addPrompt(parentNodeId).id));
@@ -230,7 +230,7 @@ export class Search {
     );
     if (results.length !== paths.length) throw new Error(`policy ${policy.name} returned ${results.length} steps for ${paths.length} branches`);
     for (const result of results) {
-      this.context.meter.countGenerated(result.tokens, policy.parameters, policy.looped, result.loops);
+      this.context.meter.countGenerated(result.tokens, policy.parameters, { ...(result.flops !== undefined ? { flops: result.flops } : {}), ...(result.routing ? { routing: result.routing } : {}), ...(result.loops !== undefined ? { loops: result.loops } : {}) });
       this.context.meter.retries += result.retries ?? 0;
     }
     // Steps decoded together share their model calls: the call count is the longest step's.

@@ -4,7 +4,7 @@
  * meter, cached answer equivalence) and runs it.
  */
 import type { z } from "zod";
-import { isEquivalent, type Grader } from "../datasets/answer/grader.js";
+import { GradingError, gradingFailureMessage, isEquivalent, type Grader } from "../datasets/answer/grader.js";
 import { getStrategy, type StrategyName } from "../strategies/registry.js";
 import { cachedEquivalence } from "../verifiers/select.js";
 import { describeZodError, InputError } from "./errors.js";
@@ -66,7 +66,12 @@ export function strategyContext(options: Omit<SolveOptions, "strategy" | "budget
     signal: options.signal,
     limits: parse(limitsSchema, options.limits ?? {}, "limits"),
     sampling: parse(samplingSchema, options.sampling ?? {}, "sampling options"),
-    equivalent: cachedEquivalence(async (a, b) => (await (grader ? grader.grade(a, b) : isEquivalent(a, b))).equal),
+    // A comparison that did not finish is no judgment: the vote would depend on the machine's load.
+    equivalent: cachedEquivalence(async (a, b) => {
+      const verdict = await (grader ? grader.grade(a, b) : isEquivalent(a, b));
+      if (verdict.incomplete === true) throw new GradingError(gradingFailureMessage(verdict, "comparing two answers for the vote"));
+      return verdict.equal;
+    }),
     knownDifficulty: options.knownDifficulty,
     strategy: getStrategy,
     onProgress: options.onProgress,

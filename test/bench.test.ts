@@ -8,7 +8,10 @@ import { Grader } from "../datasets/answer/grader.js";
 import { generateSynth } from "../datasets/synth/generate.js";
 import { parseBenchConfig, resolveBenchConfig, type BenchConfig } from "../src/bench/config.js";
 import { resultSchema, workItemKey, type BenchResult } from "../src/bench/results.js";
-import { loadBenchProblems, runBench, shardOf, workItems, type RunBenchOptions } from "../src/bench/run.js";
+import { cellAccuracy, loadBenchProblems, runBench, shardOf, workItems, type RunBenchOptions } from "../src/bench/run.js";
+import { lineProgress } from "../src/bench/progress.js";
+import { loadRuns } from "../src/report/load.js";
+import { PassThrough } from "node:stream";
 import { readRunResults, ResultsWriter } from "../src/bench/store.js";
 import { registerBench } from "../src/commands/bench.js";
 import { InputError } from "../src/errors.js";
@@ -94,7 +97,7 @@ describe("runBench", () => {
       expect(result.ms).toBeGreaterThanOrEqual(0);
     }
     expect(summary).toMatchObject({ items: ITEMS, done: ITEMS, ranNow: ITEMS, errors: 0, interrupted: false, repairedBytes: 0 });
-    expect(summary.accuracy).toContainEqual({ strategy: "beam-w2", budget: 4, items: 4, correct: 3, errors: 0 });
+    expect(summary.accuracy).toContainEqual({ strategy: "beam-w2", budget: 4, items: 4, correct: 3, errors: 0, gradingFailures: 0 });
 
     const record = JSON.parse(await readFile(join(dir, "config.json"), "utf8"));
     expect(record.experiment.strategies[1]).toEqual({ label: "beam-w2", strategy: "beam", params: { beamWidth: 2, select: "weighted", aggregate: "last" } });
@@ -229,6 +232,95 @@ describe("runBench", () => {
   });
 });
 
+describe("grading that does not finish (a loaded machine, a pathological answer)", () => {
+  /**
+   * An answer equal to `value` that takes a few hundred milliseconds to grade (a sum of 1,600 terms
+   * to evaluate), far past a 50 ms limit; a plain answer takes about a millisecond.
+   */
+  const slow = (value: string) => `${value}${"+1-1".repeat(800)}`;
+
+  it("records it as a grading failure with the answer kept, leaves it out of accuracy, and the same command grades it again without the search", async () => {
+    const dir = await tempDir();
+    // first: a right answer that is slow to grade; second: a wrong answer; the others: right answers.
+    const slowScript: StepScript = ({ prompt, steps }) => {
+      if (steps.length === 0) return { text: "Let us compute." };
+      const gold = goldOf.get(prompt.problem) as string;
+      const answer = prompt.problem === first.problem ? slow(gold) : prompt.problem === second.problem ? "-12345" : gold;
+      return { text: `The answer is \\boxed{${answer}}`, end: true };
+    };
+    // Steps long enough for the slow answer (a step is cut at its token limit).
+    const cfg = (overrides: Record<string, unknown> = {}) => config(dir, { strategies: ["best-of-n"], concurrency: 4, maxStepTokens: 8192, ...overrides });
+    const stream = new PassThrough();
+    let printed = "";
+    stream.on("data", (chunk: Buffer) => (printed += chunk.toString()));
+    // No grader given: the run's own, with the run's grading limit (3 tries).
+    const summary = await runBench(cfg({ gradeTimeout: 0.05 }), { policy: new ScriptedPolicy(slowScript), verifier, progress: lineProgress(3600, stream) });
+
+    let results = await lines(dir);
+    expectOnePerItem(results, cfg());
+    const failed = results.filter((result) => result.gradingFailed === true);
+    expect(failed.map((result) => result.problemId)).toEqual([first.unique_id, first.unique_id]);
+    for (const result of failed) {
+      expect(result).toMatchObject({ correct: false, answer: slow(first.answer), error: "grading timed out after 0.05 s (3 tries)" });
+      expect(result.compute?.generations).toBe(result.budget);
+    }
+    expect(results.filter((result) => result.correct).map((result) => result.problemId).sort()).toEqual([third.unique_id, third.unique_id, problems[3]?.unique_id, problems[3]?.unique_id].sort());
+    expect(summary).toMatchObject({ done: ITEMS / 2, errors: 2, gradingFailures: 2, regraded: 0 });
+    // Accuracy over the graded items: 2 right of 3, not 2 of 4.
+    for (const cell of summary.accuracy) {
+      expect(cell).toMatchObject({ items: 4, correct: 2, gradingFailures: 1 });
+      expect(cellAccuracy(cell)).toBeCloseTo(2 / 3);
+    }
+    expect(printed).toMatch(/8\/8 items .*\| 2 errors \(2 grading\) \|/);
+    // A report counts them in no number, and says so.
+    const loaded = await loadRuns([dir]);
+    expect({ graded: loaded.results.length, failures: loaded.gradingFailures.length }).toEqual({ graded: 6, failures: 2 });
+    expect(loaded.warnings).toEqual([expect.stringMatching(/^2 items are left out of every number: their grading did not finish .*\(best-of-n N=2: 1, best-of-n N=4: 1\)/)]);
+
+    // The same command with the default limit: the answers are graded again, the search does not run again.
+    const policy = new ScriptedPolicy(slowScript);
+    const resumed = await runBench(cfg(), { policy, verifier });
+    expect(policy.calls).toHaveLength(0);
+    expect(resumed).toMatchObject({ done: ITEMS / 2, ranNow: 0, regraded: 2, errors: 0, gradingFailures: 0 });
+    results = await lines(dir);
+    expectOnePerItem(results, cfg());
+    for (const result of results.filter((result) => result.problemId === first.unique_id)) {
+      expect(result).toMatchObject({ correct: true, error: null, answer: slow(first.answer) });
+      expect(result.gradingFailed).toBeUndefined();
+    }
+    for (const cell of resumed.accuracy) expect(cellAccuracy(cell)).toBe(3 / 4);
+    expect((await loadRuns([dir])).warnings).toEqual([]);
+  });
+
+  it("fails an item whose vote could not compare two answers (no wrong vote), and runs it again on resume", async () => {
+    const dir = await tempDir();
+    // Two samples per problem: the plain gold answer and the slow form of it, which the vote must compare.
+    const votingScript: StepScript = ({ prompt, steps, sibling }) => {
+      if (steps.length === 0) return { text: "Let us compute." };
+      const gold = goldOf.get(prompt.problem) as string;
+      const answer = prompt.problem === first.problem && sibling === 1 ? slow(gold) : gold;
+      return { text: `The answer is \\boxed{${answer}}`, end: true };
+    };
+    const cfg = (overrides: Record<string, unknown> = {}) =>
+      config(dir, { strategies: [{ label: "majority", strategy: "best-of-n", params: { select: "majority" } }], budgets: [2], concurrency: 4, maxStepTokens: 8192, ...overrides });
+    const summary = await runBench(cfg({ gradeTimeout: 0.05 }), { policy: new ScriptedPolicy(votingScript), verifier });
+    const failed = (await lines(dir)).filter((result) => result.error !== null);
+    expect(failed).toHaveLength(1);
+    expect(failed[0]).toMatchObject({ problemId: first.unique_id, gradingFailed: true, answer: null, correct: false });
+    expect(failed[0]?.error).toBe("comparing two answers for the vote timed out after 0.05 s (3 tries)");
+    expect(summary).toMatchObject({ gradingFailures: 1 });
+    expect(cellAccuracy(summary.accuracy[0] as (typeof summary.accuracy)[0])).toBe(1);
+
+    const policy = new ScriptedPolicy(votingScript);
+    const resumed = await runBench(cfg(), { policy, verifier });
+    expect(resumed).toMatchObject({ ranNow: 1, regraded: 0, gradingFailures: 0, errors: 0 });
+    expect(policy.calls.length).toBeGreaterThan(0);
+    const results = await lines(dir);
+    expect(results).toHaveLength(4);
+    expect(results.every((result) => result.correct)).toBe(true);
+  });
+});
+
 describe("shards", () => {
   it("partition the work items: every item in exactly one shard", async () => {
     const cfg = config("unused", { seeds: 3 });
@@ -276,6 +368,7 @@ describe("bench configuration", () => {
     expect(await cliError(["--strategies", "best-of-n", "--shard", "3/2"])).toBe("--shard: expected I/N with 1 <= I <= N");
     expect(await cliError(["--strategies", "best-of-n", "--temperature", "-1"])).toMatch(/^--temperature: /);
     expect(await cliError(["--budgets", "4"])).toBe("--strategies: required");
+    expect(await cliError(["--strategies", "best-of-n", "--grade-timeout", "0"])).toBe("--grade-timeout: expected a positive number of seconds");
   });
 
   it("skips a budget that does not fit a strategy's shape, with the reason, and refuses one that fits at no budget", async () => {

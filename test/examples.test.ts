@@ -1,7 +1,7 @@
 /**
  * Every example command of README.md (its sh blocks) and of every command's --help runs as written,
  * in a fresh working directory, with these differences, which the test states rather than hides:
- * - `bench`, `compare` and `calibrate` examples run with `--dry-run`: everything is validated (the
+ * - `bench`, `compare`, `calibrate` and `sweep-verifier` examples run with `--dry-run`: everything is validated (the
  *   settings, each strategy's parameters at every budget, the problems, the run directory, the
  *   files named) and nothing runs; as written they take minutes to hours.
  * - Placeholder model paths (`./my-model`, `path/to/onnx-model`) are the tiny test export.
@@ -113,7 +113,7 @@ async function serveOnce(args: string[], cwd: string, env: NodeJS.ProcessEnv): P
 
 const PLACEHOLDER_MODELS = new Set(["./my-model", "path/to/onnx-model"]);
 /** Commands whose examples would run for minutes: they run with --dry-run. */
-const LONG_RUNNING = new Set(["bench", "compare", "calibrate"]);
+const LONG_RUNNING = new Set(["bench", "compare", "calibrate", "sweep-verifier"]);
 
 /** The arguments an example runs with (see the file's comment). */
 function argumentsOf(example: string): string[] {

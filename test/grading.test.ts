@@ -6,7 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { extractAnswer, lastBoxed, answerFromText } from "../datasets/answer/extract.js";
-import { Grader } from "../datasets/answer/grader.js";
+import { Worker } from "node:worker_threads";
+import { Grader, gradingFailureMessage } from "../datasets/answer/grader.js";
 import { isInternalError } from "./support/math-verify.js";
 import { restrictedMath } from "../datasets/mathjs.js";
 
@@ -225,11 +226,75 @@ describe("untrusted answers", () => {
     expect(Date.now() - started).toBeLessThan(6_000);
   });
 
+  /** A slow answer equal to 12: a sum of 500 "+1-1" takes about 100 ms to grade, far above 1 ms. */
+  const slowTwelve = `12${"+1-1".repeat(500)}`;
+
+  it("retries a comparison that runs past the limit on fresh workers, then reports it incomplete (never a judgment)", async () => {
+    const impatient = new Grader({ workers: 1, timeoutMs: 1, retries: 2 });
+    try {
+      const started = Date.now();
+      const verdict = await impatient.grade(slowTwelve, "12");
+      expect(verdict).toMatchObject({ equal: false, incomplete: true, reason: "timeout after 1 ms, 3 tries" });
+      expect(gradingFailureMessage(verdict)).toBe("grading timed out after 0.001 s (3 tries)");
+      expect({ retried: impatient.retried, timeouts: impatient.timeouts }).toEqual({ retried: 2, timeouts: 1 });
+      // Bounded: three tries of a pathological input cost three limits (plus worker starts), not more.
+      expect(Date.now() - started).toBeLessThan(30_000);
+    } finally {
+      await impatient.close();
+    }
+    // With a normal limit the same answer is graded, and equal.
+    expect(await grader.grade(slowTwelve, "12")).toMatchObject({ equal: true });
+  });
+
+  it("retries on a fresh worker: a comparison whose first worker hangs is answered by the second", async () => {
+    // Test workers that hang on their first request when they are the first worker started, and
+    // answer "equal" otherwise; each reports its start through a shared counter.
+    const started = new Int32Array(new SharedArrayBuffer(4));
+    const source = `
+      const { parentPort, workerData } = require("node:worker_threads");
+      const index = Atomics.add(workerData.started, 0, 1);
+      parentPort.on("message", (request) => {
+        if (index === 0) return; // hangs: the grader must kill this worker and retry elsewhere
+        parentPort.postMessage({ id: request.id, verdict: { equal: true, reason: "test", pred: request.pred, gold: request.gold } });
+      });
+      parentPort.postMessage({ ready: true });`;
+    const retrying = new Grader({ workers: 1, timeoutMs: 300, retries: 1, startWorker: () => new Worker(source, { eval: true, workerData: { started } }) });
+    try {
+      const verdict = await retrying.grade("12", "12");
+      expect(verdict).toMatchObject({ equal: true, reason: "test" });
+      expect(verdict.incomplete).toBeUndefined();
+      expect(Atomics.load(started, 0)).toBe(2);
+      expect({ retried: retrying.retried, timeouts: retrying.timeouts }).toEqual({ retried: 1, timeouts: 0 });
+      // Without retries the same hang is incomplete, not a wrong answer.
+      Atomics.store(started, 0, 0);
+      const once = new Grader({ workers: 1, timeoutMs: 300, startWorker: () => new Worker(source, { eval: true, workerData: { started } }) });
+      try {
+        expect(await once.grade("12", "12")).toMatchObject({ equal: false, incomplete: true, reason: "timeout after 300 ms" });
+      } finally {
+        await once.close();
+      }
+    } finally {
+      await retrying.close();
+    }
+  });
+
+  it("does not count a worker's start against a comparison's limit", async () => {
+    // A cold worker takes far longer than 50 ms to load its libraries and build the compute engine;
+    // the comparison itself (about a millisecond) is what the limit measures.
+    const tight = new Grader({ workers: 1, timeoutMs: 50 });
+    try {
+      expect(await tight.grade("\\frac{24}{2}", "12")).toMatchObject({ equal: true });
+      expect(tight.timeouts).toBe(0);
+    } finally {
+      await tight.close();
+    }
+  });
+
   it("kills a comparison that runs past the time limit and keeps grading", async () => {
     const impatient = new Grader({ workers: 1, timeoutMs: 1 });
     try {
-      const verdict = await impatient.grade("x^2+2x+1", "(x+1)^2");
-      expect(verdict).toMatchObject({ equal: false, reason: "timeout after 1 ms" });
+      const verdict = await impatient.grade(slowTwelve, "12");
+      expect(verdict).toMatchObject({ equal: false, reason: "timeout after 1 ms", incomplete: true });
       expect(impatient.timeouts).toBe(1);
     } finally {
       await impatient.close();

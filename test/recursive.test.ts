@@ -162,10 +162,10 @@ describe("the recursive model", () => {
   });
 
   it("meters FLOPs from the loops really run and reports mean loops per token", () => {
-    const looped = { loops: 2, flopsPerLoopToken: 1000 };
+    // The spend a recursive policy reports (OnnxPolicy.spent): a prefill runs every loop, a step its loops.
     const meter = new ComputeMeter();
-    meter.countPrefill(10, 5, looped);
-    meter.countGenerated(8, 5, looped, 12);
+    meter.countPrefill(10, 5, { flops: 10 * 2 * 1000 });
+    meter.countGenerated(8, 5, { flops: 12 * 1000, loops: 12 });
     const report = meter.report();
     expect(report.flops).toBe(10 * 2 * 1000 + 12 * 1000);
     expect(report.loops).toEqual({ tokens: 8, run: 12, perToken: 1.5 });

@@ -214,10 +214,15 @@ describe("deliberate report on the fixture run", () => {
     expect(row("compute-optimal", 16)).toMatchObject({ bound: "at-least", referenceBudgetNeeded: 16, generationsRatio: 1 });
 
     expect(markdown).toContain("## Compute efficiency against best-of-n");
-    expect(markdown).toMatch(/^- best-of-n needs more than 16\.0 generations \(its largest budget\) to match \*\*compute-optimal\*\* at N=16 \(16\.0 generations spent\): more than 1\.00x; in generated tokens more than 0\.98x\.$/m);
-    expect(markdown).toMatch(/^\| beam-w4 \| 4 \| 50\.0% \| 4\.0 \| 16\.0 \| 4\.00x \| 226 \| 904 \| 4\.00x \|$/m);
+    expect(markdown).toContain(
+      "- best-of-n needs more than 16.0 generations (its largest budget) to match **compute-optimal** at N=16 (16.0 generations spent): " +
+        "more than 1.00x, within noise (95% CI 1.00x–∞ over 6 problems); in generated tokens more than 0.98x, within noise (95% CI 0.97x–∞ over 6 problems).\n",
+    );
+    // 6 problems: the 4x of beam-w4 at N=4 is as likely 1x (best-of-n at 16 ties it in some resamples).
+    expect(markdown).toMatch(/^\| beam-w4 \| 4 \| 50\.0% \| 4\.0 \| 16\.0 \| 4\.00x \| 1\.00–4\.00x, within noise \| 226 \| 904 \| 4\.00x \| 1\.00–4\.00x, within noise \|$/m);
+    expect(markdown).toMatch(/^\| compute-optimal \| 4 \| 58\.3% \| 4\.0 \| > 16\.0 \| > 4\.00x \| 1\.59x–∞ \|/m);
     expect(markdown).toContain("interpolated linearly in log2(compute) between its measured budgets (1, 4, 16)");
-    expect(markdown).toContain("point estimates, with no bootstrap interval");
+    expect(markdown).toContain("Each ratio has a 95% percentile bootstrap interval over the problems that every cell involved ran (1,000 seeded resamples");
     expect(html).toContain("<h2>Compute efficiency against best-of-n</h2>");
     expect(html).toContain("<li>best-of-n needs more than 16.0 generations (its largest budget) to match <strong>compute-optimal</strong> at N=16");
   });
@@ -296,7 +301,7 @@ describe("compute efficiency against a reference", () => {
     ...cell("best-of-n", 4, { right: 4, generations: 4, tokens: 400 }),
     ...cell("best-of-n", 16, { right: 6, generations: 16, tokens: 1600 }),
   ];
-  const efficiency = (results: BenchResult[]) => compareWithReference(summarize(results, { resamples: 10, seed: 0 }), "best-of-n");
+  const efficiency = (results: BenchResult[]) => compareWithReference(summarize(results, { resamples: 10, seed: 0 }), results, "best-of-n");
   const row = (rows: EfficiencyRow[], strategy: string, budget: number) => rows.find((r) => r.strategy === strategy && r.budget === budget);
 
   it("interpolates the reference's budget in log2(generations) and divides by what the strategy spent", () => {
@@ -316,6 +321,45 @@ describe("compute efficiency against a reference", () => {
     expect(beam.tokensRatio).toBeCloseTo(4, 12);
     expect(row(rows, "compute-optimal", 4)?.generationsRatio).toBeCloseTo(4, 12);
     expect(row(rows, "compute-optimal", 4)?.tokensRatio).toBeCloseTo(2, 12);
+  });
+
+  it("gives each ratio a percentile bootstrap interval over problems: 16^a for a reference that goes from 0% at 1 to 100% at 16", () => {
+    // Whatever the resample, best-of-n is 0% with 1 generation and 100% with 16, so it needs
+    // 2^(4a) = 16^a generations for accuracy a; beam spends 1, so its ratio is 16^a, a monotone
+    // function of its resampled accuracy: the interval is 16^(the bootstrap interval of that mean).
+    // 1,001 resamples put the 2.5% and 97.5% quantiles on replicates, with nothing interpolated.
+    const correct = [true, false, true, true, false, true, false, true, true, false];
+    const results = [
+      ...cell("best-of-n", 1, { right: 0, generations: 1, tokens: 100 }),
+      ...cell("best-of-n", 16, { right: 10, generations: 16, tokens: 1600 }),
+      ...cell("beam", 1, { right: 0, generations: 1, tokens: 100 }).map((result, i) => ({ ...result, correct: correct[i] as boolean })),
+    ];
+    const options = { resamples: 1001, seed: 5 };
+    const [row] = compareWithReference(summarize(results, options), results, "best-of-n").rows;
+    const [low, high] = bootstrapMeanCI(correct.map((right) => (right ? 1 : 0)), options);
+    expect(row?.generationsRatio).toBeCloseTo(16 ** 0.6, 12);
+    expect(row?.generationsInterval?.low).toBeCloseTo(16 ** low, 12);
+    expect(row?.generationsInterval?.high).toBeCloseTo(16 ** high, 12);
+    expect(row?.generationsInterval).toMatchObject({ withinNoise: false, problems: 10 });
+    expect(low).toBeGreaterThan(0.2);
+    expect(high).toBeLessThan(1);
+    // Tokens: 100 spent, best-of-n needs 100 * 16^a: the same interval.
+    expect(row?.tokensInterval?.low).toBeCloseTo(16 ** low, 9);
+  });
+
+  it("labels a ratio within noise when its interval includes 1x, and resamples only the problems every cell ran", () => {
+    // One right answer in 10: the point estimate is 16^0.1 = 1.32x, but a resample without that
+    // problem is at best-of-n's smallest budget (an upper bound, down to 0).
+    const results = [
+      ...cell("best-of-n", 1, { right: 0, generations: 1, tokens: 100 }),
+      ...cell("best-of-n", 16, { right: 10, generations: 16, tokens: 1600 }),
+      ...cell("beam", 1, { right: 1, generations: 1, tokens: 100 }),
+      // Two problems more that the reference did not run.
+      ...cell("beam", 1, { problems: 12, right: 1, generations: 1, tokens: 100 }).slice(10),
+    ];
+    const [row] = compareWithReference(summarize(results, { resamples: 1000, seed: 0 }), results, "best-of-n").rows;
+    expect(row?.generationsInterval).toMatchObject({ low: 0, withinNoise: true, problems: 10 });
+    expect(row?.generationsInterval?.high).toBeCloseTo(16 ** 0.3, 9);
   });
 
   it("gives a bound outside the reference's measured budgets", () => {

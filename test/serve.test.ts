@@ -99,6 +99,16 @@ describe("deliberate serve", () => {
     expect(text.json.tokens).toEqual(await policy.renderPrompt({ problem: "Compute 1 + 1." }));
   });
 
+  it("detokenizes ids to the text that tokenizes back to them, special tokens written out, and refuses ids out of vocabulary", async () => {
+    const detokenized = await post("/detokenize", { model: "deliberate-policy", tokens: promptIds });
+    expect(detokenized.json).toEqual({ prompt: expect.stringMatching(/^<bos>/) });
+    const again = await post("/tokenize", { prompt: detokenized.json.prompt, add_special_tokens: false });
+    expect(again.json.tokens).toEqual(promptIds);
+    const outside = await post("/detokenize", { tokens: [1, 100_000] });
+    expect(outside.status).toBe(400);
+    expect(JSON.stringify(outside.json)).toContain("Token id 100000 is out of vocabulary");
+  });
+
   it("decodes a search step over HTTP to exactly the tokens of the in-process policy with the same seed, and resumes the next step from the prefix cache", async () => {
     const branch = await policy.start(PROMPT);
     const inProcess: ExtendResult[] = [];

@@ -45,7 +45,7 @@ interface Seen {
   path: string;
   headers: IncomingMessage["headers"];
   /** The JSON body; the fields the tests read. */
-  body: { prompt: number[]; seed: number; max_tokens: number; input: string[] } & Record<string, unknown>;
+  body: { prompt: number[] | string; seed: number; max_tokens: number; input: string[] } & Record<string, unknown>;
 }
 type Handler = (seen: Seen, res: ServerResponse) => void;
 
@@ -201,6 +201,164 @@ describe("the served policy against vLLM's completions protocol", () => {
     const { url, seen } = await fixtureServer(policyRoute([reply(STEP.response)]));
     await connectPolicy(url, { apiKey: "sk-secret-123" });
     expect(seen[0]?.headers.authorization).toBe("Bearer sk-secret-123");
+  });
+});
+
+const textFixture = <T>(name: string) => JSON.parse(readFileSync(join(import.meta.dirname, "fixtures", "text-servers", `${name}.json`), "utf8")) as T;
+type TextCompletion = { response: { choices: { text: string }[]; usage: { completion_tokens: number } } };
+const APPLY_TEMPLATE = textFixture<Exchange<{ prompt: string }>>("llamacpp-apply-template");
+const LLAMA_TOKENIZE = textFixture<Exchange<{ tokens: number[] }>>("llamacpp-tokenize");
+const OPENAI_STEP = textFixture<TextCompletion>("openai-completion-step");
+const OPENAI_EOS = textFixture<TextCompletion>("openai-completion-eos");
+const OPENAI_END = textFixture<TextCompletion>("openai-completion-end");
+const SGLANG_STEP = textFixture<TextCompletion>("sglang-completion-step");
+const SGLANG_EOS = textFixture<TextCompletion>("sglang-completion-eos");
+const DETOKENIZE = fixture<Exchange<{ prompt: string }>>("detokenize");
+const RENDERED = APPLY_TEMPLATE.response.prompt;
+
+/**
+ * llama.cpp's routes as its server README documents them: /apply-template, /tokenize of `content`
+ * (a body without `content` gets no tokens, as llama.cpp answers it), and completions in OpenAI's
+ * shape from `completions`.
+ */
+function llamaCppRoute(completions: Handler[]): Handler {
+  let next = 0;
+  return (seen, res) => {
+    if (seen.path === "/apply-template") return send(res, 200, APPLY_TEMPLATE.response);
+    if (seen.path === "/tokenize") return send(res, 200, "content" in seen.body ? LLAMA_TOKENIZE.response : { tokens: [] });
+    const handler = completions[Math.min(next++, completions.length - 1)] as Handler;
+    handler(seen, res);
+  };
+}
+
+describe("text prompts, for servers that take or return no token ids", () => {
+  it("on llama.cpp (auto): renders with /apply-template, sends text, counts tokens from usage, and tells a stop from the end by the next step", async () => {
+    const { url, seen } = await fixtureServer(llamaCppRoute([reply(OPENAI_STEP.response), reply(OPENAI_EOS.response), reply(OPENAI_END.response)]));
+    const notices: string[] = [];
+    const policy = await connectPolicy(url, { onNotice: (message) => notices.push(message) });
+    expect(policy.promptMode).toBe("text");
+    expect(notices).toEqual([expect.stringMatching(/\/tokenize with messages failed \(\/tokenize answered no tokens for the messages\); prompts go as text/)]);
+    const branch = await policy.start({ problem: "Compute 3 + 4." });
+    expect(seen.filter((entry) => entry.path === "/apply-template").at(-1)?.body).toEqual(APPLY_TEMPLATE.request);
+    expect(seen.filter((entry) => entry.path === "/tokenize").at(-1)?.body).toEqual(LLAMA_TOKENIZE.request);
+    expect(branch.promptTokens).toBe(LLAMA_TOKENIZE.response.tokens.length);
+
+    const [first] = await policy.extend([branch], { ...options, seeds: [11] });
+    const sent = () => completions(seen);
+    expect(sent()[0]?.body).toMatchObject({ prompt: RENDERED, add_special_tokens: false, n: 1, seed: 11, stop: ["\n\n"] });
+    expect(sent()[0]?.body).not.toHaveProperty("return_token_ids");
+    expect(first).toEqual({ text: "We add 3 and 4.", tokens: 6, logprobs: [], stopReason: "delimiter", calls: 1, retries: 0 });
+    // llama.cpp leaves the stop string out of the text: the branch's text puts it back.
+    const [second] = await policy.extend([branch], { ...options, seeds: [12] });
+    expect(sent()[1]?.body.prompt).toBe(`${RENDERED}We add 3 and 4.\n\n`);
+    // "stop" with text: a step that ended at the delimiter, as far as the answer tells.
+    expect(second).toMatchObject({ text: "So the answer is \\boxed{7}.", tokens: 9, stopReason: "delimiter" });
+    expect(branch.finished).toBe(false);
+    const [third] = await policy.extend([branch], { ...options, seeds: [13] });
+    expect(sent()[2]?.body.prompt).toBe(`${RENDERED}We add 3 and 4.\n\nSo the answer is \\boxed{7}.\n\n`);
+    expect(third).toMatchObject({ text: "", tokens: 1, stopReason: "eos" });
+    expect(branch.finished).toBe(true);
+    expect(branch.steps).toEqual(["We add 3 and 4.", "So the answer is \\boxed{7}."]);
+    expect(branch.generatedTokens).toBe(6 + 9 + 1);
+  });
+
+  it("auto: switches to text at the first answer without token_ids, once and said, and renders the prompt's text with /detokenize", async () => {
+    const route: Handler = (entry, res) => {
+      if (entry.path === "/tokenize") return send(res, 200, TOKENIZE.response);
+      if (entry.path === "/detokenize") return send(res, 200, DETOKENIZE.response);
+      const first = typeof entry.body.prompt === "object" || entry.body.prompt === RENDERED;
+      send(res, 200, first ? SGLANG_STEP.response : SGLANG_EOS.response);
+    };
+    const { url, seen } = await fixtureServer(route);
+    const notices: string[] = [];
+    const policy = await connectPolicy(url, { onNotice: (message) => notices.push(message) });
+    expect(policy.promptMode).toBe("auto");
+    const branch = await policy.start({ problem: "Compute 3 + 4." });
+    const other = await policy.start({ problem: "Compute 3 + 4." });
+    const [first] = await policy.extend([branch], { ...options, seeds: [1] });
+    expect(completions(seen)[0]?.body).toMatchObject({ prompt: PROMPT_IDS, return_token_ids: true });
+    expect(first).toMatchObject({ text: "We add 3 and 4.", tokens: 6, stopReason: "delimiter" });
+    expect(policy.promptMode).toBe("text");
+    expect(notices).toEqual([expect.stringMatching(/returned no token_ids \(return_token_ids\); prompts go as text from now on/)]);
+
+    // SGLang's matched_stop: the EOS token id ends the solution.
+    const [second, fresh] = await policy.extend([branch, other], { ...options, seeds: [2, 3] });
+    // One on a sample prompt to find how the server renders text (its /apply-template is a 404), then one per prompt.
+    expect(seen.filter((entry) => entry.path === "/detokenize").map((entry) => entry.body)).toEqual([DETOKENIZE.request, DETOKENIZE.request, DETOKENIZE.request]);
+    expect(completions(seen).slice(1).map((entry) => entry.body.prompt)).toEqual(expect.arrayContaining([`${RENDERED}We add 3 and 4.\n\n`, RENDERED]));
+    expect(second).toMatchObject({ text: "So the answer is \\boxed{7}.", tokens: 9, stopReason: "eos" });
+    expect(fresh).toMatchObject({ text: "We add 3 and 4.", stopReason: "delimiter" });
+    expect(branch.finished).toBe(true);
+    expect(notices).toHaveLength(1);
+  });
+
+  it("auto: sends text again when the server refuses a token-id prompt with a 400 naming the prompt", async () => {
+    const refusal = { error: { message: "'prompt' must be a string", type: "invalid_request_error", param: "prompt", code: null } };
+    const route: Handler = (entry, res) => {
+      if (entry.path === "/tokenize") return send(res, 200, TOKENIZE.response);
+      if (entry.path === "/detokenize") return send(res, 200, DETOKENIZE.response);
+      if (typeof entry.body.prompt !== "string") return send(res, 400, refusal);
+      send(res, 200, OPENAI_STEP.response);
+    };
+    const { url, seen } = await fixtureServer(route);
+    const notices: string[] = [];
+    const policy = await connectPolicy(url, { onNotice: (message) => notices.push(message) });
+    const branch = await policy.start({ problem: "Compute 3 + 4." });
+    const [step] = await policy.extend([branch], { ...options, seeds: [1] });
+    expect(step).toMatchObject({ text: "We add 3 and 4.", tokens: 6, stopReason: "delimiter" });
+    expect(completions(seen).map((entry) => typeof entry.body.prompt)).toEqual(["object", "string"]);
+    expect(notices).toEqual([expect.stringMatching(/refused a token-id prompt \(400: 'prompt' must be a string\)/)]);
+  });
+
+  it("tokens: refuses an answer without token_ids, and a server without /tokenize with messages, naming the flag", async () => {
+    const { url } = await fixtureServer(policyRoute([reply(SGLANG_STEP.response)]));
+    const policy = await connectPolicy(url, { promptMode: "tokens" });
+    const branch = await policy.start({ problem: "Compute 3 + 4." });
+    await expect(policy.extend([branch], { ...options, seeds: [1] })).rejects.toThrow(/has no token_ids; .*give --policy-prompt text or auto/);
+    const llama = await fixtureServer(llamaCppRoute([reply(OPENAI_STEP.response)]));
+    await expect(connectPolicy(llama.url, { promptMode: "tokens" })).rejects.toThrow(/\/tokenize with messages failed .*give --chat-template DIR/);
+  });
+
+  it("text: fails before any work on a server that renders no chat template to text, and renders with --chat-template instead", async () => {
+    const { url, seen } = await fixtureServer((entry, res) => (entry.path === "/v1/completions" ? send(res, 200, OPENAI_STEP.response) : send(res, 404, { error: { message: "Not Found" } })));
+    await expect(connectPolicy(url, { promptMode: "text" })).rejects.toThrow(/renders no chat template to text \(\/apply-template: 404: Not Found; \/tokenize \+ \/detokenize: 404: Not Found\); give --chat-template DIR/);
+    expect(completions(seen)).toHaveLength(0);
+    const dir = join(import.meta.dirname, "fixtures", "tiny-hf");
+    const policy = await connectPolicy(url, { promptMode: "text", chatTemplate: dir });
+    const branch = await policy.start({ problem: "Compute 3 + 4." });
+    await policy.extend([branch], { ...options, seeds: [1] });
+    const [system, user] = promptToMessages({ problem: "Compute 3 + 4." });
+    expect(completions(seen)[0]?.body.prompt).toBe(`<bos>[system] ${system?.content}\n[user] ${user?.content}\n[assistant] `);
+  });
+});
+
+describe("n: k for the branches at one point (batchN)", () => {
+  it("sends one request with n for the forks at the same point, seeded with the first fork's seed, and gives choice j (by its index) to fork j", async () => {
+    const choice = (index: number, text: string, ids: number[]) => ({ ...STEP_CHOICE, index, text: `${text}\n\n`, token_ids: ids, logprobs: { ...STEP_CHOICE.logprobs, token_logprobs: ids.map(() => -0.5) } });
+    const route: Handler = (entry, res) => {
+      const n = entry.body.n as number;
+      // Choices listed last first: the client must go by their index.
+      const choices = Array.from({ length: n }, (_, j) => choice(j, `step ${j}`, Array.from({ length: j + 1 }, (_, k) => 1000 + 10 * j + k))).reverse();
+      send(res, 200, { ...STEP.response, choices, usage: { prompt_tokens: 6, completion_tokens: 99, total_tokens: 105 } });
+    };
+    const { url, seen } = await fixtureServer(policyRoute([route]));
+    const policy = await connectPolicy(url, { batchN: true });
+    const root = await policy.start({ problem: "Compute 3 + 4." });
+    const forks = [root.fork(), root.fork(), root.fork()];
+    const steps = await policy.extend(forks, { ...options, seeds: [7, 8, 9] });
+    expect(completions(seen).map((entry) => [entry.body.n, entry.body.seed])).toEqual([[3, 7]]);
+    expect(steps.map((step) => [step.text, step.tokens])).toEqual([["step 0", 1], ["step 1", 2], ["step 2", 3]]);
+    // Now at different points: one request each, n: 1.
+    await policy.extend(forks, { ...options, seeds: [1, 2, 3] });
+    expect(completions(seen).slice(1).map((entry) => entry.body.n)).toEqual([1, 1, 1]);
+    expect(completions(seen)[2]?.body.prompt).toEqual([...PROMPT_IDS, 1010, 1011]);
+  });
+
+  it("fails with the flag to turn off when the server answers fewer choices than n", async () => {
+    const { url } = await fixtureServer(policyRoute([reply(STEP.response)]));
+    const policy = await connectPolicy(url, { batchN: true });
+    const root = await policy.start({ problem: "Compute 3 + 4." });
+    await expect(policy.extend([root.fork(), root.fork()], { ...options, seeds: [1, 2] })).rejects.toThrow(/asked for 2 choice\(s\) \(n\), got 1; .*leave --policy-batch-n off/);
   });
 });
 

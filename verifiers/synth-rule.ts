@@ -12,6 +12,12 @@ function stepCorrect(problem: string, step: string): boolean {
   return checkSolution(problem, step).allStepsCorrect;
 }
 
+/** Per step: whether the prefix ending there is correct (every step up to it is). */
+export function prefixCorrectness(problem: string, steps: readonly string[]): boolean[] {
+  let allCorrect = true;
+  return steps.map((step) => (allCorrect &&= stepCorrect(problem, step)));
+}
+
 export class SynthRuleVerifier implements StepVerifier {
   readonly name = "synth-rule";
   readonly parameters = 0;
@@ -19,14 +25,7 @@ export class SynthRuleVerifier implements StepVerifier {
   scoreSteps(requests: readonly ScoreRequest[], signal?: AbortSignal): Promise<StepScores[]> {
     signal?.throwIfAborted();
     return Promise.resolve(
-      requests.map(({ problem, steps }) => {
-        let allCorrect = true;
-        const scores = steps.map((step) => {
-          allCorrect &&= stepCorrect(problem, step);
-          return allCorrect ? 1 : 0;
-        });
-        return { scores, tokens: 0 };
-      }),
+      requests.map(({ problem, steps }) => ({ scores: prefixCorrectness(problem, steps).map((correct) => (correct ? 1 : 0)), tokens: 0 })),
     );
   }
 

@@ -53,6 +53,11 @@ export interface Verdict {
   /** The normalized forms that were compared (null when no answer was found). */
   pred: string | null;
   gold: string | null;
+  /**
+   * True when the comparison did not finish (it ran past the grader's time limit, or its worker
+   * crashed): `equal` is then false without a judgment, and `reason` says what happened.
+   */
+  incomplete?: boolean;
 }
 
 type Answer =

@@ -21,7 +21,7 @@ nothing in their state: their recurrence and conv window are unchanged and their
 gets no entry, as if the token were not there. The attention window therefore stores each slot's
 position (`pos` below) and masks slots that are empty or 64 or more positions back.
 
-    OMP_NUM_THREADS=2 /usr/bin/python3 models/train/recursive.py train --minutes 30 --rank 8
+    OMP_NUM_THREADS=2 /usr/bin/python3 models/train/recursive.py train --minutes 35 --rank 6
     OMP_NUM_THREADS=2 /usr/bin/python3 models/train/recursive.py evaluate --per-level 500 --threshold 0,0.9
 """
 import argparse
@@ -35,9 +35,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from data import DEVICE, TOK, collate, example, left_pad, policy_prompt, synth
+from data import DEVICE, TOK, collate, example, label, left_pad, policy_prompt, synth
+from generate import generate
+from evaluate import LEVELS, MODELS, N_SAMPLES, best_of_n, mean
 from model import attend, linear_scan, rope
-from train import WORK, gold_examples, length_bucketed_batches, load_lm, log, cpu_state
+from prm import step_scores
+from train import WORK, cpu_state, gold_examples, length_bucketed_batches, load_lm, log
 
 NEG = -1e9
 
@@ -235,26 +238,47 @@ class RecursiveLM(nn.Module):
     def exit_logits(self, x, loop):
         return self.exit_norm(x, loop) @ self.embed.weight.t()
 
-    def run_loop(self, x, pos, loop):
+    def run_loop(self, x, pos, loop, exited=None, exit_h=None):
+        """One loop over whole sequences. Tokens in `exited` [B, T] left at an earlier loop: every
+        block takes their exit hidden state `exit_h` as its input, as the state copy does when decoding."""
         states = []
         for blk in self.group:
+            if exited is not None:
+                x = torch.where(exited.unsqueeze(-1), exit_h, x)
             x, s = blk(x, pos, loop)
             states.append(s)
         return x, states
 
-    def forward(self, ids, pos):
-        """Whole sequences through every loop: the exit logits after each loop, and each loop's state."""
+    def forward(self, ids, pos, exit_threshold=None, may_exit=None):
+        """Whole sequences through every loop: the exit logits after each loop, and each loop's state.
+        With `exit_threshold`, tokens whose exit head is that confident leave (as when decoding with
+        early exit and the state copy) where `may_exit` [B, T] allows (generated tokens: a prompt is
+        prefilled through every loop); `self.served` says which tokens each loop's logits serve."""
         x = self.embed_ids(ids)
-        logits, states = [], []
+        logits, states, served = [], [], []
+        exited = torch.zeros_like(ids, dtype=torch.bool)
+        exit_h = x
         for l in range(self.cfg["loops"]):
             loop = torch.full((ids.shape[0],), l, dtype=torch.long, device=ids.device)
-            x, s = self.run_loop(x, pos, loop)
-            logits.append(self.exit_logits(x, loop))
+            x, s = self.run_loop(x, pos, loop, exited if l > 0 else None, exit_h)
+            lg = self.exit_logits(x, loop)
+            logits.append(lg)
             states.append(s)
+            served.append(~exited)
+            if exit_threshold is not None and l < self.cfg["loops"] - 1:
+                leave = ~exited & may_exit & (torch.softmax(lg.detach(), -1).max(-1).values >= exit_threshold)
+                exit_h = torch.where(leave.unsqueeze(-1), x, exit_h)
+                exited = exited | leave
+        self.served = served
         return logits, states
 
     def init_state(self, B):
         return [[blk.mix.init_state(B) for blk in self.group] for _ in range(self.cfg["loops"])]
+
+    def copy_state(self, h, pos, loop, state):
+        """A skipped loop's state updated from an exited token's hidden state `h`, used as the input
+        of every block of the loop (the state copy of Bae et al.): only the parts that write state run."""
+        return [blk.mix.step(blk.norm1(h, loop), pos, loop, s)[1] for blk, s in zip(self.group, state)]
 
     def loop_step(self, x, pos, loop, state):
         """One loop of the group for one token per row, each row at its own loop (state: that loop's)."""
@@ -319,22 +343,25 @@ def load_recursive(name="recursive"):
     return m.to(DEVICE), ck
 
 
-def loop_losses(logits, teacher, tgt):
-    """Per loop: cross-entropy on the gold tokens and KL(teacher || loop) on the same positions."""
-    keep = tgt.reshape(-1) != -100
-    t = F.log_softmax(teacher.reshape(-1, teacher.shape[-1])[keep], -1)
+def loop_losses(logits, teacher, tgt, served):
+    """Per loop: cross-entropy on the gold tokens and KL(teacher || loop) on the positions that
+    loop's exit serves (every position for the first loop; those that did not leave for later ones)."""
     out = []
-    for lg in logits:
-        flat = lg.reshape(-1, lg.shape[-1])[keep]
-        ce = F.cross_entropy(flat, tgt.reshape(-1)[keep])
-        kd = F.kl_div(F.log_softmax(flat, -1), t, log_target=True, reduction="batchmean")
+    for lg, mask in zip(logits, served):
+        keep = (tgt != -100) & mask
+        flat = lg[keep]
+        ce = F.cross_entropy(flat, tgt[keep])
+        kd = F.kl_div(F.log_softmax(flat, -1), F.log_softmax(teacher[keep], -1), log_target=True, reduction="batchmean")
         out.append((ce, kd))
     return out
 
 
-def uptrain(model, teacher, examples, minutes, lr, seed, logfile, batch_size=32, exit_weight=0.3, warmup=50):
+def uptrain(model, teacher, examples, minutes, lr, seed, logfile, batch_size=32, exit_weight=0.3, warmup=50,
+            exit_aware=None):
     """AdamW with warm-up and cosine decay over a wall-clock budget. Loss: the last loop's CE + KD,
-    plus `exit_weight` times the same for every earlier loop's exit."""
+    plus `exit_weight` times the same for every earlier loop's exit. With `exit_aware` (a
+    threshold), every other batch trains with early exit at that threshold and the state copy, so
+    that later loops learn to read states written by tokens that left."""
     torch.manual_seed(seed)
     rng = random.Random(seed)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "lora" not in n]
@@ -355,8 +382,10 @@ def uptrain(model, teacher, examples, minutes, lr, seed, logfile, batch_size=32,
         with torch.no_grad():
             t_logits, _ = teacher(ids, pos)
         model.train()
-        logits, _ = model(ids, pos)
-        losses = loop_losses(logits, t_logits, tgt)
+        generated = F.pad(tgt[:, :-1] != -100, (1, 0), value=False)  # input tokens the model wrote itself
+        logits, _ = model(ids, pos, exit_threshold=exit_aware if exit_aware is not None and step % 2 == 1 else None,
+                          may_exit=generated)
+        losses = loop_losses(logits, t_logits, tgt, model.served)
         loss = sum((1.0 if l == len(losses) - 1 else exit_weight) * (ce + kd) for l, (ce, kd) in enumerate(losses))
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -380,15 +409,20 @@ def prefill(model, ids, pos):
 
 
 @torch.no_grad()
-def generate_exit(model, prompts, temperature=0.0, threshold=None, max_new=280, batch_size=256, seed=0):
+def generate_exit(model, prompts, temperature=0.0, threshold=None, max_new=280, batch_size=256, seed=0, skipped="none"):
     """Completions with early exit: a token leaves after the first loop whose exit head's top
-    probability (softmax at temperature 1) reaches `threshold` (None: every loop runs). A row that
-    left early is not run through the later loops, so their states keep their old values.
-    Returns (completions, loops run per generated token summed, generated tokens)."""
+    probability (softmax at temperature 1) reaches `threshold` (None: every loop runs). What a token
+    that left leaves in the state of the loops it skipped, by `skipped`:
+      "none": nothing (their states keep their old values; the token is invisible to those loops);
+      "copy": the paper's state copy: each block of a skipped loop updates its state from the exit
+              hidden state (its recurrence, conv window and attention window; no MLP, no output);
+      "full": the skipped loops still run in full for their state (no saving; a diagnostic that
+              isolates the exit decision).
+    Returns (completions, full loop runs summed over tokens, state-copy loop runs, generated tokens)."""
     model.eval()
     L = model.cfg["loops"]
     gen = torch.Generator(device=DEVICE).manual_seed(seed)
-    out, loops_run, tokens = [], 0, 0
+    out, loops_run, copies, tokens = [], 0, 0, 0
     for i in range(0, len(prompts), batch_size):
         chunk = [example(p, "")[0][:-1] for p in prompts[i:i + batch_size]]
         ids, pos = (t.to(DEVICE) for t in left_pad(chunk))
@@ -410,19 +444,29 @@ def generate_exit(model, prompts, temperature=0.0, threshold=None, max_new=280, 
             p = p + 1
             x = model.embed_ids(nxt)
             running = ~done  # rows still going through loops for this token
+            exit_h = x
             last = torch.zeros(B, model.cfg["vocab_size"], device=DEVICE)
             for l in range(L):
                 loop = torch.full((B,), l, dtype=torch.long, device=DEVICE)
-                x_new, lg, s_new = model.loop_step(x, p, loop, states[l])
-                keep = running.view(B, 1, 1)
-                x = torch.where(keep, x_new, x)
-                states[l] = [tuple(torch.where(running.view((B,) + (1,) * (a.dim() - 1)), a, b) for a, b in zip(sn, so))
-                             for sn, so in zip(s_new, states[l])]
+                x, lg, s_new = model.loop_step(x, p, loop, states[l])
+                left = ~done & ~running  # rows that left at an earlier loop
+                if skipped == "copy":
+                    s_left = model.copy_state(exit_h, p, loop, states[l])
+                    copies += int(left.sum())
+                elif skipped == "full":
+                    s_left = s_new
+                else:
+                    s_left = states[l]
+                states[l] = [tuple(torch.where(running.view((B,) + (1,) * (a.dim() - 1)), a,
+                                               torch.where(left.view((B,) + (1,) * (a.dim() - 1)), c, b))
+                                   for a, b, c in zip(sn, so, sl))
+                             for sn, so, sl in zip(s_new, states[l], s_left)]
                 lg = lg[:, 0]
                 loops_run += int(running.sum())
                 leave = running.clone() if l == L - 1 else running & (
                     torch.softmax(lg, -1).max(-1).values >= threshold if threshold is not None else torch.zeros_like(running))
                 last = torch.where(leave.unsqueeze(1), lg, last)
+                exit_h = torch.where((running & leave).view(B, 1, 1), x, exit_h)
                 running = running & ~leave
             tokens += int((~done).sum())
         toks = torch.cat(toks, 1).tolist()
@@ -430,14 +474,17 @@ def generate_exit(model, prompts, temperature=0.0, threshold=None, max_new=280, 
             if TOK.eos_id in row:
                 row = row[:row.index(TOK.eos_id)]
             out.append(TOK.decode(row))
-    return out, loops_run, tokens
+    return out, loops_run, copies, tokens
 
 
 def cmd_train(args):
     name = args.name
     logfile = os.path.join(WORK, name + ".log")
     policy, _ = load_lm("policy_rev")
-    model = from_policy(policy.cpu(), args.rank).to(DEVICE)
+    if args.init:  # continue uptraining an earlier recursive checkpoint
+        model, _ = load_recursive(args.init)
+    else:
+        model = from_policy(policy.cpu(), args.rank).to(DEVICE)
     policy = policy.to(DEVICE)
     n_src, n_rec = sum(p.numel() for p in policy.parameters()), unique_params(model)
     log(f"{name}: policy {n_src} parameters -> recursive {n_rec} unique ({100 * (1 - n_rec / n_src):.1f}% fewer), "
@@ -446,9 +493,112 @@ def cmd_train(args):
     rng = random.Random(args.seed + 7)
     examples = gold_examples(rng.sample(train, len(train)))
     stats = uptrain(model, policy, examples, args.minutes, args.lr, args.seed, logfile, batch_size=args.batch_size,
-                    exit_weight=args.exit_weight)
+                    exit_weight=args.exit_weight, exit_aware=args.exit_aware, warmup=args.warmup)
+    stats.update(init=args.init or "policy_rev", exit_aware=args.exit_aware)
     log(f"{name}: done {json.dumps(stats)}", logfile)
     save_recursive(model, name, stats=dict(stats, source_parameters=n_src, unique_parameters=n_rec))
+
+
+def sample_and_score(model, test, threshold, seed, name, prm, skipped):
+    """16 samples per problem at T=0.8 with early exit at `threshold` (None: every loop), labelled
+    by `data label` and scored by the PRM; returns rows, PRM step scores, mean loops per token, seconds."""
+    t0 = time.time()
+    prompts = [policy_prompt(p["problem"]) for p in test for _ in range(N_SAMPLES)]
+    sols, loops_run, _, tokens = generate_exit(model, prompts, temperature=0.8, threshold=threshold, seed=seed, skipped=skipped)
+    rows = label([dict(p, gold_solution=p["solution"], solution=s)
+                  for p, s in zip([p for p in test for _ in range(N_SAMPLES)], sols)], WORK, name)
+    sampling = time.time() - t0
+    scores = step_scores(prm, rows) if prm is not None else None
+    return rows, scores, loops_run / max(tokens, 1), sampling
+
+
+def level_table(test, rows, scores):
+    per = {}
+    for lv in LEVELS:
+        idx = [i for i, p in enumerate(test) if p["level"] == lv]
+        groups = [(rows[i * N_SAMPLES:(i + 1) * N_SAMPLES], scores[i * N_SAMPLES:(i + 1) * N_SAMPLES]) for i in idx]
+        bon = [best_of_n(g, s) for g, s in groups]
+        per[str(lv)] = {"problems": len(idx), "pass@1": mean(r["correct"] for g, _ in groups for r in g),
+                        "majority@16": mean(b["majority"] for b in bon),
+                        "prm_weighted_best_of_16": mean(b["prm_weighted"] for b in bon)}
+    return per
+
+
+def cmd_evaluate(args):
+    """Pass@1 (T=0.8) and PRM-weighted best-of-16 on the test split, every loop and with early exit,
+    beside the source policy's figures from models/eval.json (same split, same procedure)."""
+    from prm import load_prm
+    test = synth("test", args.per_level * len(LEVELS), args.seed + 1, os.path.join(WORK, f"test_{args.per_level}.jsonl"))
+    model, ck = load_recursive(args.name)
+    prm, _ = load_prm()
+    out_path = os.path.join(MODELS, "eval-recursive.json")
+    result = json.load(open(out_path)) if os.path.exists(out_path) else {}
+    result.update(model=args.name, test={"split": "test", "per_level": args.per_level, "seed": args.seed + 1,
+                                         "samples_per_problem": N_SAMPLES, "temperature": 0.8},
+                  unique_parameters=unique_params(model), uptraining=ck.get("stats"))
+    source = json.load(open(os.path.join(MODELS, "eval.json")))
+    result["source_policy"] = {lv: {k: source["by_level"][lv][k] for k in ("pass@1", "majority@16", "prm_weighted_best_of_16")}
+                               for lv in source["by_level"]}
+    for spec in args.threshold.split(","):
+        threshold = None if spec == "off" else float(spec)
+        key = "exit_off" if spec == "off" else f"exit_{spec}_{args.skipped}"
+        log(f"evaluate {args.name}: threshold {spec}, {len(test)} problems x {N_SAMPLES} samples")
+        rows, scores, loops, secs = sample_and_score(model, test, threshold, args.seed + 5, f"eval_recursive_{key}", prm,
+                                                     args.skipped)
+        per = level_table(test, rows, scores)
+        avg = {k: mean(per[str(lv)][k] for lv in LEVELS) for k in ("pass@1", "majority@16", "prm_weighted_best_of_16")}
+        result[key] = {"threshold": threshold, "mean_loops_per_token": loops, "sampling_s": secs, "by_level": per,
+                       "average_over_levels": avg}
+        log(f"threshold {spec}: mean loops/token {loops:.3f}, pass@1 {avg['pass@1']:.3f}, "
+            f"PRM best-of-16 {avg['prm_weighted_best_of_16']:.3f} ({secs / 60:.1f} min sampling)")
+        with open(out_path, "w") as f:
+            json.dump(result, f, indent=2)
+            f.write("\n")
+
+
+def cmd_curve(args):
+    """Pass@1 against mean loops per token over exit thresholds, on a slice of the test split."""
+    test = synth("test", args.per_level * len(LEVELS), args.seed + 1, os.path.join(WORK, f"test_{args.per_level}.jsonl"))
+    model, _ = load_recursive(args.name)
+    points = []
+    for spec in args.thresholds.split(","):
+        threshold = None if spec == "off" else float(spec)
+        prompts = [policy_prompt(p["problem"]) for p in test for _ in range(args.samples)]
+        t0 = time.time()
+        sols, loops_run, copies, tokens = generate_exit(model, prompts, temperature=0.8, threshold=threshold,
+                                                        seed=args.seed + 5, skipped=args.skipped)
+        rows = label([dict(p, solution=s) for p, s in zip([p for p in test for _ in range(args.samples)], sols)],
+                     WORK, f"curve_{spec}_{args.skipped}")
+        point = {"threshold": threshold, "skipped": args.skipped, "mean_loops_per_token": loops_run / max(tokens, 1),
+                 "state_copies_per_token": copies / max(tokens, 1),
+                 "pass@1": mean(r["correct"] for r in rows), "seconds": time.time() - t0}
+        points.append(point)
+        log(f"curve: {json.dumps(point)}")
+    source = None
+    if not args.no_reference:
+        source = reference_pass1(test, args)
+    path = os.path.join(MODELS, "eval-recursive.json")
+    result = json.load(open(path)) if os.path.exists(path) else {}
+    curves = result.setdefault("exit_curves", {})
+    curves[args.skipped] = {"per_level": args.per_level, "samples_per_problem": args.samples, "temperature": 0.8,
+                            "points": points}
+    if source is not None:
+        result["exit_curve_source_policy"] = source
+    with open(path, "w") as f:
+        json.dump(result, f, indent=2)
+        f.write("\n")
+
+
+def reference_pass1(test, args):
+    """The source policy's pass@1 on the curve's problems, sampled the same way."""
+    prompts = [policy_prompt(p["problem"]) for p in test for _ in range(args.samples)]
+    policy, _ = load_lm("policy_rev")
+    sols = generate(policy, prompts, temperature=0.8, seed=args.seed + 5)
+    rows = label([dict(p, solution=s) for p, s in zip([p for p in test for _ in range(args.samples)], sols)],
+                 WORK, "curve_policy")
+    source = {"pass@1": mean(r["correct"] for r in rows)}
+    log(f"curve: the source policy on the same problems: {json.dumps(source)}")
+    return source
 
 
 def main():
@@ -456,16 +606,34 @@ def main():
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train")
     t.add_argument("--name", default="recursive")
-    t.add_argument("--rank", type=int, default=8)
+    t.add_argument("--rank", type=int, default=6)
+    t.add_argument("--init", help="continue from this recursive checkpoint (in work/) instead of the policy")
     t.add_argument("--minutes", type=float, default=30)
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--exit-weight", type=float, default=0.3)
     t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--warmup", type=int, default=50)
+    t.add_argument("--exit-aware", type=float, default=None,
+                   help="train every other batch with early exit at this threshold and the state copy")
     t.add_argument("--seed", type=int, default=0)
+    e = sub.add_parser("evaluate")
+    e.add_argument("--name", default="recursive")
+    e.add_argument("--per-level", type=int, default=500)
+    e.add_argument("--threshold", default="off", help="comma-separated exit thresholds, or off (every loop)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--skipped", choices=["none", "copy", "full"], default="copy",
+                   help="what an exited token leaves in the loops it skipped (see generate_exit)")
+    c = sub.add_parser("curve")
+    c.add_argument("--name", default="recursive")
+    c.add_argument("--per-level", type=int, default=40)
+    c.add_argument("--samples", type=int, default=4)
+    c.add_argument("--thresholds", default="off,0.99,0.95,0.9,0.8,0.7,0.5")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--skipped", choices=["none", "copy", "full"], default="copy")
+    c.add_argument("--no-reference", action="store_true", help="skip the source policy on the same problems")
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
-    if args.cmd == "train":
-        cmd_train(args)
+    {"train": cmd_train, "evaluate": cmd_evaluate, "curve": cmd_curve}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@
 import { extname } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { BENCH_GRADER_OPTIONS } from "../../datasets/answer/grader.js";
 import { LEVELS, SPLITS, type Split } from "../../datasets/synth/generate.js";
 import { SOURCE_NAMES, type SourceName } from "../../datasets/sources.js";
 import { getStrategy } from "../../strategies/registry.js";
@@ -89,6 +90,11 @@ export interface RunSettings {
   threads: number | null;
   concurrency: number;
   itemTimeoutS: number | null;
+  /**
+   * Time limit of one grading try in seconds (default 30; see BENCH_GRADER_OPTIONS). A grading
+   * that does not finish in three tries is recorded as a grading failure, never as a wrong answer.
+   */
+  gradeTimeoutS: number;
   progress: ProgressMode;
   progressIntervalS: number;
   cacheDir: string | null;
@@ -181,6 +187,7 @@ const flatSchema = z.strictObject({
   threads: count.optional(),
   concurrency: count.default(8),
   itemTimeout: seconds.optional(),
+  gradeTimeout: seconds.default(BENCH_GRADER_OPTIONS.timeoutMs / 1000),
   shard: shardText.optional(),
   progress: oneOf(PROGRESS_MODES).default("auto"),
   progressInterval: seconds.default(30),
@@ -347,6 +354,7 @@ export const benchConfigSchema = flatSchema.transform((flat, ctx): BenchConfig =
       threads: flat.threads ?? null,
       concurrency: flat.concurrency,
       itemTimeoutS: flat.itemTimeout ?? null,
+      gradeTimeoutS: flat.gradeTimeout,
       progress: flat.progress,
       progressIntervalS: flat.progressInterval,
       cacheDir: flat.cacheDir ?? null,

@@ -5,7 +5,7 @@
  */
 import { Presets, SingleBar } from "cli-progress";
 import type { ProgressMode } from "./config.js";
-import type { BenchResult } from "./results.js";
+import { isGradingFailure, type BenchResult } from "./results.js";
 
 export interface BenchProgress {
   /** Before the first item: the run's work items, their total budget, and the results already there (resume). */
@@ -13,6 +13,14 @@ export interface BenchProgress {
   /** After each finished item. */
   update(result: BenchResult): void;
   stop(): void;
+}
+
+/** The line that tells a reader of a summary about grading failures (only shown when there are some). */
+export function gradingFailuresNote(count: number): string {
+  return (
+    `${count} ${count === 1 ? "item's grading" : "items' grading"} did not finish (time limit on every try; their errors say so): ` +
+    "left out of accuracy, not counted wrong; the same command grades them again (--grade-timeout raises the limit)"
+  );
 }
 
 /** "1h 05m", "3m 20s", "45s". */
@@ -37,6 +45,8 @@ class Tracker {
   total = 0;
   done = 0;
   errors = 0;
+  /** Items whose grading did not finish (also counted in errors). */
+  gradingFailures = 0;
   private totalBudget = 0;
   private doneBudget = 0;
   private sessionItems = 0;
@@ -48,6 +58,7 @@ class Tracker {
     this.totalBudget = totalBudget;
     this.done = previous.length;
     this.errors = previous.filter((result) => result.error !== null).length;
+    this.gradingFailures = previous.filter(isGradingFailure).length;
     this.doneBudget = previous.reduce((sum, result) => sum + result.budget, 0);
     this.started = performance.now();
   }
@@ -56,6 +67,7 @@ class Tracker {
     this.done++;
     this.sessionItems++;
     if (result.error !== null) this.errors++;
+    if (isGradingFailure(result)) this.gradingFailures++;
     this.doneBudget += result.budget;
     this.sessionBudget += result.budget;
   }
@@ -72,9 +84,14 @@ class Tracker {
     return formatDuration((this.totalBudget - this.doneBudget) * msPerBudget);
   }
 
+  /** "3 errors", or "3 errors (2 grading)" when some are grading failures. */
+  errorText(): string {
+    return `${this.errors} errors${this.gradingFailures > 0 ? ` (${this.gradingFailures} grading)` : ""}`;
+  }
+
   line(): string {
     const percent = this.total === 0 ? 100 : (100 * this.done) / this.total;
-    return `${this.done}/${this.total} items (${percent.toFixed(1)}%) | ${this.speed()} | ETA ${this.eta()} | ${this.errors} errors | ${residentMiB()}`;
+    return `${this.done}/${this.total} items (${percent.toFixed(1)}%) | ${this.speed()} | ETA ${this.eta()} | ${this.errorText()} | ${residentMiB()}`;
   }
 }
 
@@ -82,11 +99,11 @@ class Tracker {
 export function barProgress(stream: NodeJS.WriteStream = process.stderr): BenchProgress {
   const tracker = new Tracker();
   const bar = new SingleBar(
-    { format: "bench [{bar}] {value}/{total} items | {speed} | ETA {remaining} | {errors} errors | {memory}", stream, hideCursor: true },
+    { format: "bench [{bar}] {value}/{total} items | {speed} | ETA {remaining} | {errors} | {memory}", stream, hideCursor: true },
     Presets.shades_classic,
   );
   let timer: NodeJS.Timeout | undefined;
-  const payload = () => ({ speed: tracker.speed(), remaining: tracker.eta(), errors: tracker.errors, memory: residentMiB() });
+  const payload = () => ({ speed: tracker.speed(), remaining: tracker.eta(), errors: tracker.errorText(), memory: residentMiB() });
   return {
     start(total, totalBudget, previous) {
       tracker.start(total, totalBudget, previous);

@@ -38,8 +38,18 @@ export const resultSchema = z.looseObject({
   correct: z.boolean(),
   compute: computeSchema.nullable(),
   ms: z.number(),
-  /** Why the item failed (model error, timeout); null when it ran. A failed item counts as wrong. */
+  /**
+   * Why the item failed (model error, timeout, grading failure); null when it ran. A failed item
+   * counts as wrong, except a grading failure (`gradingFailed`), which is left out of accuracy.
+   */
   error: z.string().nullable(),
+  /**
+   * True when the search ran but grading did not finish (timeouts on every try, or a crashed
+   * grading worker): no judgment, so the item is left out of accuracy (and counted apart) rather
+   * than counted wrong. With `answer` kept, a resumed run grades it again without running the
+   * search; without one (the vote's comparison did not finish), the item runs again.
+   */
+  gradingFailed: z.boolean().optional(),
   /** Difficulty bin (1-5) when the strategy went by one (compute-optimal: predicted, or the oracle's with difficulty oracle), else null. */
   difficultyBin: z.number().int().nullable().optional(),
 });
@@ -48,4 +58,9 @@ export type BenchResult = z.infer<typeof resultSchema>;
 /** The key of a work item: a run holds exactly one result per key. */
 export function workItemKey(item: { problemId: string; strategy: string; budget: number; seed: number }): string {
   return JSON.stringify([item.problemId, item.strategy, item.budget, item.seed]);
+}
+
+/** Whether a result is a grading failure: not a judgment, left out of accuracy (see `gradingFailed`). */
+export function isGradingFailure(result: BenchResult): boolean {
+  return result.gradingFailed === true;
 }

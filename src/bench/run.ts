@@ -3,11 +3,15 @@
  * `solve`, several at once (p-queue) so that concurrent searches fill the model's batches, each
  * result graded and appended to the run directory's results file as soon as it is known. A run that
  * is stopped (abort signal, Ctrl-C, kill -9) resumes from that file: finished items are skipped.
+ *
+ * Grading is not allowed to depend on the machine's load: a grading that does not finish (time
+ * limit on every try, see BENCH_GRADER_OPTIONS) is recorded as a grading failure with the model's
+ * answer kept, left out of accuracy and counted apart, and graded again when the run resumes.
  */
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { Grader } from "../../datasets/answer/grader.js";
+import { BENCH_GRADER_OPTIONS, Grader, GradingError, gradingFailureMessage } from "../../datasets/answer/grader.js";
 import { applyFilter, type ProblemFilter } from "../../datasets/filter.js";
 import { loadMathFile } from "../../datasets/math.js";
 import type { Problem } from "../../datasets/problem.js";
@@ -22,7 +26,7 @@ import { getStrategy } from "../../strategies/registry.js";
 import { needsKnownDifficulty, type BenchConfig, type Experiment, type StrategyConfig } from "./config.js";
 import type { BenchProgress } from "./progress.js";
 import { runQueue } from "./queue.js";
-import { workItemKey, type BenchResult } from "./results.js";
+import { isGradingFailure, workItemKey, type BenchResult } from "./results.js";
 import { prepareRunDirectory, readRunResults, ResultsWriter } from "./store.js";
 
 export interface WorkItem {
@@ -142,7 +146,10 @@ export interface RunBenchOptions {
   progress?: BenchProgress | null;
   /** The problems, when already loaded with `loadBenchProblems`. */
   problems?: Problem[];
-  /** Grades answers (and answer equivalence for voting). Default: a Grader of its own, closed at the end. */
+  /**
+   * Grades answers (and answer equivalence for voting). Default: a Grader of its own with
+   * BENCH_GRADER_OPTIONS and the run's grading time limit, closed at the end.
+   */
   grader?: Grader;
 }
 
@@ -151,7 +158,16 @@ export interface AccuracyCell {
   budget: number;
   items: number;
   correct: number;
+  /** Failed items, grading failures included. */
   errors: number;
+  /** Items whose grading did not finish: left out of accuracy, which is correct / (items - gradingFailures). */
+  gradingFailures: number;
+}
+
+/** A cell's accuracy over its graded items (grading failures left out); null when none is graded. */
+export function cellAccuracy(cell: AccuracyCell): number | null {
+  const graded = cell.items - cell.gradingFailures;
+  return graded === 0 ? null : cell.correct / graded;
 }
 
 export interface BenchSummary {
@@ -164,7 +180,12 @@ export interface BenchSummary {
   done: number;
   /** Items run by this call. */
   ranNow: number;
+  /** Failed items among those done, grading failures included. */
   errors: number;
+  /** Items done whose grading did not finish (left out of accuracy; graded again on resume). */
+  gradingFailures: number;
+  /** Grading failures of earlier runs graded again by this call (without running their search). */
+  regraded: number;
   /** True when the signal stopped the run before every item was done. */
   interrupted: boolean;
   /** Bytes of a torn last line cut off the results file before appending. */
@@ -217,19 +238,23 @@ async function runItem(item: WorkItem, context: ItemContext): Promise<BenchResul
       meter,
       knownDifficulty: passRate === undefined ? undefined : { passRate },
     });
-    const correct = solved.answer !== null && (await context.grader.grade(solved.answer, problem.answer)).equal;
-    return {
+    const result: BenchResult = {
       ...base,
       answer: solved.answer,
-      correct,
+      correct: false,
       compute: solved.compute,
       ms: Math.round(performance.now() - started),
       error: null,
       // A strategy that goes by difficulty (compute-optimal) reports its bin.
       difficultyBin: solved.difficulty?.bin ?? null,
     };
+    return await gradeResult(result, context.grader);
   } catch (error) {
     if (context.stop.aborted) return null;
+    if (error instanceof GradingError) {
+      // The vote's comparison did not finish: there is no answer to keep, so the item runs again on resume.
+      return { ...base, answer: null, correct: false, compute: meter.report(), ms: Math.round(performance.now() - started), error: error.message, gradingFailed: true, difficultyBin: null };
+    }
     // A server that cannot be reached stops the run; its items run again on resume.
     if (error instanceof UnavailableError) throw error;
     // A configuration problem (a strategy that needs a verifier, without one) would fail every item.
@@ -239,18 +264,67 @@ async function runItem(item: WorkItem, context: ItemContext): Promise<BenchResul
   }
 }
 
+/**
+ * A result with its answer graded: `correct` set, or a grading failure (error, `gradingFailed`)
+ * when the grading did not finish on any try. A result without an answer is wrong.
+ */
+export async function gradeResult(result: BenchResult, grader: Grader): Promise<BenchResult> {
+  const rest: BenchResult = { ...result };
+  delete rest.gradingFailed;
+  if (result.answer === null) return { ...rest, correct: false, error: null };
+  const verdict = await grader.grade(result.answer, result.gold);
+  if (verdict.incomplete === true) return { ...rest, correct: false, error: gradingFailureMessage(verdict), gradingFailed: true };
+  return { ...rest, correct: verdict.equal, error: null };
+}
+
 function accuracyTable(experiment: Experiment, results: Iterable<BenchResult>): AccuracyCell[] {
   const cells = new Map<string, AccuracyCell>();
   for (const { label } of experiment.strategies) {
-    for (const budget of experiment.budgets) if (!isSkipped(experiment, label, budget)) cells.set(JSON.stringify([label, budget]), { strategy: label, budget, items: 0, correct: 0, errors: 0 });
+    for (const budget of experiment.budgets) if (!isSkipped(experiment, label, budget)) cells.set(JSON.stringify([label, budget]), { strategy: label, budget, items: 0, correct: 0, errors: 0, gradingFailures: 0 });
   }
   for (const result of results) {
     const cell = cells.get(JSON.stringify([result.strategy, result.budget])) as AccuracyCell;
     cell.items++;
     if (result.correct) cell.correct++;
     if (result.error !== null) cell.errors++;
+    if (isGradingFailure(result)) cell.gradingFailures++;
   }
   return [...cells.values()];
+}
+
+/**
+ * Grades again the grading failures of this process's results file that belong to this run: with
+ * the answer kept, only the grading runs (not the search); without one, the item is dropped to run
+ * again. The file is rewritten once, with each new result in its failure's place, so that it keeps
+ * one line per work item; `finished` is updated. Returns how many were graded again (a grading that
+ * fails again stays a failure, with its new error).
+ */
+async function regradeFailures(
+  writer: ResultsWriter,
+  keys: ReadonlySet<string>,
+  finished: Map<string, BenchResult>,
+  grader: Grader,
+  stop: AbortSignal,
+): Promise<number> {
+  const failures = (await writer.read()).filter((result) => isGradingFailure(result) && keys.has(workItemKey(result)));
+  if (failures.length === 0) return 0;
+  const changed = new Map<string, BenchResult | null>();
+  await Promise.all(
+    failures.map(async (failure) => {
+      const key = workItemKey(failure);
+      changed.set(key, failure.answer === null ? null : await gradeResult(failure, grader));
+    }),
+  );
+  if (stop.aborted) return 0;
+  await writer.rewrite((result) => {
+    const key = workItemKey(result);
+    return changed.has(key) ? (changed.get(key) as BenchResult | null) : result;
+  });
+  for (const [key, result] of changed) {
+    if (result === null) finished.delete(key);
+    else finished.set(key, result);
+  }
+  return failures.filter((failure) => failure.answer !== null).length;
 }
 
 /**
@@ -274,7 +348,7 @@ export async function runBench(config: BenchConfig, options: RunBenchOptions): P
   const items = workItems(problems, experiment).filter((item) => shard === null || shardOf(item.key, shard.count) === shard.index);
   await prepareRunDirectory({ ...config, experiment }, packageVersion());
   const writer = await ResultsWriter.open(config.out, shard);
-  const grader = options.grader ?? new Grader();
+  const grader = options.grader ?? new Grader({ ...BENCH_GRADER_OPTIONS, timeoutMs: config.run.gradeTimeoutS * 1000 });
   const stop = new AbortController();
   const onAbort = () => stop.abort(options.signal?.reason);
   options.signal?.addEventListener("abort", onAbort, { once: true });
@@ -286,6 +360,7 @@ export async function runBench(config: BenchConfig, options: RunBenchOptions): P
       const key = workItemKey(result);
       if (keys.has(key)) finished.set(key, result);
     }
+    const regraded = await regradeFailures(writer, keys, finished, grader, stop.signal);
     const pending = items.filter((item) => !finished.has(item.key));
     options.progress?.start(
       items.length,
@@ -316,6 +391,8 @@ export async function runBench(config: BenchConfig, options: RunBenchOptions): P
       done: done.length,
       ranNow,
       errors: done.filter((result) => result.error !== null).length,
+      gradingFailures: done.filter(isGradingFailure).length,
+      regraded,
       interrupted: done.length < items.length,
       repairedBytes: writer.repairedBytes,
       elapsedMs: Math.round(performance.now() - started),

@@ -224,6 +224,32 @@ export class ResultsWriter {
     }
   }
 
+  /** The results in this file (up to its last newline). */
+  async read(): Promise<BenchResult[]> {
+    return readResultsFile(this.file, (await completeLength(this.file)).complete);
+  }
+
+  /**
+   * Rewrites this file with `change` applied to each of its results (null drops one): to put a
+   * re-graded result in the place of its grading failure, so that the file keeps one line per
+   * work item. The new file is written beside and renamed into place, so a reader or a kill sees
+   * the old file or the new one, never a mix.
+   */
+  async rewrite(change: (result: BenchResult) => BenchResult | null): Promise<void> {
+    if (this.fd === null) throw new Error(`${this.file} is closed`);
+    const lines = (await this.read()).flatMap((result) => {
+      const changed = change(result);
+      return changed === null ? [] : [`${JSON.stringify(changed)}\n`];
+    });
+    closeSync(this.fd);
+    this.fd = null;
+    try {
+      await writeFileAtomically(this.file, "--out", lines.join(""));
+    } finally {
+      this.fd = openSync(this.file, "a");
+    }
+  }
+
   /** Appends one result as one line, in one write (synchronous, so lines never interleave). */
   append(result: BenchResult): void {
     if (this.fd === null) throw new Error(`${this.file} is closed`);

@@ -13,10 +13,10 @@ import { mkdir } from "node:fs/promises";
 import { writeFileAtomically } from "../files.js";
 import { dirname, join } from "node:path";
 import { z } from "zod";
-import { Grader } from "../../datasets/answer/grader.js";
+import { BENCH_GRADER_OPTIONS, Grader } from "../../datasets/answer/grader.js";
 import type { BenchConfig, Experiment, SkippedConfiguration } from "../bench/config.js";
 import type { BenchProgress } from "../bench/progress.js";
-import type { BenchResult } from "../bench/results.js";
+import { isGradingFailure, type BenchResult } from "../bench/results.js";
 import { loadBenchProblems, runBench, type BenchSummary } from "../bench/run.js";
 import { checkRunDirectory, readRunResults } from "../bench/store.js";
 import { runsPerBudget } from "../bench/per-budget.js";
@@ -133,7 +133,7 @@ export interface CalibrateOptions {
   signal?: AbortSignal;
   /** A progress display for each phase (the difficulty pass, then the grid at each budget), named in a line; null for none. */
   progress?: (phase: string) => BenchProgress | null;
-  /** Grades answers. Default: a Grader of its own, closed at the end. */
+  /** Grades answers. Default: a Grader of its own (BENCH_GRADER_OPTIONS), closed at the end. */
   grader?: Grader;
 }
 
@@ -185,13 +185,14 @@ export function summarizeBins(edges: readonly number[], records: readonly Diffic
 
 /**
  * Each configuration's accuracy per problem (correct averaged over seeds) at the run's budget, in
- * the grid's order, so that a tie in the table goes to the configuration listed first.
+ * the grid's order, so that a tie in the table goes to the configuration listed first. Grading
+ * failures are no judgment and are left out (the run's summary counts them; a rerun grades them).
  */
 function gridOutcomes(experiment: Experiment, results: readonly BenchResult[]): CalibrationOutcome[] {
   const budget = experiment.budgets[0] as number;
   return experiment.strategies.flatMap(({ label, strategy, params }) => {
     const correct = new Map<string, boolean[]>();
-    for (const result of results) if (result.strategy === label) correct.set(result.problemId, [...(correct.get(result.problemId) ?? []), result.correct]);
+    for (const result of results) if (result.strategy === label && !isGradingFailure(result)) correct.set(result.problemId, [...(correct.get(result.problemId) ?? []), result.correct]);
     return [...correct].map(([problemId, seeds]) => ({ problemId, label, strategy, params, budget, accuracy: seeds.filter(Boolean).length / seeds.length }));
   });
 }
@@ -219,7 +220,7 @@ export async function calibrate(config: CalibrateConfig, options: CalibrateOptio
   // Refuse a run directory of other settings before any work (runBench would, but only at its budget).
   if (!config.difficultyOnly) for (const run of config.runs) await checkRunDirectory(run.out, { ...run.experiment, ...labels });
   const problems = await loadBenchProblems(config.runs[0] as BenchConfig);
-  const grader = options.grader ?? new Grader();
+  const grader = options.grader ?? new Grader({ ...BENCH_GRADER_OPTIONS, timeoutMs: (config.runs[0] as BenchConfig).run.gradeTimeoutS * 1000 });
   try {
     const { samples, oracleSamples } = config;
     const difficulty = await runDifficultyPass(

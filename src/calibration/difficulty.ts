@@ -17,7 +17,7 @@
 import { appendFileSync } from "node:fs";
 import { mkdir, readFile, truncate } from "node:fs/promises";
 import { join } from "node:path";
-import type { Grader } from "../../datasets/answer/grader.js";
+import { GradingError, gradingFailureMessage, type Grader } from "../../datasets/answer/grader.js";
 import type { Problem } from "../../datasets/problem.js";
 import type { Experiment } from "../bench/config.js";
 import type { BenchProgress } from "../bench/progress.js";
@@ -101,7 +101,13 @@ async function estimate(problem: Problem, settings: DifficultySettings, options:
   const answer = (await selectCandidate(predicted.candidates, "naive", context.equivalent))?.answer ?? null;
   // Majority selection needs no verifier, so the oracle's samples are never scored.
   const oracle = await solve(problem.problem, { ...common, strategy: "best-of-n", budget: settings.oracleSamples, verifier: null, seed: ORACLE_SEED, params: { select: "majority" } });
-  const grade = async (answer: string | null) => answer !== null && (await grader.grade(answer, problem.answer)).equal;
+  // A grading that did not finish is no judgment: it fails the problem (the pass stops; a rerun resumes it).
+  const grade = async (answer: string | null) => {
+    if (answer === null) return false;
+    const verdict = await grader.grade(answer, problem.answer);
+    if (verdict.incomplete === true) throw new GradingError(`${problem.id}: ${gradingFailureMessage(verdict)}`);
+    return verdict.equal;
+  };
   const oracleCorrect = (await Promise.all(oracle.candidates.map((candidate) => grade(candidate.answer)))).filter(Boolean).length;
   return {
     problemId: problem.id,

@@ -3,8 +3,8 @@ import { constants } from "node:os";
 import type { Command } from "commander";
 import { STRATEGY_NAMES } from "../../strategies/registry.js";
 import { DATASETS, PROGRESS_MODES, resolveBenchConfig, type BenchConfig } from "../bench/config.js";
-import { createProgress, formatDuration } from "../bench/progress.js";
-import { checkKnownDifficulty, describePlan, loadBenchProblems, runBench, type BenchSummary } from "../bench/run.js";
+import { createProgress, formatDuration, gradingFailuresNote } from "../bench/progress.js";
+import { cellAccuracy, checkKnownDifficulty, describePlan, loadBenchProblems, runBench, type BenchSummary } from "../bench/run.js";
 import { checkRunDirectory } from "../bench/store.js";
 import { addModelOptions, loadModels, splitServedFlags } from "./model-options.js";
 
@@ -58,7 +58,8 @@ function printSummary(summary: BenchSummary): void {
   for (const strategy of strategies) {
     const cells = budgets.map((budget) => {
       const cell = summary.accuracy.find((entry) => entry.strategy === strategy && entry.budget === budget);
-      return (cell === undefined || cell.items === 0 ? "-" : ((100 * cell.correct) / cell.items).toFixed(1)).padStart(7);
+      const accuracy = cell === undefined ? null : cellAccuracy(cell);
+      return (accuracy === null ? "-" : (100 * accuracy).toFixed(1)).padStart(7);
     });
     lines.push([strategy.padEnd(width), ...cells].join(" "));
   }
@@ -68,6 +69,8 @@ function printSummary(summary: BenchSummary): void {
     `${summary.done} of ${summary.items} work items done (${summary.ranNow} in this run${left > 0 ? `, ${left} left` : ""}), ` +
       `${summary.errors} errors, ${formatDuration(summary.elapsedMs)}`,
   );
+  if (summary.regraded > 0) lines.push(`graded again ${summary.regraded} answers whose grading had not finished in an earlier run`);
+  if (summary.gradingFailures > 0) lines.push(gradingFailuresNote(summary.gradingFailures));
   if (summary.repairedBytes > 0) lines.push(`(cut off a torn last line of ${summary.repairedBytes} bytes; its item ran again)`);
   lines.push(`results: ${summary.resultsFile}`, `report:  deliberate report ${quote(summary.dir)}`);
   process.stdout.write(`${lines.join("\n")}\n`);
@@ -101,6 +104,10 @@ export function registerBench(program: Command): void {
   addModelOptions(command)
     .option("--concurrency <n>", "work items searched at once; their model calls share batches (default 8)")
     .option("--item-timeout <seconds>", "record an item as failed when it runs longer than this")
+    .option(
+      "--grade-timeout <seconds>",
+      "time limit of one grading try (default 30); a grading that does not finish in 3 tries is a grading failure, left out of accuracy and graded again on resume",
+    )
     .option("--shard <i/n>", "run only slice i of n (1-based) of the work items, into results.shard-i-of-n.jsonl")
     .option("--progress <mode>", `${PROGRESS_MODES.join(", ")}: auto is a bar on a terminal, else lines (default auto)`)
     .option("--progress-interval <seconds>", "seconds between progress lines (default 30)")

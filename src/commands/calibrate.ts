@@ -9,7 +9,7 @@ import { calibrate, parseCalibrateConfig, type CalibrateConfig, type Calibration
 import { DIFFICULTY_FILE } from "../bench/difficulty-file.js";
 import { binOfScore, type AllocationEntry, type AllocationTable } from "../allocation/table.js";
 import { DATASETS, PROGRESS_MODES } from "../bench/config.js";
-import { createProgress, formatDuration } from "../bench/progress.js";
+import { createProgress, formatDuration, gradingFailuresNote } from "../bench/progress.js";
 import { describePlan, loadBenchProblems } from "../bench/run.js";
 import { InputError } from "../errors.js";
 import { readTextFile } from "../files.js";
@@ -103,6 +103,7 @@ function printCalibration({ table: allocation, difficulty, bins, grid }: Calibra
     ]),
     "",
   ];
+  const gradingFailures = grid.reduce((sum, run) => sum + run.gradingFailures, 0);
   if (allocation === null) {
     lines.push(`difficulty: ${join(config.out, DIFFICULTY_FILE)} (for deliberate bench --difficulty-file)`);
   } else {
@@ -113,6 +114,7 @@ function printCalibration({ table: allocation, difficulty, bins, grid }: Calibra
       ...(allocation.oracle === undefined ? [] : [...oracleChoices(allocation.oracle, difficulty), ""]),
       `grid: ${grid.reduce((sum, run) => sum + run.items, 0)} work items, ${grid.reduce((sum, run) => sum + run.errors, 0)} errors, ` +
         `${formatDuration(grid.reduce((sum, run) => sum + run.elapsedMs, 0))} in this run`,
+      ...(gradingFailures > 0 ? [`${gradingFailuresNote(gradingFailures).replace(/ \(--grade-timeout.*\)$/, "")}; the table is built without them`] : []),
       `report: deliberate report ${grid.map((run) => run.dir).join(" ")}`,
       `table:  ${config.allocationOut}`,
     );

@@ -5,7 +5,7 @@
  */
 import type { Command } from "commander";
 import { runsPerBudget, type Configuration } from "../bench/per-budget.js";
-import { createProgress, formatDuration } from "../bench/progress.js";
+import { createProgress, formatDuration, gradingFailuresNote } from "../bench/progress.js";
 import { describePlan, loadBenchProblems, runBench } from "../bench/run.js";
 import { checkRunDirectory } from "../bench/store.js";
 import { writeReport } from "../report/report.js";
@@ -40,7 +40,7 @@ const ALL = [...MAIN, "lookahead-k1", "dvts-w4", "revision-r1"];
  * The configurations named by --strategies: labels of CONFIGURATIONS, main, all, or registered
  * strategies with their default parameters.
  */
-function chooseConfigurations(list: string): Configuration[] {
+export function chooseConfigurations(list: string): Configuration[] {
   const labels = list.split(",").flatMap((part) => {
     const name = part.trim();
     return name === "main" ? MAIN : name === "all" ? ALL : [name];
@@ -56,10 +56,50 @@ function chooseConfigurations(list: string): Configuration[] {
 }
 
 /** The file parameters given by their flags (`--allocation`), for the configurations whose strategy takes them. */
-function withFileFlags(entry: Configuration, flags: Readonly<Record<string, unknown>>): Configuration {
+export function withFileFlags(entry: Configuration, flags: Readonly<Record<string, unknown>>): Configuration {
   const given = Object.entries(fileParamsFromFlags(getStrategy(entry.strategy), flags)).filter(([, path]) => path !== undefined);
   return given.length === 0 ? entry : { ...entry, params: { ...entry.params, ...Object.fromEntries(given) } };
 }
+
+/**
+ * The flag that a field of the bench settings comes from, for messages. A configuration's issue is
+ * in a file parameter (the others are fixed): named by its flag (`--allocation`).
+ */
+export function flagOfPath(strategies: readonly Configuration[]): (path: readonly PropertyKey[]) => string {
+  return (path) => {
+    if (path[0] !== "strategies") return flagName(String(path[0]));
+    const entry = strategies[path[1] as number];
+    return (entry && getStrategy(entry.strategy).fileParams?.[String(path[3])]?.flag) ?? "--strategies";
+  };
+}
+
+/**
+ * The bench settings of compare's runs, and of the verifier sweep's: the synthetic test split, the
+ * step limits of the embedded models, the model and run flags.
+ */
+export function syntheticBenchSettings(flags: ModelFlags & { n: number; concurrency: number; progress: string; gradeTimeout?: string }): Record<string, unknown> {
+  return {
+    dataset: "synth",
+    split: "test",
+    n: flags.n,
+    // The embedded models write steps of a few dozen characters and solutions of at most ~10 steps.
+    maxSteps: 12,
+    maxStepTokens: 64,
+    policy: flags.policy,
+    verifier: flags.verifier,
+    device: flags.device,
+    ...(flags.threads ? { threads: flags.threads } : {}),
+    concurrency: flags.concurrency,
+    progress: flags.progress,
+    ...(flags.gradeTimeout === undefined ? {} : { gradeTimeout: flags.gradeTimeout }),
+  };
+}
+
+/** The --grade-timeout option of compare and sweep-verifier (bench's is in its config's flags). */
+export const GRADE_TIMEOUT_FLAG = [
+  "--grade-timeout <seconds>",
+  "time limit of one grading try (default 30); a grading that does not finish in 3 tries is left out of accuracy (counted and shown) and graded again when the same command runs again",
+] as const;
 
 interface CompareFlags extends ModelFlags {
   out: string;
@@ -70,6 +110,7 @@ interface CompareFlags extends ModelFlags {
   difficultyFile?: string;
   concurrency: number;
   progress: string;
+  gradeTimeout?: string;
   dryRun?: boolean;
 }
 
@@ -92,6 +133,7 @@ export function registerCompare(program: Command): void {
     .option("--difficulty-file <path>", "oracle pass rates of the problems (difficulty.jsonl of `deliberate calibrate --difficulty-only`), for compute-optimal-oracle")
     .option("--concurrency <n>", "problems searched at once", positiveInteger("--concurrency"), 8)
     .option("--progress <mode>", "auto, bar, lines or none", "auto")
+    .option(...GRADE_TIMEOUT_FLAG)
     .option("--dry-run", "validate the settings and the problems, print the work planned, and stop (no model is loaded, nothing is written)");
   for (const option of fileParamFlags(STRATEGIES)) command.addOption(option);
   addModelOptions(command)
@@ -100,29 +142,8 @@ export function registerCompare(program: Command): void {
       const budgets = flags.budgets.split(",").map((part) => Number(part.trim()));
       if (budgets.some((budget) => !Number.isInteger(budget) || budget <= 0)) throw new InputError(`--budgets: expected positive integers, got "${flags.budgets}"`);
       const strategies = chooseConfigurations(flags.strategies).map((entry) => withFileFlags(entry, flags as unknown as Record<string, unknown>));
-      const bench = {
-        dataset: "synth",
-        split: "test",
-        n: flags.n,
-        seeds: flags.seeds,
-        // The embedded models write steps of a few dozen characters and solutions of at most ~10 steps.
-        maxSteps: 12,
-        maxStepTokens: 64,
-        policy: flags.policy,
-        verifier: flags.verifier,
-        device: flags.device,
-        ...(flags.threads ? { threads: flags.threads } : {}),
-        concurrency: flags.concurrency,
-        progress: flags.progress,
-        ...(flags.difficultyFile ? { difficultyFile: flags.difficultyFile } : {}),
-      };
-      // A configuration's issue is in a file parameter (the others are fixed): named by its flag.
-      const flagOf = (path: readonly PropertyKey[]) => {
-        if (path[0] !== "strategies") return flagName(String(path[0]));
-        const entry = strategies[path[1] as number];
-        return (entry && getStrategy(entry.strategy).fileParams?.[String(path[3])]?.flag) ?? "--strategies";
-      };
-      const { runs, skipped } = runsPerBudget(bench, strategies, budgets, flags.out, flagOf, "strategies");
+      const bench = { ...syntheticBenchSettings(flags), seeds: flags.seeds, ...(flags.difficultyFile ? { difficultyFile: flags.difficultyFile } : {}) };
+      const { runs, skipped } = runsPerBudget(bench, strategies, budgets, flags.out, flagOfPath(strategies), "strategies");
       for (const skip of skipped) process.stderr.write(`skipping ${skip.label} at N=${skip.budget}: ${skip.reason}\n`);
 
       const first = runs[0] as (typeof runs)[number];
@@ -134,12 +155,15 @@ export function registerCompare(program: Command): void {
       }
       const models = await loadModels({ ...flags, ...splitServedFlags({ ...flags }).served });
       const started = performance.now();
+      let gradingFailures = 0;
       try {
         const done = await untilStopped(async (signal) => {
           for (const run of runs) {
             process.stderr.write(`N=${run.experiment.budgets[0]}: ${run.experiment.strategies.map((s) => s.label).join(", ")}\n`);
             const progress = createProgress(run.run.progress, run.run.progressIntervalS);
-            await runBench(run, { policy: models.policy, verifier: models.verifier, signal, problems, progress });
+            const summary = await runBench(run, { policy: models.policy, verifier: models.verifier, signal, problems, progress });
+            gradingFailures += summary.gradingFailures;
+            if (summary.regraded > 0) process.stderr.write(`  graded again ${summary.regraded} answers whose grading had not finished in an earlier run\n`);
           }
           return true;
         });
@@ -151,6 +175,7 @@ export function registerCompare(program: Command): void {
         runs.map((run) => run.out),
         { out: flags.out },
       );
+      if (gradingFailures > 0) process.stderr.write(`warning: ${gradingFailuresNote(gradingFailures)}\n`);
       process.stdout.write(
         `${problems.length} problems x ${strategies.length} strategies x budgets ${budgets.join(", ")} in ${formatDuration(performance.now() - started)}\n` +
           `report: ${report.html} (also ${report.markdown}, ${report.json} and ${report.plots.length} plots)\n`,

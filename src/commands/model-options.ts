@@ -7,9 +7,10 @@ import { z } from "zod";
 import type { Policy, StepVerifier } from "../policy.js";
 import { loadPolicy, loadVerifier, type LoadOptions } from "../runtime/load.js";
 import { DEVICES, type Device } from "../runtime/session.js";
-import { connectPolicy } from "../served/policy.js";
+import { connectPolicy, PROMPT_MODES } from "../served/policy.js";
 import { connectVerifier, VERIFIER_FORMATS } from "../served/verifier.js";
 import { SynthRuleVerifier } from "../../verifiers/synth-rule.js";
+import { isSimulatedAuc, SimulatedRuleVerifier } from "../../verifiers/simulated-rule.js";
 import { describeZodError, InputError } from "../errors.js";
 
 /** The flags of served models, by their commander keys; they are not part of a bench's config.json (the key must never be stored). */
@@ -19,6 +20,8 @@ const servedFlagsSchema = z.strictObject({
   policyParams: z.coerce.number().positive().optional(),
   stepDelimiter: z.string().min(1).optional(),
   chatTemplate: z.string().min(1).optional(),
+  policyPrompt: z.enum(PROMPT_MODES).optional(),
+  policyBatchN: z.boolean().optional(),
   verifierModel: z.string().min(1).optional(),
   verifierApiKey: z.string().min(1).optional(),
   verifierParams: z.coerce.number().positive().optional(),
@@ -90,10 +93,16 @@ export function addModelOptions(command: Command, { served = true } = {}): Comma
   command
     .option(
       "--policy <model>",
-      "policy model: policy (embedded recurrent), baseline (embedded transformer), recursive (embedded recursive model with early exit), a model directory, or the URL of a served model (http://host:8000/v1; comma-separated replicas)",
+      "policy model: policy (embedded recurrent), baseline (embedded transformer), recursive (embedded recursive model with early exit), mod (Mixture-of-Depths transformer; untrained weights, source checkout only), a model directory, or the URL of a served model (http://host:8000/v1; comma-separated replicas)",
       "policy",
     )
-    .option("--verifier <model>", "step verifier: prm (embedded), rule (the synthetic task's exact checker), none, a PRM directory, or the URL of a served PRM (vLLM /pooling)", "prm")
+    .option(
+      "--verifier <model>",
+      "step verifier: prm (embedded), rule (the synthetic task's exact checker), rule@AUC (a simulated verifier: the checker with noise calibrated to step AUC " +
+        "AUC in (0.5, 1]; rule@AUC:seed=S for another draw of the noise), none, a PRM directory, or the URL of a served PRM (vLLM /pooling)",
+      checkVerifierFlag,
+      "prm",
+    )
     .addOption(new Option("--device <device>", "where models run (auto: the first GPU provider that starts, else cpu)").choices([...DEVICES]).default("cpu"))
     .option("--threads <n>", "intra-op threads per model (default: all cores)", positiveInteger("--threads"))
     .option(
@@ -109,6 +118,12 @@ export function addModelOptions(command: Command, { served = true } = {}): Comma
     .option("--policy-params <n>", "served policy: parameter count, for FLOPs (without it FLOPs are reported as unknown)")
     .option("--step-delimiter <text>", "served policy: the string between steps, \\n for a newline (default \\n\\n)")
     .option("--chat-template <dir>", "served policy: format prompts with this tokenizer directory (tokenizer_config.json, tokenizer.json) instead of the server's /tokenize")
+    .addOption(
+      new Option("--policy-prompt <mode>", "served policy: prompts as token ids, as text (servers that take or return no ids), or auto (ids until the server shows it needs text)")
+        .choices([...PROMPT_MODES])
+        .default("auto"),
+    )
+    .option("--policy-batch-n", "served policy: one request with n: k for the k children of one parent (faster; samples then derive from one seed, see README)")
     .option("--verifier-model <id>", "served verifier: the model id, when the server serves several")
     .option("--verifier-api-key <key>", "served verifier: API key (default $DELIBERATE_VERIFIER_API_KEY); never printed or stored")
     .option("--verifier-params <n>", "served verifier: parameter count, for FLOPs")
@@ -121,14 +136,60 @@ export interface LoadedModels {
   close(): Promise<void>;
 }
 
-/** Loads or connects the models the flags name; `local` adds options for local models (`deliberate serve`'s --max-model-len). */
-export async function loadModels(flags: ModelFlags, local: Partial<LoadOptions> = {}): Promise<LoadedModels> {
-  const options = {
+const SIMULATED = /^rule@([^:]*)(?::seed=(.*))?$/;
+
+/**
+ * The simulated verifier a --verifier value names (`rule@0.8`, `rule@0.8:seed=3`), or null when it
+ * names another verifier.
+ */
+export function parseSimulatedVerifier(value: string): { auc: number; noiseSeed: number } | null {
+  const match = SIMULATED.exec(value);
+  if (match === null) return null;
+  const [, aucText = "", seedText] = match;
+  const auc = aucText.trim() === "" ? Number.NaN : Number(aucText);
+  if (!isSimulatedAuc(auc)) throw new InputError(`--verifier ${value}: a simulated verifier's AUC must be a number in (0.5, 1], got "${aucText}"`);
+  const noiseSeed = seedText === undefined ? 0 : Number(seedText);
+  if (seedText !== undefined && (seedText.trim() === "" || !Number.isInteger(noiseSeed))) {
+    throw new InputError(`--verifier ${value}: the noise seed must be an integer, got "${seedText}"`);
+  }
+  return { auc, noiseSeed };
+}
+
+/** The --verifier value, once a simulated verifier's AUC and seed are checked (when it names one). */
+function checkVerifierFlag(value: string): string {
+  parseSimulatedVerifier(value);
+  return value;
+}
+
+/** The options of local models: device, threads, what to do with a long problem, and `local`'s. */
+function localOptions(flags: ModelFlags, local: Partial<LoadOptions>) {
+  return {
     device: flags.device,
     ...(flags.threads ? { threads: flags.threads } : {}),
     ...(flags.truncateProblem ? { promptOverflow: "truncate" as const } : {}),
     ...local,
   };
+}
+
+/** Loads or connects the step verifier that --verifier names; null for none. */
+export async function loadStepVerifier(flags: ModelFlags, local: Partial<LoadOptions> = {}): Promise<StepVerifier | null> {
+  if (flags.verifier === "none") return null;
+  if (flags.verifier === "rule") return new SynthRuleVerifier();
+  const simulated = parseSimulatedVerifier(flags.verifier);
+  if (simulated !== null) return new SimulatedRuleVerifier(simulated.auc, simulated.noiseSeed);
+  if (isUrl(flags.verifier)) {
+    return connectVerifier(urlsOf(flags.verifier), {
+      model: flags.verifierModel,
+      apiKey: flags.verifierApiKey ?? process.env.DELIBERATE_VERIFIER_API_KEY,
+      parameters: flags.verifierParams ?? null,
+      format: flags.verifierFormat,
+    });
+  }
+  return loadVerifier(flags.verifier, localOptions(flags, local));
+}
+
+/** Loads or connects the models the flags name; `local` adds options for local models (`deliberate serve`'s --max-model-len). */
+export async function loadModels(flags: ModelFlags, local: Partial<LoadOptions> = {}): Promise<LoadedModels> {
   const recursion = {
     ...(flags.exitThreshold !== undefined ? { exitThreshold: flags.exitThreshold } : {}),
     ...(flags.depthBatching !== undefined ? { depthBatching: flags.depthBatching } : {}),
@@ -143,19 +204,13 @@ export async function loadModels(flags: ModelFlags, local: Partial<LoadOptions> 
         parameters: flags.policyParams ?? null,
         stepDelimiter: flags.stepDelimiter === undefined ? undefined : unescape(flags.stepDelimiter),
         chatTemplate: flags.chatTemplate,
+        promptMode: flags.policyPrompt,
+        batchN: flags.policyBatchN,
       })
-    : await loadPolicy(flags.policy, { ...options, ...recursion });
+    : await loadPolicy(flags.policy, { ...localOptions(flags, local), ...recursion });
   let verifier: StepVerifier | null = null;
   try {
-    if (flags.verifier === "rule") verifier = new SynthRuleVerifier();
-    else if (isUrl(flags.verifier)) {
-      verifier = await connectVerifier(urlsOf(flags.verifier), {
-        model: flags.verifierModel,
-        apiKey: flags.verifierApiKey ?? process.env.DELIBERATE_VERIFIER_API_KEY,
-        parameters: flags.verifierParams ?? null,
-        format: flags.verifierFormat,
-      });
-    } else if (flags.verifier !== "none") verifier = await loadVerifier(flags.verifier, options);
+    verifier = await loadStepVerifier(flags, local);
   } catch (error) {
     await policy.close();
     throw error;

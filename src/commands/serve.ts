@@ -12,7 +12,7 @@ import { OnnxPolicy } from "../runtime/onnx-policy.js";
 import { ServedStepVerifier } from "../served/verifier.js";
 import { createServer } from "../serve/server.js";
 import { loadFileParams } from "../strategy.js";
-import { addModelOptions, loadModels, positiveInteger, type ModelFlags } from "./model-options.js";
+import { addModelOptions, loadModels, parseSimulatedVerifier, positiveInteger, type ModelFlags } from "./model-options.js";
 import { fileParamFlags, fileParamsFromFlags } from "./strategy-flags.js";
 
 interface ServeFlags extends ModelFlags {
@@ -40,9 +40,9 @@ function nonNegativeInteger(flag: string) {
   };
 }
 
-/** `deliberate-policy` for an embedded model, the directory's name for a path. */
+/** `deliberate-policy` for an embedded model (`deliberate-rule@0.8` for a simulated verifier), the directory's name for a path. */
 function defaultName(source: string): string {
-  return source in EMBEDDED_MODELS || source === "rule" ? `deliberate-${source}` : basename(resolve(source));
+  return source in EMBEDDED_MODELS || source === "rule" || parseSimulatedVerifier(source) !== null ? `deliberate-${source}` : basename(resolve(source));
 }
 
 async function serve(flags: ServeFlags): Promise<void> {

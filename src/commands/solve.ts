@@ -143,6 +143,10 @@ export function registerSolve(program: Command): void {
           `${c.flops === null ? "unknown" : (c.flops / 1e9).toFixed(2)} GFLOP, ${c.policyCalls} policy / ${c.verifierCalls} verifier calls, ${(c.wallMs / 1000).toFixed(1)} s` +
           (c.loops ? `, ${c.loops.perToken.toFixed(2)} loops per generated token` : ""),
       );
+      if (c.routing) {
+        const shares = Object.entries(c.routing).map(([block, { routed, tokens, share }]) => `block ${block} ${(100 * share).toFixed(1)}% (${routed}/${tokens})`);
+        console.log(`routed tokens (Mixture-of-Depths; FLOPs count only these): ${shares.join(", ")}`);
+      }
     } finally {
       stopProgress();
       await models.close();

@@ -6,13 +6,23 @@
  *
  * The reference is measured at a few budgets only: its need is read off its accuracy curve by linear
  * interpolation in log2(compute) between the two measured points that first bracket a. Outside the
- * measured range only a bound is known. All of it is a point estimate, with no confidence interval.
+ * measured range only a bound is known.
+ *
+ * Each ratio comes with a 95% percentile bootstrap interval over problems: the problems that every
+ * cell involved (the reference at each budget, the strategy at its budget) ran are resampled with
+ * replacement, every mean is recomputed on the resample and the ratio read off as above. A resample
+ * whose ratio is only a bound contributes the whole range the bound allows (a lower bound up to
+ * infinity, an upper bound down to 0), so the interval covers both the problems' noise and the
+ * reference's coarse grid. An interval that includes 1x is within noise: the problems do not tell
+ * the strategy's efficiency from the reference's. A handful of tied problems can make a point
+ * estimate of 16x; its interval shows it.
  */
 import { z } from "zod";
 import type { BenchResult } from "../bench/results.js";
 import { InputError } from "../errors.js";
+import { Random } from "../random.js";
 import type { RunInfo } from "./load.js";
-import type { Cell, Summary } from "./stats.js";
+import { percentileInterval, perProblem, type BootstrapOptions, type Summary } from "./stats.js";
 
 /**
  * How the reference's need relates to the true one: `at-most` when its smallest measured budget
@@ -37,6 +47,19 @@ export interface EfficiencyRow {
   /** referenceBudgetNeeded / generations: how many times more compute the reference needs. */
   generationsRatio: number;
   tokensRatio: number | null;
+  /** 95% bootstrap intervals of the ratios over problems; null when no problem ran in every cell involved (or, for tokens, a side has no token counts). */
+  generationsInterval: RatioInterval | null;
+  tokensInterval: RatioInterval | null;
+}
+
+/** A percentile bootstrap interval of a ratio; `withinNoise` when it includes 1x. */
+export interface RatioInterval {
+  low: number;
+  /** Null when unbounded: the reference's largest budget did not reach the strategy's accuracy in enough resamples. */
+  high: number | null;
+  withinNoise: boolean;
+  /** The problems resampled: those that every cell involved ran. */
+  problems: number;
 }
 
 export interface Efficiency {
@@ -55,7 +78,7 @@ export function measureEfficiency(
   requested: string | undefined,
 ): Efficiency {
   const { reference, missing } = chooseReference(results, runs, requested);
-  return reference === null ? { reference, missing, rows: [] } : compareWithReference(summary, reference);
+  return reference === null ? { reference, missing, rows: [] } : compareWithReference(summary, results, reference);
 }
 
 /**
@@ -111,22 +134,30 @@ function isWeighted(label: string, runs: readonly RunInfo[]): boolean {
 }
 
 /** One row per other strategy and budget that the reference also ran. */
-export function compareWithReference(summary: Summary, reference: string): Efficiency {
+export function compareWithReference(summary: Summary, results: readonly BenchResult[], reference: string): Efficiency {
   // The reference's curve, in budget order; a cell with no compute report cannot be placed on it.
   const curve = summary.cells.filter((cell) => cell.strategy === reference && (cell.meanGenerations ?? 0) > 0);
   if (curve.length === 0) {
     return { reference, missing: `No compute-efficiency section: the reference ${reference} has no compute report.`, rows: [] };
   }
   const tokensKnown = curve.every((cell) => (cell.meanGeneratedTokens ?? 0) > 0);
+  const perCell = perProblemValues(results);
+  const valuesOf = (strategy: string, budget: number) => perCell.get(JSON.stringify([strategy, budget])) as PerProblemValues;
+  const referenceValues = curve.map((point) => valuesOf(reference, point.budget));
 
   const rows: EfficiencyRow[] = [];
   for (const cell of summary.cells) {
     if (cell.strategy === reference || !curve.some((point) => point.budget === cell.budget)) continue;
     const generations = cell.meanGenerations ?? 0;
     if (generations <= 0) continue;
-    const needed = computeToReach(curve, cell.accuracy, (point) => point.meanGenerations as number);
+    const needed = computeToReach(
+      curve.map((point) => ({ accuracy: point.accuracy, compute: point.meanGenerations as number })),
+      cell.accuracy,
+    );
     const tokens = tokensKnown && (cell.meanGeneratedTokens ?? 0) > 0 ? (cell.meanGeneratedTokens as number) : null;
-    const tokensNeeded = tokens === null ? null : computeToReach(curve, cell.accuracy, (point) => point.meanGeneratedTokens as number).value;
+    const tokensNeeded =
+      tokens === null ? null : computeToReach(curve.map((point) => ({ accuracy: point.accuracy, compute: point.meanGeneratedTokens as number })), cell.accuracy).value;
+    const values = valuesOf(cell.strategy, cell.budget);
     rows.push({
       reference,
       strategy: cell.strategy,
@@ -139,32 +170,95 @@ export function compareWithReference(summary: Summary, reference: string): Effic
       bound: needed.bound,
       generationsRatio: needed.value / generations,
       tokensRatio: tokens === null || tokensNeeded === null ? null : tokensNeeded / tokens,
+      generationsInterval: bootstrapRatio(referenceValues, values, "generations", summary.bootstrap),
+      tokensInterval: tokens === null ? null : bootstrapRatio(referenceValues, values, "tokens", summary.bootstrap),
     });
   }
   const missing = rows.length > 0 ? null : `No compute-efficiency section: no other strategy ran at a budget that ${reference} ran at.`;
   return { reference, missing, rows };
 }
 
+/** One cell's per-problem values (seeds averaged per problem), by problem id. */
+interface PerProblemValues {
+  accuracy: Map<string, number>;
+  generations: Map<string, number>;
+  tokens: Map<string, number>;
+}
+
+/** Every (strategy, budget) cell's per-problem values, keyed by JSON [strategy, budget]. */
+function perProblemValues(results: readonly BenchResult[]): Map<string, PerProblemValues> {
+  const byCell = new Map<string, BenchResult[]>();
+  for (const result of results) {
+    const key = JSON.stringify([result.strategy, result.budget]);
+    const items = byCell.get(key);
+    if (items === undefined) byCell.set(key, [result]);
+    else items.push(result);
+  }
+  return new Map(
+    [...byCell].map(([key, items]) => [
+      key,
+      {
+        accuracy: perProblem(items, (item) => (item.correct ? 1 : 0)),
+        generations: perProblem(items, (item) => item.compute?.generations ?? null),
+        tokens: perProblem(items, (item) => item.compute?.generatedTokens ?? null),
+      },
+    ]),
+  );
+}
+
+/**
+ * The percentile bootstrap interval of the ratio (the reference's need for the strategy's accuracy
+ * over the strategy's spend, in `measure`) over the problems that every cell ran with that measure.
+ */
+function bootstrapRatio(
+  referenceCurve: readonly PerProblemValues[],
+  strategy: PerProblemValues,
+  measure: "generations" | "tokens",
+  options: BootstrapOptions,
+): RatioInterval | null {
+  const cells = [...referenceCurve, strategy];
+  const problems = [...strategy.accuracy.keys()].filter((id) => cells.every((cell) => cell.accuracy.has(id) && cell[measure].has(id)));
+  if (problems.length === 0) return null;
+  const column = (values: Map<string, number>) => Float64Array.from(problems, (id) => values.get(id) as number);
+  const curve = referenceCurve.map((cell) => ({ accuracy: column(cell.accuracy), compute: column(cell[measure]) }));
+  const own = { accuracy: column(strategy.accuracy), compute: column(strategy[measure]) };
+
+  const random = new Random(options.seed);
+  const n = problems.length;
+  // Per resample, the lowest and highest ratio it allows (equal unless the ratio is a bound).
+  const lows = new Float64Array(options.resamples);
+  const highs = new Float64Array(options.resamples);
+  const drawn = new Int32Array(n);
+  const meanOver = (values: Float64Array) => drawn.reduce((sum, index) => sum + (values[index] as number), 0) / n;
+  for (let r = 0; r < options.resamples; r++) {
+    for (let i = 0; i < n; i++) drawn[i] = random.int(0, n - 1);
+    const resampledCurve = curve.map((point) => ({ accuracy: meanOver(point.accuracy), compute: meanOver(point.compute) }));
+    const needed = computeToReach(resampledCurve, meanOver(own.accuracy));
+    const ratio = needed.value / meanOver(own.compute);
+    lows[r] = needed.bound === "at-most" ? 0 : ratio;
+    highs[r] = needed.bound === "at-least" ? Number.POSITIVE_INFINITY : ratio;
+  }
+  const [low] = percentileInterval(lows);
+  const [, high] = percentileInterval(highs);
+  return { low, high: Number.isFinite(high) ? high : null, withinNoise: low <= 1 + EPSILON && high >= 1 - EPSILON, problems: n };
+}
+
 // Accuracies are means of fractions computed in different orders: equal values may differ in the last bits.
 const EPSILON = 1e-9;
 
 /**
- * The compute `x` at which the curve (points in budget order) first reaches `accuracy`: interpolated
- * linearly in log2(x) between the last point below it and the first at or above it.
+ * The compute at which the curve (points in budget order) first reaches `accuracy`: interpolated
+ * linearly in log2(compute) between the last point below it and the first at or above it.
  */
-function computeToReach(
-  curve: readonly Cell[],
-  accuracy: number,
-  x: (point: Cell) => number,
-): { value: number; bound: Bound } {
+function computeToReach(curve: readonly { accuracy: number; compute: number }[], accuracy: number): { value: number; bound: Bound } {
   const first = curve[0];
   if (first === undefined) throw new Error("empty reference curve");
-  if (accuracy <= first.accuracy + EPSILON) return { value: x(first), bound: "at-most" };
+  if (accuracy <= first.accuracy + EPSILON) return { value: first.compute, bound: "at-most" };
   const reached = curve.findIndex((point) => point.accuracy >= accuracy - EPSILON);
-  if (reached === -1) return { value: x(curve[curve.length - 1] as Cell), bound: "at-least" };
-  const below = curve[reached - 1] as Cell;
-  const above = curve[reached] as Cell;
+  if (reached === -1) return { value: (curve[curve.length - 1] as (typeof curve)[number]).compute, bound: "at-least" };
+  const below = curve[reached - 1] as (typeof curve)[number];
+  const above = curve[reached] as (typeof curve)[number];
   const t = Math.min(1, Math.max(0, (accuracy - below.accuracy) / (above.accuracy - below.accuracy)));
-  const log2 = Math.log2(x(below)) + t * (Math.log2(x(above)) - Math.log2(x(below)));
+  const log2 = Math.log2(below.compute) + t * (Math.log2(above.compute) - Math.log2(below.compute));
   return { value: 2 ** log2, bound: "exact" };
 }

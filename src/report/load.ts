@@ -6,13 +6,17 @@
  * A work item (problem, strategy, budget, seed) must appear once across everything merged: a
  * duplicate is an error that names both files and lines, because it means overlapping shards or a
  * run given twice, and silently keeping one of them would mix two runs in one number.
+ *
+ * Grading failures (items whose search ran but whose grading did not finish) are no judgment: they
+ * are kept apart from `results`, so that no number of a report counts them, and a warning says how
+ * many there are.
  */
 import { createReadStream } from "node:fs";
 import { open, readFile, realpath, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { z } from "zod";
-import { resultSchema, workItemKey, type BenchResult } from "../bench/results.js";
+import { isGradingFailure, resultSchema, workItemKey, type BenchResult } from "../bench/results.js";
 import { resultsFiles } from "../bench/store.js";
 import { describeZodError, InputError } from "../errors.js";
 
@@ -25,7 +29,10 @@ export interface RunInfo {
 
 export interface LoadedResults {
   runs: RunInfo[];
+  /** The graded results (grading failures left out). */
   results: BenchResult[];
+  /** Items whose grading did not finish: in no number of the report; resuming their run grades them. */
+  gradingFailures: BenchResult[];
   /** Things the reader should know that did not stop the report (a half-written last line). */
   warnings: string[];
 }
@@ -34,6 +41,7 @@ export async function loadRuns(dirs: readonly string[]): Promise<LoadedResults> 
   if (dirs.length === 0) throw new InputError("give at least one run directory");
   const runs: RunInfo[] = [];
   const results: BenchResult[] = [];
+  const gradingFailures: BenchResult[] = [];
   const warnings: string[] = [];
   const seen = new Map<string, string>(); // work item key -> "file:line"
   const seenDirs = new Set<string>();
@@ -60,7 +68,7 @@ export async function loadRuns(dirs: readonly string[]): Promise<LoadedResults> 
           );
         }
         seen.set(key, where);
-        results.push(result);
+        (isGradingFailure(result) ? gradingFailures : results).push(result);
         count++;
       }
       run.files.push({ file, results: count });
@@ -70,7 +78,20 @@ export async function loadRuns(dirs: readonly string[]): Promise<LoadedResults> 
     }
     runs.push(run);
   }
-  return { runs, results, warnings };
+  if (gradingFailures.length > 0) warnings.push(gradingFailuresWarning(gradingFailures));
+  return { runs, results, gradingFailures, warnings };
+}
+
+/** "3 items are left out of every number: their grading did not finish in time on any try (beam N=16: 2, majority N=4: 1); ..." */
+function gradingFailuresWarning(failures: readonly BenchResult[]): string {
+  const sorted = [...failures].sort((a, b) => a.strategy.localeCompare(b.strategy) || a.budget - b.budget);
+  const cells = new Map<string, number>();
+  for (const { strategy, budget } of sorted) cells.set(`${strategy} N=${budget}`, (cells.get(`${strategy} N=${budget}`) ?? 0) + 1);
+  const where = [...cells].map(([cell, count]) => `${cell}: ${count}`).join(", ");
+  return (
+    `${failures.length} ${failures.length === 1 ? "item is" : "items are"} left out of every number: ${failures.length === 1 ? "its" : "their"} grading did not finish ` +
+    `in time on any try (${where}); they are not counted wrong, and resuming the run (the same command) grades them again`
+  );
 }
 
 /** config.json is for display only: a missing or unreadable one is a warning, not an error. */

@@ -98,6 +98,8 @@ function quantile(sorted: Float64Array, q: number): number {
   const position = (sorted.length - 1) * q;
   const below = Math.floor(position);
   const above = Math.min(below + 1, sorted.length - 1);
+  // Equal neighbours (infinite ones too, where the interpolation would give NaN) are the quantile.
+  if (sorted[below] === sorted[above]) return sorted[below] as number;
   return (sorted[below] as number) + ((sorted[above] as number) - (sorted[below] as number)) * (position - below);
 }
 
@@ -112,9 +114,14 @@ export function bootstrapMeanCI(values: readonly number[], options: BootstrapOpt
     for (let i = 0; i < n; i++) sum += values[random.int(0, n - 1)] as number;
     means[r] = sum / n;
   }
-  means.sort();
+  return percentileInterval(means);
+}
+
+/** The central CONFIDENCE interval of bootstrap replicates (sorted in place). */
+export function percentileInterval(replicates: Float64Array): [number, number] {
+  replicates.sort();
   const alpha = 1 - CONFIDENCE;
-  return [quantile(means, alpha / 2), quantile(means, 1 - alpha / 2)];
+  return [quantile(replicates, alpha / 2), quantile(replicates, 1 - alpha / 2)];
 }
 
 function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
@@ -132,7 +139,7 @@ function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, 
  * Per problem: the mean over its seeds of `value`, skipping items where it is null. In problem id
  * order, so that the bootstrap resamples the same problems whatever order the result files had.
  */
-function perProblem(items: readonly BenchResult[], value: (item: BenchResult) => number | null): Map<string, number> {
+export function perProblem(items: readonly BenchResult[], value: (item: BenchResult) => number | null): Map<string, number> {
   const out = new Map<string, number>();
   const byProblem = [...groupBy(items, (item) => item.problemId)].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   for (const [problemId, group] of byProblem) {

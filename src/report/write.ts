@@ -4,7 +4,7 @@
  * (the numbers for machines). The sentences and tables are built once and shared by md and html.
  */
 import { z } from "zod";
-import type { Efficiency, EfficiencyRow } from "./efficiency.js";
+import type { Efficiency, EfficiencyRow, RatioInterval } from "./efficiency.js";
 import type { RunInfo } from "./load.js";
 import { strategyColor } from "./plots.js";
 import { TIE_TOLERANCE, type Cell, type Summary, type Win } from "./stats.js";
@@ -19,7 +19,7 @@ export interface ReportContent {
 }
 
 /** A table whose cells are plain text, except `**bold**` (a winner's name). */
-interface Table {
+export interface Table {
   header: string[];
   /** Columns holding numbers, right-aligned. */
   numeric: boolean[];
@@ -143,12 +143,30 @@ function bounded(row: EfficiencyRow, text: string): string {
   return row.bound === "exact" ? text : `${row.bound === "at-most" ? "≤" : ">"} ${text}`;
 }
 const ratioText = (row: EfficiencyRow, ratio: number | null) => (ratio === null ? "–" : bounded(row, `${ratio.toFixed(2)}x`));
+/** A ratio's bootstrap interval, "0.25–16.00x" ("1.00x–∞" when unbounded above). */
+const intervalRange = (interval: RatioInterval) =>
+  interval.high === null ? `${interval.low.toFixed(2)}x–∞` : `${interval.low.toFixed(2)}–${interval.high.toFixed(2)}x`;
+/** The interval in a table cell, "0.25–16.00x, within noise" when it includes 1x. */
+const intervalText = (interval: RatioInterval | null) =>
+  interval === null ? "–" : `${intervalRange(interval)}${interval.withinNoise ? ", within noise" : ""}`;
 
 function efficiencyTable(efficiency: Efficiency): Table {
   const reference = efficiency.reference as string;
   return {
-    header: ["strategy", "budget N", "accuracy", "generations spent", `${reference} generations needed`, "ratio", "tokens spent", `${reference} tokens needed`, "tokens ratio"],
-    numeric: [false, true, true, true, true, true, true, true, true],
+    header: [
+      "strategy",
+      "budget N",
+      "accuracy",
+      "generations spent",
+      `${reference} generations needed`,
+      "ratio",
+      "ratio 95% CI",
+      "tokens spent",
+      `${reference} tokens needed`,
+      "tokens ratio",
+      "tokens ratio 95% CI",
+    ],
+    numeric: [false, true, true, true, true, true, true, true, true, true, true],
     rows: efficiency.rows.map((row) => [
       row.strategy,
       String(row.budget),
@@ -156,9 +174,11 @@ function efficiencyTable(efficiency: Efficiency): Table {
       generationsText(row.generations),
       bounded(row, generationsText(row.referenceBudgetNeeded)),
       ratioText(row, row.generationsRatio),
+      intervalText(row.generationsInterval),
       tokensText(row.generatedTokens),
       row.referenceTokensNeeded === null ? "–" : bounded(row, tokensText(row.referenceTokensNeeded)),
       ratioText(row, row.tokensRatio),
+      intervalText(row.tokensInterval),
     ]),
   };
 }
@@ -166,10 +186,13 @@ function efficiencyTable(efficiency: Efficiency): Table {
 function efficiencySentence(row: EfficiencyRow): string {
   const bound = { exact: "", "at-most": "at most ", "at-least": "more than " }[row.bound];
   const edge = { exact: "", "at-most": " (its smallest budget)", "at-least": " (its largest budget)" }[row.bound];
-  const tokens = row.tokensRatio === null ? "" : `; in generated tokens ${bound}${row.tokensRatio.toFixed(2)}x`;
+  // ", within noise (95% CI 0.25–16.00x over 50 problems)"
+  const interval = (value: RatioInterval | null) =>
+    value === null ? "" : `${value.withinNoise ? ", within noise" : ""} (95% CI ${intervalRange(value)} over ${value.problems} problems)`;
+  const tokens = row.tokensRatio === null ? "" : `; in generated tokens ${bound}${row.tokensRatio.toFixed(2)}x${interval(row.tokensInterval)}`;
   return (
     `${row.reference} needs ${bound}${generationsText(row.referenceBudgetNeeded)} generations${edge} to match ${bold(row.strategy)} ` +
-    `at N=${row.budget} (${generationsText(row.generations)} generations spent): ${bound}${row.generationsRatio.toFixed(2)}x${tokens}.`
+    `at N=${row.budget} (${generationsText(row.generations)} generations spent): ${bound}${row.generationsRatio.toFixed(2)}x${interval(row.generationsInterval)}${tokens}.`
   );
 }
 
@@ -184,7 +207,10 @@ function efficiencyNote(summary: Summary, reference: string): string {
     `(means per problem; generations include compute-optimal's difficulty-estimate samples); above 1x the strategy is more efficient. ` +
     `${reference}'s need is interpolated linearly in log2(compute) between its measured budgets (${budgets.join(", ")}), ` +
     `so a ratio is only as fine as that grid: ≤ means ${reference}'s smallest budget already matches (the ratio is an upper bound), ` +
-    `> that its largest does not (a lower bound). These are point estimates, with no bootstrap interval. ` +
+    `> that its largest does not (a lower bound). Each ratio has a 95% percentile bootstrap interval over the problems that every cell involved ran ` +
+    `(${summary.bootstrap.resamples.toLocaleString("en-US")} seeded resamples, every mean recomputed; a resample whose ratio is only a bound counts the whole range it allows, ` +
+    `up to ∞ or down to 0); ` +
+    `a ratio whose interval includes 1x is within noise: these problems do not tell that strategy's efficiency from ${reference}'s. ` +
     `Snell et al. 2024 report about 4x for compute-optimal scaling against best-of-N.`
   );
 }
@@ -274,7 +300,7 @@ function overview(content: ReportContent): string {
 
 const mdCell = (text: string) => text.replace(/\|/g, "\\|");
 
-function markdownTable(table: Table): string {
+export function markdownTable(table: Table): string {
   const line = (cells: string[]) => `| ${cells.map(mdCell).join(" | ")} |`;
   return [line(table.header), `|${table.numeric.map((n) => (n ? " ---: " : " --- ")).join("|")}|`, ...table.rows.map(line)].join("\n");
 }

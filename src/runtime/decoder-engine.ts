@@ -65,6 +65,8 @@ export interface ExtendResult {
    * first token after a prefill counts every loop). Absent for other models.
    */
   loops?: number;
+  /** Mixture-of-Depths models: of this step's `runs` tokens, how many went through each routed block (in `routedBlocks` order). */
+  routedTokens?: number[];
 }
 
 export interface BranchRecord {
@@ -89,6 +91,8 @@ export interface ExtendItem {
   top: TokenLogprob[][];
   runs: number;
   loops: number;
+  /** Mixture-of-Depths models: of the tokens fed, how many went through each routed block. */
+  routed: number[] | undefined;
   stop: StopReason | null;
   stopString: string | null;
 }
@@ -113,10 +117,13 @@ export class DecoderEngine {
     return this.graphs.layouts.reduce((sum, layout) => sum + 4 * stateSize(layout, length), 0);
   }
 
-  /** Bytes of decoding state held now. Forks share fixed-size tensors; this counts each branch in full. */
+  /**
+   * Bytes of decoding state held now, from the tensors themselves (a Mixture-of-Depths model's
+   * routed caches are shorter than the length). Forks share fixed-size tensors; this counts each branch in full.
+   */
   heldStateBytes(): number {
     let total = 0;
-    for (const record of this.branches.values()) total += this.stateBytes(record.length);
+    for (const record of this.branches.values()) total += record.state.reduce((sum, tensor) => sum + tensor.byteLength, 0);
     return total;
   }
 
@@ -135,10 +142,12 @@ export class DecoderEngine {
     }
   }
 
-  async start(branch: number, tokens: number[]): Promise<void> {
+  /** Prefills a prompt; for a Mixture-of-Depths model, returns how many prompt tokens went through each routed block. */
+  async start(branch: number, tokens: number[]): Promise<number[] | undefined> {
     this.checkMemory(this.stateBytes(tokens.length));
-    const { logits, state } = await this.graphs.prefill(tokens);
+    const { logits, state, routed } = await this.graphs.prefill(tokens);
     this.branches.set(branch, { state, length: tokens.length, logits, logitsLoops: this.settings.loops ?? 1, finished: false });
+    return routed;
   }
 
   /**
@@ -196,6 +205,9 @@ export class DecoderEngine {
         feeding.forEach((item, b) => {
           item.record.state = output.states[b] as Float32Array[];
           item.runs++;
+          output.routed?.[b]?.forEach((went, k) => {
+            if (item.routed) item.routed[k] = (item.routed[k] as number) + went;
+          });
           this.tokenFed(item, output.logits[b] as Float32Array, this.settings.loops ?? 1);
         });
       }
@@ -217,6 +229,7 @@ export class DecoderEngine {
         top: [],
         runs: 0,
         loops: 0,
+        routed: this.graphs.routedBlocks?.map(() => 0),
         stop: null,
         stopString: null,
       }),
@@ -268,6 +281,7 @@ export class DecoderEngine {
         : {}),
       runs: item.runs,
       ...(this.settings.loops !== undefined ? { loops: item.loops } : {}),
+      ...(item.routed ? { routedTokens: item.routed } : {}),
     }));
   }
 

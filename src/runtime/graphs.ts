@@ -16,13 +16,17 @@ export interface StepOutput {
   logits: Float32Array[];
   /** New state per sequence (one tensor per layout). */
   states: Float32Array[][];
+  /** Mixture-of-Depths graphs: per sequence, 1 for each routed block (in `routedBlocks` order) the token went through, else 0. */
+  routed?: number[][];
 }
 
 export interface DecoderGraphs {
   readonly layouts: readonly StateLayout[];
   readonly device: Exclude<Device, "auto">;
-  /** Runs a whole prompt (one sequence); returns the logits after its last token and the state. */
-  prefill(tokens: readonly number[]): Promise<{ logits: Float32Array; state: Float32Array[] }>;
+  /** Mixture-of-Depths graphs: the routed blocks, whose tokens are counted in `routed`. */
+  readonly routedBlocks?: readonly number[];
+  /** Runs a whole prompt (one sequence); returns the logits after its last token and the state (and, for routed blocks, how many prompt tokens went through each). */
+  prefill(tokens: readonly number[]): Promise<{ logits: Float32Array; state: Float32Array[]; routed?: number[] }>;
   /** Feeds one token to each sequence; `lengths` are the tokens each has consumed so far. */
   step(tokens: readonly number[], states: readonly Float32Array[][], lengths: readonly number[]): Promise<StepOutput>;
   release(): Promise<void>;

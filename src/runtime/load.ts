@@ -15,7 +15,7 @@ import type { Device } from "./session.js";
 import { WorkerClient } from "./worker-client.js";
 
 /** The embedded models, by the names the CLI and configs use. */
-export const EMBEDDED_MODELS = { policy: "models/policy", baseline: "models/baseline", recursive: "models/recursive", prm: "models/prm" } as const;
+export const EMBEDDED_MODELS = { policy: "models/policy", baseline: "models/baseline", recursive: "models/recursive", prm: "models/prm", mod: "models/mod" } as const;
 export type EmbeddedModel = keyof typeof EMBEDDED_MODELS;
 
 export interface LoadOptions {

@@ -45,6 +45,39 @@ export const embeddedDecoderConfig = z.looseObject({
 });
 export type EmbeddedDecoderConfig = z.infer<typeof embeddedDecoderConfig>;
 
+/**
+ * A Mixture-of-Depths decoder (models/train/export_mod.py): segment graphs run in order, routed
+ * blocks on the routed rows only; `flops` splits 2 x parameters per token into what every token
+ * uses and what each routed block adds for the tokens that go through it.
+ */
+export const embeddedModConfig = z.looseObject({
+  name: z.string(),
+  parameters: z.number().int().positive(),
+  step_delimiter: z.string(),
+  bos_token_id: z.number().int(),
+  eos_token_id: z.number().int(),
+  pad_token_id: z.number().int(),
+  prompt_format: z.looseObject({ policy: z.string(), revision: z.string().optional() }),
+  architecture: z.looseObject({ d_model: z.number().int().positive(), heads: z.number().int().positive(), routed_blocks: z.array(z.number().int()) }),
+  segments: z
+    .array(
+      z.object({
+        kind: z.enum(["plain", "routed", "head"]),
+        graph: z.string(),
+        blocks: z.array(z.number().int()),
+        embed: z.boolean().optional(),
+        router_for: z.number().int().nullable().optional(),
+        head: z.boolean().optional(),
+      }),
+    )
+    .min(1),
+  state: z.array(z.object({ past: z.string(), present: z.string(), shape: z.array(dimension), dtype: z.literal("float32"), block: z.number().int(), routed: z.boolean() })),
+  graphs: z.record(z.string(), graphSpec),
+  flops: z.object({ per_token: z.number().positive(), per_routed_block: z.record(z.string(), z.number().nonnegative()) }),
+  max_prefill_tokens: z.number().int().positive().optional(),
+});
+export type EmbeddedModConfig = z.infer<typeof embeddedModConfig>;
+
 export const embeddedPrmConfig = z.looseObject({
   name: z.string(),
   parameters: z.number().int().positive(),
@@ -74,6 +107,7 @@ export type HuggingFaceConfig = z.infer<typeof huggingFaceConfig>;
 export type ModelDirectory =
   | { kind: "embedded-decoder"; dir: string; config: EmbeddedDecoderConfig; tokenizer: unknown }
   | { kind: "embedded-prm"; dir: string; config: EmbeddedPrmConfig; tokenizer: unknown }
+  | { kind: "embedded-mod"; dir: string; config: EmbeddedModConfig; tokenizer: unknown }
   | { kind: "hf-decoder"; dir: string; config: HuggingFaceConfig; tokenizer: unknown; tokenizerConfig: Record<string, unknown>; graph: string };
 
 function readJson(path: string, what: string): unknown {
@@ -115,6 +149,14 @@ export function readModelDirectory(dir: string): ModelDirectory {
     requireFiles(dir, [config.graphs.scores.file]);
     return { kind: "embedded-prm", dir, config, tokenizer };
   }
+  if (graphs && Array.isArray(fields.segments)) {
+    const config = parse(embeddedModConfig, raw, configPath);
+    for (const segment of config.segments) {
+      if (!(segment.graph in config.graphs)) throw new InputError(`${configPath}: segment graph ${segment.graph} is not in graphs`);
+    }
+    requireFiles(dir, Object.values(config.graphs).map((graph) => graph.file));
+    return { kind: "embedded-mod", dir, config, tokenizer };
+  }
   if (graphs && "decode" in graphs) {
     const config = parse(embeddedDecoderConfig, raw, configPath);
     if (config.recursion) {
@@ -142,6 +184,7 @@ function decoderFiles(config: EmbeddedDecoderConfig): string[] {
 export function modelFiles(model: ModelDirectory): string[] {
   const jsonFiles = ["config.json", "tokenizer.json"].map((file) => join(model.dir, file));
   if (model.kind === "embedded-prm") return [...jsonFiles, join(model.dir, model.config.graphs.scores.file)];
+  if (model.kind === "embedded-mod") return [...jsonFiles, ...Object.values(model.config.graphs).map((graph) => join(model.dir, graph.file))];
   if (model.kind === "embedded-decoder") {
     return [...jsonFiles, ...decoderFiles(model.config).map((file) => join(model.dir, file))];
   }

@@ -9,6 +9,7 @@ import { Tokenizer } from "@huggingface/tokenizers";
 import type { PolicyPrompt } from "../policy.js";
 import { DecoderEngine, type ExtendRequest } from "./decoder-engine.js";
 import { EmbeddedGraphs, HuggingFaceGraphs, LoopGraph, type DecoderGraphs } from "./graphs.js";
+import { ModGraphs } from "./mod-graphs.js";
 import { RecursiveDecoderEngine } from "./recursive-engine.js";
 import { fingerprintModel, readModelDirectory } from "./model-config.js";
 import { PrmEngine, type PrmRequest } from "./prm-engine.js";
@@ -58,6 +59,11 @@ export interface ModelInfo {
   maxTokenId?: number;
   /** Recursive models only: loops, FLOPs per loop and token, and the decoding mode. */
   recursion?: RecursionInfo;
+  /**
+   * Mixture-of-Depths models: FLOPs per token fed through the graphs (every token) and per token
+   * that goes through each routed block, so that FLOPs count only the work really done.
+   */
+  routing?: { routedBlocks: number[]; flopsPerToken: number; flopsPerRoutedToken: number[] };
 }
 
 interface LoadedDecoder {
@@ -120,7 +126,27 @@ async function load(params: LoadParams): Promise<ModelInfo> {
     const flag = params.exitThreshold !== undefined ? "exit threshold (--exit-threshold)" : "depth-wise batching (--depth-batching)";
     throw new Error(`${params.dir} is not a recursive model: an ${flag} applies only to a model with early exit, such as --policy recursive`);
   }
-  if (model.kind === "embedded-decoder") {
+  let routing: ModelInfo["routing"];
+  if (model.kind === "embedded-mod") {
+    const config = model.config;
+    tokenizer = tokenizerFor(model.tokenizer);
+    graphs = await ModGraphs.open(model.dir, config, settings);
+    render = embeddedRenderer(config.prompt_format, tokenizer, config.bos_token_id, config.step_delimiter);
+    info = { name: config.name, parameters: config.parameters, stepDelimiter: config.step_delimiter };
+    eosTokenIds = [config.eos_token_id];
+    maxSequenceTokens = config.max_prefill_tokens ?? 4096;
+    limitSource = config.max_prefill_tokens === undefined ? "the default, 4096" : `max_prefill_tokens in ${join(model.dir, "config.json")}`;
+    const routedBlocks = config.architecture.routed_blocks;
+    routing = {
+      routedBlocks,
+      flopsPerToken: config.flops.per_token,
+      flopsPerRoutedToken: routedBlocks.map((block) => {
+        const flops = config.flops.per_routed_block[String(block)];
+        if (flops === undefined) throw new Error(`${join(model.dir, "config.json")}: flops.per_routed_block has no block ${block}`);
+        return flops;
+      }),
+    };
+  } else if (model.kind === "embedded-decoder") {
     tokenizer = tokenizerFor(model.tokenizer);
     checkVocabulary(tokenizer, vocabularyOf(model.config.graphs.decode.outputs), model.dir);
     graphs = await EmbeddedGraphs.open(model.dir, model.config, settings);
@@ -166,7 +192,7 @@ async function load(params: LoadParams): Promise<ModelInfo> {
   // State size is linear in the length (fixed-size tensors plus caches that grow by a row per token).
   const stateBytes = { fixed: engine.stateBytes(0), perToken: engine.stateBytes(1) - engine.stateBytes(0) };
   const maxTokenId = Math.max(...tokenizer.get_vocab(true).values());
-  return { kind: "decoder", device: graphs.device, fingerprint, ...info, maxSequenceTokens, stateBytes, maxTokenId, ...(recursion ? { recursion } : {}) };
+  return { kind: "decoder", device: graphs.device, fingerprint, ...info, maxSequenceTokens, stateBytes, maxTokenId, ...(recursion ? { recursion } : {}), ...(routing ? { routing } : {}) };
 }
 
 function vocabularyOf(outputs: { name: string; shape: (string | number)[] }[]): number | null {
@@ -203,8 +229,8 @@ const methods = {
     const { engine: decoderEngine, render, maxPromptTokens, limitSource, promptOverflow } = loadedDecoder();
     // Bounded before the prefill, whose memory grows with the prompt's length.
     const tokens = fitPrompt(render, params.prompt, maxPromptTokens, promptOverflow, limitSource);
-    await decoderEngine.start(params.branch, tokens);
-    return { promptTokens: tokens.length };
+    const routedTokens = await decoderEngine.start(params.branch, tokens);
+    return { promptTokens: tokens.length, ...(routedTokens ? { routedTokens } : {}) };
   },
   async startTokens(params: { branch: number; tokens: readonly number[] }) {
     await loadedDecoder().engine.start(params.branch, [...params.tokens]);
@@ -220,6 +246,9 @@ const methods = {
   },
   tokenize(params: { text: string; addSpecialTokens: boolean }) {
     return loadedDecoder().tokenizer.encode(params.text, { add_special_tokens: params.addSpecialTokens }).ids;
+  },
+  detokenize(params: { tokens: number[] }) {
+    return loadedDecoder().tokenizer.decode(params.tokens, { skip_special_tokens: false });
   },
   fork(params: { parent: number; child: number }) {
     try {

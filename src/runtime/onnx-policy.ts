@@ -7,7 +7,8 @@
  * tokens appended to a branch (a prompt's suffix after a cached prefix), decoding with any stop
  * strings and top log-probabilities (`decode`), tokenizing, and counts of the batches it decoded.
  */
-import type { Branch, ExtendOptions, LoopedCost, Policy, PolicyPrompt, StepResult } from "../policy.js";
+import type { Branch, ExtendOptions, Policy, PolicyPrompt, RoutingCount, StepResult } from "../policy.js";
+import type { ModelSpend } from "../meter.js";
 import type { ExtendRequest, ExtendResult } from "./decoder-engine.js";
 export type { ExtendResult, TokenLogprob } from "./decoder-engine.js";
 import type { ModelInfo, RecursionInfo } from "./model-worker.js";
@@ -33,6 +34,8 @@ class OnnxBranch implements Branch {
   finished = false;
   generatedTokens = 0;
   promptTokens = 0;
+  startFlops?: number;
+  startRouting?: RoutingCount;
   released = false;
 
   constructor(
@@ -47,6 +50,8 @@ class OnnxBranch implements Branch {
     child.finished = this.finished;
     child.generatedTokens = this.generatedTokens;
     child.promptTokens = this.promptTokens;
+    if (this.startFlops !== undefined) child.startFlops = this.startFlops;
+    if (this.startRouting !== undefined) child.startRouting = this.startRouting;
     return child;
   }
 
@@ -66,11 +71,11 @@ export class OnnxPolicy implements Policy {
   readonly maxSequenceTokens: number;
   /** The largest token id of the model's tokenizer. */
   readonly maxTokenId: number;
-  /** Recursive models: loops and FLOPs per loop, for the meter. */
-  readonly looped?: LoopedCost;
   /** Recursive models: the loops, and the exit threshold and batching this policy decodes with. */
   readonly recursion?: RecursionInfo;
   private readonly stateBytesPerBranch: { fixed: number; perToken: number };
+  /** Mixture-of-Depths models: what a token and a token through each routed block cost. */
+  readonly routing: ModelInfo["routing"];
   private nextBranch = 0;
   private readonly batchStats: DecodeBatchStats = { batches: 0, branchSteps: 0, largestBatch: 0 };
   private readonly extends = new Coalescer<ExtendRequest, ExtendResult>((requests) => {
@@ -92,10 +97,32 @@ export class OnnxPolicy implements Policy {
     this.maxSequenceTokens = info.maxSequenceTokens;
     this.maxTokenId = info.maxTokenId ?? Number.MAX_SAFE_INTEGER;
     this.stateBytesPerBranch = info.stateBytes;
-    if (info.recursion) {
-      this.recursion = info.recursion;
-      this.looped = { loops: info.recursion.loops, flopsPerLoopToken: info.recursion.flopsPerLoopToken };
+    this.routing = info.routing;
+    if (info.recursion) this.recursion = info.recursion;
+  }
+
+  /**
+   * What the model spent, when it counts its own FLOPs, for `tokens` tokens fed (a prefill's prompt,
+   * or a result's `runs`): a routed model's FLOPs through the blocks its tokens went through, and the
+   * routing counts; a recursive model's FLOPs for the loops it ran (`loops`: a step's loops, reported
+   * for loops per token; a prefill runs every loop), {} for other models (2 x parameters x tokens).
+   */
+  spent(tokens: number, routedTokens: readonly number[] | undefined, loops?: number): ModelSpend {
+    const recursion = this.recursion;
+    if (recursion) {
+      const run = loops ?? tokens * recursion.loops;
+      return { flops: run * recursion.flopsPerLoopToken, ...(loops !== undefined ? { loops } : {}) };
     }
+    const routing = this.routing;
+    if (!routing || !routedTokens) return {};
+    let flops = tokens * routing.flopsPerToken;
+    const counts: RoutingCount = {};
+    routing.routedBlocks.forEach((block, k) => {
+      const routed = routedTokens[k] ?? 0;
+      flops += routed * (routing.flopsPerRoutedToken[k] as number);
+      counts[String(block)] = { routed, tokens };
+    });
+    return { flops, routing: counts };
   }
 
   /** Bytes of decoding state a branch of `length` tokens holds. */
@@ -118,12 +145,19 @@ export class OnnxPolicy implements Policy {
     return this.client.call("tokenize", { text, addSpecialTokens });
   }
 
+  /** The text of token ids, special tokens written out (as vLLM's /detokenize decodes). */
+  detokenize(tokens: number[]): Promise<string> {
+    return this.client.call("detokenize", { tokens });
+  }
+
   /** A branch after the given token ids, prefilled in one run (no prompt format applied). */
   async startFromTokens(tokens: readonly number[]): Promise<Branch> {
     if (tokens.length === 0) throw new Error("startFromTokens: no tokens");
     const branch = new OnnxBranch(this.nextBranch++, this);
     await this.extends.exclusive(() => this.client.call("startTokens", { branch: branch.id, tokens }));
     branch.promptTokens = tokens.length;
+    const { flops } = this.spent(tokens.length, undefined);
+    if (flops !== undefined) branch.startFlops = flops;
     return branch;
   }
 
@@ -142,8 +176,11 @@ export class OnnxPolicy implements Policy {
 
   async start(prompt: PolicyPrompt): Promise<Branch> {
     const branch = new OnnxBranch(this.nextBranch++, this);
-    const { promptTokens } = await this.extends.exclusive(() => this.client.call("start", { branch: branch.id, prompt }));
+    const { promptTokens, routedTokens } = await this.extends.exclusive(() => this.client.call("start", { branch: branch.id, prompt }));
     branch.promptTokens = promptTokens;
+    const { flops, routing } = this.spent(promptTokens, routedTokens);
+    if (flops !== undefined) branch.startFlops = flops;
+    if (routing !== undefined) branch.startRouting = routing;
     return branch;
   }
 
@@ -159,7 +196,9 @@ export class OnnxPolicy implements Policy {
 
   async extend(branches: readonly Branch[], options: ExtendOptions): Promise<StepResult[]> {
     const results = await this.decode(branches, options);
-    return results.map(({ text, tokens, logprobs, stopReason, runs, loops }) => ({ text, tokens, logprobs, stopReason, calls: runs, ...(loops !== undefined ? { loops } : {}) }));
+    // A routed model counts the FLOPs of the tokens it fed (runs), eos excluded, through the blocks they went through;
+    // a recursive model counts the loops run for the logits its tokens were sampled from.
+    return results.map(({ text, tokens, logprobs, stopReason, runs, routedTokens, loops }) => ({ text, tokens, logprobs, stopReason, calls: runs, ...this.spent(runs, routedTokens, loops) }));
   }
 
   /** `extend` with the worker's full results: token ids, the stop string met, the uncut text, top log-probabilities. */

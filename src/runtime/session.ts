@@ -13,6 +13,12 @@ export interface SessionSettings {
   device: Device;
   /** Threads for one operator (intra-op). Default: all cores. */
   threads?: number;
+  /**
+   * Whether idle intra-op threads spin waiting for work (ONNX Runtime's default). A model run as
+   * several graphs in turn (Mixture-of-Depths segments) turns it off: each session has its own
+   * thread pool, and pools spinning beside the one at work take its cores.
+   */
+  spinning?: boolean;
 }
 
 const INSTALL_HINT: Record<Exclude<Device, "cpu" | "auto">, string> = {
@@ -27,8 +33,9 @@ const INSTALL_HINT: Record<Exclude<Device, "cpu" | "auto">, string> = {
  * sequential execution with one inter-op thread (a decoder step is a chain of small operators,
  * so parallelism comes from intra-op threads and from batching), and the CPU memory arena on.
  */
-function sessionOptions(provider: Exclude<Device, "auto">, threads: number): ort.InferenceSession.SessionOptions {
+function sessionOptions(provider: Exclude<Device, "auto">, threads: number, spinning = true): ort.InferenceSession.SessionOptions {
   return {
+    ...(spinning ? {} : { extra: { session: { intra_op: { allow_spinning: "0" }, inter_op: { allow_spinning: "0" } } } }),
     executionProviders: [provider],
     graphOptimizationLevel: "all",
     executionMode: "sequential",
@@ -67,7 +74,7 @@ export async function openSession(path: string, settings: SessionSettings): Prom
     const logLevel = ort.env.logLevel;
     if (device !== "cpu") ort.env.logLevel = "fatal";
     try {
-      return { session: await ort.InferenceSession.create(path, sessionOptions(device, threads)), device };
+      return { session: await ort.InferenceSession.create(path, sessionOptions(device, threads, settings.spinning)), device };
     } catch (error) {
       const message = (error as Error).message.split("\n")[0] ?? String(error);
       if (device === "cpu") throw new InputError(`cannot load ${path}: ${message}`);

@@ -52,11 +52,11 @@ function rejectUnsupported(body: Record<string, unknown>): void {
   }
 }
 
-/** The prompts as token ids: text is tokenized as vLLM does for completions, with the tokenizer's special tokens. */
-async function promptTokenIds(policy: OnnxPolicy, prompt: CompletionRequest["prompt"]): Promise<number[][]> {
-  if (typeof prompt === "string") return [await policy.tokenize(prompt, true)];
+/** The prompts as token ids: text is tokenized as vLLM does for completions, with the tokenizer's special tokens unless `addSpecialTokens` is false. */
+async function promptTokenIds(policy: OnnxPolicy, prompt: CompletionRequest["prompt"], addSpecialTokens: boolean): Promise<number[][]> {
+  if (typeof prompt === "string") return [await policy.tokenize(prompt, addSpecialTokens)];
   if (prompt.every((item) => typeof item === "number")) return [prompt as number[]];
-  return Promise.all((prompt as (string | number[])[]).map((item) => (typeof item === "string" ? policy.tokenize(item, true) : item)));
+  return Promise.all((prompt as (string | number[])[]).map((item) => (typeof item === "string" ? policy.tokenize(item, addSpecialTokens) : item)));
 }
 
 /** vLLM's context-length checks (serving_engine `_validate_input`), with its messages. */
@@ -123,7 +123,7 @@ export async function createCompletion(
   request: CompletionRequest,
 ): Promise<CompletionResponse> {
   rejectUnsupported(body);
-  const prompts = await promptTokenIds(policy, request.prompt);
+  const prompts = await promptTokenIds(policy, request.prompt, request.add_special_tokens);
   for (const tokens of prompts) {
     checkContextLength(tokens.length, request.max_tokens, policy.maxSequenceTokens);
     // vLLM's check of prompt token ids (v1 processor).

@@ -46,6 +46,8 @@ export const completionRequest = z.looseObject({
   top_k: z.number().int().min(-1).nullish(),
   logprobs: z.number().int().min(0).max(20).nullish(),
   return_token_ids: z.boolean().nullish(),
+  /** A text prompt is tokenized with the tokenizer's special tokens (BOS, ...) unless false, as in vLLM. */
+  add_special_tokens: z.boolean().default(true),
 });
 export type CompletionRequest = z.infer<typeof completionRequest>;
 
@@ -87,6 +89,11 @@ export const tokenizeChatRequest = z.looseObject({
   messages: z.array(chatMessage).min(1),
   add_generation_prompt: z.boolean().default(true),
   return_token_strs: z.boolean().nullish(),
+});
+
+export const detokenizeRequest = z.looseObject({
+  model: z.string().nullish(),
+  tokens: z.array(tokenId),
 });
 
 export const poolingRequest = z.looseObject({

@@ -5,6 +5,7 @@
  * the server shuts down past its grace period; a stopped search releases all its branches.
  */
 import PQueue from "p-queue";
+import { GradingError } from "../../datasets/answer/grader.js";
 import { InputError } from "../errors.js";
 import { ComputeMeter } from "../meter.js";
 import type { Policy, StepVerifier } from "../policy.js";
@@ -119,6 +120,8 @@ export class SearchRunner {
       if (request.signal.aborted) throw new ApiError(499, "ClientClosedRequest", "the client disconnected");
       if (this.shutdown.signal.aborted) throw new ApiError(503, "ServiceUnavailableError", "the server is shutting down and stopped this search");
       if (error instanceof InputError) throw badRequest(error.message);
+      // A vote whose comparison did not finish (30 s, three tries) would otherwise split equal answers: a load problem, worth a retry.
+      if (error instanceof GradingError) throw new ApiError(503, "ServiceUnavailableError", `${error.message}; the server is overloaded, try again`);
       throw error;
     } finally {
       running();

@@ -20,7 +20,7 @@ import type { SolveResult } from "../solve.js";
 import { createCompletion } from "./completions.js";
 import { ServerMetrics } from "./metrics.js";
 import { PrefixCache, type PrefixCacheLimits } from "./prefix-cache.js";
-import { ApiError, badRequest, completionRequest, errorBody, poolingRequest, tokenizeChatRequest, tokenizeCompletionRequest, unknownModel } from "./protocol.js";
+import { ApiError, badRequest, completionRequest, detokenizeRequest, errorBody, poolingRequest, tokenizeChatRequest, tokenizeCompletionRequest, unknownModel } from "./protocol.js";
 import {
   answerOf,
   chatRequest,
@@ -328,6 +328,15 @@ export function buildServer(options: ServeOptions): BuiltServer {
     const isChat = typeof request.body === "object" && request.body !== null && "messages" in request.body;
     const tokens = isChat ? await tokenizeChat(parseBody(tokenizeChatRequest, request.body)) : await tokenizeText(parseBody(tokenizeCompletionRequest, request.body));
     return { count: tokens.length, max_model_len: hostedPolicy().maxSequenceTokens, tokens, token_strs: null };
+  });
+
+  /** vLLM's /detokenize: the text of token ids, special tokens written out. */
+  app.post("/detokenize", async (request) => {
+    const body = parseBody(detokenizeRequest, request.body);
+    modelFor(body.model, "policy");
+    const largest = Math.max(-1, ...body.tokens);
+    if (largest > hostedPolicy().maxTokenId) throw badRequest(`Token id ${largest} is out of vocabulary`);
+    return { prompt: await hostedPolicy().detokenize(body.tokens) };
   });
 
   const tokenizeText = (body: z.infer<typeof tokenizeCompletionRequest>): Promise<number[]> => {
