@@ -18,6 +18,8 @@ export interface ModelSpend {
   flops?: number;
   routing?: RoutingCount;
   loops?: number;
+  /** A recursive policy's state copies for these generated tokens (one per token and skipped loop). */
+  copies?: number;
 }
 
 export interface ComputeReport {
@@ -44,9 +46,10 @@ export interface ComputeReport {
   wallMs: number;
   /**
    * Only when a recursive policy generated tokens: its generated tokens, the loops of the shared block
-   * run for them, and the mean loops per token (below the loop count when tokens exit early).
+   * run for them, and the mean loops per token (below the loop count when tokens exit early); the
+   * state copies made for the loops exited tokens skipped, and copies per token (0 without the copy).
    */
-  loops?: { tokens: number; run: number; perToken: number };
+  loops?: { tokens: number; run: number; perToken: number; copies: number; copiesPerToken: number };
 }
 
 export class ComputeMeter {
@@ -61,6 +64,7 @@ export class ComputeMeter {
   /** Generated tokens of recursive policies, and the loops run for them. */
   loopedTokens = 0;
   loopsRun = 0;
+  loopCopies = 0;
   private readonly routing = new Map<string, { routed: number; tokens: number }>();
   private readonly started = performance.now();
 
@@ -80,6 +84,7 @@ export class ComputeMeter {
     if (spent.loops !== undefined) {
       this.loopedTokens += tokens;
       this.loopsRun += spent.loops;
+      this.loopCopies += spent.copies ?? 0;
     }
     this.countSpend(tokens, parameters, spent);
   }
@@ -121,7 +126,17 @@ export class ComputeMeter {
         ? { routing: Object.fromEntries([...this.routing].map(([block, { routed, tokens }]) => [block, { routed, tokens, share: tokens === 0 ? 0 : routed / tokens }])) }
         : {}),
       wallMs: Math.round(performance.now() - this.started),
-      ...(this.loopedTokens > 0 ? { loops: { tokens: this.loopedTokens, run: this.loopsRun, perToken: this.loopsRun / this.loopedTokens } } : {}),
+      ...(this.loopedTokens > 0
+        ? {
+            loops: {
+              tokens: this.loopedTokens,
+              run: this.loopsRun,
+              perToken: this.loopsRun / this.loopedTokens,
+              copies: this.loopCopies,
+              copiesPerToken: this.loopCopies / this.loopedTokens,
+            },
+          }
+        : {}),
     };
   }
 }

@@ -60,6 +60,11 @@ export interface StepResult {
    * tokens (fewer than tokens x loops when tokens exit early); the meter reports loops per token.
    */
   loops?: number;
+  /**
+   * Recursive models with the state copy: skipped loops whose state was updated from an exited
+   * token's hidden state, summed over the step's tokens (counted in `flops`; reported per token).
+   */
+  copies?: number;
 }
 
 /** Per routed block (by block index): tokens that went through it, out of the tokens that reached its router. */

@@ -1,6 +1,7 @@
-// The embedded recursive model (models/recursive): exits off and early exit reproduce the PyTorch
-// decoding of golden.json, depth-wise batching gives the same tokens as decoding each branch alone,
-// the meter counts the loops really run, and bad options are refused with clear errors.
+// The embedded recursive model (models/recursive): exits off and early exit with the state copy
+// reproduce the PyTorch decoding of golden.json, depth-wise batching gives the same tokens as decoding
+// each branch alone, the meter counts the loops really run and the state copies, and bad options are
+// refused with clear errors.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -21,10 +22,12 @@ const Golden = z.object({
   exit_threshold: z.number(),
   exit_greedy_ids: z.array(z.number().int()),
   exit_token_loops: z.array(z.number().int()),
+  exit_token_copies: z.array(z.number().int()),
+  exit_nocopy_greedy_ids: z.array(z.number().int()),
 });
 const golden = Golden.parse(JSON.parse(readFileSync(join(resolveModel("recursive"), "golden.json"), "utf8")));
 const config = JSON.parse(readFileSync(join(resolveModel("recursive"), "config.json"), "utf8")) as {
-  recursion: { loops: number; exit: { default_threshold: number }; flops_per_loop_token: number };
+  recursion: { loops: number; exit: { default_threshold: number; skipped: string }; flops_per_loop_token: number; flops_per_copy_token: number };
 };
 const EOS = 2;
 
@@ -64,22 +67,28 @@ describe("the recursive model", () => {
     expect(policy("depth").recursion).toEqual({
       loops: config.recursion.loops,
       flopsPerLoopToken: config.recursion.flops_per_loop_token,
+      skipped: "copy",
+      flopsPerCopyToken: config.recursion.flops_per_copy_token,
       exitThreshold: config.recursion.exit.default_threshold,
       depthBatching: true,
     });
     expect(policy("off").recursion?.exitThreshold).toBeNull();
     expect(policy("flat").recursion?.depthBatching).toBe(false);
     expect(golden.exit_threshold).toBe(config.recursion.exit.default_threshold);
+    expect(config.recursion.exit.skipped).toBe("copy");
+    // A state copy computes only what writes state: far cheaper than a loop.
+    expect(config.recursion.flops_per_copy_token).toBeLessThan(config.recursion.flops_per_loop_token / 4);
   });
 
   it("decodes the golden prompt greedily with exits off to PyTorch's tokens, every token through every loop", async () => {
     const result = await greedyGolden(policy("off"));
     expect(result.tokenIds).toEqual(upToEos(golden.greedy_ids));
     expect(result.loops).toBe(result.tokens * config.recursion.loops);
+    expect(result.copies).toBe(0);
     expect(result.runs).toBe(result.tokenIds.at(-1) === EOS ? result.tokens - 1 : result.tokens);
   });
 
-  it.each(["depth", "flat"])("decodes the golden prompt greedily with early exit (%s) to PyTorch's early-exit tokens and loops", async (name) => {
+  it.each(["depth", "flat"])("decodes the golden prompt greedily with early exit and the state copy (%s) to PyTorch's tokens, loops and copies", async (name) => {
     const result = await greedyGolden(policy(name));
     const want = upToEos(golden.exit_greedy_ids);
     expect(result.tokenIds).toEqual(want);
@@ -87,10 +96,15 @@ describe("the recursive model", () => {
     expect(result.loops).toBe(loops);
     // Exits happened and so did full-depth tokens, or the check would not tell the modes apart.
     expect(loops).toBeLessThan(want.length * config.recursion.loops);
+    // One copy per fed token (<eos> is not fed) and loop it skipped.
+    const fed = want.at(-1) === EOS ? want.length - 1 : want.length;
+    const copies = golden.exit_token_copies.slice(0, fed).reduce((a, b) => a + b, 0);
+    expect(copies).toBeGreaterThan(0);
+    expect(result.copies).toBe(copies);
   });
 
-  it("early exit changes the decoding (the golden files differ), so the comparison above can fail", () => {
-    expect(golden.exit_greedy_ids).not.toEqual(golden.greedy_ids);
+  it("the state copy changes the decoding (PyTorch without it gives other tokens), so the comparison above can fail", () => {
+    expect(golden.exit_nocopy_greedy_ids).not.toEqual(golden.exit_greedy_ids);
   });
 
   /** Several steps over all branches together, then each branch alone from the same prompt, with the same seeds. */
@@ -115,6 +129,7 @@ describe("the recursive model", () => {
         expect(single?.tokenIds, `${problem} step ${step}`).toEqual(expected.tokenIds);
         expect(single?.logprobs).toEqual(expected.logprobs);
         expect(single?.loops).toBe(expected.loops);
+        expect(single?.copies).toBe(expected.copies);
       }
       branch.release();
     }
@@ -129,6 +144,7 @@ describe("the recursive model", () => {
     // Some tokens exited early and some did not: the runs mixed rows at both loops.
     expect(loops).toBeGreaterThan(tokens);
     expect(loops).toBeLessThan(2 * tokens);
+    expect(results.reduce((sum, r) => sum + (r.copies ?? 0), 0)).toBeGreaterThan(0);
   });
 
   it.each([0, 1])("gives the same tokens with and without depth-wise batching (temperature %s)", async (temperature) => {
@@ -165,10 +181,10 @@ describe("the recursive model", () => {
     // The spend a recursive policy reports (OnnxPolicy.spent): a prefill runs every loop, a step its loops.
     const meter = new ComputeMeter();
     meter.countPrefill(10, 5, { flops: 10 * 2 * 1000 });
-    meter.countGenerated(8, 5, { flops: 12 * 1000, loops: 12 });
+    meter.countGenerated(8, 5, { flops: 12 * 1000 + 4 * 100, loops: 12, copies: 4 });
     const report = meter.report();
-    expect(report.flops).toBe(10 * 2 * 1000 + 12 * 1000);
-    expect(report.loops).toEqual({ tokens: 8, run: 12, perToken: 1.5 });
+    expect(report.flops).toBe(10 * 2 * 1000 + 12 * 1000 + 4 * 100);
+    expect(report.loops).toEqual({ tokens: 8, run: 12, perToken: 1.5, copies: 4, copiesPerToken: 0.5 });
     const plain = new ComputeMeter();
     plain.countGenerated(8, 5);
     expect(plain.report().flops).toBe(80);
@@ -177,15 +193,20 @@ describe("the recursive model", () => {
 
   it("a search on the recursive policy counts the loops really run: FLOPs and mean loops per token", async () => {
     const perLoop = config.recursion.flops_per_loop_token;
+    const perCopy = config.recursion.flops_per_copy_token;
     const run = (name: string) =>
       solve("Compute 12 * 7 + 3.", { strategy: "best-of-n", budget: 4, policy: policy(name), params: { select: "majority" }, limits: { maxSteps: 2, maxStepTokens: 24 } });
     const exits = (await run("depth")).compute;
     const off = (await run("off")).compute;
     for (const compute of [exits, off]) {
       expect(compute.loops?.tokens).toBe(compute.generatedTokens);
-      expect(compute.flops).toBe((compute.prefilledTokens * 2 + (compute.loops?.run ?? NaN)) * perLoop);
+      expect(compute.flops).toBe((compute.prefilledTokens * 2 + (compute.loops?.run ?? NaN)) * perLoop + (compute.loops?.copies ?? NaN) * perCopy);
     }
     expect(off.loops?.perToken).toBe(2);
+    expect(off.loops?.copies).toBe(0);
+    expect(exits.loops?.copies).toBeGreaterThan(0);
+    // At most one copy per generated token with two loops (a token that exits after loop 0 skips loop 1).
+    expect(exits.loops?.copies).toBeLessThanOrEqual(exits.loops?.tokens ?? NaN);
     expect(exits.loops?.perToken).toBeGreaterThan(1);
     expect(exits.loops?.perToken).toBeLessThan(2);
   });

@@ -1,7 +1,7 @@
 """Export the relaxed recursive model (recursive.py) to models/recursive/: three ONNX graphs, config.json,
 tokenizer.json and golden.json; check every graph against PyTorch through onnxruntime-node.
 
-    OMP_NUM_THREADS=1 /usr/bin/python3 models/train/export_recursive.py --checkpoint recursive --threshold 0.9
+    OMP_NUM_THREADS=1 /usr/bin/python3 models/train/export_recursive.py --checkpoint recursive2 --threshold 0.9
 
 Graphs (state names carry the loop, then the block index within the shared group):
   prefill.onnx  input_ids, position_ids [B, T] -> logits of the last loop [B, T, V] + every loop's state
@@ -11,10 +11,14 @@ Graphs (state names carry the loop, then the block index within the shared group
                 row's own loop -> hidden_out [B, 1, D], logits [B, 1, V] (the exit head at the row's
                 loop) + that loop's new state. A row at loop 0 embeds input_ids; a row at a later loop
                 takes `hidden` (the previous loop's hidden_out), so one run serves rows at any loop.
+  copy.onnx     hidden [B, 1, D] (a token's hidden_out at the loop it exited after), loop [B] (a loop it
+                skipped), position_ids [B, 1] + that loop's state -> that loop's new state: the state copy
+                (RecursiveLM.copy_state), only the state-writing parts of each block (recurrent: x_in,
+                conv, gates, RG-LRU step; attention: k, v and the window append), every block fed the
+                exit hidden state.
 """
 import argparse
 import hashlib
-import inspect
 import json
 import os
 import shutil
@@ -28,8 +32,8 @@ import torch.nn as nn
 from data import PROMPT_FORMAT, STEP_DELIMITER, TOK, policy_prompt
 from export import (GOLDEN_PROMPT, GOLDEN_TOKENS, MODELS, OPSET, TOLERANCE, declare_shapes, ort_check,
                     tensor_case, tokenizer_info, write_json)
-from model import RecurrentMix
-from recursive import LoopLinear, generate_exit, load_recursive, unique_params
+from model import RecurrentMix, rope
+from recursive import LoopLinear, LoopLocalAttention, generate_exit, load_recursive, unique_params
 
 OUT = os.path.join(MODELS, "recursive")
 
@@ -172,6 +176,37 @@ class Decode(nn.Module):
         return (self.m.exit_logits(x, loop), *new)
 
 
+def copy_block(blk, h, pos, loop, state):
+    """The state `blk.mix.step(blk.norm1(h, loop), pos, loop, state)` writes, computing only what writes it
+    (RecursiveLM.copy_state without the gate, query, attention, output and MLP it throws away)."""
+    x, mix = blk.norm1(h, loop), blk.mix
+    if isinstance(mix, LoopLocalAttention):
+        pk, pv, slots = state
+        B = x.shape[0]
+        k = rope(mix.k(x, loop).view(B, 1, mix.kvh, mix.hd).transpose(1, 2), pos.float(), mix.inv_freq)
+        v = mix.v(x, loop).view(B, 1, mix.kvh, mix.hd).transpose(1, 2)
+        return (torch.cat([pk[:, :, 1:], k], dim=2), torch.cat([pv[:, :, 1:], v], dim=2),
+                torch.cat([slots[:, 1:], pos.float()], dim=1))
+    conv_state, hr = state
+    window = torch.cat([conv_state, mix.x_in(x, loop)], dim=1)
+    conv = mix.conv_b[loop].unsqueeze(1) + (window * mix.conv_w[loop]).sum(1, keepdim=True)
+    a, b = mix.gates(conv, loop)
+    return (window[:, 1:], a[:, 0] * hr + b[:, 0])
+
+
+class Copy(nn.Module):
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, hidden, loop, position_ids, *past):
+        rows_at_loops(self.m.cfg, loop)
+        new = []
+        for blk, s in zip(self.m.group, nest(self.m.cfg, list(past))):
+            new += list(copy_block(blk, hidden, position_ids, loop, s))
+        return tuple(new)
+
+
 class Loop(nn.Module):
     def __init__(self, m):
         super().__init__()
@@ -193,6 +228,9 @@ def graph_io(cfg, graph):
     elif graph == "decode":
         ins = [("input_ids", ["batch", 1]), ("position_ids", ["batch", 1])] + [(p, s) for p, _, s in all_state(cfg)]
         outs = [("logits", ["batch", 1, V])] + [(q, s) for _, q, s in all_state(cfg)]
+    elif graph == "copy":
+        ins = [("hidden", ["batch", 1, D]), ("loop", ["batch"]), ("position_ids", ["batch", 1])] + [(p, s) for p, _, s in loop_state(cfg)]
+        outs = [(q, s) for _, q, s in loop_state(cfg)]
     else:
         ins = [("input_ids", ["batch", 1]), ("hidden", ["batch", 1, D]), ("loop", ["batch"]),
                ("position_ids", ["batch", 1])] + [(p, s) for p, _, s in loop_state(cfg)]
@@ -248,14 +286,15 @@ def golden_prompt():
 
 
 @torch.no_grad()
-def greedy_exit(m, threshold, n=GOLDEN_TOKENS):
-    """generate_exit's algorithm for the golden prompt, one row, greedy, decoding on past <eos>:
-    the token ids, the loops each token's logits came from, and the loops run."""
+def greedy_exit(m, threshold, n=GOLDEN_TOKENS, copy=True):
+    """generate_exit's algorithm (skipped="copy") for the golden prompt, one row, greedy, decoding on past
+    <eos>: the token ids, the loops each token's logits came from, and the state copies after each token.
+    copy=False: skipped loops keep their state (skipped="none"), for comparison."""
     prompt = golden_prompt()
     L = m.cfg["loops"]
     logits, states = m(torch.tensor([prompt]), torch.arange(len(prompt)).unsqueeze(0))
     last, loops = logits[-1][:, -1], L
-    out, from_loop = [], []
+    out, from_loop, copies = [], [], []
     for t in range(n):
         nxt = last.argmax(-1, keepdim=True)
         out.append(int(nxt))
@@ -267,8 +306,12 @@ def greedy_exit(m, threshold, n=GOLDEN_TOKENS):
             x, lg, states[l] = m.loop_step(x, p, loop, states[l])
             if l == L - 1 or (threshold is not None and torch.softmax(lg[:, 0], -1).max() >= threshold):
                 last, loops = lg[:, 0], l + 1
+                # The state copy: every loop the token skips updates its state from its exit hidden state.
+                for later in range(l + 1, L) if copy else ():
+                    states[later] = m.copy_state(x, p, torch.full((1,), later, dtype=torch.long), states[later])
+                copies.append(L - 1 - l if copy else 0)
                 break
-    return out, from_loop
+    return out, from_loop, copies
 
 
 def cases(m, files):
@@ -314,6 +357,17 @@ def cases(m, files):
                 out.append({"name": f"loop/{tag}/{stag}", "file": files["loop"], "inputs": inputs,
                             "expected": {"hidden_out": lres[0].reshape(-1).tolist(), "logits": lres[1].reshape(-1).tolist(),
                                          **{n: t.reshape(-1).tolist() for n, t in zip(lpresent, lres[2:])}}})
+                # the state copy, checked against RecursiveLM.copy_state (the graph computes only its state parts)
+                want = [flat(m.copy_state(hidden[b:b + 1], npos[b:b + 1], loop[b:b + 1], nest(cfg, [t[b:b + 1] for t in lst])))
+                        for b in range(B)]
+                want = [torch.cat([want[b][k] for b in range(B)]) for k in range(K)]
+                cres = Copy(m)(hidden, loop, npos, *lst)
+                for w, c in zip(want, cres):
+                    assert torch.allclose(w, c, atol=1e-5), "copy_block differs from RecursiveLM.copy_state"
+                inputs = {"hidden": tensor_case(hidden), "loop": tensor_case(loop), "position_ids": tensor_case(npos),
+                          **{n: tensor_case(t) for n, t in zip(lpast, lst)}}
+                out.append({"name": f"copy/{tag}/{stag}", "file": files["copy"], "inputs": inputs,
+                            "expected": {n: t.reshape(-1).tolist() for n, t in zip(lpresent, want)}})
     return out
 
 
@@ -328,6 +382,18 @@ def flops_per_loop_token(m):
     return 2 * (n + m.embed.weight.numel())
 
 
+def flops_per_copy_token(m):
+    """2 x the weights one skipped loop's state copy multiplies a token by: per recurrent block x_in,
+    w_a and w_i, per attention block k and v (shared weight, one loop's LoRA, biases)."""
+    n = 0
+    for blk in m.group:
+        mix = blk.mix
+        for lin in ([mix.k, mix.v] if isinstance(mix, LoopLocalAttention) else [mix.x_in, mix.w_a, mix.w_i]):
+            n += lin.weight.numel() + lin.lora_a[0].numel() + lin.lora_b[0].numel()
+            n += lin.bias[0].numel() if lin.bias is not None else 0
+    return 2 * n
+
+
 def state_bytes(cfg):
     per = 0
     for _, _, s in all_state(cfg):
@@ -340,7 +406,7 @@ def state_bytes(cfg):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--checkpoint", default="recursive")
+    ap.add_argument("--checkpoint", default="recursive2")
     ap.add_argument("--threshold", type=float, default=0.9, help="the shipped (default) exit threshold")
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
@@ -355,7 +421,7 @@ def main():
     with torch.no_grad():
         st = list(Prefill(m)(ids, pos)[1:])
     K = len(block_state(cfg))
-    paths = {g: os.path.join(OUT, f"{g}.onnx") for g in ("prefill", "decode", "loop")}
+    paths = {g: os.path.join(OUT, f"{g}.onnx") for g in ("prefill", "decode", "loop", "copy")}
     loop = torch.tensor([0, 1])
     graphs = {
         "prefill": export_graph(Prefill(m), (ids, pos), cfg, "prefill", paths["prefill"]),
@@ -363,6 +429,9 @@ def main():
         "loop": export_graph(Loop(m), (ids[:, :1], torch.randn(B, 1, cfg["d_model"]), loop, pos[:, :1] + T,
                                        *[torch.stack([st[int(loop[b]) * K + k][b] for b in range(B)]) for k in range(K)]),
                              cfg, "loop", paths["loop"]),
+        "copy": export_graph(Copy(m), (torch.randn(B, 1, cfg["d_model"]), loop, pos[:, :1] + T,
+                                       *[torch.stack([st[int(loop[b]) * K + k][b] for b in range(B)]) for k in range(K)]),
+                             cfg, "copy", paths["copy"]),
     }
     weights = share_weights(list(paths.values()), OUT)
     diffs = ort_check(cases(m, paths))
@@ -374,29 +443,34 @@ def main():
     # Golden: greedy with exits off and at the shipped threshold, cross-checked against generate_exit.
     runs = {}
     for tag, thr in [("off", None), ("exit", args.threshold)]:
-        toks, from_loop = greedy_exit(m, thr)
-        # Skipped loops' state left unchanged ("none"): what the runtime implements. A recursive.py whose
-        # generate_exit offers other choices (`skipped`, and a count of state copies) is asked for this one.
-        extra = {"skipped": "none"} if "skipped" in inspect.signature(generate_exit).parameters else {}
-        res = generate_exit(m, [policy_prompt(GOLDEN_PROMPT)], threshold=thr, max_new=GOLDEN_TOKENS, batch_size=1, **extra)
-        text, loops_run, fed = res[0], res[1], res[-1]
+        toks, from_loop, copies = greedy_exit(m, thr)
+        # Skipped loops get the state copy: what the runtime implements (copy.onnx).
+        text, loops_run, copied, fed = generate_exit(m, [policy_prompt(GOLDEN_PROMPT)], threshold=thr, max_new=GOLDEN_TOKENS,
+                                                     batch_size=1, skipped="copy")
         upto = toks[:toks.index(TOK.eos_id)] if TOK.eos_id in toks else toks
         assert TOK.decode(upto) == text[0], (tag, TOK.decode(upto), text[0])
-        runs[tag] = (toks, from_loop, loops_run, fed)
+        if TOK.eos_id not in toks:
+            assert sum(copies) == copied, (tag, sum(copies), copied)
+        runs[tag] = (toks, from_loop, loops_run, fed, copies)
     off, ex = runs["off"], runs["exit"]
+    nocopy = greedy_exit(m, args.threshold, copy=False)[0]
     golden = {
         "prompt": GOLDEN_PROMPT, "prompt_text": "<bos>" + policy_prompt(GOLDEN_PROMPT), "prompt_ids": golden_prompt(),
         "greedy_ids": off[0], "greedy_text": TOK.decode(off[0]),
         "exit_threshold": args.threshold, "exit_greedy_ids": ex[0], "exit_greedy_text": TOK.decode(ex[0]),
         "exit_token_loops": ex[1],
+        "exit_token_copies": ex[4],
+        "exit_nocopy_greedy_ids": nocopy, "exit_nocopy_greedy_text": TOK.decode(nocopy),
         "exit_mean_loops_per_token": sum(ex[1]) / len(ex[1]),
         "exit_mean_loops_per_fed_token": ex[2] / max(ex[3], 1),
         "note": (f"{GOLDEN_TOKENS} greedy tokens (argmax) after prefill, decoding on past <eos> if it appears, by "
                  "recursive.py's early-exit decoding (generate_exit's algorithm): greedy_ids with every loop run, "
                  "exit_greedy_ids with a token leaving after the first loop whose exit head's max softmax probability "
                  "reaches exit_threshold; exit_token_loops[i] = loops run to produce token i's logits (the first "
-                 "token comes from the prefill, which runs every loop); exit_mean_loops_per_fed_token is "
-                 "generate_exit's loops run / tokens fed up to <eos>"),
+                 "token comes from the prefill, which runs every loop); exit_token_copies[i] = state copies made "
+                 "after token i was fed (the loops it skipped; generate_exit's skipped='copy'); exit_nocopy_greedy_ids: "
+                 "the same early exit with skipped loops keeping their state (no copy), for comparison; "
+                 "exit_mean_loops_per_fed_token is generate_exit's loops run / tokens fed up to <eos>"),
     }
     write_json(os.path.join(OUT, "golden.json"), golden)
     n_rec = unique_params(m)
@@ -420,19 +494,27 @@ def main():
         "state_layout": ("per loop l and block b of the group: conv.{l}.{b} = last conv_width-1 inputs of the Conv1D; "
                          "recurrent.{l}.{b} = RG-LRU state; key/value.{l}.{b} = the last `window` keys/values this loop "
                          "saw, with positions.{l}.{b} the position of each slot (-1 = empty). A token that exits after "
-                         "loop l leaves every later loop's state unchanged (no conv input, no recurrence step, no "
-                         "attention slot); attention masks slots that are empty or `window` or more positions back"),
+                         "loop l updates every later loop's state by the state copy (copy.onnx: each block of that "
+                         "loop writes its conv input, recurrence step and attention slot from the exit hidden state); "
+                         "attention masks slots that are empty or `window` or more positions back"),
         "recursion": {
             "loops": cfg["loops"], "lora_rank": cfg["lora_rank"], "hidden_size": cfg["d_model"],
             "loop_graph": "loop",
+            "copy_graph": "copy",
             "loop_state": [{"past": p, "present": q, "shape": s, "dtype": "float32"} for p, q, s in loop_state(cfg)],
             "loop_state_order": "state entry l * len(loop_state) + k is loop l's tensor k",
             "exit": {"confidence": "max softmax probability (temperature 1) of the exit head's logits after a loop",
                      "rule": "a token leaves after the first loop whose confidence >= threshold; the last loop always ends it",
-                     "default_threshold": args.threshold},
+                     "default_threshold": args.threshold,
+                     "skipped": "copy",
+                     "skipped_note": ("a token that exits after loop l runs copy.onnx for every later loop: that loop's "
+                                      "state updated from the token's hidden_out at loop l (the state copy of Bae et al.)")},
             "flops_per_loop_token": flops_per_loop_token(m),
+            "flops_per_copy_token": flops_per_copy_token(m),
             "flops_note": "2 x (shared group matrices + one loop's LoRA and biases + the exit head's tied embedding) "
-                          "per token per loop run; attention scores and elementwise ops not counted",
+                          "per token per loop run; a state copy: 2 x (recurrent blocks' x_in, w_a, w_i + attention "
+                          "blocks' k, v, with one loop's LoRA and biases) per token per skipped loop; attention "
+                          "scores and elementwise ops not counted",
         },
         "max_prefill_tokens": 2 ** RecurrentMix.MAX_DOUBLINGS,
         "graphs": graphs,
@@ -444,7 +526,8 @@ def main():
     }
     write_json(os.path.join(OUT, "config.json"), config)
     print(f"{OUT}: {n_rec} unique parameters ({n_src} in the source), golden off {TOK.decode(off[0])!r}, "
-          f"exit@{args.threshold} {TOK.decode(ex[0])!r} mean loops {golden['exit_mean_loops_per_token']:.3f}")
+          f"exit@{args.threshold} {TOK.decode(ex[0])!r} mean loops {golden['exit_mean_loops_per_token']:.3f}, "
+          f"copies {sum(ex[4])} over {len(ex[4])} tokens")
 
 
 if __name__ == "__main__":

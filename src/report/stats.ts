@@ -45,6 +45,8 @@ export interface Cell extends AccuracyStats {
   meanWallMs: number;
   /** Recursive policies only: loops of the shared block run per generated token, over the items that report them. */
   loopsPerToken?: number;
+  /** Recursive policies with the state copy: state copies (one per exited token and skipped loop) per generated token. */
+  copiesPerToken?: number;
 }
 
 /** Loops run per generated token over the items of a recursive policy (compute.loops); undefined when none has them. */
@@ -52,6 +54,13 @@ function loopsPerToken(items: readonly BenchResult[]): number | undefined {
   const looped = items.flatMap((item) => (item.compute?.loops ? [item.compute.loops] : []));
   const tokens = looped.reduce((sum, loops) => sum + loops.tokens, 0);
   return tokens > 0 ? looped.reduce((sum, loops) => sum + loops.run, 0) / tokens : undefined;
+}
+
+/** State copies per generated token over the items that report them (compute.loops.copies); undefined when none does. */
+function copiesPerToken(items: readonly BenchResult[]): number | undefined {
+  const copied = items.flatMap((item) => (item.compute?.loops?.copies !== undefined ? [item.compute.loops] : []));
+  const tokens = copied.reduce((sum, loops) => sum + loops.tokens, 0);
+  return tokens > 0 ? copied.reduce((sum, loops) => sum + (loops.copies ?? 0), 0) / tokens : undefined;
 }
 
 /** One (strategy, budget, level or predicted-difficulty bin). */
@@ -246,6 +255,7 @@ export function summarize(results: readonly BenchResult[], options: BootstrapOpt
         meanFlops: items.some((item) => item.compute?.flops === null) ? null : meanPerProblem(items, (item) => item.compute?.flops ?? null),
         meanWallMs: meanPerProblem(items, (item) => item.ms) as number,
         ...(loopsPerToken(items) !== undefined ? { loopsPerToken: loopsPerToken(items) } : {}),
+        ...(copiesPerToken(items) !== undefined ? { copiesPerToken: copiesPerToken(items) } : {}),
       });
     }
   }

@@ -57,10 +57,15 @@ function summaryTable(summary: Summary): Table {
     ]),
   };
   if (!loops) return table;
+  const copies = summary.cells.some((cell) => cell.copiesPerToken !== undefined);
   return {
-    header: [...table.header, "loops / token"],
-    numeric: [...table.numeric, true],
-    rows: table.rows.map((row, i) => [...row, summary.cells[i]?.loopsPerToken?.toFixed(2) ?? "–"]),
+    header: [...table.header, "loops / token", ...(copies ? ["copies / token"] : [])],
+    numeric: [...table.numeric, true, ...(copies ? [true] : [])],
+    rows: table.rows.map((row, i) => [
+      ...row,
+      summary.cells[i]?.loopsPerToken?.toFixed(2) ?? "–",
+      ...(copies ? [summary.cells[i]?.copiesPerToken?.toFixed(2) ?? "–"] : []),
+    ]),
   };
 }
 

@@ -65,6 +65,11 @@ export interface ExtendResult {
    * first token after a prefill counts every loop). Absent for other models.
    */
   loops?: number;
+  /**
+   * Recursive models with the state copy: loops whose state was updated by the copy for this step's
+   * tokens that exited early (one per token and skipped loop). Absent for other models.
+   */
+  copies?: number;
   /** Mixture-of-Depths models: of this step's `runs` tokens, how many went through each routed block (in `routedBlocks` order). */
   routedTokens?: number[];
 }
@@ -91,6 +96,8 @@ export interface ExtendItem {
   top: TokenLogprob[][];
   runs: number;
   loops: number;
+  /** State copies made for this step's tokens (recursive models with the state copy). */
+  copies: number;
   /** Mixture-of-Depths models: of the tokens fed, how many went through each routed block. */
   routed: number[] | undefined;
   stop: StopReason | null;
@@ -229,6 +236,7 @@ export class DecoderEngine {
         top: [],
         runs: 0,
         loops: 0,
+        copies: 0,
         routed: this.graphs.routedBlocks?.map(() => 0),
         stop: null,
         stopString: null,
@@ -280,7 +288,7 @@ export class DecoderEngine {
         ? { tokenLogprobs: item.tokens.map((token, i) => ({ text: this.tokenText(token), top: item.top[i] as TokenLogprob[] })) }
         : {}),
       runs: item.runs,
-      ...(this.settings.loops !== undefined ? { loops: item.loops } : {}),
+      ...(this.settings.loops !== undefined ? { loops: item.loops, copies: item.copies } : {}),
       ...(item.routed ? { routedTokens: item.routed } : {}),
     }));
   }

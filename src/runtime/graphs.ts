@@ -198,6 +198,18 @@ export interface LoopRow {
   position: number;
 }
 
+/** One row of a run of the state-copy graph: a skipped loop's state updated from a token's exit hidden state. */
+export interface CopyRow {
+  /** The token's hidden state after the loop it exited at. */
+  hidden: Float32Array;
+  /** The skipped loop whose state is copied into. */
+  loop: number;
+  /** That loop's state (one tensor per loop layout). */
+  state: readonly Float32Array[];
+  /** The token's position. */
+  position: number;
+}
+
 export interface LoopOutput {
   hidden: Float32Array[];
   /** The exit head's logits after the row's loop. */
@@ -214,6 +226,8 @@ export interface LoopOutput {
 export class LoopGraph {
   private constructor(
     private readonly session: ort.InferenceSession,
+    /** The state-copy graph (copy.onnx), when the model has the state copy. */
+    private readonly copySession: ort.InferenceSession | null,
     /** Layouts of one loop's state (all fixed-size). */
     readonly layouts: StateLayout[],
     readonly loops: number,
@@ -229,7 +243,37 @@ export class LoopGraph {
     const layouts = recursion.loop_state.map(layoutOf);
     const growing = layouts.find((layout) => layout.growAxis !== null);
     if (growing) throw new InputError(`${path}: loop state ${growing.past} grows with the sequence; the recursive runtime needs fixed-size state`);
-    return new LoopGraph(session, layouts, recursion.loops, recursion.hidden_size);
+    let copySession: ort.InferenceSession | null = null;
+    if (recursion.exit.skipped === "copy" && graphs.copy) {
+      const copyPath = join(dir, graphs.copy.file);
+      copySession = (await openSession(copyPath, settings)).session;
+      checkGraphNames(graphs.copy, copySession, copyPath);
+    }
+    return new LoopGraph(session, copySession, layouts, recursion.loops, recursion.hidden_size);
+  }
+
+  /** Whether an exited token's skipped loops get the state copy (`copy`). */
+  get copies(): boolean {
+    return this.copySession !== null;
+  }
+
+  /** The state copy for a batch of rows, each a skipped loop of an exited token: each row's loop's new state. */
+  async copy(rows: readonly CopyRow[]): Promise<Float32Array[][]> {
+    if (!this.copySession) throw new Error("this recursive model has no state-copy graph");
+    const B = rows.length;
+    const D = this.hiddenSize;
+    const hidden = new Float32Array(B * D);
+    rows.forEach((row, b) => hidden.set(row.hidden, b * D));
+    const feeds: Record<string, ort.Tensor> = {
+      hidden: new ort.Tensor("float32", hidden, [B, 1, D]),
+      loop: int64(rows.map((row) => row.loop), [B]),
+      position_ids: int64(rows.map((row) => row.position), [B, 1]),
+    };
+    this.layouts.forEach((layout, k) => {
+      feeds[layout.past] = new ort.Tensor("float32", batchState(layout, rows.map((row) => row.state[k] as Float32Array), [], 0), [B, ...layout.dims]);
+    });
+    const outputs = await this.copySession.run(feeds);
+    return rows.map((_, b) => this.layouts.map((layout) => unbatchState(layout, (outputs[layout.present] as ort.Tensor).data as Float32Array, b, 0, 0)));
   }
 
   async run(rows: readonly LoopRow[]): Promise<LoopOutput> {
@@ -262,5 +306,6 @@ export class LoopGraph {
 
   async release() {
     await this.session.release();
+    await this.copySession?.release();
   }
 }

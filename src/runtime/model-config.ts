@@ -22,8 +22,16 @@ export const recursionConfig = z.looseObject({
   loop_graph: z.literal("loop"),
   /** The one-loop graph's state: entry k of loop l is config.state[l * loop_state.length + k]. */
   loop_state: z.array(stateSpec).min(1),
-  exit: z.looseObject({ default_threshold: z.number().gt(0).lte(1) }),
+  /**
+   * What a token that exits after loop l leaves in the later loops' state: nothing ("none", older
+   * exports), or the state copy ("copy": copy_graph updates each later loop's state from the token's
+   * hidden state at its exit).
+   */
+  exit: z.looseObject({ default_threshold: z.number().gt(0).lte(1), skipped: z.enum(["none", "copy"]).optional() }),
+  copy_graph: z.literal("copy").optional(),
   flops_per_loop_token: z.number().positive(),
+  /** FLOPs of one state copy (one skipped loop) for one token. */
+  flops_per_copy_token: z.number().positive().optional(),
 });
 export type RecursionConfig = z.infer<typeof recursionConfig>;
 
@@ -36,7 +44,7 @@ export const embeddedDecoderConfig = z.looseObject({
   pad_token_id: z.number().int(),
   prompt_format: z.looseObject({ policy: z.string(), revision: z.string().optional() }),
   state: z.array(stateSpec),
-  graphs: z.object({ prefill: graphSpec, decode: graphSpec, loop: graphSpec.optional() }),
+  graphs: z.object({ prefill: graphSpec, decode: graphSpec, loop: graphSpec.optional(), copy: graphSpec.optional() }),
   max_prefill_tokens: z.number().int().positive().optional(),
   /** Recursive models only. */
   recursion: recursionConfig.optional(),
@@ -161,6 +169,9 @@ export function readModelDirectory(dir: string): ModelDirectory {
     const config = parse(embeddedDecoderConfig, raw, configPath);
     if (config.recursion) {
       if (!config.graphs.loop) throw new InputError(`${configPath}: a recursive model (recursion) needs graphs.loop`);
+      if (config.recursion.exit.skipped === "copy" && (!config.graphs.copy || config.recursion.flops_per_copy_token === undefined)) {
+        throw new InputError(`${configPath}: a recursive model with the state copy (recursion.exit.skipped "copy") needs graphs.copy and recursion.flops_per_copy_token`);
+      }
       const { loops, loop_state: loopState } = config.recursion;
       if (config.state.length !== loops * loopState.length) {
         throw new InputError(`${configPath}: state has ${config.state.length} tensors, expected loops x loop_state = ${loops} x ${loopState.length}`);
@@ -176,8 +187,8 @@ export function readModelDirectory(dir: string): ModelDirectory {
 
 /** An embedded decoder's graph files and its shared weights file, if any. */
 function decoderFiles(config: EmbeddedDecoderConfig): string[] {
-  const { prefill, decode, loop } = config.graphs;
-  return [prefill.file, decode.file, ...(loop ? [loop.file] : []), ...(config.weights ? [config.weights.file] : [])];
+  const { prefill, decode, loop, copy } = config.graphs;
+  return [prefill.file, decode.file, ...(loop ? [loop.file] : []), ...(copy ? [copy.file] : []), ...(config.weights ? [config.weights.file] : [])];
 }
 
 /** The files a model is loaded from: config, tokenizer files and graphs (with external weight data). */

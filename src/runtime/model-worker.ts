@@ -38,6 +38,13 @@ export interface RecursionInfo {
   loops: number;
   /** FLOPs of one loop for one token (config.json recursion.flops_per_loop_token). */
   flopsPerLoopToken: number;
+  /**
+   * What an exited token leaves in the loops it skipped: the state copy ("copy", copy.onnx) or
+   * nothing ("none", older exports); config.json recursion.exit.skipped.
+   */
+  skipped: "none" | "copy";
+  /** FLOPs of one state copy (one skipped loop) for one token; 0 without the copy. */
+  flopsPerCopyToken: number;
   /** null: exits off. */
   exitThreshold: number | null;
   depthBatching: boolean;
@@ -156,6 +163,8 @@ async function load(params: LoadParams): Promise<ModelInfo> {
       recursion = {
         loops: recursive.loops,
         flopsPerLoopToken: recursive.flops_per_loop_token,
+        skipped: recursive.exit.skipped ?? "none",
+        flopsPerCopyToken: recursive.flops_per_copy_token ?? 0,
         exitThreshold: threshold === "off" ? null : threshold,
         depthBatching: params.depthBatching ?? true,
       };

@@ -104,14 +104,18 @@ export class OnnxPolicy implements Policy {
   /**
    * What the model spent, when it counts its own FLOPs, for `tokens` tokens fed (a prefill's prompt,
    * or a result's `runs`): a routed model's FLOPs through the blocks its tokens went through, and the
-   * routing counts; a recursive model's FLOPs for the loops it ran (`loops`: a step's loops, reported
-   * for loops per token; a prefill runs every loop), {} for other models (2 x parameters x tokens).
+   * routing counts; a recursive model's FLOPs for the loops it ran and the state copies it made
+   * (`loops`, `copies`: a step's, reported for loops and copies per token; a prefill runs every loop
+   * and copies nothing), {} for other models (2 x parameters x tokens).
    */
-  spent(tokens: number, routedTokens: readonly number[] | undefined, loops?: number): ModelSpend {
+  spent(tokens: number, routedTokens: readonly number[] | undefined, loops?: number, copies = 0): ModelSpend {
     const recursion = this.recursion;
     if (recursion) {
       const run = loops ?? tokens * recursion.loops;
-      return { flops: run * recursion.flopsPerLoopToken, ...(loops !== undefined ? { loops } : {}) };
+      return {
+        flops: run * recursion.flopsPerLoopToken + copies * recursion.flopsPerCopyToken,
+        ...(loops !== undefined ? { loops, copies } : {}),
+      };
     }
     const routing = this.routing;
     if (!routing || !routedTokens) return {};
@@ -197,8 +201,15 @@ export class OnnxPolicy implements Policy {
   async extend(branches: readonly Branch[], options: ExtendOptions): Promise<StepResult[]> {
     const results = await this.decode(branches, options);
     // A routed model counts the FLOPs of the tokens it fed (runs), eos excluded, through the blocks they went through;
-    // a recursive model counts the loops run for the logits its tokens were sampled from.
-    return results.map(({ text, tokens, logprobs, stopReason, runs, routedTokens, loops }) => ({ text, tokens, logprobs, stopReason, calls: runs, ...this.spent(runs, routedTokens, loops) }));
+    // a recursive model counts the loops run for the logits its tokens were sampled from, and its state copies.
+    return results.map(({ text, tokens, logprobs, stopReason, runs, routedTokens, loops, copies }) => ({
+      text,
+      tokens,
+      logprobs,
+      stopReason,
+      calls: runs,
+      ...this.spent(runs, routedTokens, loops, copies),
+    }));
   }
 
   /** `extend` with the worker's full results: token ids, the stop string met, the uncut text, top log-probabilities. */

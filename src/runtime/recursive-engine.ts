@@ -13,13 +13,16 @@
  *
  * A token leaves after the first loop whose exit logits have a max softmax probability (temperature
  * 1) of at least the threshold; the last loop always ends it. It is sampled from that loop's logits
- * with the request's temperature and top-p. It never runs the loops after its exit, so their state
- * stays as it was (as recursive.py's generate_exit does): no conv input, no recurrence step, no
- * attention-window slot for that token there. Prompts (prefill, appended tokens) run every loop.
+ * with the request's temperature and top-p. It never runs the loops after its exit; with the state
+ * copy (config.json recursion.exit.skipped "copy", the shipped model) each of those loops' state is
+ * updated from the token's hidden state at its exit by the copy graph (recursive.py's generate_exit
+ * with skipped="copy"): one batched run over every row that exited in a run of the one-loop graph,
+ * before that branch's next token reaches any loop. Without it (older exports) their state stays as
+ * it was. Prompts (prefill, appended tokens) run every loop.
  */
 import type { Tokenizer } from "@huggingface/tokenizers";
 import { DecoderEngine, type EngineSettings, type ExtendItem, type ExtendRequest, type ExtendResult } from "./decoder-engine.js";
-import type { DecoderGraphs, LoopGraph } from "./graphs.js";
+import type { CopyRow, DecoderGraphs, LoopGraph } from "./graphs.js";
 
 export interface RecursiveSettings {
   /** Exit when the exit head's max probability reaches this; null runs every loop (exits off). */
@@ -85,6 +88,8 @@ export class RecursiveDecoderEngine extends DecoderEngine {
         }),
       );
       this.decodeRuns++;
+      /** The skipped loops of this run's tokens that exited early, for the state copy. */
+      const copies: { item: ExtendItem; row: CopyRow }[] = [];
       rows.forEach((item, b) => {
         const current = inLoop.get(item) as InLoop;
         const { loop } = current;
@@ -96,12 +101,28 @@ export class RecursiveDecoderEngine extends DecoderEngine {
         const logits = output.logits[b] as Float32Array;
         if (loop === loops - 1 || exitConfidence(logits) >= threshold) {
           inLoop.delete(item);
+          if (this.loopGraph.copies && loop < loops - 1) {
+            // Copied: the view would keep the whole batch's output alive.
+            const hidden = (output.hidden[b] as Float32Array).slice();
+            for (let later = loop + 1; later < loops; later++) {
+              copies.push({ item, row: { hidden, loop: later, state: item.record.state.slice(later * perLoop, (later + 1) * perLoop), position: item.record.length } });
+            }
+            item.copies += loops - 1 - loop;
+          }
           this.tokenFed(item, logits, loop + 1);
         } else {
           // Copied: the view would keep the whole batch's output alive.
           inLoop.set(item, { ...current, loop: loop + 1, hidden: (output.hidden[b] as Float32Array).slice() });
         }
       });
+      if (copies.length > 0) {
+        const states = await this.loopGraph.copy(copies.map(({ row }) => row));
+        copies.forEach(({ item, row }, c) => {
+          const state = [...item.record.state];
+          state.splice(row.loop * perLoop, perLoop, ...(states[c] as Float32Array[]));
+          item.record.state = state;
+        });
+      }
       active = active.filter((item) => item.stop === null);
     }
     return this.results(live);
