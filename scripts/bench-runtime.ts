@@ -61,6 +61,7 @@ async function decodeRun(policy: OnnxPolicy, batch: number, seed: number) {
   delay.enable();
   let tokens = 0;
   let loops = 0;
+  let copies = 0;
   let round = 0;
   let runs = 0;
   const graphRunsBefore = (await policy.stats()).decodeRuns;
@@ -71,9 +72,10 @@ async function decodeRun(policy: OnnxPolicy, batch: number, seed: number) {
     // No stop string: every round decodes 32 tokens a branch whatever the model writes (an untrained
     // model ends a step after two newlines, and rounds that short would measure the round trip, not decoding).
     const steps = await policy.decode(live, { temperature: 1, seeds: live.map((_, i) => seed * 1000 + round * 100 + i), maxStepTokens: 32, stop: [] });
-    for (const step of steps) meter.countGenerated(step.tokens, policy.parameters, policy.spent(step.runs, step.routedTokens, step.loops));
+    for (const step of steps) meter.countGenerated(step.tokens, policy.parameters, policy.spent(step.runs, step.routedTokens, step.loops, step.copies));
     tokens += steps.reduce((sum, step) => sum + step.tokens, 0);
     loops += steps.reduce((sum, step) => sum + (step.loops ?? 0), 0);
+    copies += steps.reduce((sum, step) => sum + (step.copies ?? 0), 0);
     runs += Math.max(...steps.map((step) => step.runs));
     round++;
     live = live.filter((branch) => !branch.finished && branch.generatedTokens < TOKENS_PER_BRANCH);
@@ -94,6 +96,7 @@ async function decodeRun(policy: OnnxPolicy, batch: number, seed: number) {
     runs,
     tokens,
     loops,
+    copies,
     graphRuns,
     flopsPerToken: (compute.flops ?? NaN) / Math.max(1, compute.generatedTokens),
     routing: compute.routing,
@@ -206,7 +209,7 @@ if (models.includes("recursive")) {
     { key: "exitsNoDepthBatching", label: "exits, no depth batching", options: { ...(threshold !== undefined ? { exitThreshold: threshold } : {}), depthBatching: false } },
     { key: "exitsDepthBatching", label: "exits + depth batching", options: { ...(threshold !== undefined ? { exitThreshold: threshold } : {}), depthBatching: true } },
   ];
-  const table: Record<string, { batch: number; tokensPerSecond: number; tokensPerCpuSecond: number; loopsPerToken: number; graphRuns: number; rowsPerRun: number }[]> = {};
+  const table: Record<string, { batch: number; tokensPerSecond: number; tokensPerCpuSecond: number; loopsPerToken: number; copiesPerToken: number; graphRuns: number; rowsPerRun: number }[]> = {};
   // All three loaded at once and run in turn for each batch and repeat, so that a slow spell of a
   // shared machine falls on every mode alike and the ratios compare like with like.
   const loaded = [];
@@ -226,6 +229,8 @@ if (models.includes("recursive")) {
         tokensPerSecond: Math.round(median(done.map((run) => run.tokensPerSecond))),
         tokensPerCpuSecond: Math.round(median(done.map((run) => run.tokensPerCpuSecond))),
         loopsPerToken: Number((done.reduce((sum, run) => sum + run.loops, 0) / tokens).toFixed(3)),
+        // State copies (one per exited token and skipped loop; copy-graph runs are not in graph runs).
+        copiesPerToken: Number((done.reduce((sum, run) => sum + run.copies, 0) / tokens).toFixed(3)),
         // Batched graph runs per decode run (mean over repeats), and rows per graph run: a run of the
         // one-loop graph holds one row per loop run, a decode-graph run one row per token (every loop).
         graphRuns: Math.round(done.reduce((sum, run) => sum + run.graphRuns, 0) / done.length),
@@ -249,7 +254,7 @@ if (models.includes("recursive")) {
   });
   report.recursive = { ...info, decode: table, speedupOverExitsOff: ratios };
   console.log(`\nrecursive (${info.parameters.toLocaleString()} unique parameters, ${info.device}, ${info.loops} loops, exit threshold ${info.exitThreshold}), median of ${repeats} runs, modes interleaved`);
-  console.log("batch  mode                        tokens/s  tokens/CPU s  loops/token  graph runs  rows/run  vs exits off (wall / CPU)");
+  console.log("batch  mode                        tokens/s  tokens/CPU s  loops/token  copies/token  graph runs  rows/run  vs exits off (wall / CPU)");
   for (const batch of BATCHES) {
     for (const mode of modes) {
       const row = (table[mode.key] ?? []).find((entry) => entry.batch === batch);
@@ -259,7 +264,7 @@ if (models.includes("recursive")) {
         mode.key === "exitsOff"
           ? ""
           : `${(depth ? ratio?.depthBatchingOverOff : ratio?.noDepthBatchingOverOff)?.toFixed(2)}x / ${(depth ? ratio?.cpuDepthBatchingOverOff : ratio?.cpuNoDepthBatchingOverOff)?.toFixed(2)}x`;
-      console.log(`${String(batch).padStart(5)}  ${mode.label.padEnd(26)}  ${String(row?.tokensPerSecond).padStart(8)}  ${String(row?.tokensPerCpuSecond).padStart(12)}  ${row?.loopsPerToken.toFixed(3).padStart(11)}  ${String(row?.graphRuns).padStart(10)}  ${row?.rowsPerRun.toFixed(1).padStart(8)}  ${versus}`);
+      console.log(`${String(batch).padStart(5)}  ${mode.label.padEnd(26)}  ${String(row?.tokensPerSecond).padStart(8)}  ${String(row?.tokensPerCpuSecond).padStart(12)}  ${row?.loopsPerToken.toFixed(3).padStart(11)}  ${row?.copiesPerToken.toFixed(3).padStart(12)}  ${String(row?.graphRuns).padStart(10)}  ${row?.rowsPerRun.toFixed(1).padStart(8)}  ${versus}`);
     }
   }
 }
