@@ -1,4 +1,4 @@
-"""Export the relaxed recursive model (recursive.py) to models/recursive/: three ONNX graphs, config.json,
+"""Export the relaxed recursive model (recursive.py) to models/recursive/: four ONNX graphs, config.json,
 tokenizer.json and golden.json; check every graph against PyTorch through onnxruntime-node.
 
     OMP_NUM_THREADS=1 /usr/bin/python3 models/train/export_recursive.py --checkpoint recursive2 --threshold 0.9
@@ -255,7 +255,7 @@ def export_graph(module, args, cfg, graph, path):
 
 
 def share_weights(paths, out_dir, file="weights.bin", min_bytes=1024):
-    """The three graphs hold the same weights: store every initializer of at least `min_bytes` once,
+    """The graphs hold the same weights: store every initializer of at least `min_bytes` once,
     in one external data file that all graphs point into (ONNX external data, offsets 64-aligned)."""
     data, where = bytearray(), {}
     for path in paths:
