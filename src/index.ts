@@ -39,6 +39,7 @@ export { ComputeMeter, scoreCounted, type ComputeReport, type ModelSpend } from 
 // The ONNX runtime: embedded models and Hugging Face exports, in worker threads.
 export { loadPolicy, loadVerifier, resolveModel, EMBEDDED_MODELS, type EmbeddedModel, type LoadOptions } from "./runtime/load.js";
 export { OnnxPolicy, type DecodeOptions, type DecodeBatchStats, type ExtendResult, type TokenLogprob } from "./runtime/onnx-policy.js";
+export type { RecursionInfo } from "./runtime/model-worker.js";
 export { OnnxStepVerifier } from "./runtime/onnx-verifier.js";
 export { DEVICES, type Device } from "./runtime/session.js";
 

@@ -1,16 +1,25 @@
 /**
  * Compute accounting. Every strategy is measured on the same meter: tokens the policy prefilled
- * and generated, tokens the verifier read, model calls, FLOPs estimated as 2 x parameters x tokens,
+ * and generated, tokens the verifier read, model calls, FLOPs estimated as 2 x parameters x tokens
+ * (or counted by the model itself: a Mixture-of-Depths policy's routed blocks, a recursive policy's
+ * loops really run, with the mean loops per token),
  * generations (the paper's budget unit) and wall time. The cost of estimating difficulty is metered
  * like everything else. Models never write to a meter: the search bookkeeping counts what they
  * report (see policy.ts).
  */
 import type { RoutingCount, ScoreRequest, StepVerifier } from "./policy.js";
 
-/** What a model that counts its own compute (a Mixture-of-Depths policy) reports for some tokens. */
+/**
+ * What a model that counts its own compute reports for some tokens: its FLOPs (a Mixture-of-Depths
+ * policy through the blocks its tokens went through; a recursive policy for the loops it ran), the
+ * routing counts, and, for a recursive policy's generated tokens, the loops of the shared block run.
+ */
 export interface ModelSpend {
   flops?: number;
   routing?: RoutingCount;
+  loops?: number;
+  /** A recursive policy's state copies for these generated tokens (one per token and skipped loop). */
+  copies?: number;
 }
 
 export interface ComputeReport {
@@ -35,6 +44,12 @@ export interface ComputeReport {
    */
   routing?: Record<string, { routed: number; tokens: number; share: number }>;
   wallMs: number;
+  /**
+   * Only when a recursive policy generated tokens: its generated tokens, the loops of the shared block
+   * run for them, and the mean loops per token (below the loop count when tokens exit early); the
+   * state copies made for the loops exited tokens skipped, and copies per token (0 without the copy).
+   */
+  loops?: { tokens: number; run: number; perToken: number; copies: number; copiesPerToken: number };
 }
 
 export class ComputeMeter {
@@ -46,6 +61,10 @@ export class ComputeMeter {
   verifierCalls = 0;
   retries = 0;
   flops: number | null = 0;
+  /** Generated tokens of recursive policies, and the loops run for them. */
+  loopedTokens = 0;
+  loopsRun = 0;
+  loopCopies = 0;
   private readonly routing = new Map<string, { routed: number; tokens: number }>();
   private readonly started = performance.now();
 
@@ -59,8 +78,14 @@ export class ComputeMeter {
     this.countSpend(tokens, parameters, spent);
   }
 
+  /** Generated tokens; `spent.loops`, when a recursive policy reports it, counts toward the loops per token. */
   countGenerated(tokens: number, parameters: number | null, spent: ModelSpend = {}): void {
     this.generatedTokens += tokens;
+    if (spent.loops !== undefined) {
+      this.loopedTokens += tokens;
+      this.loopsRun += spent.loops;
+      this.loopCopies += spent.copies ?? 0;
+    }
     this.countSpend(tokens, parameters, spent);
   }
 
@@ -101,6 +126,17 @@ export class ComputeMeter {
         ? { routing: Object.fromEntries([...this.routing].map(([block, { routed, tokens }]) => [block, { routed, tokens, share: tokens === 0 ? 0 : routed / tokens }])) }
         : {}),
       wallMs: Math.round(performance.now() - this.started),
+      ...(this.loopedTokens > 0
+        ? {
+            loops: {
+              tokens: this.loopedTokens,
+              run: this.loopsRun,
+              perToken: this.loopsRun / this.loopedTokens,
+              copies: this.loopCopies,
+              copiesPerToken: this.loopCopies / this.loopedTokens,
+            },
+          }
+        : {}),
     };
   }
 }

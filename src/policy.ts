@@ -49,11 +49,22 @@ export interface StepResult {
   retries?: number;
   /**
    * FLOPs the model really spent on this step, when it counts them itself (a Mixture-of-Depths
-   * model, whose routed blocks skip tokens); otherwise the meter counts 2 x parameters x tokens.
+   * model, whose routed blocks skip tokens; a recursive model, from the loops it ran); otherwise
+   * the meter counts 2 x parameters x tokens.
    */
   flops?: number;
   /** Mixture-of-Depths models: per routed block (by index), the step's tokens that went through it, and the tokens decided. */
   routing?: RoutingCount;
+  /**
+   * Recursive models: loops of the shared block run to produce this step's tokens, summed over its
+   * tokens (fewer than tokens x loops when tokens exit early); the meter reports loops per token.
+   */
+  loops?: number;
+  /**
+   * Recursive models with the state copy: skipped loops whose state was updated from an exited
+   * token's hidden state, summed over the step's tokens (counted in `flops`; reported per token).
+   */
+  copies?: number;
 }
 
 /** Per routed block (by block index): tokens that went through it, out of the tokens that reached its router. */

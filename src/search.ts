@@ -230,7 +230,7 @@ export class Search {
     );
     if (results.length !== paths.length) throw new Error(`policy ${policy.name} returned ${results.length} steps for ${paths.length} branches`);
     for (const result of results) {
-      this.context.meter.countGenerated(result.tokens, policy.parameters, { ...(result.flops !== undefined ? { flops: result.flops } : {}), ...(result.routing ? { routing: result.routing } : {}) });
+      this.context.meter.countGenerated(result.tokens, policy.parameters, { ...(result.flops !== undefined ? { flops: result.flops } : {}), ...(result.routing ? { routing: result.routing } : {}), ...(result.loops !== undefined ? { loops: result.loops, copies: result.copies ?? 0 } : {}) });
       this.context.meter.retries += result.retries ?? 0;
     }
     // Steps decoded together share their model calls: the call count is the longest step's.

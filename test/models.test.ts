@@ -53,7 +53,7 @@ function argmaxLast(logits: ort.Tensor): number {
   return best;
 }
 
-describe.each(["policy", "baseline"])("%s ONNX model", (name) => {
+describe.each(["policy", "baseline", "recursive"])("%s ONNX model", (name) => {
   const config = loadConfig(name);
   const graph = (key: string) => {
     const g = config.graphs[key];
@@ -69,6 +69,16 @@ describe.each(["policy", "baseline"])("%s ONNX model", (name) => {
     const state = config.state ?? [];
     expect(graph("decode").inputs.slice(2).map((io) => io.name)).toEqual(state.map((s) => s.past));
     expect(graph("decode").outputs.slice(1).map((io) => io.name)).toEqual(state.map((s) => s.present));
+    if (name === "recursive") {
+      // The one-loop graph: its state is one loop's, named without the loop.
+      const session = await ort.InferenceSession.create(modelDir(name) + graph("loop").file);
+      checkIo(session, graph("loop"));
+      expect(graph("loop").inputs.slice(0, 4).map((io) => io.name)).toEqual(["input_ids", "hidden", "loop", "position_ids"]);
+      expect(graph("loop").outputs.slice(0, 2).map((io) => io.name)).toEqual(["hidden_out", "logits"]);
+      const perLoop = graph("loop").inputs.length - 4;
+      expect(state).toHaveLength(2 * perLoop);
+      expect(state.slice(perLoop).map((s) => s.past.replace(".1.", "."))).toEqual(graph("loop").inputs.slice(4).map((io) => io.name));
+    }
   });
 
   it("decodes the golden prompt greedily with prefill + decode steps", async () => {

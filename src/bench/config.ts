@@ -59,6 +59,8 @@ export interface Experiment {
   /** Labels of the models, for the record; null: the Policy's (StepVerifier's) own name. */
   policy: string | null;
   verifier: string | null;
+  /** Recursive policies: the early-exit threshold, when one was given (it changes the results). */
+  exitThreshold?: number | "off";
   /**
    * SHA-256 fingerprints of the loaded models' files (null: none) and of the problems (ids, texts,
    * answers), so that a resume after a retrain or a change of the dataset's generator is refused.
@@ -96,6 +98,8 @@ export interface RunSettings {
   progress: ProgressMode;
   progressIntervalS: number;
   cacheDir: string | null;
+  /** Recursive policies: depth-wise batching (null: the default, on); it changes speed, not results. */
+  depthBatching: boolean | null;
   /** Where `experiment.knownDifficulty` was read from, for messages. */
   difficultyFile: string | null;
 }
@@ -151,6 +155,8 @@ const strategyEntry = z.preprocess(
   }),
 );
 
+const THRESHOLD = 'expected a number in (0, 1] or "off"';
+
 /** The flat form: the flags (camelCase) and the keys of a config file. */
 const flatSchema = z.strictObject({
   dataset: oneOf(DATASETS).optional(),
@@ -171,6 +177,12 @@ const flatSchema = z.strictObject({
   topP: numeric(z.unknown()).optional(),
   policy: text.optional(),
   verifier: text.optional(),
+  exitThreshold: z
+    .union([z.literal("off"), numeric(z.number().gt(0, THRESHOLD).lte(1, THRESHOLD))], { error: (issue) => `${THRESHOLD}, ${got(issue)}` })
+    .optional(),
+  depthBatching: z
+    .preprocess((value) => (value === "on" ? true : value === "off" ? false : value), z.boolean({ error: (issue) => `expected on or off, ${got(issue)}` }))
+    .optional(),
   device: oneOf(DEVICES).default("cpu"),
   threads: count.optional(),
   concurrency: count.default(8),
@@ -331,6 +343,7 @@ export const benchConfigSchema = flatSchema.transform((flat, ctx): BenchConfig =
       sampling,
       policy: flat.policy ?? null,
       verifier: flat.verifier ?? null,
+      ...(flat.exitThreshold !== undefined ? { exitThreshold: flat.exitThreshold } : {}),
       // filled in from the loaded models when the run starts
       fingerprints: { policy: null, verifier: null, problems: null },
       knownDifficulty: known,
@@ -345,6 +358,7 @@ export const benchConfigSchema = flatSchema.transform((flat, ctx): BenchConfig =
       progress: flat.progress,
       progressIntervalS: flat.progressInterval,
       cacheDir: flat.cacheDir ?? null,
+      depthBatching: flat.depthBatching ?? null,
       difficultyFile: flat.difficultyFile ?? null,
     },
     shard: flat.shard ?? null,

@@ -18,6 +18,9 @@ export const computeSchema = z.object({
   /** Null when a model's parameter count is unknown (a served model without --policy-params). */
   flops: z.number().nullable(),
   wallMs: z.number(),
+  /** Recursive policies only: generated tokens, loops run for them, mean loops per token. */
+  // copies: state copies of a recursive model with the state copy (results written before it lack them).
+  loops: z.object({ tokens: z.number(), run: z.number(), perToken: z.number(), copies: z.number().optional(), copiesPerToken: z.number().optional() }).optional(),
 });
 
 export const resultSchema = z.looseObject({

@@ -132,6 +132,8 @@ export function registerBench(program: Command): void {
         verifier: config.experiment.verifier as string,
         device: config.run.device,
         threads: config.run.threads ?? undefined,
+        ...(config.experiment.exitThreshold !== undefined ? { exitThreshold: config.experiment.exitThreshold } : {}),
+        ...(config.run.depthBatching !== null ? { depthBatching: config.run.depthBatching } : {}),
       });
       const controller = new AbortController();
       let stopSignal: NodeJS.Signals | null = null;

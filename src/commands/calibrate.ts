@@ -188,6 +188,8 @@ export function registerCalibrate(program: Command): void {
         verifier: experiment.verifier as string,
         device: run.device,
         threads: run.threads ?? undefined,
+        ...(experiment.exitThreshold !== undefined ? { exitThreshold: experiment.exitThreshold } : {}),
+        ...(run.depthBatching !== null ? { depthBatching: run.depthBatching } : {}),
       });
       try {
         const result = await untilStopped((signal) =>

@@ -48,6 +48,10 @@ export interface ModelFlags extends ServedFlags {
   threads?: number;
   /** Cut a problem too long for the policy instead of refusing it. */
   truncateProblem?: boolean;
+  /** Recursive policies: early-exit threshold in (0, 1], or "off". */
+  exitThreshold?: number | "off";
+  /** Recursive policies: depth-wise batching (default on). */
+  depthBatching?: boolean;
 }
 
 const isUrl = (value: string) => /^https?:\/\//i.test(value);
@@ -64,12 +68,32 @@ export function positiveInteger(flag: string) {
   };
 }
 
+/** --exit-threshold: a number in (0, 1], or off. */
+export function parseExitThreshold(value: string): number | "off" {
+  if (value.trim().toLowerCase() === "off") return "off";
+  const parsed = Number(value);
+  if (value.trim() === "" || !Number.isFinite(parsed) || parsed <= 0 || parsed > 1) {
+    throw new InputError(`--exit-threshold must be a number in (0, 1] (the exit head's max probability a token needs to leave early) or off, got "${value}"`);
+  }
+  return parsed;
+}
+
+/** --depth-batching: on or off. */
+export function parseOnOff(flag: string) {
+  return (value: string): boolean => {
+    const normalized = value.trim().toLowerCase();
+    if (normalized === "on" || normalized === "true") return true;
+    if (normalized === "off" || normalized === "false") return false;
+    throw new InputError(`${flag} must be on or off, got "${value}"`);
+  };
+}
+
 /** The model flags; with `served` (the default), also the flags of served models (a URL in --policy or --verifier). */
 export function addModelOptions(command: Command, { served = true } = {}): Command {
   command
     .option(
       "--policy <model>",
-      "policy model: policy (embedded recurrent), baseline (embedded transformer), mod (Mixture-of-Depths transformer; untrained weights, source checkout only), a model directory, or the URL of a served model (http://host:8000/v1; comma-separated replicas)",
+      "policy model: policy (embedded recurrent), baseline (embedded transformer), recursive (embedded recursive model with early exit), mod (Mixture-of-Depths transformer; untrained weights, source checkout only), a model directory, or the URL of a served model (http://host:8000/v1; comma-separated replicas)",
       "policy",
     )
     .option(
@@ -80,7 +104,13 @@ export function addModelOptions(command: Command, { served = true } = {}): Comma
       "prm",
     )
     .addOption(new Option("--device <device>", "where models run (auto: the first GPU provider that starts, else cpu)").choices([...DEVICES]).default("cpu"))
-    .option("--threads <n>", "intra-op threads per model (default: all cores)", positiveInteger("--threads"));
+    .option("--threads <n>", "intra-op threads per model (default: all cores)", positiveInteger("--threads"))
+    .option(
+      "--exit-threshold <p>",
+      "recursive policy: a token leaves after the first loop whose exit head's max probability reaches p, in (0, 1], or off to run every loop (default: the model's, recursive: 0.9)",
+      parseExitThreshold,
+    )
+    .option("--depth-batching <on|off>", "recursive policy with early exit: one run over branches at every loop depth (default on); same tokens either way", parseOnOff("--depth-batching"));
   if (!served) return command;
   return command
     .option("--policy-model <id>", "served policy: the model id, when the server serves several")
@@ -160,6 +190,13 @@ export async function loadStepVerifier(flags: ModelFlags, local: Partial<LoadOpt
 
 /** Loads or connects the models the flags name; `local` adds options for local models (`deliberate serve`'s --max-model-len). */
 export async function loadModels(flags: ModelFlags, local: Partial<LoadOptions> = {}): Promise<LoadedModels> {
+  const recursion = {
+    ...(flags.exitThreshold !== undefined ? { exitThreshold: flags.exitThreshold } : {}),
+    ...(flags.depthBatching !== undefined ? { depthBatching: flags.depthBatching } : {}),
+  };
+  if (isUrl(flags.policy) && Object.keys(recursion).length > 0) {
+    throw new InputError("--exit-threshold and --depth-batching apply to a local recursive policy (--policy recursive), not to a served model");
+  }
   const policy = isUrl(flags.policy)
     ? await connectPolicy(urlsOf(flags.policy), {
         model: flags.policyModel,
@@ -170,7 +207,7 @@ export async function loadModels(flags: ModelFlags, local: Partial<LoadOptions> 
         promptMode: flags.policyPrompt,
         batchN: flags.policyBatchN,
       })
-    : await loadPolicy(flags.policy, localOptions(flags, local));
+    : await loadPolicy(flags.policy, { ...localOptions(flags, local), ...recursion });
   let verifier: StepVerifier | null = null;
   try {
     verifier = await loadStepVerifier(flags, local);

@@ -140,7 +140,8 @@ export function registerSolve(program: Command): void {
       const c = result.compute;
       console.log(
         `compute: ${c.generations} generations, ${c.generatedTokens} generated + ${c.prefilledTokens} prefilled + ${c.verifierTokens} verifier tokens, ` +
-          `${c.flops === null ? "unknown" : (c.flops / 1e9).toFixed(2)} GFLOP, ${c.policyCalls} policy / ${c.verifierCalls} verifier calls, ${(c.wallMs / 1000).toFixed(1)} s`,
+          `${c.flops === null ? "unknown" : (c.flops / 1e9).toFixed(2)} GFLOP, ${c.policyCalls} policy / ${c.verifierCalls} verifier calls, ${(c.wallMs / 1000).toFixed(1)} s` +
+          (c.loops ? `, ${c.loops.perToken.toFixed(2)} loops + ${c.loops.copiesPerToken.toFixed(2)} state copies per generated token` : ""),
       );
       if (c.routing) {
         const shares = Object.entries(c.routing).map(([block, { routed, tokens, share }]) => `block ${block} ${(100 * share).toFixed(1)}% (${routed}/${tokens})`);

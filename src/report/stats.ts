@@ -43,6 +43,24 @@ export interface Cell extends AccuracyStats {
   meanGeneratedTokens: number | null;
   meanFlops: number | null;
   meanWallMs: number;
+  /** Recursive policies only: loops of the shared block run per generated token, over the items that report them. */
+  loopsPerToken?: number;
+  /** Recursive policies with the state copy: state copies (one per exited token and skipped loop) per generated token. */
+  copiesPerToken?: number;
+}
+
+/** Loops run per generated token over the items of a recursive policy (compute.loops); undefined when none has them. */
+function loopsPerToken(items: readonly BenchResult[]): number | undefined {
+  const looped = items.flatMap((item) => (item.compute?.loops ? [item.compute.loops] : []));
+  const tokens = looped.reduce((sum, loops) => sum + loops.tokens, 0);
+  return tokens > 0 ? looped.reduce((sum, loops) => sum + loops.run, 0) / tokens : undefined;
+}
+
+/** State copies per generated token over the items that report them (compute.loops.copies); undefined when none does. */
+function copiesPerToken(items: readonly BenchResult[]): number | undefined {
+  const copied = items.flatMap((item) => (item.compute?.loops?.copies !== undefined ? [item.compute.loops] : []));
+  const tokens = copied.reduce((sum, loops) => sum + loops.tokens, 0);
+  return tokens > 0 ? copied.reduce((sum, loops) => sum + (loops.copies ?? 0), 0) / tokens : undefined;
 }
 
 /** One (strategy, budget, level or predicted-difficulty bin). */
@@ -236,6 +254,8 @@ export function summarize(results: readonly BenchResult[], options: BootstrapOpt
         // Unknown (null) when any item's FLOPs are unknown: a mean over the others would understate it.
         meanFlops: items.some((item) => item.compute?.flops === null) ? null : meanPerProblem(items, (item) => item.compute?.flops ?? null),
         meanWallMs: meanPerProblem(items, (item) => item.ms) as number,
+        ...(loopsPerToken(items) !== undefined ? { loopsPerToken: loopsPerToken(items) } : {}),
+        ...(copiesPerToken(items) !== undefined ? { copiesPerToken: copiesPerToken(items) } : {}),
       });
     }
   }

@@ -36,7 +36,9 @@ const wallText = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `
 const bold = (text: string) => `**${text}**`;
 
 function summaryTable(summary: Summary): Table {
-  return {
+  // A recursive policy's mean loops per generated token (early exit), only when some cell has one.
+  const loops = summary.cells.some((cell) => cell.loopsPerToken !== undefined);
+  const table: Table = {
     header: ["strategy", "budget N", "accuracy", "95% CI", "problems", "seeds", "items", "errors", "generations / problem", "tokens / problem", "FLOPs / problem", "wall / problem"],
     numeric: [false, true, true, true, true, true, true, true, true, true, true, true],
     rows: summary.cells.map((cell: Cell) => [
@@ -52,6 +54,17 @@ function summaryTable(summary: Summary): Table {
       tokensText(cell.meanGeneratedTokens),
       flopsText(cell.meanFlops),
       wallText(cell.meanWallMs),
+    ]),
+  };
+  if (!loops) return table;
+  const copies = summary.cells.some((cell) => cell.copiesPerToken !== undefined);
+  return {
+    header: [...table.header, "loops / token", ...(copies ? ["copies / token"] : [])],
+    numeric: [...table.numeric, true, ...(copies ? [true] : [])],
+    rows: table.rows.map((row, i) => [
+      ...row,
+      summary.cells[i]?.loopsPerToken?.toFixed(2) ?? "–",
+      ...(copies ? [summary.cells[i]?.copiesPerToken?.toFixed(2) ?? "–"] : []),
     ]),
   };
 }

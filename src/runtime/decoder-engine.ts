@@ -1,7 +1,9 @@
 /**
  * The decoding engine that runs inside a model's worker thread: it owns the decoding state of
  * every branch, prefills prompts, forks and releases branches, and extends a set of branches by one
- * step each with one batched graph run per token over all live branches.
+ * step each with one batched graph run per token over all live branches. A recursive model with
+ * early exit decodes through RecursiveDecoderEngine (recursive-engine.ts), which reuses all of this
+ * but the loop of `extend`.
  */
 import { Tokenizer } from "@huggingface/tokenizers";
 import { Random } from "../random.js";
@@ -17,6 +19,11 @@ export interface EngineSettings {
   maxSequenceTokens: number;
   /** Refuse to hold more decoding state than this, in bytes. */
   maxStateBytes: number;
+  /**
+   * Loops of a recursive model's shared block that one decode run goes through (every loop: the
+   * path with exits off). When set, results report the loops run per step (`loops`).
+   */
+  loops?: number;
 }
 
 export interface ExtendRequest extends SamplingOptions {
@@ -52,17 +59,49 @@ export interface ExtendResult {
   tokenLogprobs?: { text: string; top: TokenLogprob[] }[];
   /** Batched graph runs this branch took part in. */
   runs: number;
+  /**
+   * Recursive models: loops of the shared block run to produce the logits each generated token was
+   * sampled from, summed over the step's tokens (a token that exited after loop 0 counts 1; the
+   * first token after a prefill counts every loop). Absent for other models.
+   */
+  loops?: number;
+  /**
+   * Recursive models with the state copy: loops whose state was updated by the copy for this step's
+   * tokens that exited early (one per token and skipped loop). Absent for other models.
+   */
+  copies?: number;
   /** Mixture-of-Depths models: of this step's `runs` tokens, how many went through each routed block (in `routedBlocks` order). */
   routedTokens?: number[];
 }
 
-interface BranchRecord {
+export interface BranchRecord {
   state: Float32Array[];
   /** Tokens consumed so far (prompt and solution): the position of the next token. */
   length: number;
   /** Next-token logits. */
   logits: Float32Array;
+  /** Loops run to produce `logits` (recursive models; 1 for others). */
+  logitsLoops: number;
   finished: boolean;
+}
+
+/** One branch being extended by one step. */
+export interface ExtendItem {
+  request: ExtendRequest;
+  record: BranchRecord;
+  stops: string[];
+  random: Random;
+  tokens: number[];
+  logprobs: number[];
+  top: TokenLogprob[][];
+  runs: number;
+  loops: number;
+  /** State copies made for this step's tokens (recursive models with the state copy). */
+  copies: number;
+  /** Mixture-of-Depths models: of the tokens fed, how many went through each routed block. */
+  routed: number[] | undefined;
+  stop: StopReason | null;
+  stopString: string | null;
 }
 
 export class MemoryCapError extends Error {
@@ -71,11 +110,13 @@ export class MemoryCapError extends Error {
 
 export class DecoderEngine {
   private readonly branches = new Map<number, BranchRecord>();
+  /** Graph runs that decoded tokens (decode steps, and one-loop runs of a recursive model), since loading. */
+  decodeRuns = 0;
 
   constructor(
-    private readonly graphs: DecoderGraphs,
-    private readonly tokenizer: Tokenizer,
-    private readonly settings: EngineSettings,
+    protected readonly graphs: DecoderGraphs,
+    protected readonly tokenizer: Tokenizer,
+    protected readonly settings: EngineSettings,
   ) {}
 
   /** Bytes of decoding state held by one branch of the given length. */
@@ -112,7 +153,7 @@ export class DecoderEngine {
   async start(branch: number, tokens: number[]): Promise<number[] | undefined> {
     this.checkMemory(this.stateBytes(tokens.length));
     const { logits, state, routed } = await this.graphs.prefill(tokens);
-    this.branches.set(branch, { state, length: tokens.length, logits, finished: false });
+    this.branches.set(branch, { state, length: tokens.length, logits, logitsLoops: this.settings.loops ?? 1, finished: false });
     return routed;
   }
 
@@ -132,6 +173,7 @@ export class DecoderEngine {
       const output = await this.graphs.step([token], [record.state], [record.length]);
       record.state = output.states[0] as Float32Array[];
       record.logits = (output.logits[0] as Float32Array).slice();
+      record.logitsLoops = this.settings.loops ?? 1;
       record.length++;
     }
   }
@@ -147,7 +189,7 @@ export class DecoderEngine {
     this.branches.delete(branch);
   }
 
-  private record(branch: number): BranchRecord {
+  protected record(branch: number): BranchRecord {
     const record = this.branches.get(branch);
     if (!record) throw new Error(`branch ${branch} is not live (released, or never started)`);
     return record;
@@ -155,64 +197,84 @@ export class DecoderEngine {
 
   /** Decodes every requested branch by one step, all together. */
   async extend(requests: readonly ExtendRequest[]): Promise<ExtendResult[]> {
-    const live = requests.map((request) => {
-      const record = this.record(request.branch);
-      return {
-        request,
-        record,
-        stops: request.stop ?? [this.settings.stepDelimiter],
-        random: new Random(request.seed),
-        tokens: [] as number[],
-        logprobs: [] as number[],
-        top: [] as TokenLogprob[][],
-        runs: 0,
-        routed: this.graphs.routedBlocks?.map(() => 0),
-        stop: null as StopReason | null,
-        stopString: null as string | null,
-      };
-    });
-    for (const item of live) if (item.record.finished) item.stop = "eos";
-    const growth = live.reduce((sum, item) => sum + this.stateBytes(item.record.length + item.request.maxStepTokens) - this.stateBytes(item.record.length), 0);
-    this.checkMemory(growth);
-
+    const live = this.prepare(requests);
     let active = live.filter((item) => item.stop === null);
     while (active.length > 0) {
       // Sample each branch's next token; end of text finishes it without another run.
-      const feeding = [];
-      for (const item of active) {
-        const { token, logprob } = sampleToken(item.record.logits, item.request, item.random);
-        if (item.request.topLogprobs !== undefined) item.top.push(this.topTokens(item.record.logits, item.request.topLogprobs));
-        item.tokens.push(token);
-        item.logprobs.push(logprob);
-        if (this.settings.eosTokenIds.includes(token)) {
-          item.stop = "eos";
-          item.record.finished = true;
-        } else {
-          feeding.push(item);
-        }
-      }
+      const feeding = active.filter((item) => this.sampleNext(item));
       if (feeding.length > 0) {
         const output = await this.graphs.step(
           feeding.map((item) => item.tokens[item.tokens.length - 1] as number),
           feeding.map((item) => item.record.state),
           feeding.map((item) => item.record.length),
         );
+        this.decodeRuns++;
         feeding.forEach((item, b) => {
           item.record.state = output.states[b] as Float32Array[];
-          // Copied: the view would keep the whole batch's logits alive.
-          item.record.logits = (output.logits[b] as Float32Array).slice();
-          item.record.length++;
           item.runs++;
           output.routed?.[b]?.forEach((went, k) => {
             if (item.routed) item.routed[k] = (item.routed[k] as number) + went;
           });
-          item.stopString = this.stopStringIn(item.tokens, item.stops);
-          item.stop = item.stopString !== null ? "delimiter" : this.limitReason(item.tokens, item.request.maxStepTokens, item.record.length);
-          if (item.stop === "max-length") item.record.finished = true;
+          this.tokenFed(item, output.logits[b] as Float32Array, this.settings.loops ?? 1);
         });
       }
       active = active.filter((item) => item.stop === null);
     }
+    return this.results(live);
+  }
+
+  /** The branches of an extend call, checked against the memory cap; finished ones are already stopped. */
+  protected prepare(requests: readonly ExtendRequest[]): ExtendItem[] {
+    const live = requests.map(
+      (request): ExtendItem => ({
+        request,
+        record: this.record(request.branch),
+        stops: request.stop ?? [this.settings.stepDelimiter],
+        random: new Random(request.seed),
+        tokens: [],
+        logprobs: [],
+        top: [],
+        runs: 0,
+        loops: 0,
+        copies: 0,
+        routed: this.graphs.routedBlocks?.map(() => 0),
+        stop: null,
+        stopString: null,
+      }),
+    );
+    for (const item of live) if (item.record.finished) item.stop = "eos";
+    const growth = live.reduce((sum, item) => sum + this.stateBytes(item.record.length + item.request.maxStepTokens) - this.stateBytes(item.record.length), 0);
+    this.checkMemory(growth);
+    return live;
+  }
+
+  /** Samples a branch's next token from its logits; false when it was end of text (the step is over, nothing to feed). */
+  protected sampleNext(item: ExtendItem): boolean {
+    const { token, logprob } = sampleToken(item.record.logits, item.request, item.random);
+    if (item.request.topLogprobs !== undefined) item.top.push(this.topTokens(item.record.logits, item.request.topLogprobs));
+    item.tokens.push(token);
+    item.logprobs.push(logprob);
+    item.loops += item.record.logitsLoops;
+    if (this.settings.eosTokenIds.includes(token)) {
+      item.stop = "eos";
+      item.record.finished = true;
+      return false;
+    }
+    return true;
+  }
+
+  /** The branch's newest token went through the model: its next-token logits, and whether the step is over. */
+  protected tokenFed(item: ExtendItem, logits: Float32Array, loops: number): void {
+    // Copied: the view would keep the whole batch's logits alive.
+    item.record.logits = logits.slice();
+    item.record.logitsLoops = loops;
+    item.record.length++;
+    item.stopString = this.stopStringIn(item.tokens, item.stops);
+    item.stop = item.stopString !== null ? "delimiter" : this.limitReason(item.tokens, item.request.maxStepTokens, item.record.length);
+    if (item.stop === "max-length") item.record.finished = true;
+  }
+
+  protected results(live: readonly ExtendItem[]): ExtendResult[] {
     return live.map((item) => ({
       branch: item.request.branch,
       text: this.stepText(item.tokens),
@@ -226,6 +288,7 @@ export class DecoderEngine {
         ? { tokenLogprobs: item.tokens.map((token, i) => ({ text: this.tokenText(token), top: item.top[i] as TokenLogprob[] })) }
         : {}),
       runs: item.runs,
+      ...(this.settings.loops !== undefined ? { loops: item.loops, copies: item.copies } : {}),
       ...(item.routed ? { routedTokens: item.routed } : {}),
     }));
   }

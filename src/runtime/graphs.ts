@@ -66,6 +66,13 @@ function lastLogits(tensor: ort.Tensor): Float32Array {
   return data.slice(data.length - vocab);
 }
 
+/** A state tensor's layout from its config entry (shape with the batch axis first; a symbolic dimension grows). */
+function layoutOf(spec: { past: string; present: string; shape: (string | number)[] }): StateLayout {
+  const dims = spec.shape.slice(1);
+  const growAxis = dims.findIndex((dim) => typeof dim === "string");
+  return { past: spec.past, present: spec.present, dims: dims.map((dim) => (typeof dim === "number" ? dim : 0)), growAxis: growAxis === -1 ? null : growAxis };
+}
+
 export class EmbeddedGraphs implements DecoderGraphs {
   private constructor(
     private readonly prefillSession: ort.InferenceSession,
@@ -79,12 +86,7 @@ export class EmbeddedGraphs implements DecoderGraphs {
     const decode = await openSession(join(dir, config.graphs.decode.file), { ...settings, device: prefill.device });
     checkGraphNames(config.graphs.prefill, prefill.session, join(dir, config.graphs.prefill.file));
     checkGraphNames(config.graphs.decode, decode.session, join(dir, config.graphs.decode.file));
-    const layouts = config.state.map((spec): StateLayout => {
-      const dims = spec.shape.slice(1);
-      const growAxis = dims.findIndex((dim) => typeof dim === "string");
-      return { past: spec.past, present: spec.present, dims: dims.map((dim) => (typeof dim === "number" ? dim : 0)), growAxis: growAxis === -1 ? null : growAxis };
-    });
-    return new EmbeddedGraphs(prefill.session, decode.session, layouts, prefill.device);
+    return new EmbeddedGraphs(prefill.session, decode.session, config.state.map(layoutOf), prefill.device);
   }
 
   async prefill(tokens: readonly number[]) {
@@ -180,5 +182,130 @@ export class HuggingFaceGraphs implements DecoderGraphs {
 
   async release() {
     await this.session.release();
+  }
+}
+
+/** One row of a run of a recursive model's one-loop graph. */
+export interface LoopRow {
+  /** The token being decoded (read at loop 0). */
+  token: number;
+  /** The previous loop's hidden state for this token (loops after 0); null at loop 0. */
+  hidden: Float32Array | null;
+  loop: number;
+  /** The state of the row's own loop (one tensor per loop layout). */
+  state: readonly Float32Array[];
+  /** The token's position. */
+  position: number;
+}
+
+/** One row of a run of the state-copy graph: a skipped loop's state updated from a token's exit hidden state. */
+export interface CopyRow {
+  /** The token's hidden state after the loop it exited at. */
+  hidden: Float32Array;
+  /** The skipped loop whose state is copied into. */
+  loop: number;
+  /** That loop's state (one tensor per loop layout). */
+  state: readonly Float32Array[];
+  /** The token's position. */
+  position: number;
+}
+
+export interface LoopOutput {
+  hidden: Float32Array[];
+  /** The exit head's logits after the row's loop. */
+  logits: Float32Array[];
+  /** The row's loop's new state. */
+  states: Float32Array[][];
+}
+
+/**
+ * A recursive model's one-loop graph (loop.onnx): one loop of the shared block for a batch of rows,
+ * each at its own loop with that loop's state; rows at loop 0 embed their token, later rows take the
+ * previous loop's hidden state. One run can hold rows at every loop (depth-wise batching).
+ */
+export class LoopGraph {
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    /** The state-copy graph (copy.onnx), when the model has the state copy. */
+    private readonly copySession: ort.InferenceSession | null,
+    /** Layouts of one loop's state (all fixed-size). */
+    readonly layouts: StateLayout[],
+    readonly loops: number,
+    readonly hiddenSize: number,
+  ) {}
+
+  static async open(dir: string, config: EmbeddedDecoderConfig, settings: SessionSettings & { device: Exclude<Device, "auto"> }): Promise<LoopGraph> {
+    const { recursion, graphs } = config;
+    if (!recursion || !graphs.loop) throw new InputError(`${dir}/config.json describes no recursive model (recursion, graphs.loop)`);
+    const path = join(dir, graphs.loop.file);
+    const { session } = await openSession(path, settings);
+    checkGraphNames(graphs.loop, session, path);
+    const layouts = recursion.loop_state.map(layoutOf);
+    const growing = layouts.find((layout) => layout.growAxis !== null);
+    if (growing) throw new InputError(`${path}: loop state ${growing.past} grows with the sequence; the recursive runtime needs fixed-size state`);
+    let copySession: ort.InferenceSession | null = null;
+    if (recursion.exit.skipped === "copy" && graphs.copy) {
+      const copyPath = join(dir, graphs.copy.file);
+      copySession = (await openSession(copyPath, settings)).session;
+      checkGraphNames(graphs.copy, copySession, copyPath);
+    }
+    return new LoopGraph(session, copySession, layouts, recursion.loops, recursion.hidden_size);
+  }
+
+  /** Whether an exited token's skipped loops get the state copy (`copy`). */
+  get copies(): boolean {
+    return this.copySession !== null;
+  }
+
+  /** The state copy for a batch of rows, each a skipped loop of an exited token: each row's loop's new state. */
+  async copy(rows: readonly CopyRow[]): Promise<Float32Array[][]> {
+    if (!this.copySession) throw new Error("this recursive model has no state-copy graph");
+    const B = rows.length;
+    const D = this.hiddenSize;
+    const hidden = new Float32Array(B * D);
+    rows.forEach((row, b) => hidden.set(row.hidden, b * D));
+    const feeds: Record<string, ort.Tensor> = {
+      hidden: new ort.Tensor("float32", hidden, [B, 1, D]),
+      loop: int64(rows.map((row) => row.loop), [B]),
+      position_ids: int64(rows.map((row) => row.position), [B, 1]),
+    };
+    this.layouts.forEach((layout, k) => {
+      feeds[layout.past] = new ort.Tensor("float32", batchState(layout, rows.map((row) => row.state[k] as Float32Array), [], 0), [B, ...layout.dims]);
+    });
+    const outputs = await this.copySession.run(feeds);
+    return rows.map((_, b) => this.layouts.map((layout) => unbatchState(layout, (outputs[layout.present] as ort.Tensor).data as Float32Array, b, 0, 0)));
+  }
+
+  async run(rows: readonly LoopRow[]): Promise<LoopOutput> {
+    const B = rows.length;
+    const D = this.hiddenSize;
+    const hidden = new Float32Array(B * D);
+    rows.forEach((row, b) => {
+      if (row.hidden) hidden.set(row.hidden, b * D);
+    });
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: int64(rows.map((row) => row.token), [B, 1]),
+      hidden: new ort.Tensor("float32", hidden, [B, 1, D]),
+      loop: int64(rows.map((row) => row.loop), [B]),
+      position_ids: int64(rows.map((row) => row.position), [B, 1]),
+    };
+    this.layouts.forEach((layout, k) => {
+      feeds[layout.past] = new ort.Tensor("float32", batchState(layout, rows.map((row) => row.state[k] as Float32Array), [], 0), [B, ...layout.dims]);
+    });
+    const outputs = await this.session.run(feeds);
+    const hiddenOut = (outputs.hidden_out as ort.Tensor).data as Float32Array;
+    const logitsTensor = outputs.logits as ort.Tensor;
+    const vocab = logitsTensor.dims[logitsTensor.dims.length - 1] as number;
+    const logits = logitsTensor.data as Float32Array;
+    return {
+      hidden: rows.map((_, b) => hiddenOut.subarray(b * D, (b + 1) * D)),
+      logits: rows.map((_, b) => logits.subarray(b * vocab, (b + 1) * vocab)),
+      states: rows.map((_, b) => this.layouts.map((layout) => unbatchState(layout, (outputs[layout.present] as ort.Tensor).data as Float32Array, b, 0, 0))),
+    };
+  }
+
+  async release() {
+    await this.session.release();
+    await this.copySession?.release();
   }
 }

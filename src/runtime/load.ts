@@ -15,7 +15,7 @@ import type { Device } from "./session.js";
 import { WorkerClient } from "./worker-client.js";
 
 /** The embedded models, by the names the CLI and configs use. */
-export const EMBEDDED_MODELS = { policy: "models/policy", baseline: "models/baseline", prm: "models/prm", mod: "models/mod" } as const;
+export const EMBEDDED_MODELS = { policy: "models/policy", baseline: "models/baseline", recursive: "models/recursive", prm: "models/prm", mod: "models/mod" } as const;
 export type EmbeddedModel = keyof typeof EMBEDDED_MODELS;
 
 export interface LoadOptions {
@@ -33,6 +33,30 @@ export interface LoadOptions {
    * "error" (default) refuses it with an InputError, "truncate" cuts the problem's end to fit.
    */
   promptOverflow?: PromptOverflow;
+  /**
+   * Recursive models (`recursive`, or a directory with `recursion` in config.json): a token leaves
+   * the shared block after the first loop whose exit head's max softmax probability (temperature 1)
+   * reaches this threshold, a number in (0, 1]; "off" runs every loop. Default: the model's
+   * `recursion.exit.default_threshold`. An error for other models.
+   */
+  exitThreshold?: number | "off";
+  /**
+   * Recursive models with early exit: one run of the shared block over every branch at whatever loop
+   * its token is at (true, the default), or one run per loop depth (false). Same tokens either way.
+   * An error for other models.
+   */
+  depthBatching?: boolean;
+}
+
+/** Checks the recursive-model options; an InputError names the option and what it takes. */
+export function checkRecursionOptions(options: Pick<LoadOptions, "exitThreshold" | "depthBatching">): void {
+  const { exitThreshold, depthBatching } = options;
+  if (exitThreshold !== undefined && exitThreshold !== "off" && !(typeof exitThreshold === "number" && exitThreshold > 0 && exitThreshold <= 1)) {
+    throw new InputError(`exitThreshold must be a number in (0, 1] or "off", got ${JSON.stringify(exitThreshold)}`);
+  }
+  if (depthBatching !== undefined && typeof depthBatching !== "boolean") {
+    throw new InputError(`depthBatching must be true or false, got ${JSON.stringify(depthBatching)}`);
+  }
 }
 
 /** The package's root directory (where package.json and models/ are), from source or from dist/. */
@@ -46,13 +70,14 @@ export function packageRoot(): string {
   return dir;
 }
 
-/** A model directory from an embedded model's name (`policy`, `baseline`, `prm`) or a path. */
+/** A model directory from an embedded model's name (`policy`, `baseline`, `recursive`, `prm`) or a path. */
 export function resolveModel(source: string): string {
   if (source in EMBEDDED_MODELS) return join(packageRoot(), EMBEDDED_MODELS[source as EmbeddedModel]);
   return resolve(source);
 }
 
 async function loadInWorker(source: string, options: LoadOptions): Promise<{ client: WorkerClient; info: ModelInfo }> {
+  checkRecursionOptions(options);
   const params: LoadParams = {
     dir: resolveModel(source),
     device: options.device ?? "cpu",
@@ -61,6 +86,8 @@ async function loadInWorker(source: string, options: LoadOptions): Promise<{ cli
     ...(options.threads ? { threads: options.threads } : {}),
     ...(options.maxSequenceTokens ? { maxSequenceTokens: options.maxSequenceTokens } : {}),
     ...(options.promptOverflow ? { promptOverflow: options.promptOverflow } : {}),
+    ...(options.exitThreshold !== undefined ? { exitThreshold: options.exitThreshold } : {}),
+    ...(options.depthBatching !== undefined ? { depthBatching: options.depthBatching } : {}),
   };
   const client = new WorkerClient(startWorker(import.meta.url, "model-worker"));
   try {
@@ -71,7 +98,7 @@ async function loadInWorker(source: string, options: LoadOptions): Promise<{ cli
   }
 }
 
-/** A policy (decoder) model: `policy`, `baseline`, or a model directory (embedded or Hugging Face export). */
+/** A policy (decoder) model: `policy`, `baseline`, `recursive`, or a model directory (embedded or Hugging Face export). */
 export async function loadPolicy(source: string, options: LoadOptions = {}): Promise<OnnxPolicy> {
   const { client, info } = await loadInWorker(source, options);
   if (info.kind !== "decoder") {

@@ -13,6 +13,28 @@ const dimension = z.union([z.string(), z.number().int()]);
 const tensorSpec = z.object({ name: z.string(), shape: z.array(dimension), dtype: z.string() });
 const graphSpec = z.object({ file: z.string(), inputs: z.array(tensorSpec), outputs: z.array(tensorSpec) });
 
+const stateSpec = z.object({ past: z.string(), present: z.string(), shape: z.array(dimension), dtype: z.literal("float32") });
+
+/** A recursive model's extra section (models/train/export_recursive.py): the one-loop graph and early exit. */
+export const recursionConfig = z.looseObject({
+  loops: z.number().int().min(2),
+  hidden_size: z.number().int().positive(),
+  loop_graph: z.literal("loop"),
+  /** The one-loop graph's state: entry k of loop l is config.state[l * loop_state.length + k]. */
+  loop_state: z.array(stateSpec).min(1),
+  /**
+   * What a token that exits after loop l leaves in the later loops' state: nothing ("none", older
+   * exports), or the state copy ("copy": copy_graph updates each later loop's state from the token's
+   * hidden state at its exit).
+   */
+  exit: z.looseObject({ default_threshold: z.number().gt(0).lte(1), skipped: z.enum(["none", "copy"]).optional() }),
+  copy_graph: z.literal("copy").optional(),
+  flops_per_loop_token: z.number().positive(),
+  /** FLOPs of one state copy (one skipped loop) for one token. */
+  flops_per_copy_token: z.number().positive().optional(),
+});
+export type RecursionConfig = z.infer<typeof recursionConfig>;
+
 export const embeddedDecoderConfig = z.looseObject({
   name: z.string(),
   parameters: z.number().int().positive(),
@@ -21,9 +43,13 @@ export const embeddedDecoderConfig = z.looseObject({
   eos_token_id: z.number().int(),
   pad_token_id: z.number().int(),
   prompt_format: z.looseObject({ policy: z.string(), revision: z.string().optional() }),
-  state: z.array(z.object({ past: z.string(), present: z.string(), shape: z.array(dimension), dtype: z.literal("float32") })),
-  graphs: z.object({ prefill: graphSpec, decode: graphSpec }),
+  state: z.array(stateSpec),
+  graphs: z.object({ prefill: graphSpec, decode: graphSpec, loop: graphSpec.optional(), copy: graphSpec.optional() }),
   max_prefill_tokens: z.number().int().positive().optional(),
+  /** Recursive models only. */
+  recursion: recursionConfig.optional(),
+  /** Weights stored once beside the graphs (ONNX external data), when the graphs share them. */
+  weights: z.looseObject({ file: z.string() }).optional(),
 });
 export type EmbeddedDecoderConfig = z.infer<typeof embeddedDecoderConfig>;
 
@@ -141,12 +167,28 @@ export function readModelDirectory(dir: string): ModelDirectory {
   }
   if (graphs && "decode" in graphs) {
     const config = parse(embeddedDecoderConfig, raw, configPath);
-    requireFiles(dir, [config.graphs.prefill.file, config.graphs.decode.file]);
+    if (config.recursion) {
+      if (!config.graphs.loop) throw new InputError(`${configPath}: a recursive model (recursion) needs graphs.loop`);
+      if (config.recursion.exit.skipped === "copy" && (!config.graphs.copy || config.recursion.flops_per_copy_token === undefined)) {
+        throw new InputError(`${configPath}: a recursive model with the state copy (recursion.exit.skipped "copy") needs graphs.copy and recursion.flops_per_copy_token`);
+      }
+      const { loops, loop_state: loopState } = config.recursion;
+      if (config.state.length !== loops * loopState.length) {
+        throw new InputError(`${configPath}: state has ${config.state.length} tensors, expected loops x loop_state = ${loops} x ${loopState.length}`);
+      }
+    }
+    requireFiles(dir, decoderFiles(config));
     return { kind: "embedded-decoder", dir, config, tokenizer };
   }
   throw new InputError(
     `${configPath} describes neither a deliberate model (graphs.prefill/decode or graphs.scores) nor a Hugging Face model (model_type)`,
   );
+}
+
+/** An embedded decoder's graph files and its shared weights file, if any. */
+function decoderFiles(config: EmbeddedDecoderConfig): string[] {
+  const { prefill, decode, loop, copy } = config.graphs;
+  return [prefill.file, decode.file, ...(loop ? [loop.file] : []), ...(copy ? [copy.file] : []), ...(config.weights ? [config.weights.file] : [])];
 }
 
 /** The files a model is loaded from: config, tokenizer files and graphs (with external weight data). */
@@ -155,7 +197,7 @@ export function modelFiles(model: ModelDirectory): string[] {
   if (model.kind === "embedded-prm") return [...jsonFiles, join(model.dir, model.config.graphs.scores.file)];
   if (model.kind === "embedded-mod") return [...jsonFiles, ...Object.values(model.config.graphs).map((graph) => join(model.dir, graph.file))];
   if (model.kind === "embedded-decoder") {
-    return [...jsonFiles, ...[model.config.graphs.prefill.file, model.config.graphs.decode.file].map((file) => join(model.dir, file))];
+    return [...jsonFiles, ...decoderFiles(model.config).map((file) => join(model.dir, file))];
   }
   const tokenizerConfig = join(model.dir, "tokenizer_config.json");
   // An export over 2 GB keeps its weights beside the graph (model.onnx_data, model.onnx.data, ...).

@@ -8,8 +8,9 @@ import { join } from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
 import type { PolicyPrompt } from "../policy.js";
 import { DecoderEngine, type ExtendRequest } from "./decoder-engine.js";
-import { EmbeddedGraphs, HuggingFaceGraphs, type DecoderGraphs } from "./graphs.js";
+import { EmbeddedGraphs, HuggingFaceGraphs, LoopGraph, type DecoderGraphs } from "./graphs.js";
 import { ModGraphs } from "./mod-graphs.js";
+import { RecursiveDecoderEngine } from "./recursive-engine.js";
 import { fingerprintModel, readModelDirectory } from "./model-config.js";
 import { PrmEngine, type PrmRequest } from "./prm-engine.js";
 import { chatRenderer, embeddedRenderer, fitPrompt, type PromptOverflow, type PromptRenderer } from "./prompt.js";
@@ -26,6 +27,27 @@ export interface LoadParams {
   maxBatchTokens: number;
   /** A prompt above the model's limit: refused (default), or its problem truncated. */
   promptOverflow?: PromptOverflow;
+  /** Recursive models: the early-exit threshold, or "off" (every loop runs). Default: the model's. */
+  exitThreshold?: number | "off";
+  /** Recursive models: depth-wise batching of rows at different loops (default true). */
+  depthBatching?: boolean;
+}
+
+/** What a recursive model decodes with (ModelInfo.recursion). */
+export interface RecursionInfo {
+  loops: number;
+  /** FLOPs of one loop for one token (config.json recursion.flops_per_loop_token). */
+  flopsPerLoopToken: number;
+  /**
+   * What an exited token leaves in the loops it skipped: the state copy ("copy", copy.onnx) or
+   * nothing ("none", older exports); config.json recursion.exit.skipped.
+   */
+  skipped: "none" | "copy";
+  /** FLOPs of one state copy (one skipped loop) for one token; 0 without the copy. */
+  flopsPerCopyToken: number;
+  /** null: exits off. */
+  exitThreshold: number | null;
+  depthBatching: boolean;
 }
 
 export interface ModelInfo {
@@ -42,6 +64,8 @@ export interface ModelInfo {
   stateBytes: { fixed: number; perToken: number };
   /** The largest token id the tokenizer knows (decoders); a prompt given as token ids must stay within it. */
   maxTokenId?: number;
+  /** Recursive models only: loops, FLOPs per loop and token, and the decoding mode. */
+  recursion?: RecursionInfo;
   /**
    * Mixture-of-Depths models: FLOPs per token fed through the graphs (every token) and per token
    * that goes through each routed block, so that FLOPs count only the work really done.
@@ -102,6 +126,13 @@ async function load(params: LoadParams): Promise<ModelInfo> {
   let eosTokenIds: number[];
   let maxSequenceTokens: number;
   let limitSource: string;
+  let loopGraph: LoopGraph | null = null;
+  let recursion: RecursionInfo | undefined;
+  const recursive = model.kind === "embedded-decoder" ? model.config.recursion : undefined;
+  if (!recursive && (params.exitThreshold !== undefined || params.depthBatching !== undefined)) {
+    const flag = params.exitThreshold !== undefined ? "exit threshold (--exit-threshold)" : "depth-wise batching (--depth-batching)";
+    throw new Error(`${params.dir} is not a recursive model: an ${flag} applies only to a model with early exit, such as --policy recursive`);
+  }
   let routing: ModelInfo["routing"];
   if (model.kind === "embedded-mod") {
     const config = model.config;
@@ -126,6 +157,18 @@ async function load(params: LoadParams): Promise<ModelInfo> {
     tokenizer = tokenizerFor(model.tokenizer);
     checkVocabulary(tokenizer, vocabularyOf(model.config.graphs.decode.outputs), model.dir);
     graphs = await EmbeddedGraphs.open(model.dir, model.config, settings);
+    if (recursive) {
+      loopGraph = await LoopGraph.open(model.dir, model.config, { ...settings, device: graphs.device });
+      const threshold = params.exitThreshold ?? recursive.exit.default_threshold;
+      recursion = {
+        loops: recursive.loops,
+        flopsPerLoopToken: recursive.flops_per_loop_token,
+        skipped: recursive.exit.skipped ?? "none",
+        flopsPerCopyToken: recursive.flops_per_copy_token ?? 0,
+        exitThreshold: threshold === "off" ? null : threshold,
+        depthBatching: params.depthBatching ?? true,
+      };
+    }
     render = embeddedRenderer(model.config.prompt_format, tokenizer, model.config.bos_token_id, model.config.step_delimiter);
     info = { name: model.config.name, parameters: model.config.parameters, stepDelimiter: model.config.step_delimiter };
     eosTokenIds = [model.config.eos_token_id];
@@ -148,13 +191,17 @@ async function load(params: LoadParams): Promise<ModelInfo> {
     maxSequenceTokens = params.maxSequenceTokens;
     limitSource = "the maxSequenceTokens load option";
   }
-  const engine = new DecoderEngine(graphs, tokenizer, { stepDelimiter: info.stepDelimiter, eosTokenIds, maxSequenceTokens, maxStateBytes: params.maxStateBytes });
+  const engineSettings = { stepDelimiter: info.stepDelimiter, eosTokenIds, maxSequenceTokens, maxStateBytes: params.maxStateBytes };
+  const engine =
+    loopGraph && recursion
+      ? new RecursiveDecoderEngine(graphs, loopGraph, tokenizer, engineSettings, { exitThreshold: recursion.exitThreshold, depthBatching: recursion.depthBatching })
+      : new DecoderEngine(graphs, tokenizer, engineSettings);
   // A prompt must leave room for at least one generated token.
   decoder = { engine, render, tokenizer, maxPromptTokens: maxSequenceTokens - 1, limitSource, promptOverflow: params.promptOverflow ?? "error" };
   // State size is linear in the length (fixed-size tensors plus caches that grow by a row per token).
   const stateBytes = { fixed: engine.stateBytes(0), perToken: engine.stateBytes(1) - engine.stateBytes(0) };
   const maxTokenId = Math.max(...tokenizer.get_vocab(true).values());
-  return { kind: "decoder", device: graphs.device, fingerprint, ...info, maxSequenceTokens, stateBytes, maxTokenId, ...(routing ? { routing } : {}) };
+  return { kind: "decoder", device: graphs.device, fingerprint, ...info, maxSequenceTokens, stateBytes, maxTokenId, ...(recursion ? { recursion } : {}), ...(routing ? { routing } : {}) };
 }
 
 function vocabularyOf(outputs: { name: string; shape: (string | number)[] }[]): number | null {
@@ -239,6 +286,7 @@ const methods = {
       liveBranches: decoderEngine?.liveBranches() ?? 0,
       heldStateBytes: decoderEngine?.heldStateBytes() ?? 0,
       stateBytesAt: (params.lengths ?? []).map((length) => decoderEngine?.stateBytes(length) ?? 0),
+      decodeRuns: decoderEngine?.decodeRuns ?? 0,
       prmRuns: prm?.runs ?? 0,
     };
   },

@@ -8,9 +8,10 @@
  * strings and top log-probabilities (`decode`), tokenizing, and counts of the batches it decoded.
  */
 import type { Branch, ExtendOptions, Policy, PolicyPrompt, RoutingCount, StepResult } from "../policy.js";
+import type { ModelSpend } from "../meter.js";
 import type { ExtendRequest, ExtendResult } from "./decoder-engine.js";
 export type { ExtendResult, TokenLogprob } from "./decoder-engine.js";
-import type { ModelInfo } from "./model-worker.js";
+import type { ModelInfo, RecursionInfo } from "./model-worker.js";
 import type { WorkerClient } from "./worker-client.js";
 import { Coalescer } from "./coalescer.js";
 
@@ -70,6 +71,8 @@ export class OnnxPolicy implements Policy {
   readonly maxSequenceTokens: number;
   /** The largest token id of the model's tokenizer. */
   readonly maxTokenId: number;
+  /** Recursive models: the loops, and the exit threshold and batching this policy decodes with. */
+  readonly recursion?: RecursionInfo;
   private readonly stateBytesPerBranch: { fixed: number; perToken: number };
   /** Mixture-of-Depths models: what a token and a token through each routed block cost. */
   readonly routing: ModelInfo["routing"];
@@ -95,10 +98,25 @@ export class OnnxPolicy implements Policy {
     this.maxTokenId = info.maxTokenId ?? Number.MAX_SAFE_INTEGER;
     this.stateBytesPerBranch = info.stateBytes;
     this.routing = info.routing;
+    if (info.recursion) this.recursion = info.recursion;
   }
 
-  /** FLOPs really spent on `tokens` tokens fed through a routed model (a result's `runs`), and the routing counts; {} for other models. */
-  spent(tokens: number, routedTokens: readonly number[] | undefined): { flops?: number; routing?: RoutingCount } {
+  /**
+   * What the model spent, when it counts its own FLOPs, for `tokens` tokens fed (a prefill's prompt,
+   * or a result's `runs`): a routed model's FLOPs through the blocks its tokens went through, and the
+   * routing counts; a recursive model's FLOPs for the loops it ran and the state copies it made
+   * (`loops`, `copies`: a step's, reported for loops and copies per token; a prefill runs every loop
+   * and copies nothing), {} for other models (2 x parameters x tokens).
+   */
+  spent(tokens: number, routedTokens: readonly number[] | undefined, loops?: number, copies = 0): ModelSpend {
+    const recursion = this.recursion;
+    if (recursion) {
+      const run = loops ?? tokens * recursion.loops;
+      return {
+        flops: run * recursion.flopsPerLoopToken + copies * recursion.flopsPerCopyToken,
+        ...(loops !== undefined ? { loops, copies } : {}),
+      };
+    }
     const routing = this.routing;
     if (!routing || !routedTokens) return {};
     let flops = tokens * routing.flopsPerToken;
@@ -142,6 +160,8 @@ export class OnnxPolicy implements Policy {
     const branch = new OnnxBranch(this.nextBranch++, this);
     await this.extends.exclusive(() => this.client.call("startTokens", { branch: branch.id, tokens }));
     branch.promptTokens = tokens.length;
+    const { flops } = this.spent(tokens.length, undefined);
+    if (flops !== undefined) branch.startFlops = flops;
     return branch;
   }
 
@@ -180,8 +200,16 @@ export class OnnxPolicy implements Policy {
 
   async extend(branches: readonly Branch[], options: ExtendOptions): Promise<StepResult[]> {
     const results = await this.decode(branches, options);
-    // A routed model counts the FLOPs of the tokens it fed (runs), eos excluded, through the blocks they went through.
-    return results.map(({ text, tokens, logprobs, stopReason, runs, routedTokens }) => ({ text, tokens, logprobs, stopReason, calls: runs, ...this.spent(runs, routedTokens) }));
+    // A routed model counts the FLOPs of the tokens it fed (runs), eos excluded, through the blocks they went through;
+    // a recursive model counts the loops run for the logits its tokens were sampled from, and its state copies.
+    return results.map(({ text, tokens, logprobs, stopReason, runs, routedTokens, loops, copies }) => ({
+      text,
+      tokens,
+      logprobs,
+      stopReason,
+      calls: runs,
+      ...this.spent(runs, routedTokens, loops, copies),
+    }));
   }
 
   /** `extend` with the worker's full results: token ids, the stop string met, the uncut text, top log-probabilities. */
@@ -211,8 +239,8 @@ export class OnnxPolicy implements Policy {
     return results;
   }
 
-  /** Live branches and the bytes of decoding state the worker holds (and would hold at `lengths`). */
-  stats(lengths: number[] = []): Promise<{ liveBranches: number; heldStateBytes: number; stateBytesAt: number[] }> {
+  /** Live branches, the bytes of decoding state the worker holds (and would hold at `lengths`), and the decoding graph runs so far. */
+  stats(lengths: number[] = []): Promise<{ liveBranches: number; heldStateBytes: number; stateBytesAt: number[]; decodeRuns: number }> {
     return this.client.call("stats", { lengths });
   }
 
