@@ -288,7 +288,7 @@ describe("the CLI's argument handling", () => {
       // Long-running commands only validate; solve and serve stop before their action (NotRun); data label reads
       // a file by default (standard input would wait for the test's own, which never ends).
       if (command[1] === "label") return ["data", "label", "--in", cases, ...args.slice(2)];
-      return ["bench", "compare", "calibrate"].includes(command[0] as string) ? [...args, "--dry-run"] : args;
+      return ["bench", "compare", "calibrate", "sweep-verifier"].includes(command[0] as string) ? [...args, "--dry-run"] : args;
     });
 
     const outcomes = { parsed: 0, usage: 0 };
