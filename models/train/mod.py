@@ -27,7 +27,8 @@ import torch.nn.functional as F
 
 from data import DEVICE, TOK, collate, example, left_pad, policy_prompt, synth
 from model import BASELINE_ARCH, LM, Attention, Block, attend, n_params
-from train import WORK, cpu_state, gold_examples, greedy_accuracy, length_bucketed_batches, log, task_data
+from train import (WORK, adamw, cpu_state, gold_examples, greedy_accuracy, length_bucketed_batches, log, task_data,
+                   warmup_cosine)
 
 MOD_ARCH = dict(BASELINE_ARCH, architecture="mixture-of-depths", routed_blocks=[1, 3, 5], capacity=0.25)
 
@@ -163,13 +164,10 @@ def train_steps(model, examples, steps, lr, seed, logfile, batch_size=32, aux_we
     """AdamW, warm-up and cosine decay over a fixed number of steps (FLOPs-matched budgets)."""
     torch.manual_seed(seed)
     rng = random.Random(seed)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    other = [p for n, p in model.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}],
-                            lr=lr, betas=(0.9, 0.95))
+    opt = adamw(model, lr)
     start, ema, order, tokens = time.time(), None, [], 0
     for step in range(steps):
-        cur = lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+        cur = warmup_cosine(lr, step, warmup, step / steps)
         for g in opt.param_groups:
             g["lr"] = cur
         if not order:

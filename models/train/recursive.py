@@ -40,7 +40,7 @@ from generate import generate
 from evaluate import LEVELS, MODELS, N_SAMPLES, best_of_n, mean
 from model import attend, linear_scan, rope
 from prm import step_scores
-from train import WORK, cpu_state, gold_examples, length_bucketed_batches, load_lm, log
+from train import WORK, adamw, cpu_state, gold_examples, length_bucketed_batches, load_lm, log, warmup_cosine
 
 NEG = -1e9
 
@@ -364,16 +364,13 @@ def uptrain(model, teacher, examples, minutes, lr, seed, logfile, batch_size=32,
     that later loops learn to read states written by tokens that left."""
     torch.manual_seed(seed)
     rng = random.Random(seed)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "lora" not in n]
-    other = [p for n, p in model.named_parameters() if p.dim() < 2 or "lora" in n]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}],
-                            lr=lr, betas=(0.9, 0.95))
+    opt = adamw(model, lr, decayed=lambda name, p: p.dim() >= 2 and "lora" not in name)
     teacher.eval()
     start, budget = time.time(), minutes * 60.0
     step, ema, order = 0, None, []
     while time.time() - start < budget:
         frac = (time.time() - start) / budget
-        cur = lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+        cur = warmup_cosine(lr, step, warmup, frac)
         for g in opt.param_groups:
             g["lr"] = cur
         if not order:

@@ -77,15 +77,25 @@ def length_bucketed_batches(examples, batch_size, rng, pool=50, length=lambda e:
     return batches
 
 
+def adamw(model, lr, decayed=lambda name, p: p.dim() >= 2):
+    """AdamW (betas 0.9/0.95) with weight decay 0.1 on the parameters `decayed` picks (matrices)."""
+    decay = [p for n, p in model.named_parameters() if decayed(n, p)]
+    other = [p for n, p in model.named_parameters() if not decayed(n, p)]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}],
+                             lr=lr, betas=(0.9, 0.95))
+
+
+def warmup_cosine(lr, step, warmup, frac):
+    """Linear warm-up over `warmup` steps, then cosine decay to 10% at `frac` = 1."""
+    return lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
 def train_lm(model, examples, minutes, lr, seed, logfile, batch_size=32, calib=None, eval_every=300.0,
              warmup=100):
     """AdamW with warm-up and a cosine decay over the wall-clock budget."""
     torch.manual_seed(seed)
     rng = random.Random(seed)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    other = [p for n, p in model.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}],
-                            lr=lr, betas=(0.9, 0.95))
+    opt = adamw(model, lr)
     start, budget = time.time(), minutes * 60.0
     step, seen, ema, next_eval = 0, 0, None, eval_every
     order = []
@@ -94,7 +104,7 @@ def train_lm(model, examples, minutes, lr, seed, logfile, batch_size=32, calib=N
         if elapsed >= budget:
             break
         frac = elapsed / budget
-        cur = lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+        cur = warmup_cosine(lr, step, warmup, frac)
         for g in opt.param_groups:
             g["lr"] = cur
         if not order:
