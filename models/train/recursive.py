@@ -501,12 +501,16 @@ def sample_and_score(model, test, threshold, seed, name, prm, skipped):
     by `data label` and scored by the PRM; returns rows, PRM step scores, mean loops per token, seconds."""
     t0 = time.time()
     prompts = [policy_prompt(p["problem"]) for p in test for _ in range(N_SAMPLES)]
-    sols, loops_run, _, tokens = generate_exit(model, prompts, temperature=0.8, threshold=threshold, seed=seed, skipped=skipped)
+    if isinstance(model, RecursiveLM):
+        sols, loops_run, _, tokens = generate_exit(model, prompts, temperature=0.8, threshold=threshold, seed=seed,
+                                                   skipped=skipped)
+    else:  # the source policy, sampled the way evaluate.py does
+        sols, loops_run, tokens = generate(model, prompts, temperature=0.8, seed=seed), None, None
     rows = label([dict(p, gold_solution=p["solution"], solution=s)
                   for p, s in zip([p for p in test for _ in range(N_SAMPLES)], sols)], WORK, name)
     sampling = time.time() - t0
     scores = step_scores(prm, rows) if prm is not None else None
-    return rows, scores, loops_run / max(tokens, 1), sampling
+    return rows, scores, None if tokens is None else loops_run / max(tokens, 1), sampling
 
 
 def level_table(test, rows, scores):
@@ -529,7 +533,8 @@ def cmd_evaluate(args):
     model, ck = load_recursive(args.name)
     prm, _ = load_prm()
     out_path = os.path.join(MODELS, "eval-recursive.json")
-    result = json.load(open(out_path)) if os.path.exists(out_path) else {}
+    everything = json.load(open(out_path)) if os.path.exists(out_path) else {}
+    result = everything.setdefault(f"evaluation_{args.per_level}_per_level", {})
     result.update(model=args.name, test={"split": "test", "per_level": args.per_level, "seed": args.seed + 1,
                                          "samples_per_problem": N_SAMPLES, "temperature": 0.8},
                   unique_parameters=unique_params(model), uptraining=ck.get("stats"))
@@ -537,19 +542,21 @@ def cmd_evaluate(args):
     result["source_policy"] = {lv: {k: source["by_level"][lv][k] for k in ("pass@1", "majority@16", "prm_weighted_best_of_16")}
                                for lv in source["by_level"]}
     for spec in args.threshold.split(","):
-        threshold = None if spec == "off" else float(spec)
-        key = "exit_off" if spec == "off" else f"exit_{spec}_{args.skipped}"
-        log(f"evaluate {args.name}: threshold {spec}, {len(test)} problems x {N_SAMPLES} samples")
-        rows, scores, loops, secs = sample_and_score(model, test, threshold, args.seed + 5, f"eval_recursive_{key}", prm,
-                                                     args.skipped)
+        threshold = None if spec in ("off", "source") else float(spec)
+        key = f"exit_{spec}" if spec in ("off", "source") else f"exit_{spec}_{args.skipped}"
+        log(f"evaluate {args.name if spec != 'source' else 'the source policy'}: threshold {spec}, "
+            f"{len(test)} problems x {N_SAMPLES} samples")
+        sampler = load_lm("policy_rev")[0] if spec == "source" else model
+        rows, scores, loops, secs = sample_and_score(sampler, test, threshold, args.seed + 5,
+                                                     f"eval_recursive_{args.per_level}_{key}", prm, args.skipped)
         per = level_table(test, rows, scores)
         avg = {k: mean(per[str(lv)][k] for lv in LEVELS) for k in ("pass@1", "majority@16", "prm_weighted_best_of_16")}
         result[key] = {"threshold": threshold, "mean_loops_per_token": loops, "sampling_s": secs, "by_level": per,
                        "average_over_levels": avg}
-        log(f"threshold {spec}: mean loops/token {loops:.3f}, pass@1 {avg['pass@1']:.3f}, "
+        log(f"threshold {spec}: mean loops/token {loops}, pass@1 {avg['pass@1']:.3f}, "
             f"PRM best-of-16 {avg['prm_weighted_best_of_16']:.3f} ({secs / 60:.1f} min sampling)")
         with open(out_path, "w") as f:
-            json.dump(result, f, indent=2)
+            json.dump(everything, f, indent=2)
             f.write("\n")
 
 
@@ -616,7 +623,8 @@ def main():
     e = sub.add_parser("evaluate")
     e.add_argument("--name", default="recursive")
     e.add_argument("--per-level", type=int, default=500)
-    e.add_argument("--threshold", default="off", help="comma-separated exit thresholds, or off (every loop)")
+    e.add_argument("--threshold", default="off",
+                   help="comma-separated exit thresholds, off (every loop), or source (the source policy on the same problems)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--skipped", choices=["none", "copy", "full"], default="copy",
                    help="what an exited token leaves in the loops it skipped (see generate_exit)")
