@@ -4,6 +4,15 @@ import torch
 from data import DEVICE, TOK, example, left_pad
 
 
+def next_tokens(logits, temperature, gen, done):
+    """One token per row, sampled (temperature > 0) or greedy; rows already done get <eos>."""
+    if temperature > 0:
+        nxt = torch.multinomial(torch.softmax(logits / temperature, -1), 1, generator=gen)
+    else:
+        nxt = logits.argmax(-1, keepdim=True)
+    return torch.where(done.unsqueeze(1), torch.full_like(nxt, TOK.eos_id), nxt)
+
+
 @torch.no_grad()
 def generate(model, prompts, temperature=0.0, max_new=280, batch_size=None, seed=0):
     """Completions (text after the prompt, up to <eos>) for each prompt string.
@@ -22,11 +31,7 @@ def generate(model, prompts, temperature=0.0, max_new=280, batch_size=None, seed
         done = torch.zeros(B, dtype=torch.bool, device=DEVICE)
         toks = []
         for _ in range(max_new):
-            if temperature > 0:
-                nxt = torch.multinomial(torch.softmax(last / temperature, -1), 1, generator=gen)
-            else:
-                nxt = last.argmax(-1, keepdim=True)
-            nxt = torch.where(done.unsqueeze(1), torch.full_like(nxt, TOK.eos_id), nxt)
+            nxt = next_tokens(last, temperature, gen, done)
             toks.append(nxt)
             done |= nxt[:, 0] == TOK.eos_id
             if done.all():

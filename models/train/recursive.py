@@ -36,7 +36,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from data import DEVICE, TOK, collate, example, label, left_pad, policy_prompt, synth
-from generate import generate
+from generate import generate, next_tokens
 from evaluate import LEVELS, MODELS, N_SAMPLES, best_of_n, mean
 from model import attend, linear_scan, rope
 from prm import step_scores
@@ -429,11 +429,7 @@ def generate_exit(model, prompts, temperature=0.0, threshold=None, max_new=280, 
         done = torch.zeros(B, dtype=torch.bool, device=DEVICE)
         toks = []
         for _ in range(max_new):
-            if temperature > 0:
-                nxt = torch.multinomial(torch.softmax(last / temperature, -1), 1, generator=gen)
-            else:
-                nxt = last.argmax(-1, keepdim=True)
-            nxt = torch.where(done.unsqueeze(1), torch.full_like(nxt, TOK.eos_id), nxt)
+            nxt = next_tokens(last, temperature, gen, done)
             toks.append(nxt)
             done |= nxt[:, 0] == TOK.eos_id
             if done.all():

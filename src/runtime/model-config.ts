@@ -35,7 +35,8 @@ export const recursionConfig = z.looseObject({
 });
 export type RecursionConfig = z.infer<typeof recursionConfig>;
 
-export const embeddedDecoderConfig = z.looseObject({
+/** What every embedded decoder's config.json says, whatever its graphs. */
+const embeddedDecoderFields = {
   name: z.string(),
   parameters: z.number().int().positive(),
   step_delimiter: z.string(),
@@ -43,6 +44,10 @@ export const embeddedDecoderConfig = z.looseObject({
   eos_token_id: z.number().int(),
   pad_token_id: z.number().int(),
   prompt_format: z.looseObject({ policy: z.string(), revision: z.string().optional() }),
+};
+
+export const embeddedDecoderConfig = z.looseObject({
+  ...embeddedDecoderFields,
   state: z.array(stateSpec),
   graphs: z.object({ prefill: graphSpec, decode: graphSpec, loop: graphSpec.optional(), copy: graphSpec.optional() }),
   max_prefill_tokens: z.number().int().positive().optional(),
@@ -59,13 +64,7 @@ export type EmbeddedDecoderConfig = z.infer<typeof embeddedDecoderConfig>;
  * uses and what each routed block adds for the tokens that go through it.
  */
 export const embeddedModConfig = z.looseObject({
-  name: z.string(),
-  parameters: z.number().int().positive(),
-  step_delimiter: z.string(),
-  bos_token_id: z.number().int(),
-  eos_token_id: z.number().int(),
-  pad_token_id: z.number().int(),
-  prompt_format: z.looseObject({ policy: z.string(), revision: z.string().optional() }),
+  ...embeddedDecoderFields,
   architecture: z.looseObject({ d_model: z.number().int().positive(), heads: z.number().int().positive(), routed_blocks: z.array(z.number().int()) }),
   segments: z
     .array(
