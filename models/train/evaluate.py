@@ -41,6 +41,19 @@ def best_of_n(group, scores):
             "majority": right[max(count, key=count.get)]}
 
 
+def level_table(test, rows, scores):
+    """Pass@1, majority@16 and PRM-weighted best-of-16 per level, for N_SAMPLES rows per problem in test order."""
+    per = {}
+    for lv in LEVELS:
+        idx = [i for i, p in enumerate(test) if p["level"] == lv]
+        groups = [(rows[i * N_SAMPLES:(i + 1) * N_SAMPLES], scores[i * N_SAMPLES:(i + 1) * N_SAMPLES]) for i in idx]
+        bon = [best_of_n(g, s) for g, s in groups]
+        per[str(lv)] = {"problems": len(idx), "pass@1": mean(r["correct"] for g, _ in groups for r in g),
+                        "majority@16": mean(b["majority"] for b in bon),
+                        "prm_weighted_best_of_16": mean(b["prm_weighted"] for b in bon)}
+    return per
+
+
 def step_auc(rows, scores):
     """PRM AUC against the rule labels, on samples whose step split matches the labeller's."""
     keep = [k for k, r in enumerate(rows) if len(r["prefixCorrect"]) == len(scores[k]) > 0]

@@ -13,6 +13,7 @@ token that skips a block leaves nothing in that block's key/value cache.
 
     OMP_NUM_THREADS=2 /usr/bin/python3 models/train/mod.py train --name mod --baseline-steps 1500
     OMP_NUM_THREADS=2 /usr/bin/python3 models/train/mod.py train --name baseline_flops --plain --baseline-steps 1500
+    OMP_NUM_THREADS=2 /usr/bin/python3 models/train/mod.py evaluate --mod mod --baseline baseline_flops --per-level 500
 """
 import argparse
 import json
@@ -25,7 +26,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from data import DEVICE, TOK, collate, example, left_pad, policy_prompt, synth
+from data import DEVICE, TOK, collate, example, label, left_pad, policy_prompt, synth
+from evaluate import LEVELS, MODELS, N_SAMPLES, level_table, mean
+from generate import generate
 from model import BASELINE_ARCH, LM, Attention, Block, attend, n_params
 from train import (WORK, adamw, cpu_state, gold_examples, greedy_accuracy, length_bucketed_batches, log, task_data,
                    warmup_cosine)
@@ -231,6 +234,111 @@ def cmd_train(args):
     torch.save(dict(cfg=cfg, state=cpu_state(model), stats=stats), os.path.join(WORK, args.name + ".pt"))
 
 
+def load_checkpoint(name):
+    ck = torch.load(os.path.join(WORK, name + ".pt"), map_location="cpu")
+    model = (MoDLM(ck["cfg"]) if ck["cfg"].get("routed_blocks") else LM(ck["cfg"])).to(DEVICE)
+    model.load_state_dict(ck["state"])
+    return model.eval(), ck
+
+
+@torch.no_grad()
+def predictor_routed_share(model, rows):
+    """Share of generated tokens the causal predictor sends through each routed block, averaged over
+    the routed blocks: the inputs whose next token was sampled (the last prompt token and every
+    solution token), run through the prefill path, which routes as decoding does."""
+    routed, total = 0, 0
+    for i in range(0, len(rows), 128):
+        batch = [example(policy_prompt(r["problem"]), r["solution"]) for r in rows[i:i + 128]]
+        ids, pos, tgt = (t.to(DEVICE) for t in collate(batch))
+        model(ids, pos, routing="predictor")
+        generated = tgt != -100
+        for _, chosen, _ in model.aux:
+            routed += int((chosen.bool() & generated).sum())
+            total += int(generated.sum())
+    return routed / total
+
+
+@torch.no_grad()
+def generate_topk(model, prompts, max_new=280, batch_size=128):
+    """Greedy completions with the training router (each routed block takes the top `capacity` of the
+    whole sequence so far, not causal), recomputing the sequence for every token: the reference the
+    causal predictor stands in for."""
+    out = []
+    for i in range(0, len(prompts), batch_size):
+        chunk = [example(p, "")[0][:-1] for p in prompts[i:i + batch_size]]
+        ids, pos = (t.to(DEVICE) for t in left_pad(chunk))
+        done = torch.zeros(len(chunk), dtype=torch.bool, device=DEVICE)
+        toks = []
+        for _ in range(max_new):
+            logits, _ = model(ids, pos, routing="topk")
+            nxt = logits[:, -1].argmax(-1, keepdim=True)
+            nxt = torch.where(done.unsqueeze(1), torch.full_like(nxt, TOK.eos_id), nxt)
+            toks.append(nxt)
+            done |= nxt[:, 0] == TOK.eos_id
+            if done.all():
+                break
+            ids, pos = torch.cat([ids, nxt], 1), torch.cat([pos, pos[:, -1:] + 1], 1)
+        for row in torch.cat(toks, 1).tolist():
+            out.append(TOK.decode(row[:row.index(TOK.eos_id)] if TOK.eos_id in row else row))
+    return out
+
+
+def cmd_evaluate(args):
+    """Pass@1 (T=0.8, 16 samples), majority@16 and PRM-weighted best-of-16 on the test split for the
+    MoD model and the baseline trained for the same FLOPs; the decode FLOPs the predictor spends on
+    those samples; the predictor's agreement with top-k; greedy accuracy decoding with the predictor
+    against decoding with top-k on whole sequences. Writes models/eval-mod.json."""
+    from prm import load_prm, step_scores
+    test = synth("test", args.per_level * len(LEVELS), args.seed + 1, os.path.join(WORK, f"test_{args.per_level}.jsonl"))
+    prm, _ = load_prm()
+    base_cfg = dict(BASELINE_ARCH, vocab_size=len(TOK))
+    context = 150
+    out_path = os.path.join(MODELS, "eval-mod.json")
+    everything = json.load(open(out_path)) if os.path.exists(out_path) else {}
+    result = everything.setdefault(f"evaluation_{args.per_level}_per_level", {})
+    result["test"] = {"split": "test", "per_level": args.per_level, "seed": args.seed + 1,
+                      "samples_per_problem": N_SAMPLES, "temperature": 0.8}
+    for role, name in (("baseline", args.baseline), ("mod", args.mod)):
+        model, ck = load_checkpoint(name)
+        log(f"evaluate {role} {name}: {len(test)} problems x {N_SAMPLES} samples")
+        t0 = time.time()
+        prompts = [policy_prompt(p["problem"]) for p in test for _ in range(N_SAMPLES)]
+        sols = generate(model, prompts, temperature=0.8, seed=args.seed + 5)
+        rows = label([dict(p, solution=s) for p, s in zip([p for p in test for _ in range(N_SAMPLES)], sols)],
+                     WORK, f"eval_mod_{args.per_level}_{name}")
+        sampling = time.time() - t0
+        per = level_table(test, rows, step_scores(prm, rows))
+        avg = {k: mean(per[str(lv)][k] for lv in LEVELS) for k in ("pass@1", "majority@16", "prm_weighted_best_of_16")}
+        entry = {"checkpoint": name, "training": ck.get("stats"), "sampling_s": sampling, "by_level": per,
+                 "average_over_levels": avg}
+        if role == "mod":
+            share = predictor_routed_share(model, rows)
+            entry["decode"] = {"predictor_routed_share": share,
+                               "flops_per_token_vs_baseline": flops_per_token(model.cfg, context, share)
+                               / flops_per_token(base_cfg, context)}
+            entry["routing_on_gold_test"] = routing_agreement(model, test)
+        result[role] = entry
+        log(f"{role} {name}: pass@1 {avg['pass@1']:.3f}, PRM best-of-16 {avg['prm_weighted_best_of_16']:.3f}, "
+            f"majority {avg['majority@16']:.3f} ({sampling / 60:.1f} min sampling)")
+        with open(out_path, "w") as f:
+            json.dump(everything, f, indent=2)
+            f.write("\n")
+    slice_ = [p for lv in LEVELS for p in [q for q in test if q["level"] == lv][:args.topk_per_level]]
+    model, _ = load_checkpoint(args.mod)
+    prompts = [policy_prompt(p["problem"]) for p in slice_]
+    greedy = {}
+    for how, sols in (("predictor", lambda: generate(model, prompts, temperature=0.0)),
+                      ("topk", lambda: generate_topk(model, prompts))):
+        t0 = time.time()
+        rows = label([dict(p, solution=s) for p, s in zip(slice_, sols())], WORK, f"greedy_mod_{how}")
+        greedy[how] = {"accuracy": mean(r["correct"] for r in rows), "seconds": time.time() - t0}
+        log(f"greedy with the {how}: {greedy[how]['accuracy']:.3f}")
+    result["greedy_predictor_vs_topk"] = dict(greedy, problems=len(slice_), per_level=args.topk_per_level)
+    with open(out_path, "w") as f:
+        json.dump(everything, f, indent=2)
+        f.write("\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -241,9 +349,16 @@ def main():
                    help="the FLOPs budget, in steps of the baseline transformer")
     t.add_argument("--batch-size", type=int, default=32)
     t.add_argument("--seed", type=int, default=0)
+    e = sub.add_parser("evaluate")
+    e.add_argument("--mod", default="mod", help="the MoD checkpoint in work/")
+    e.add_argument("--baseline", default="baseline_flops", help="the baseline trained for the same FLOPs")
+    e.add_argument("--per-level", type=int, default=500)
+    e.add_argument("--topk-per-level", type=int, default=40,
+                   help="problems per level for greedy decoding with the predictor against top-k")
+    e.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
-    cmd_train(args)
+    {"train": cmd_train, "evaluate": cmd_evaluate}[args.cmd](args)
 
 
 if __name__ == "__main__":

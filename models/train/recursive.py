@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 from data import DEVICE, TOK, collate, example, label, left_pad, policy_prompt, synth
 from generate import generate, next_tokens
-from evaluate import LEVELS, MODELS, N_SAMPLES, best_of_n, mean
+from evaluate import LEVELS, MODELS, N_SAMPLES, level_table, mean
 from model import attend, linear_scan, rope
 from prm import step_scores
 from train import WORK, adamw, cpu_state, gold_examples, length_bucketed_batches, load_lm, log, warmup_cosine
@@ -507,18 +507,6 @@ def sample_and_score(model, test, threshold, seed, name, prm, skipped):
     sampling = time.time() - t0
     scores = step_scores(prm, rows) if prm is not None else None
     return rows, scores, None if tokens is None else loops_run / max(tokens, 1), sampling
-
-
-def level_table(test, rows, scores):
-    per = {}
-    for lv in LEVELS:
-        idx = [i for i, p in enumerate(test) if p["level"] == lv]
-        groups = [(rows[i * N_SAMPLES:(i + 1) * N_SAMPLES], scores[i * N_SAMPLES:(i + 1) * N_SAMPLES]) for i in idx]
-        bon = [best_of_n(g, s) for g, s in groups]
-        per[str(lv)] = {"problems": len(idx), "pass@1": mean(r["correct"] for g, _ in groups for r in g),
-                        "majority@16": mean(b["majority"] for b in bon),
-                        "prm_weighted_best_of_16": mean(b["prm_weighted"] for b in bon)}
-    return per
 
 
 def cmd_evaluate(args):
