@@ -8,6 +8,7 @@ import { createReadStream, existsSync, readdirSync, readFileSync, statSync } fro
 import { basename, dirname, join } from "node:path";
 import { z } from "zod";
 import { describeZodError, InputError } from "../errors.js";
+import { PRM_RENDERINGS } from "./prm-rendering.js";
 
 const dimension = z.union([z.string(), z.number().int()]);
 const tensorSpec = z.object({ name: z.string(), shape: z.array(dimension), dtype: z.string() });
@@ -93,6 +94,8 @@ export const embeddedPrmConfig = z.looseObject({
   pad_token_id: z.number().int(),
   graphs: z.object({ scores: graphSpec }),
   max_sequence_tokens: z.number().int().positive().optional(),
+  /** How the model reads a step (models/train/render.py); absent: `ordinary`, the steps as written. */
+  rendering: z.enum(PRM_RENDERINGS).optional(),
 });
 export type EmbeddedPrmConfig = z.infer<typeof embeddedPrmConfig>;
 

@@ -104,6 +104,7 @@ async function load(params: LoadParams): Promise<ModelInfo> {
       bosTokenId: model.config.bos_token_id,
       padTokenId: model.config.pad_token_id,
       stepDelimiter: model.config.step_delimiter,
+      rendering: model.config.rendering ?? "ordinary",
       maxBatchTokens: params.maxBatchTokens,
       maxSequenceTokens: model.config.max_sequence_tokens ?? 4096,
       limitSource: model.config.max_sequence_tokens === undefined ? "the default, 4096" : `max_sequence_tokens in ${join(model.dir, "config.json")}`,

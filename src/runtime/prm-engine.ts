@@ -1,16 +1,19 @@
 /**
  * The process reward model's engine, inside its worker thread: scores many (problem, steps)
  * requests in batches of right-padded sequences and reads each step's score at the step's last
- * token (the input is `<bos> problem \n\n step_1 \n\n ... step_k`).
+ * token (the input is `<bos> problem \n\n step_1 \n\n ... step_k`, each step in the model's rendering).
  */
 import * as ort from "onnxruntime-node";
 import type { Tokenizer } from "@huggingface/tokenizers";
 import { InputError } from "../errors.js";
+import { type PrmRendering, renderStep } from "./prm-rendering.js";
 
 export interface PrmSettings {
   bosTokenId: number;
   padTokenId: number;
   stepDelimiter: string;
+  /** How the model reads a step (config.json `rendering`, see prm-rendering.ts); `ordinary` passes steps through as written. */
+  rendering: PrmRendering;
   /** Largest batch, in padded tokens, for one graph run. */
   maxBatchTokens: number;
   /** Longest sequence (problem and steps) the model reads, and where that limit comes from. */
@@ -36,6 +39,26 @@ interface Encoded {
   stepEnds: number[];
 }
 
+/**
+ * The token ids of one request, `<bos> problem + delimiter + steps joined by the delimiter`, and the
+ * position of each step's last token. With `ordinary` the steps are read exactly as written (as the
+ * shipped PRM was trained); other renderings render each step as models/train/render.py does.
+ */
+export function encodePrmRequest(
+  request: PrmRequest,
+  settings: Pick<PrmSettings, "bosTokenId" | "stepDelimiter" | "rendering">,
+  tokenize: (text: string) => number[],
+): { ids: number[]; stepEnds: number[] } {
+  const ids = [settings.bosTokenId, ...tokenize(request.problem + settings.stepDelimiter)];
+  const stepEnds: number[] = [];
+  request.steps.forEach((step, k) => {
+    if (k > 0) ids.push(...tokenize(settings.stepDelimiter));
+    ids.push(...tokenize(settings.rendering === "ordinary" ? step : renderStep(step, settings.rendering)));
+    stepEnds.push(ids.length - 1);
+  });
+  return { ids, stepEnds };
+}
+
 export class PrmEngine {
   /** Graph runs so far. */
   runs = 0;
@@ -47,14 +70,7 @@ export class PrmEngine {
   ) {}
 
   private encode(request: PrmRequest, index: number): Encoded {
-    const piece = (text: string) => this.tokenizer.encode(text, { add_special_tokens: false }).ids;
-    const ids = [this.settings.bosTokenId, ...piece(request.problem + this.settings.stepDelimiter)];
-    const stepEnds: number[] = [];
-    request.steps.forEach((step, k) => {
-      if (k > 0) ids.push(...piece(this.settings.stepDelimiter));
-      ids.push(...piece(step));
-      stepEnds.push(ids.length - 1);
-    });
+    const { ids, stepEnds } = encodePrmRequest(request, this.settings, (text) => this.tokenizer.encode(text, { add_special_tokens: false }).ids);
     if (ids.length > this.settings.maxSequenceTokens) {
       throw new InputError(`a problem with its steps is ${ids.length} tokens, above the verifier's limit of ${this.settings.maxSequenceTokens} (${this.settings.limitSource})`);
     }
