@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from data import DEVICE, TOK, collate, example, label, left_pad, policy_prompt, synth
+from data import DEVICE, TOK, collate, example, label, left_pad, policy_prompt, reuse_labelled, synth
 from evaluate import LEVELS, MODELS, N_SAMPLES, level_table, mean
 from generate import generate
 from model import BASELINE_ARCH, LM, Attention, Block, attend, n_params
@@ -293,36 +293,51 @@ def cmd_evaluate(args):
     prm, _ = load_prm()
     base_cfg = dict(BASELINE_ARCH, vocab_size=len(TOK))
     context = 150
-    out_path = os.path.join(MODELS, "eval-mod.json")
-    everything = json.load(open(out_path)) if os.path.exists(out_path) else {}
-    result = everything.setdefault(f"evaluation_{args.per_level}_per_level", {})
-    result["test"] = {"split": "test", "per_level": args.per_level, "seed": args.seed + 1,
-                      "samples_per_problem": N_SAMPLES, "temperature": 0.8}
+    key = f"evaluation_{args.per_level}_per_level"
+
+    def save(part, value):
+        # Read back just before writing: an evaluation of one model may run beside one of the other.
+        path = os.path.join(MODELS, "eval-mod.json")
+        everything = json.load(open(path)) if os.path.exists(path) else {}
+        result = everything.setdefault(key, {})
+        result["test"] = {"split": "test", "per_level": args.per_level, "seed": args.seed + 1,
+                          "samples_per_problem": N_SAMPLES, "temperature": 0.8}
+        result[part] = value
+        with open(path, "w") as f:
+            json.dump(everything, f, indent=2)
+            f.write("\n")
+
+    roles = args.parts.split(",")
     for role, name in (("baseline", args.baseline), ("mod", args.mod)):
+        if role not in roles:
+            continue
         model, ck = load_checkpoint(name)
         log(f"evaluate {role} {name}: {len(test)} problems x {N_SAMPLES} samples")
         t0 = time.time()
-        prompts = [policy_prompt(p["problem"]) for p in test for _ in range(N_SAMPLES)]
-        sols = generate(model, prompts, temperature=0.8, seed=args.seed + 5)
-        rows = label([dict(p, solution=s) for p, s in zip([p for p in test for _ in range(N_SAMPLES)], sols)],
-                     WORK, f"eval_mod_{args.per_level}_{name}")
+        if args.samples_from:  # the first problems of a larger evaluation are this one's (test_100 opens test_500)
+            rows = reuse_labelled([dict(p) for p in test for _ in range(N_SAMPLES)],
+                                  f"eval_mod_{args.samples_from}_{name}", WORK, first=True)
+        else:
+            prompts = [policy_prompt(p["problem"]) for p in test for _ in range(N_SAMPLES)]
+            sols = generate(model, prompts, temperature=0.8, seed=args.seed + 5)
+            rows = label([dict(p, solution=s) for p, s in zip([p for p in test for _ in range(N_SAMPLES)], sols)],
+                         WORK, f"eval_mod_{args.per_level}_{name}")
         sampling = time.time() - t0
         per = level_table(test, rows, step_scores(prm, rows))
         avg = {k: mean(per[str(lv)][k] for lv in LEVELS) for k in ("pass@1", "majority@16", "prm_weighted_best_of_16")}
-        entry = {"checkpoint": name, "training": ck.get("stats"), "sampling_s": sampling, "by_level": per,
-                 "average_over_levels": avg}
+        entry = {"checkpoint": name, "training": ck.get("stats"), "by_level": per, "average_over_levels": avg,
+                 **({"samples_of_evaluation_per_level": args.samples_from} if args.samples_from else {"sampling_s": sampling})}
         if role == "mod":
             share = predictor_routed_share(model, rows)
             entry["decode"] = {"predictor_routed_share": share,
                                "flops_per_token_vs_baseline": flops_per_token(model.cfg, context, share)
                                / flops_per_token(base_cfg, context)}
             entry["routing_on_gold_test"] = routing_agreement(model, test)
-        result[role] = entry
+        save(role, entry)
         log(f"{role} {name}: pass@1 {avg['pass@1']:.3f}, PRM best-of-16 {avg['prm_weighted_best_of_16']:.3f}, "
             f"majority {avg['majority@16']:.3f} ({sampling / 60:.1f} min sampling)")
-        with open(out_path, "w") as f:
-            json.dump(everything, f, indent=2)
-            f.write("\n")
+    if "topk" not in roles:
+        return
     slice_ = [p for lv in LEVELS for p in [q for q in test if q["level"] == lv][:args.topk_per_level]]
     model, _ = load_checkpoint(args.mod)
     prompts = [policy_prompt(p["problem"]) for p in slice_]
@@ -333,10 +348,7 @@ def cmd_evaluate(args):
         rows = label([dict(p, solution=s) for p, s in zip(slice_, sols())], WORK, f"greedy_mod_{how}")
         greedy[how] = {"accuracy": mean(r["correct"] for r in rows), "seconds": time.time() - t0}
         log(f"greedy with the {how}: {greedy[how]['accuracy']:.3f}")
-    result["greedy_predictor_vs_topk"] = dict(greedy, problems=len(slice_), per_level=args.topk_per_level)
-    with open(out_path, "w") as f:
-        json.dump(everything, f, indent=2)
-        f.write("\n")
+    save("greedy_predictor_vs_topk", dict(greedy, problems=len(slice_), per_level=args.topk_per_level))
 
 
 def main():
@@ -355,6 +367,10 @@ def main():
     e.add_argument("--per-level", type=int, default=500)
     e.add_argument("--topk-per-level", type=int, default=40,
                    help="problems per level for greedy decoding with the predictor against top-k")
+    e.add_argument("--parts", default="baseline,mod,topk",
+                   help="what to evaluate: the baseline, the MoD model, greedy with the predictor against top-k")
+    e.add_argument("--samples-from", type=int, default=None,
+                   help="reuse the samples of the evaluation with this many problems per level (its first problems are these)")
     e.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
