@@ -15,6 +15,7 @@ import { loadPolicy, resolveModel } from "../src/runtime/load.js";
 import { solve } from "../src/solve.js";
 import type { ExtendResult, OnnxPolicy } from "../src/runtime/onnx-policy.js";
 import { exitConfidence } from "../src/runtime/recursive-engine.js";
+import { SAMPLE_PROBLEMS } from "./support/problems.js";
 
 const Golden = z.object({
   prompt_ids: z.array(z.number().int()),
@@ -31,14 +32,7 @@ const config = JSON.parse(readFileSync(join(resolveModel("recursive"), "config.j
 };
 const EOS = 2;
 
-const PROBLEMS = [
-  "Compute 17 + 5.",
-  "Compute (17 + 5) * 3 - 8.",
-  "Compute 3/4 + 5/6.",
-  "Solve for x: 3x + 7 = 22.",
-  "Compute 96 - 41.",
-  "Compute 12 * 7 + 3.",
-];
+const PROBLEMS = SAMPLE_PROBLEMS.slice(0, 6);
 
 /** The golden tokens up to and including the first <eos> (the runtime stops there). */
 const upToEos = (ids: number[]) => (ids.includes(EOS) ? ids.slice(0, ids.indexOf(EOS) + 1) : ids);

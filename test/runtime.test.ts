@@ -10,6 +10,7 @@ import { loadPolicy, loadVerifier, resolveModel } from "../src/runtime/load.js";
 import { fingerprintModel, readModelDirectory } from "../src/runtime/model-config.js";
 import type { DecodeOptions, ExtendResult, OnnxPolicy } from "../src/runtime/onnx-policy.js";
 import type { OnnxStepVerifier } from "../src/runtime/onnx-verifier.js";
+import { SAMPLE_PROBLEMS } from "./support/problems.js";
 
 interface DecoderGolden {
   prompt: string;
@@ -17,16 +18,6 @@ interface DecoderGolden {
   greedy_ids: number[];
 }
 
-const PROBLEMS = [
-  "Compute 17 + 5.",
-  "Compute (17 + 5) * 3 - 8.",
-  "Compute 3/4 + 5/6.",
-  "Solve for x: 3x + 7 = 22.",
-  "Compute 96 - 41.",
-  "Compute 12 * 7 + 3.",
-  "Solve for x: 5x - 3 = 2x + 12.",
-  "Compute 1/2 + 1/3.",
-];
 
 describe.each(["policy", "baseline"])("the embedded %s decodes", (name) => {
   it("a fixed prompt greedily to the golden tokens written by the export", async () => {
@@ -69,19 +60,19 @@ describe("the ONNX policy", () => {
   };
 
   it("gives the same tokens batched over 8 prompts as decoding each alone", async () => {
-    const together = await Promise.all(PROBLEMS.map((problem) => policy.start({ problem })));
+    const together = await Promise.all(SAMPLE_PROBLEMS.map((problem) => policy.start({ problem })));
     const batched = await solve(together, () => 0);
     const alone: string[] = [];
-    for (const problem of PROBLEMS) alone.push(...(await solve([await policy.start({ problem })], () => 0)));
+    for (const problem of SAMPLE_PROBLEMS) alone.push(...(await solve([await policy.start({ problem })], () => 0)));
     expect(batched).toEqual(alone);
     expect(new Set(batched).size).toBeGreaterThan(1);
   });
 
   it("samples bit-identical steps (tokens and log-probabilities) in a batch and alone, so a server's batching cannot change a seeded step", async () => {
-    const together = await Promise.all(PROBLEMS.map((problem) => policy.start({ problem })));
-    const alone = await Promise.all(PROBLEMS.map((problem) => policy.start({ problem })));
+    const together = await Promise.all(SAMPLE_PROBLEMS.map((problem) => policy.start({ problem })));
+    const alone = await Promise.all(SAMPLE_PROBLEMS.map((problem) => policy.start({ problem })));
     for (let step = 0; step < 2; step++) {
-      const seeds = PROBLEMS.map((_, i) => 100 * step + i);
+      const seeds = SAMPLE_PROBLEMS.map((_, i) => 100 * step + i);
       const batched = await policy.decode(together, { temperature: 1, seeds, maxStepTokens: 48 });
       for (const [i, branch] of alone.entries()) {
         const [single] = await policy.decode([branch], { temperature: 1, seeds: [seeds[i] as number], maxStepTokens: 48 });
@@ -118,7 +109,7 @@ describe("the ONNX policy", () => {
 
   it("keeps each prompt's prefill through a 10-step beam-style search, and frees released branches", async () => {
     const { liveBranches: liveBefore } = await policy.stats();
-    const beams = await Promise.all(PROBLEMS.slice(0, 3).map((problem) => policy.start({ problem })));
+    const beams = await Promise.all(SAMPLE_PROBLEMS.slice(0, 3).map((problem) => policy.start({ problem })));
     const problemOf = new Map<Branch, number>();
     const fork = (branch: Branch) => {
       const child = branch.fork();
