@@ -10,7 +10,7 @@ import { calibrationBudgets, SWEEP_CALIBRATION_GRID } from "../src/commands/swee
 import { readStepScores, StepScoreLog, stepAucs, type StepScoreRecord } from "../src/bench/step-score-log.js";
 import type { BenchResult } from "../src/bench/results.js";
 import { bootstrapMeanCI, DEFAULT_BOOTSTRAP } from "../src/report/stats.js";
-import { measureVerifierSweep, sweepTable, writeVerifierSweep } from "../src/report/verifier-sweep.js";
+import { measureVerifierSweep, sweepMarkdown, sweepTable, writeVerifierSweep } from "../src/report/verifier-sweep.js";
 import { splitSteps } from "../datasets/synth/check.js";
 import { generateSynth } from "../datasets/synth/generate.js";
 import { SimulatedRuleVerifier } from "../verifiers/simulated-rule.js";
@@ -182,6 +182,25 @@ describe("measureVerifierSweep", () => {
       ["symbol", 2],
       ["symbol", 2],
     ]);
+  });
+
+  it("names the allocation table each point's compute-optimal ran with, and where its bins came from", async () => {
+    const passAt1 = await runDir(1, { "one-sample": [true, false] });
+    const run = await runDir(16, { "compute-optimal": [true, true] });
+    const setting = { kind: "simulated" as const, verifier: "rule@0.8", targetAuc: 0.8, runDir: run, aucs };
+    const shipped = await measureVerifierSweep(passAt1, [{ ...setting, allocation: { file: "/pkg/models/allocation.json", source: "shipped" } }], ["compute-optimal"], 16);
+    expect(sweepTable(shipped)).toContain("| 100.0% (+50.0, +0.0 to +100.0) | shipped (models/allocation.json) |");
+    expect(sweepMarkdown(shipped, "c")).toContain("from the shipped allocation table, which was calibrated with the learned PRM's scores");
+
+    const file = "runs/s/simulated-auc-0.8/calibration/allocation.json";
+    const calibration = { problems: 20, samples: 4, budgets: [1, 2, 4, 8], grid: ["best-of-n-weighted", "beam-w4"] };
+    const own = await measureVerifierSweep(passAt1, [{ ...setting, allocation: { file, source: "calibrated" } }], ["compute-optimal"], 16, calibration);
+    expect(own.calibration).toEqual(calibration);
+    expect(sweepTable(own)).toContain(`| own calibration (${file}) |`);
+    const markdown = sweepMarkdown(own, "c");
+    expect(markdown).toContain("Compute-optimal ran with a table calibrated by the sweep with each verifier's own scores");
+    expect(markdown).toContain("the grid best-of-n-weighted, beam-w4 at budgets 1, 2, 4, 8 on 20 synthetic calibration problems");
+    expect(markdown).not.toContain("off-calibration");
   });
 });
 
