@@ -1,13 +1,16 @@
 /** The verifier-quality sweep's parts: the step score log, its AUCs, and the sweep's numbers and files. */
-import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { join, relative } from "node:path";
+import { afterAll, describe, expect, it, vi } from "vitest";
+import { parse as parseYaml } from "yaml";
+import { loadAllocationTable } from "../src/allocation/table.js";
+import { calibrationBudgets, SWEEP_CALIBRATION_GRID } from "../src/commands/sweep-verifier.js";
 import { readStepScores, StepScoreLog, stepAucs, type StepScoreRecord } from "../src/bench/step-score-log.js";
 import type { BenchResult } from "../src/bench/results.js";
 import { bootstrapMeanCI, DEFAULT_BOOTSTRAP } from "../src/report/stats.js";
-import { measureVerifierSweep, sweepTable, writeVerifierSweep } from "../src/report/verifier-sweep.js";
+import { measureVerifierSweep, sweepMarkdown, sweepTable, writeVerifierSweep } from "../src/report/verifier-sweep.js";
 import { splitSteps } from "../datasets/synth/check.js";
 import { generateSynth } from "../datasets/synth/generate.js";
 import { SimulatedRuleVerifier } from "../verifiers/simulated-rule.js";
@@ -137,8 +140,8 @@ describe("measureVerifierSweep", () => {
     const sweep = await measureVerifierSweep(
       passAt1,
       [
-        { kind: "simulated", verifier: "rule@0.8", targetAuc: 0.8, runDir: simulated, aucs },
-        { kind: "learned", verifier: "prm", targetAuc: null, runDir: learned, aucs: { ...aucs, withinProblem: 0.55 } },
+        { kind: "simulated", verifier: "rule@0.8", targetAuc: 0.8, runDir: simulated, aucs, allocation: null },
+        { kind: "learned", verifier: "prm", targetAuc: null, runDir: learned, aucs: { ...aucs, withinProblem: 0.55 }, allocation: null },
       ],
       ["best-of-n", "beam-w4"],
       16,
@@ -180,6 +183,25 @@ describe("measureVerifierSweep", () => {
       ["symbol", 2],
     ]);
   });
+
+  it("names the allocation table each point's compute-optimal ran with, and where its bins came from", async () => {
+    const passAt1 = await runDir(1, { "one-sample": [true, false] });
+    const run = await runDir(16, { "compute-optimal": [true, true] });
+    const setting = { kind: "simulated" as const, verifier: "rule@0.8", targetAuc: 0.8, runDir: run, aucs };
+    const shipped = await measureVerifierSweep(passAt1, [{ ...setting, allocation: { file: "/pkg/models/allocation.json", source: "shipped" } }], ["compute-optimal"], 16);
+    expect(sweepTable(shipped)).toContain("| 100.0% (+50.0, +0.0 to +100.0) | shipped (models/allocation.json) |");
+    expect(sweepMarkdown(shipped, "c")).toContain("from the shipped allocation table, which was calibrated with the learned PRM's scores");
+
+    const file = "runs/s/simulated-auc-0.8/calibration/allocation.json";
+    const calibration = { problems: 20, samples: 4, budgets: [1, 2, 4, 8], grid: ["best-of-n-weighted", "beam-w4"] };
+    const own = await measureVerifierSweep(passAt1, [{ ...setting, allocation: { file, source: "calibrated" } }], ["compute-optimal"], 16, calibration);
+    expect(own.calibration).toEqual(calibration);
+    expect(sweepTable(own)).toContain(`| own calibration (${file}) |`);
+    const markdown = sweepMarkdown(own, "c");
+    expect(markdown).toContain("Compute-optimal ran with a table calibrated by the sweep with each verifier's own scores");
+    expect(markdown).toContain("the grid best-of-n-weighted, beam-w4 at budgets 1, 2, 4, 8 on 20 synthetic calibration problems");
+    expect(markdown).not.toContain("off-calibration");
+  });
 });
 
 describe("deliberate sweep-verifier", () => {
@@ -191,4 +213,118 @@ describe("deliberate sweep-verifier", () => {
     await expect(run("--verifier", "rule@0.7")).rejects.toThrow("--verifier rule@0.7: the sweep's --verifier is the learned verifier placed on the curve; give the simulated ones with --aucs");
     await expect(run("--verifier", "rule@2")).rejects.toThrow(`--verifier rule@2: a simulated verifier's AUC must be a number in (0.5, 1], got "2"`);
   });
+});
+
+describe("deliberate sweep-verifier --calibrate-n", () => {
+  const cli = (...args: string[]) => buildProgram().exitOverride().parseAsync(["node", "deliberate", "sweep-verifier", ...args]);
+
+  it("calibrates with the grid of the shipped table at the powers of two compute-optimal can run after its 4 estimate samples", () => {
+    expect(calibrationBudgets(16)).toEqual([1, 2, 4, 8]);
+    expect(calibrationBudgets(12)).toEqual([1, 2, 4, 8]);
+    expect(calibrationBudgets(6)).toEqual([1, 2]);
+    expect(calibrationBudgets(5)).toEqual([1]);
+    expect(calibrationBudgets(4)).toEqual([]);
+    expect(SWEEP_CALIBRATION_GRID).toEqual(parseYaml(readFileSync(new URL("../benchmarks/calibration-grid.yaml", import.meta.url), "utf8")));
+  });
+
+  it("refuses a calibration that would be in vain or clash with --allocation, naming --calibrate-n, before any work", async () => {
+    const out = join(await tempDir(), "sweep");
+    const run = (...args: string[]) => cli(...args, "--out", out, "--dry-run");
+    await expect(run("--calibrate-n", "0")).rejects.toThrow(`--calibrate-n must be a positive integer, got "0"`);
+    await expect(run("--calibrate-n", "5", "--allocation", "models/allocation.json")).rejects.toThrow(
+      "--calibrate-n: compute-optimal runs with each verifier's own calibrated table; leave out --allocation",
+    );
+    await expect(run("--calibrate-n", "5", "--strategies", "best-of-n,beam-w4")).rejects.toThrow(
+      "--calibrate-n: no configuration in --strategies best-of-n,beam-w4 allocates by difficulty (compute-optimal), so there is no table to calibrate",
+    );
+    await expect(run("--calibrate-n", "5", "--budget", "4")).rejects.toThrow(
+      "--calibrate-n: at --budget 4, compute-optimal spends the whole budget on its 4-sample difficulty estimate and runs no table entry",
+    );
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it("plans each verifier's calibration in its own directory in a dry run, the learned verifier's too", async () => {
+    const out = join(await tempDir(), "sweep");
+    const written: string[] = [];
+    const write = vi.spyOn(process.stdout, "write").mockImplementation((chunk) => written.push(String(chunk)) > 0);
+    try {
+      await cli("--n", "5", "--aucs", "0.8", "--budget", "8", "--calibrate-n", "10", "--out", out, "--dry-run");
+    } finally {
+      write.mockRestore();
+    }
+    const plan = written.join("");
+    for (const [name, dir] of [
+      ["simulated verifier rule@0.8", join(out, "simulated-auc-0.8")],
+      ["learned verifier prm", join(out, "learned")],
+    ] as const) {
+      const calibration = join(dir, "calibration");
+      expect(plan).toContain(`${name}: first the calibration of its compute-optimal table, ${join(calibration, "allocation.json")}\ndifficulty pass: 10 problems, into ${calibration}\n`);
+      for (const budget of [1, 2, 4]) expect(plan).toContain(`${join(calibration, `budget-${budget}`)}: `);
+      expect(plan).not.toContain(join(calibration, "budget-8"));
+      expect(plan).toContain(`${name}: ${join(dir, "budget-8")}: 15 work items: 5 problems x best-of-n, beam-w4, compute-optimal x budgets 8 x 1 seeds (compute-optimal then with ${join(calibration, "allocation.json")})`);
+    }
+    expect(plan).toContain(`${join(out, "simulated-auc-0.8", "calibration", "budget-4")}: 50 work items: 10 problems x best-of-n-weighted, best-of-n-majority, beam-w4, dvts-w4, revision-r4 x budgets 4`);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  /** Every file under `dir` by its path there, but the sweep's own outputs (rewritten by every run). */
+  function snapshot(dir: string): Map<string, string> {
+    const files = readdirSync(dir, { recursive: true, withFileTypes: true }).filter((entry) => entry.isFile());
+    return new Map(
+      files
+        .map((entry) => relative(dir, join(entry.parentPath, entry.name)))
+        .filter((path) => !path.startsWith("verifier-sweep.") && !path.startsWith("plots"))
+        .sort()
+        .map((path) => [path, readFileSync(join(dir, path), "utf8")]),
+    );
+  }
+
+  it("runs each simulated verifier's compute-optimal with the table calibrated in its own directory, and resumes without redoing finished work", async () => {
+    const out = join(await tempDir(), "sweep");
+    const args = ["--n", "5", "--aucs", "0.7,0.9", "--verifier", "none", "--budget", "6", "--strategies", "best-of-n,compute-optimal"];
+    const sweep = () => cli(...args, "--calibrate-n", "5", "--threads", "1", "--concurrency", "5", "--progress", "none", "--out", out);
+    await sweep();
+    const tableFile = (auc: string) => join(out, `simulated-auc-${auc}`, "calibration", "allocation.json");
+    const lines = (path: string) => readFileSync(join(out, path), "utf8").trimEnd().split("\n");
+    for (const auc of ["0.7", "0.9"]) {
+      const table = loadAllocationTable(tableFile(auc));
+      expect(table).toMatchObject({ verifier: `synth-rule-simulated-auc-${auc}`, difficulty: { samples: 4 } });
+      expect([...new Set(table.entries.map((entry) => entry.budget))]).toEqual([1, 2]);
+      expect(lines(`simulated-auc-${auc}/calibration/difficulty.jsonl`)).toHaveLength(5);
+      // The stage's bench run records the table its compute-optimal ran with: the one its calibration wrote.
+      const config = JSON.parse(readFileSync(join(out, `simulated-auc-${auc}`, "budget-6", "config.json"), "utf8"));
+      const computeOptimal = config.experiment.strategies.find((strategy: { label: string }) => strategy.label === "compute-optimal");
+      expect(computeOptimal.params.table).toEqual(table);
+      const bins = lines(`simulated-auc-${auc}/budget-6/results.jsonl`).map((line) => JSON.parse(line)).filter((result) => result.strategy === "compute-optimal").map((result) => result.difficultyBin);
+      expect(bins).toHaveLength(5);
+      // Bins of its own table: 1 to one more than its edges.
+      expect(bins.every((bin) => bin >= 1 && bin <= table.difficulty.edges.length + 1)).toBe(true);
+    }
+    const report = JSON.parse(readFileSync(join(out, "verifier-sweep.json"), "utf8"));
+    expect(report.points.map((point: { allocation: unknown }) => point.allocation)).toEqual(["0.7", "0.9"].map((auc) => ({ file: tableFile(auc), source: "calibrated" })));
+    expect(report.calibration).toEqual({ problems: 5, samples: 4, budgets: [1, 2], grid: ["best-of-n-weighted", "best-of-n-majority"] });
+    expect(readFileSync(join(out, "verifier-sweep.md"), "utf8")).toContain(`| own calibration (${tableFile("0.9")}) |`);
+
+    // Run again: everything is done, so nothing changes (the tables are rebuilt the same).
+    const finished = snapshot(out);
+    await sweep();
+    expect(snapshot(out)).toEqual(finished);
+
+    // Stopped in rule@0.9's calibration: 3 of its 10 grid results at budget 2, no table, no stage run.
+    const grid = join("simulated-auc-0.9", "calibration", "budget-2", "results.jsonl");
+    const done = lines(grid).slice(0, 3);
+    writeFileSync(join(out, grid), `${done.join("\n")}\n`);
+    rmSync(tableFile("0.9"));
+    rmSync(join(out, "simulated-auc-0.9", "budget-6"), { recursive: true });
+    const untouched = new Map([...snapshot(out)].filter(([path]) => path !== grid));
+    await sweep();
+    const resumed = snapshot(out);
+    expect(new Map([...resumed].filter(([path]) => untouched.has(path)))).toEqual(untouched);
+    const redone = lines(grid);
+    expect(redone.slice(0, 3)).toEqual(done);
+    expect(new Set(redone.map((line) => `${JSON.parse(line).problemId} ${JSON.parse(line).strategy}`)).size).toBe(10);
+    const config = JSON.parse(readFileSync(join(out, "simulated-auc-0.9", "budget-6", "config.json"), "utf8"));
+    expect(config.experiment.strategies.find((strategy: { label: string }) => strategy.label === "compute-optimal").params.table).toEqual(loadAllocationTable(tableFile("0.9")));
+    expect(lines("simulated-auc-0.9/budget-6/results.jsonl")).toHaveLength(10);
+  }, 180_000);
 });

@@ -54,11 +54,14 @@ export const DEFAULT_GRID: readonly GridEntry[] = [
 
 export const DEFAULT_BUDGETS: readonly number[] = [1, 2, 4, 8, 16];
 
+/** Samples of the difficulty estimate; compute-optimal draws as many from its budget before it runs the table's choice. */
+export const DEFAULT_SAMPLES = 4;
+
 const positive = z.int({ error: "expected a positive integer" }).min(1, "expected a positive integer");
 
 /** Calibration's own settings; every other setting is a bench setting (dataset, seeds, sampling, models, ...). */
 const ownSchema = z.object({
-  samples: positive.default(4),
+  samples: positive.default(DEFAULT_SAMPLES),
   oracleSamples: positive.default(16),
   budgets: z
     .preprocess((value) => (typeof value === "string" ? value.split(",").map((part) => (part.trim() === "" ? Number.NaN : Number(part))) : value), z.array(positive).min(1))

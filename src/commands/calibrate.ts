@@ -8,12 +8,13 @@ import { parse as parseYaml } from "yaml";
 import { calibrate, parseCalibrateConfig, type CalibrateConfig, type Calibration } from "../calibration/calibrate.js";
 import { DIFFICULTY_FILE } from "../bench/difficulty-file.js";
 import { binOfScore, type AllocationEntry, type AllocationTable } from "../allocation/table.js";
-import { DATASETS, PROGRESS_MODES } from "../bench/config.js";
-import { createProgress, formatDuration, gradingFailuresNote } from "../bench/progress.js";
+import { DATASETS, PROGRESS_MODES, type RunSettings } from "../bench/config.js";
+import { createProgress, formatDuration, gradingFailuresNote, type BenchProgress } from "../bench/progress.js";
 import { describePlan, loadBenchProblems } from "../bench/run.js";
 import { InputError } from "../errors.js";
 import { readTextFile } from "../files.js";
 import type { StepVerifier } from "../policy.js";
+import type { Problem } from "../../datasets/problem.js";
 import { addModelOptions, loadModels, positiveInteger, splitServedFlags } from "./model-options.js";
 import { untilStopped } from "./stop-signals.js";
 
@@ -123,13 +124,28 @@ function printCalibration({ table: allocation, difficulty, bins, grid }: Calibra
 }
 
 /** One note per configuration skipped somewhere, with the first budget's reason. */
-function printSkipped(config: CalibrateConfig): void {
+export function printSkipped(config: CalibrateConfig): void {
   const labels = [...new Set(config.skipped.map((skip) => skip.label))];
   for (const label of labels) {
     const skips = config.skipped.filter((skip) => skip.label === label);
     const first = skips[0] as (typeof skips)[number];
     process.stderr.write(`skipping ${label} at N=${skips.map((skip) => skip.budget).join(",")}: its parameters do not hold there (N=${first.budget}: ${first.reason})\n`);
   }
+}
+
+/** The work a calibration would do, for --dry-run: the difficulty pass over `problems` and the grid's run at each budget. */
+export function describeCalibrationPlan(config: CalibrateConfig, problems: readonly Problem[]): string {
+  const grid = config.difficultyOnly ? [] : config.runs.map((run) => describePlan(run, problems));
+  return [`difficulty pass: ${problems.length} problems, into ${config.out}`, ...grid].join("\n");
+}
+
+/** A progress display for each phase of a calibration, announced by a line on stderr when there is one. */
+export function phaseProgress(run: RunSettings): (phase: string) => BenchProgress | null {
+  return (phase) => {
+    const display = createProgress(run.progress, run.progressIntervalS);
+    if (display !== null) process.stderr.write(`${phase}\n`);
+    return display;
+  };
 }
 
 export function registerCalibrate(program: Command): void {
@@ -177,8 +193,7 @@ export function registerCalibrate(program: Command): void {
       const { experiment, run } = config.runs[0] as CalibrateConfig["runs"][number];
       if (dryRun) {
         const problems = await loadBenchProblems(config.runs[0] as CalibrateConfig["runs"][number]);
-        const grid = config.difficultyOnly ? [] : config.runs.map((budgetRun) => describePlan(budgetRun, problems));
-        process.stdout.write(`difficulty pass: ${problems.length} problems, into ${config.out}\n${grid.join("\n")}${grid.length > 0 ? "\n" : ""}dry run: nothing was run or written\n`);
+        process.stdout.write(`${describeCalibrationPlan(config, problems)}\ndry run: nothing was run or written\n`);
         return;
       }
       // The model flags always have values here (their defaults), and --verifier none was refused.
@@ -197,11 +212,7 @@ export function registerCalibrate(program: Command): void {
             policy: models.policy,
             verifier: models.verifier as StepVerifier,
             signal,
-            progress: (phase) => {
-              const display = createProgress(run.progress, run.progressIntervalS);
-              if (display !== null) process.stderr.write(`${phase}\n`);
-              return display;
-            },
+            progress: phaseProgress(run),
           }),
         );
         if (result !== null) printCalibration(result, config);

@@ -28,6 +28,30 @@ export interface SweepSetting {
   runDir: string;
   /** Step AUCs measured on the prefixes this setting's searches scored. */
   aucs: StepAucs;
+  /** The allocation table compute-optimal ran with; null when no configuration allocates. */
+  allocation: AllocationUsed | null;
+}
+
+/** An allocation table a setting's compute-optimal ran with. */
+export interface AllocationUsed {
+  /** The table's file. */
+  file: string;
+  /**
+   * `calibrated`: by the sweep, with this setting's verifier (--calibrate-n); `given`: --allocation;
+   * `shipped`: models/allocation.json, calibrated with the embedded PRM's scores.
+   */
+  source: "calibrated" | "given" | "shipped";
+}
+
+/** The sweep's own calibration of a table per verifier (--calibrate-n), the same for every setting. */
+export interface SweepCalibration {
+  /** Synthetic calibration-split problems. */
+  problems: number;
+  /** Samples of the difficulty estimate (compute-optimal draws as many before it runs the table's choice). */
+  samples: number;
+  budgets: number[];
+  /** The labels of the grid's configurations that run at one of the budgets at least. */
+  grid: string[];
 }
 
 export interface StrategyGain {
@@ -50,6 +74,8 @@ export interface VerifierSweep {
   passAt1: { accuracy: number; ciLow: number; ciHigh: number; problems: number };
   strategies: string[];
   points: SweepPoint[];
+  /** Null when compute-optimal took a table calibrated elsewhere (see each point's `allocation`). */
+  calibration: SweepCalibration | null;
   bootstrap: BootstrapOptions;
 }
 
@@ -59,12 +85,14 @@ const correctness = (item: { correct: boolean }) => (item.correct ? 1 : 0);
 /**
  * The sweep's numbers from its runs: `passAt1Dir` (one sample per problem) and one run per setting,
  * each with the configurations `strategies` (labels, in the order of the table's columns) at `budget`.
+ * `calibration` is recorded with them.
  */
 export async function measureVerifierSweep(
   passAt1Dir: string,
   settings: readonly SweepSetting[],
   strategies: readonly string[],
   budget: number,
+  calibration: SweepCalibration | null = null,
   bootstrap: BootstrapOptions = DEFAULT_BOOTSTRAP,
 ): Promise<VerifierSweep> {
   const single = perProblem((await loadRuns([passAt1Dir])).results, correctness);
@@ -85,7 +113,7 @@ export async function measureVerifierSweep(
     });
     points.push({ ...setting, gains });
   }
-  return { budget, passAt1: { accuracy: mean(singleValues), ciLow, ciHigh, problems: singleValues.length }, strategies: [...strategies], points, bootstrap };
+  return { budget, passAt1: { accuracy: mean(singleValues), ciLow, ciHigh, problems: singleValues.length }, strategies: [...strategies], points, calibration, bootstrap };
 }
 
 const points = (fraction: number) => (fraction * 100).toFixed(1);
@@ -97,20 +125,37 @@ function settingName(point: Pick<SweepPoint, "kind" | "verifier">): string {
   return `${point.kind} (${point.verifier})`;
 }
 
+/** The table a point's compute-optimal ran with, for its cell. */
+function allocationText(allocation: AllocationUsed | null): string {
+  if (allocation === null) return "–";
+  if (allocation.source === "shipped") return "shipped (models/allocation.json)";
+  return allocation.source === "calibrated" ? `own calibration (${allocation.file})` : allocation.file;
+}
+
 export function sweepTable(sweep: VerifierSweep): string {
   const gainCell = (point: SweepPoint, strategy: string) => {
     const gain = point.gains.find((entry) => entry.strategy === strategy);
     return gain === undefined ? "–" : `${points(gain.accuracy)}% (${signedPoints(gain.gain)}, ${signedPoints(gain.gainLow)} to ${signedPoints(gain.gainHigh)})`;
   };
+  // The column only where some point ran compute-optimal.
+  const allocation = sweep.points.some((point) => point.allocation !== null);
   return markdownTable({
-    header: ["verifier", "target step AUC", "measured step AUC", "within-problem AUC", ...sweep.strategies.map((strategy) => `${strategy} N=${sweep.budget}: accuracy (gain, 95% CI)`)],
-    numeric: [false, true, true, true, ...sweep.strategies.map(() => true)],
+    header: [
+      "verifier",
+      "target step AUC",
+      "measured step AUC",
+      "within-problem AUC",
+      ...sweep.strategies.map((strategy) => `${strategy} N=${sweep.budget}: accuracy (gain, 95% CI)`),
+      ...(allocation ? ["allocation table"] : []),
+    ],
+    numeric: [false, true, true, true, ...sweep.strategies.map(() => true), ...(allocation ? [false] : [])],
     rows: sweep.points.map((point) => [
       settingName(point),
       point.targetAuc === null ? "–" : String(point.targetAuc),
       aucText(point.aucs.pooled),
       aucText(point.aucs.withinProblem),
       ...sweep.strategies.map((strategy) => gainCell(point, strategy)),
+      ...(allocation ? [allocationText(point.allocation)] : []),
     ]),
   });
 }
@@ -188,11 +233,29 @@ export function sweepMarkdown(sweep: VerifierSweep, command: string): string {
     "Simulated verifiers are not models: each is the synthetic task's exact step checker with binormal noise calibrated so that its step AUC " +
       "(right against wrong prefixes) is the target in expectation. Measured step AUC: right against wrong prefixes over every prefix that " +
       "setting's searches scored, labelled by the checker; within-problem AUC: a right against a wrong k-th step of the same problem after right " +
-      "earlier steps, the choice a search makes. The learned verifier is plotted at its within-problem AUC. Compute-optimal takes its difficulty " +
-      "bins and configurations from the allocation table, which was calibrated with the learned PRM's scores; with a simulated verifier its bins " +
-      "are therefore off-calibration.",
+      "earlier steps, the choice a search makes. The learned verifier is plotted at its within-problem AUC." +
+      allocationNote(sweep),
     "![Search gain against verifier quality](plots/verifier-sweep.svg)",
   ].join("\n\n") + "\n";
+}
+
+/** Where compute-optimal's difficulty bins and choices came from, as a sentence after a space; empty when no point ran it. */
+function allocationNote({ calibration, points: settings }: VerifierSweep): string {
+  if (calibration !== null) {
+    return (
+      " Compute-optimal ran with a table calibrated by the sweep with each verifier's own scores (column \"allocation table\"): " +
+      `the difficulty pass (${calibration.samples} samples per problem) and the grid ${calibration.grid.join(", ")} at budgets ${calibration.budgets.join(", ")} ` +
+      `on ${calibration.problems} synthetic calibration problems, as \`deliberate calibrate\` does, so that its difficulty bins and choices come from that verifier's scores.`
+    );
+  }
+  const sources = new Set(settings.flatMap((point) => point.allocation?.source ?? []));
+  if (sources.has("shipped")) {
+    return (
+      " Compute-optimal takes its difficulty bins and configurations from the shipped allocation table, which was calibrated with the learned " +
+      "PRM's scores; with a simulated verifier its bins are therefore off-calibration (--calibrate-n calibrates a table per verifier)."
+    );
+  }
+  return sources.has("given") ? " Compute-optimal takes its difficulty bins and configurations from the given table (column \"allocation table\"), the same for every verifier." : "";
 }
 
 export interface WrittenSweep {
