@@ -41,6 +41,11 @@ export interface StepResult {
   logprobs: number[];
   stopReason: StopReason;
   /**
+   * Tokens the model was fed before this step as context, not generated: an interleaved reviser's
+   * line of its previous attempt. Counted as prefilled tokens.
+   */
+  injectedTokens?: number;
+  /**
    * Model calls this step took part in: batched forward passes for a local model, completion
    * requests for a served one. Steps decoded together share their calls.
    */

@@ -230,6 +230,7 @@ export class Search {
     );
     if (results.length !== paths.length) throw new Error(`policy ${policy.name} returned ${results.length} steps for ${paths.length} branches`);
     for (const result of results) {
+      if (result.injectedTokens) this.context.meter.countPrefill(result.injectedTokens, policy.parameters);
       this.context.meter.countGenerated(result.tokens, policy.parameters, { ...(result.flops !== undefined ? { flops: result.flops } : {}), ...(result.routing ? { routing: result.routing } : {}), ...(result.loops !== undefined ? { loops: result.loops, copies: result.copies ?? 0 } : {}) });
       this.context.meter.retries += result.retries ?? 0;
     }

@@ -6,6 +6,8 @@ import subprocess
 
 import torch
 
+from revision_layout import REVISION_INTERLEAVED, interleaved_segments, masked_ids
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CLI = ["node", os.environ.get("DELIBERATE_CLI", os.path.join(ROOT, "dist", "src", "cli.js"))]
 # Training, sampling and scoring run on a CUDA GPU when there is one; export and checks use the CPU.
@@ -23,6 +25,11 @@ PROMPT_FORMAT = {
     "completion": "steps separated by \"\\n\\n\", last step \"The answer is \\boxed{ANSWER}\", then <eos>",
     "prm": "<bos>{problem}\n\n{solution steps separated by \"\\n\\n\"}; score read at the last token of each step",
 }
+
+
+def prompt_format(revision_layout):
+    """config.json's prompt_format for a policy trained on the given revision layout ("flat" or "interleaved")."""
+    return PROMPT_FORMAT if revision_layout == "flat" else dict(PROMPT_FORMAT, revision=REVISION_INTERLEAVED)
 
 
 class CharTokenizer:
@@ -75,15 +82,23 @@ def example(prompt, completion):
     return p + TOK.encode(completion) + [TOK.eos_id], len(p)
 
 
+def interleaved_revision_example(problem, previous_solution, solution):
+    """Token ids of a revision in the interleaved layout (revision_layout.py), and per token whether
+    the loss is taken on it: the model's own steps and <eos>, not the prompt nor the injected lines."""
+    return masked_ids(interleaved_segments(problem, previous_solution, solution), TOK.encode, TOK.bos_id, TOK.eos_id)
+
+
 def collate(examples):
-    """Right-padded batch: ids [B,T], pos [B,T], targets [B,T] (-100 outside completions)."""
+    """Right-padded batch: ids [B,T], pos [B,T], targets [B,T] (-100 where no loss is taken). An
+    example is (ids, index where the loss starts) or (ids, per-token loss mask)."""
     T = max(len(ids) for ids, _ in examples) - 1
     inp = torch.full((len(examples), T), TOK.pad_id, dtype=torch.long)
     tgt = torch.full((len(examples), T), -100, dtype=torch.long)
-    for b, (ids, start) in enumerate(examples):
+    for b, (ids, loss) in enumerate(examples):
         n = len(ids) - 1
         inp[b, :n] = torch.tensor(ids[:-1])
-        tgt[b, start - 1:n] = torch.tensor(ids[start:])
+        trained = [i >= loss for i in range(len(ids))] if isinstance(loss, int) else loss
+        tgt[b, :n] = torch.tensor([t if keep else -100 for t, keep in zip(ids[1:], trained[1:])])
     pos = torch.arange(T).repeat(len(examples), 1)
     return inp, pos, tgt
 

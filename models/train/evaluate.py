@@ -3,6 +3,10 @@ from `data label`. Writes models/eval.json and the table in models/README.md.
 
     /usr/bin/python3 models/train/evaluate.py --per-level 500
     /usr/bin/python3 models/train/evaluate.py --per-level 500 --reuse-samples   # after retraining the PRM only
+    /usr/bin/python3 models/train/evaluate.py --per-level 500 --policy policy_rev_interleaved
+
+Revision is measured in the layout the policy checkpoint was trained on (flat, or interleaved:
+revision_layout.py): the greedy first attempt of every test problem, revised greedily once.
 """
 import argparse
 import json
@@ -13,7 +17,7 @@ from collections import defaultdict
 import torch
 
 from data import label, policy_prompt, reuse_labelled, revision_prompt, synth
-from generate import generate
+from generate import generate, generate_interleaved_revisions
 from prm import auc_report, load_prm, step_scores
 from train import WORK, load_lm, log
 
@@ -74,10 +78,18 @@ def policy_outputs(name, rows, make, reuse):
     return label([dict(r, solution=s) for r, s in zip(rows, make())], WORK, name)
 
 
-def evaluate(per_level, seed, reuse=False):
+def revise(policy, revision_layout, attempts):
+    """Greedy revisions of labelled attempts, in the layout the policy was trained on."""
+    if revision_layout == "interleaved":
+        return generate_interleaved_revisions(policy, [r["problem"] for r in attempts], [r["solution"] for r in attempts])
+    return generate(policy, [revision_prompt(r["problem"], r["solution"]) for r in attempts])
+
+
+def evaluate(per_level, seed, reuse=False, checkpoint="policy_rev"):
     torch.manual_seed(seed)
     test = synth("test", per_level * len(LEVELS), seed + 1, os.path.join(WORK, f"test_{per_level}.jsonl"))
-    policy, _ = load_lm("policy_rev")
+    policy, ck = load_lm(checkpoint)
+    revision_layout = ck.get("revision_layout", "flat")
     prm, _ = load_prm()
     timing = {}
 
@@ -99,8 +111,8 @@ def evaluate(per_level, seed, reuse=False):
     timing["prm_s"] = time.time() - t0
 
     t0 = time.time()
-    revised = policy_outputs("eval_revised", greedy, lambda: generate(
-        policy, [revision_prompt(r["problem"], r["solution"]) for r in greedy]), reuse)
+    revised = policy_outputs("eval_revised" if revision_layout == "flat" else f"eval_revised_{revision_layout}", greedy,
+                             lambda: revise(policy, revision_layout, greedy), reuse)
     timing["revision_s"] = time.time() - t0
 
     per = {}
@@ -146,7 +158,8 @@ def evaluate(per_level, seed, reuse=False):
             avg["prm_weighted_best_of_16"] >= avg["pass@1"] + 0.15,
     }
     return {"test": {"split": "test", "per_level": per_level, "seed": seed + 1, "samples_per_problem": N_SAMPLES,
-                     "temperature": 0.8, "policy_outputs_reused": reuse},
+                     "temperature": 0.8, "policy_outputs_reused": reuse, "policy_checkpoint": checkpoint,
+                     "revision_layout": revision_layout},
             "by_level": per, "by_level_and_subject": by_subject, "average_over_levels": avg, "prm_step_auc": auc,
             "revision": {"fixed": mean(revised[i]["correct"] for i in range(len(test)) if not greedy[i]["correct"]),
                          "broken": mean(not revised[i]["correct"] for i in range(len(test)) if greedy[i]["correct"])},
@@ -208,9 +221,10 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--reuse-samples", action="store_true",
                     help="score the policy's solutions of the last evaluation again (after retraining only the PRM)")
+    ap.add_argument("--policy", default="policy_rev", help="the policy checkpoint in models/train/work/")
     args = ap.parse_args()
     torch.set_num_threads(2)
-    ev = evaluate(args.per_level, args.seed, args.reuse_samples)
+    ev = evaluate(args.per_level, args.seed, args.reuse_samples, args.policy)
     with open(os.path.join(MODELS, "eval.json"), "w") as f:
         json.dump(ev, f, indent=2)
         f.write("\n")

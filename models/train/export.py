@@ -2,7 +2,12 @@
 golden.json per model directory; check every graph against PyTorch through onnxruntime-node.
 
     /usr/bin/python3 models/train/export.py
+    /usr/bin/python3 models/train/export.py --policy policy_rev_interleaved   # the interleaved reviser
+
+The policy's config.json declares the revision layout its checkpoint was trained on (prompt_format.revision:
+the flat template string, or the interleaved layout's object).
 """
+import argparse
 import json
 import os
 import subprocess
@@ -11,7 +16,7 @@ import onnx
 import torch
 import torch.nn as nn
 
-from data import PROMPT_FORMAT, STEP_DELIMITER, TOK, policy_prompt
+from data import PROMPT_FORMAT, STEP_DELIMITER, TOK, policy_prompt, prompt_format
 from model import RecurrentMix, n_params
 from prm import load_prm, positions, prm_example
 from train import WORK, load_lm
@@ -241,8 +246,9 @@ def export_lm(ckpt, outdir, title, description):
     write_json(os.path.join(outdir, "golden.json"), golden)
     config = {
         "name": title, "description": description, "architecture": cfg, "parameters": n_params(lm),
-        "tokenizer": tokenizer_info(), "prompt_format": PROMPT_FORMAT, "step_delimiter": STEP_DELIMITER,
-        "bos_token_id": TOK.bos_id, "eos_token_id": TOK.eos_id, "pad_token_id": TOK.pad_id,
+        "tokenizer": tokenizer_info(), "prompt_format": prompt_format(ck.get("revision_layout", "flat")),
+        "step_delimiter": STEP_DELIMITER, "bos_token_id": TOK.bos_id, "eos_token_id": TOK.eos_id,
+        "pad_token_id": TOK.pad_id,
         "padding": "batch prompts are left-padded; padding tokens get position_id -1 and never change the "
                    "state nor get attended to; real tokens count positions from 0",
         "state": [{"past": p, "present": q, "shape": s, "dtype": "float32"} for p, q, s in state_names(cfg)],
@@ -336,8 +342,11 @@ def export_prm(outdir):
 
 
 def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--policy", default="policy_rev", help="the checkpoint in models/train/work/ exported as models/policy")
+    args = ap.parse_args()
     torch.set_num_threads(2)
-    export_lm("policy_rev", os.path.join(MODELS, "policy"), "deliberate-griffin-policy",
+    export_lm(args.policy, os.path.join(MODELS, "policy"), "deliberate-griffin-policy",
               "Griffin-style hybrid (RG-LRU recurrence + local attention) policy for the synthetic task")
     export_lm("baseline", os.path.join(MODELS, "baseline"), "deliberate-transformer-baseline",
               "Transformer baseline of the same size with a KV cache, for memory and speed comparison")

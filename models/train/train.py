@@ -3,6 +3,7 @@ revision examples) and the baseline.
 
     /usr/bin/python3 models/train/train.py policy   --seed 0 --minutes 22
     /usr/bin/python3 models/train/train.py revision --seed 0 --minutes 32
+    /usr/bin/python3 models/train/train.py revision-interleaved --seed 0 --minutes 32 --init policy_rev
     /usr/bin/python3 models/train/train.py baseline --seed 0 --minutes 5
 On a CUDA GPU the same commands train there; pass a larger --batch-size to use it.
 Checkpoints go to models/train/work/ (git-ignored); a stage whose checkpoint exists is skipped.
@@ -17,7 +18,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from data import DEVICE, TOK, collate, example, label, policy_prompt, revision_prompt, synth
+from data import (DEVICE, TOK, collate, example, interleaved_revision_example, label, policy_prompt,
+                  revision_prompt, synth)
 from generate import generate
 from model import BASELINE_ARCH, LM, POLICY_ARCH, n_params
 
@@ -193,17 +195,65 @@ def stage_revision(seed, minutes, batch_size, n_problems=6000, revision_share=0.
     save_lm(model, name, stats=stats)
 
 
+def stage_revision_interleaved(seed, minutes, batch_size, init, n_problems=6000, revision_share=0.25):
+    """Revision in the interleaved layout (revision_layout.py), continuing from the checkpoint `init`:
+    it samples attempts at T=0.8 on fresh train problems; a wrong attempt gets the gold solution as
+    target (fix), a right one itself (keep). Fix and keep examples are balanced (keep topped up with
+    gold solutions shown as the previous attempt, or cut down to the fixes) and mixed with gold
+    solutions as in stage_revision, so that the policy keeps its first-attempt skill."""
+    name = "policy_rev_interleaved"
+    if os.path.exists(os.path.join(WORK, name + ".pt")):
+        log(f"{name}: checkpoint exists, skipped")
+        return
+    train, calib = task_data(seed)
+    logfile = os.path.join(WORK, name + ".log")
+    model, ck = load_lm(init)
+    rng = random.Random(seed + 3)
+    problems = rng.sample(train, n_problems)
+    t0 = time.time()
+    sols = generate(model, [policy_prompt(p["problem"]) for p in problems], temperature=0.8, seed=seed + 3)
+    rows = label([dict(p, gold_solution=p["solution"], solution=s) for p, s in zip(problems, sols)], WORK,
+                 "revision_interleaved_samples")
+    n_right = sum(r["correct"] for r in rows)
+    log(f"{name}: sampled {len(rows)} attempts from {init} in {(time.time() - t0) / 60:.1f} min, {n_right} right",
+        logfile)
+    fix = [interleaved_revision_example(r["problem"], r["solution"], r["gold_solution"])
+           for r in rows if not r["correct"]]
+    keep = [interleaved_revision_example(r["problem"], r["solution"], r["solution"]) for r in rows if r["correct"]]
+    if len(keep) > len(fix):
+        keep = rng.sample(keep, len(fix))
+    keep += [interleaved_revision_example(p["problem"], p["solution"], p["solution"])
+             for p in rng.sample(train, len(fix) - len(keep))]
+    revision = fix + keep
+    gold = gold_examples(train)
+    # each draw is a revision example with probability revision_share, else a gold one
+    n_revision = int(len(gold) * revision_share / (1 - revision_share))
+    mix = gold + [revision[i % len(revision)] for i in range(n_revision)]
+    log(f"{name}: {len(fix)} fix + {len(keep)} keep revision examples, repeated to {n_revision}, "
+        f"+ {len(gold)} gold examples", logfile)
+    stats = train_lm(model, mix, minutes, 1e-3, seed + 3, logfile, batch_size=batch_size, calib=calib[:200],
+                     warmup=50)
+    stats.update(revision_examples_fix=len(fix), revision_examples_keep=len(keep), sampled=len(rows),
+                 sampled_right=n_right, init=init, init_stats=ck["stats"])
+    stats["calibration_greedy_accuracy"] = greedy_accuracy(model, calib[:200], "calib")
+    log(f"{name}: done {json.dumps(stats)}", logfile)
+    save_lm(model, name, stats=stats, revision_layout="interleaved")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("stage", choices=["policy", "revision", "baseline"])
+    ap.add_argument("stage", choices=["policy", "revision", "revision-interleaved", "baseline"])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--minutes", type=float, required=True)
     ap.add_argument("--batch-size", type=int, default=32, help="sequences per step (256 on a GPU)")
+    ap.add_argument("--init", default="policy_rev", help="revision-interleaved: the checkpoint it continues from")
     args = ap.parse_args()
     torch.set_num_threads(2)
     log(f"device {DEVICE}, batch size {args.batch_size}")
     if args.stage == "revision":
         stage_revision(args.seed, args.minutes, args.batch_size)
+    elif args.stage == "revision-interleaved":
+        stage_revision_interleaved(args.seed, args.minutes, args.batch_size, args.init)
     else:
         stage_lm(args.stage, args.seed, args.minutes, args.batch_size)
 

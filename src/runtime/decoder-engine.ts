@@ -9,6 +9,7 @@ import { Tokenizer } from "@huggingface/tokenizers";
 import { Random } from "../random.js";
 import type { SamplingOptions, StopReason } from "../policy.js";
 import type { DecoderGraphs } from "./graphs.js";
+import type { InjectedLines } from "./prompt.js";
 import { sampleToken, topTokens } from "./sampling.js";
 import { stateSize } from "./state.js";
 
@@ -57,7 +58,12 @@ export interface ExtendResult {
   fullText: string;
   /** Each generated token's own text, and its most likely alternatives; only when `topLogprobs` was asked for. */
   tokenLogprobs?: { text: string; top: TokenLogprob[] }[];
-  /** Batched graph runs this branch took part in. */
+  /**
+   * Forced tokens fed before the step (an interleaved reviser's line of its previous attempt):
+   * context, like a prompt's, and not part of the step's tokens or text.
+   */
+  injectedTokens: number;
+  /** Batched graph runs this branch took part in (forced tokens included). */
   runs: number;
   /**
    * Recursive models: loops of the shared block run to produce the logits each generated token was
@@ -83,6 +89,10 @@ export interface BranchRecord {
   /** Loops run to produce `logits` (recursive models; 1 for others). */
   logitsLoops: number;
   finished: boolean;
+  /** An interleaved reviser's lines, one fed at the start of each step; shared by forks, never written. */
+  injections?: InjectedLines;
+  /** Lines of `injections` fed so far. */
+  linesFed: number;
 }
 
 /** One branch being extended by one step. */
@@ -94,6 +104,11 @@ export interface ExtendItem {
   tokens: number[];
   logprobs: number[];
   top: TokenLogprob[][];
+  /** Forced tokens still to feed before sampling, and how many were fed. */
+  forced: number[];
+  injected: number;
+  /** The token the next graph run feeds for this branch (forced or just sampled). */
+  input: number;
   runs: number;
   loops: number;
   /** State copies made for this step's tokens (recursive models with the state copy). */
@@ -149,11 +164,14 @@ export class DecoderEngine {
     }
   }
 
-  /** Prefills a prompt; for a Mixture-of-Depths model, returns how many prompt tokens went through each routed block. */
-  async start(branch: number, tokens: number[]): Promise<number[] | undefined> {
+  /**
+   * Prefills a prompt, with the lines an interleaved reviser is fed before its steps, if any; for a
+   * Mixture-of-Depths model, returns how many prompt tokens went through each routed block.
+   */
+  async start(branch: number, tokens: number[], injections?: InjectedLines): Promise<number[] | undefined> {
     this.checkMemory(this.stateBytes(tokens.length));
     const { logits, state, routed } = await this.graphs.prefill(tokens);
-    this.branches.set(branch, { state, length: tokens.length, logits, logitsLoops: this.settings.loops ?? 1, finished: false });
+    this.branches.set(branch, { state, length: tokens.length, logits, logitsLoops: this.settings.loops ?? 1, finished: false, linesFed: 0, ...(injections ? { injections } : {}) });
     return routed;
   }
 
@@ -200,11 +218,11 @@ export class DecoderEngine {
     const live = this.prepare(requests);
     let active = live.filter((item) => item.stop === null);
     while (active.length > 0) {
-      // Sample each branch's next token; end of text finishes it without another run.
-      const feeding = active.filter((item) => this.sampleNext(item));
+      // Each branch's next forced or sampled token; end of text finishes it without another run.
+      const feeding = active.filter((item) => this.nextInput(item));
       if (feeding.length > 0) {
         const output = await this.graphs.step(
-          feeding.map((item) => item.tokens[item.tokens.length - 1] as number),
+          feeding.map((item) => item.input),
           feeding.map((item) => item.record.state),
           feeding.map((item) => item.record.length),
         );
@@ -234,6 +252,9 @@ export class DecoderEngine {
         tokens: [],
         logprobs: [],
         top: [],
+        forced: [],
+        injected: 0,
+        input: -1,
         runs: 0,
         loops: 0,
         copies: 0,
@@ -242,16 +263,41 @@ export class DecoderEngine {
         stopString: null,
       }),
     );
-    for (const item of live) if (item.record.finished) item.stop = "eos";
-    const growth = live.reduce((sum, item) => sum + this.stateBytes(item.record.length + item.request.maxStepTokens) - this.stateBytes(item.record.length), 0);
+    for (const item of live) {
+      if (item.record.finished) item.stop = "eos";
+      else item.forced = this.nextLine(item.record);
+    }
+    const growth = live.reduce(
+      (sum, item) => sum + this.stateBytes(item.record.length + item.forced.length + item.request.maxStepTokens) - this.stateBytes(item.record.length),
+      0,
+    );
     this.checkMemory(growth);
     return live;
+  }
+
+  /** The line an interleaved reviser is fed before its next step (none for other branches); counted as fed. */
+  private nextLine(record: BranchRecord): number[] {
+    const injections = record.injections;
+    if (!injections) return [];
+    const line = injections.lines[record.linesFed] ?? injections.pastEnd;
+    record.linesFed++;
+    return [...line];
+  }
+
+  /** Takes the branch's next forced token, or samples one; false when it sampled end of text. */
+  private nextInput(item: ExtendItem): boolean {
+    const forced = item.forced.shift();
+    if (forced === undefined) return this.sampleNext(item);
+    item.input = forced;
+    item.injected++;
+    return true;
   }
 
   /** Samples a branch's next token from its logits; false when it was end of text (the step is over, nothing to feed). */
   protected sampleNext(item: ExtendItem): boolean {
     const { token, logprob } = sampleToken(item.record.logits, item.request, item.random);
     if (item.request.topLogprobs !== undefined) item.top.push(this.topTokens(item.record.logits, item.request.topLogprobs));
+    item.input = token;
     item.tokens.push(token);
     item.logprobs.push(logprob);
     item.loops += item.record.logitsLoops;
@@ -287,6 +333,7 @@ export class DecoderEngine {
       ...(item.request.topLogprobs !== undefined
         ? { tokenLogprobs: item.tokens.map((token, i) => ({ text: this.tokenText(token), top: item.top[i] as TokenLogprob[] })) }
         : {}),
+      injectedTokens: item.injected,
       runs: item.runs,
       ...(this.settings.loops !== undefined ? { loops: item.loops, copies: item.copies } : {}),
       ...(item.routed ? { routedTokens: item.routed } : {}),
@@ -295,7 +342,8 @@ export class DecoderEngine {
 
   /** The stop string that appears in the generated text, or null. */
   private stopStringIn(tokens: number[], stops: readonly string[]): string | null {
-    if (stops.length === 0) return null;
+    // No tokens yet: the branch is still being fed forced ones.
+    if (stops.length === 0 || tokens.length === 0) return null;
     // A stop string can only have appeared with the newest token, so only the tail needs decoding.
     const longest = Math.max(...stops.map((stop) => stop.length));
     const tail = this.tokenizer.decode(tokens.slice(-(longest + 2)), { skip_special_tokens: true });

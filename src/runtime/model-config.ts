@@ -36,6 +36,30 @@ export const recursionConfig = z.looseObject({
 });
 export type RecursionConfig = z.infer<typeof recursionConfig>;
 
+/**
+ * The interleaved revision layout (models/train/revision_layout.py): the prompt holds the problem
+ * only, and before each step of the revised solution the runtime feeds `injected_line` with
+ * `{previous_step}` standing for the previous attempt's step at that position (empty past its last
+ * step), as forced tokens that are context, not part of the solution.
+ */
+export const interleavedRevisionFormat = z.strictObject({
+  layout: z.literal("interleaved"),
+  prompt: z.string().includes("{problem}"),
+  injected_line: z.string().includes("{previous_step}"),
+});
+export type InterleavedRevisionFormat = z.infer<typeof interleavedRevisionFormat>;
+
+/** The embedded prompt formats; `revision` is the flat template string or the interleaved layout. */
+export const embeddedPromptFormat = z.looseObject({
+  policy: z.string(),
+  revision: z
+    .union([z.string(), interleavedRevisionFormat], {
+      error: 'expected a template string, or { layout: "interleaved", prompt: "...{problem}...", injected_line: "...{previous_step}..." }',
+    })
+    .optional(),
+});
+export type EmbeddedPromptFormat = z.infer<typeof embeddedPromptFormat>;
+
 /** What every embedded decoder's config.json says, whatever its graphs. */
 const embeddedDecoderFields = {
   name: z.string(),
@@ -44,7 +68,7 @@ const embeddedDecoderFields = {
   bos_token_id: z.number().int(),
   eos_token_id: z.number().int(),
   pad_token_id: z.number().int(),
-  prompt_format: z.looseObject({ policy: z.string(), revision: z.string().optional() }),
+  prompt_format: embeddedPromptFormat,
 };
 
 export const embeddedDecoderConfig = z.looseObject({

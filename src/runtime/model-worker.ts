@@ -6,14 +6,15 @@
 import { parentPort } from "node:worker_threads";
 import { join } from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
+import { InputError } from "../errors.js";
 import type { PolicyPrompt } from "../policy.js";
 import { DecoderEngine, type ExtendRequest } from "./decoder-engine.js";
 import { EmbeddedGraphs, HuggingFaceGraphs, LoopGraph, type DecoderGraphs } from "./graphs.js";
 import { ModGraphs } from "./mod-graphs.js";
 import { RecursiveDecoderEngine } from "./recursive-engine.js";
-import { fingerprintModel, readModelDirectory } from "./model-config.js";
+import { fingerprintModel, readModelDirectory, type EmbeddedPromptFormat } from "./model-config.js";
 import { PrmEngine, type PrmRequest } from "./prm-engine.js";
-import { chatRenderer, embeddedRenderer, fitPrompt, type PromptOverflow, type PromptRenderer } from "./prompt.js";
+import { chatRenderer, embeddedRenderer, fitPrompt, interleavedRevisionLines, type InjectedLines, type PromptOverflow, type PromptRenderer } from "./prompt.js";
 import { openSession, type Device } from "./session.js";
 import { checkGraphNames } from "./model-config.js";
 
@@ -76,6 +77,8 @@ export interface ModelInfo {
 interface LoadedDecoder {
   engine: DecoderEngine;
   render: PromptRenderer;
+  /** The lines an interleaved reviser is fed before its steps; null for other prompts and models. */
+  revisionLines: (prompt: PolicyPrompt) => InjectedLines | null;
   tokenizer: Tokenizer;
   /** The longest prompt the model takes, in tokens, and where that limit comes from. */
   maxPromptTokens: number;
@@ -123,6 +126,7 @@ async function load(params: LoadParams): Promise<ModelInfo> {
   let graphs: DecoderGraphs;
   let tokenizer: Tokenizer;
   let render: PromptRenderer;
+  let revisionLines: LoadedDecoder["revisionLines"] = () => null;
   let info: Pick<ModelInfo, "name" | "parameters" | "stepDelimiter">;
   let eosTokenIds: number[];
   let maxSequenceTokens: number;
@@ -138,6 +142,7 @@ async function load(params: LoadParams): Promise<ModelInfo> {
   if (model.kind === "embedded-mod") {
     const config = model.config;
     tokenizer = tokenizerFor(model.tokenizer);
+    refuseInterleavedRevision(config.prompt_format, model.dir, "a Mixture-of-Depths model");
     graphs = await ModGraphs.open(model.dir, config, settings);
     render = embeddedRenderer(config.prompt_format, tokenizer, config.bos_token_id, config.step_delimiter);
     info = { name: config.name, parameters: config.parameters, stepDelimiter: config.step_delimiter };
@@ -157,6 +162,7 @@ async function load(params: LoadParams): Promise<ModelInfo> {
   } else if (model.kind === "embedded-decoder") {
     tokenizer = tokenizerFor(model.tokenizer);
     checkVocabulary(tokenizer, vocabularyOf(model.config.graphs.decode.outputs), model.dir);
+    if (recursive) refuseInterleavedRevision(model.config.prompt_format, model.dir, "a recursive model");
     graphs = await EmbeddedGraphs.open(model.dir, model.config, settings);
     if (recursive) {
       loopGraph = await LoopGraph.open(model.dir, model.config, { ...settings, device: graphs.device });
@@ -171,6 +177,7 @@ async function load(params: LoadParams): Promise<ModelInfo> {
       };
     }
     render = embeddedRenderer(model.config.prompt_format, tokenizer, model.config.bos_token_id, model.config.step_delimiter);
+    revisionLines = interleavedRevisionLines(model.config.prompt_format, tokenizer, model.config.step_delimiter);
     info = { name: model.config.name, parameters: model.config.parameters, stepDelimiter: model.config.step_delimiter };
     eosTokenIds = [model.config.eos_token_id];
     maxSequenceTokens = model.config.max_prefill_tokens ?? 4096;
@@ -198,11 +205,21 @@ async function load(params: LoadParams): Promise<ModelInfo> {
       ? new RecursiveDecoderEngine(graphs, loopGraph, tokenizer, engineSettings, { exitThreshold: recursion.exitThreshold, depthBatching: recursion.depthBatching })
       : new DecoderEngine(graphs, tokenizer, engineSettings);
   // A prompt must leave room for at least one generated token.
-  decoder = { engine, render, tokenizer, maxPromptTokens: maxSequenceTokens - 1, limitSource, promptOverflow: params.promptOverflow ?? "error" };
+  decoder = { engine, render, revisionLines, tokenizer, maxPromptTokens: maxSequenceTokens - 1, limitSource, promptOverflow: params.promptOverflow ?? "error" };
   // State size is linear in the length (fixed-size tensors plus caches that grow by a row per token).
   const stateBytes = { fixed: engine.stateBytes(0), perToken: engine.stateBytes(1) - engine.stateBytes(0) };
   const maxTokenId = Math.max(...tokenizer.get_vocab(true).values());
   return { kind: "decoder", device: graphs.device, fingerprint, ...info, maxSequenceTokens, stateBytes, maxTokenId, ...(recursion ? { recursion } : {}), ...(routing ? { routing } : {}) };
+}
+
+/**
+ * The interleaved revision layout feeds lines inside a step's decoding, which only the plain
+ * decoding loop does, and whose FLOPs only 2 x parameters x tokens counts right.
+ */
+function refuseInterleavedRevision(format: EmbeddedPromptFormat, dir: string, what: string): void {
+  if (typeof format.revision === "object") {
+    throw new InputError(`${join(dir, "config.json")}: prompt_format.revision: the interleaved layout is not supported for ${what}`);
+  }
 }
 
 function vocabularyOf(outputs: { name: string; shape: (string | number)[] }[]): number | null {
@@ -236,10 +253,10 @@ function assertNotFailed(branches: number[]): void {
 const methods = {
   load,
   async start(params: { branch: number; prompt: PolicyPrompt }) {
-    const { engine: decoderEngine, render, maxPromptTokens, limitSource, promptOverflow } = loadedDecoder();
+    const { engine: decoderEngine, render, revisionLines, maxPromptTokens, limitSource, promptOverflow } = loadedDecoder();
     // Bounded before the prefill, whose memory grows with the prompt's length.
     const tokens = fitPrompt(render, params.prompt, maxPromptTokens, promptOverflow, limitSource);
-    const routedTokens = await decoderEngine.start(params.branch, tokens);
+    const routedTokens = await decoderEngine.start(params.branch, tokens, revisionLines(params.prompt) ?? undefined);
     return { promptTokens: tokens.length, ...(routedTokens ? { routedTokens } : {}) };
   },
   async startTokens(params: { branch: number; tokens: readonly number[] }) {
@@ -252,7 +269,11 @@ const methods = {
     return null;
   },
   render(params: { prompt: PolicyPrompt }) {
-    return loadedDecoder().render(params.prompt);
+    const { render, revisionLines } = loadedDecoder();
+    if (revisionLines(params.prompt) !== null) {
+      throw new InputError("this model revises in the interleaved layout, which feeds the previous attempt step by step while decoding: a revision prompt has no token ids of its own");
+    }
+    return render(params.prompt);
   },
   tokenize(params: { text: string; addSpecialTokens: boolean }) {
     return loadedDecoder().tokenizer.encode(params.text, { add_special_tokens: params.addSpecialTokens }).ids;

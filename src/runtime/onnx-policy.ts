@@ -202,11 +202,12 @@ export class OnnxPolicy implements Policy {
     const results = await this.decode(branches, options);
     // A routed model counts the FLOPs of the tokens it fed (runs), eos excluded, through the blocks they went through;
     // a recursive model counts the loops run for the logits its tokens were sampled from, and its state copies.
-    return results.map(({ text, tokens, logprobs, stopReason, runs, routedTokens, loops, copies }) => ({
+    return results.map(({ text, tokens, logprobs, stopReason, injectedTokens, runs, routedTokens, loops, copies }) => ({
       text,
       tokens,
       logprobs,
       stopReason,
+      ...(injectedTokens > 0 ? { injectedTokens } : {}),
       calls: runs,
       ...this.spent(runs, routedTokens, loops, copies),
     }));

@@ -6,34 +6,66 @@ import { Template } from "@huggingface/jinja";
 import type { Tokenizer } from "@huggingface/tokenizers";
 import { InputError } from "../errors.js";
 import type { PolicyPrompt } from "../policy.js";
+import type { EmbeddedPromptFormat } from "./model-config.js";
 
 export type PromptRenderer = (prompt: PolicyPrompt) => number[];
 
 /**
  * The embedded format: `<bos>` stands for the BOS token, `{problem}` for the problem, and
  * `{previous_steps_joined_with 'SEP'}` for the last previous attempt's steps joined by SEP (the
- * embedded reviser was trained on one previous attempt).
+ * embedded reviser was trained on one previous attempt). With the interleaved revision layout the
+ * revision prompt holds the problem only; the previous attempt comes as injected lines
+ * (interleavedRevisionLines).
  */
-export function embeddedRenderer(
-  formats: { policy: string; revision?: string | undefined },
-  tokenizer: Tokenizer,
-  bosTokenId: number,
-  stepDelimiter: string,
-): PromptRenderer {
+export function embeddedRenderer(formats: EmbeddedPromptFormat, tokenizer: Tokenizer, bosTokenId: number, stepDelimiter: string): PromptRenderer {
   return (prompt) => {
     const attempts = prompt.previousAttempts ?? [];
-    const revising = attempts.length > 0;
-    if (revising && formats.revision === undefined) throw new Error("this model has no revision prompt format");
-    let text = revising ? (formats.revision as string) : formats.policy;
-    const last = attempts[attempts.length - 1] ?? "";
-    const steps = last.split(stepDelimiter).map((step) => step.trim()).filter((step) => step !== "");
-    text = text
-      .replace(/\{previous_steps_joined_with '([^']*)'\}/g, (_match, separator: string) => steps.join(separator))
-      .replace(/\{problem\}/g, prompt.problem);
-    const withBos = text.startsWith("<bos>");
-    const ids = tokenizer.encode(withBos ? text.slice("<bos>".length) : text, { add_special_tokens: false }).ids;
-    return withBos ? [bosTokenId, ...ids] : ids;
+    let text = formats.policy;
+    if (attempts.length > 0) {
+      const revision = formats.revision;
+      if (revision === undefined) throw new Error("this model has no revision prompt format");
+      text =
+        typeof revision === "string"
+          ? revision.replace(/\{previous_steps_joined_with '([^']*)'\}/g, (_match, separator: string) => lastAttemptSteps(attempts, stepDelimiter).join(separator))
+          : revision.prompt;
+    }
+    return encodeWithBos(text.replace(/\{problem\}/g, prompt.problem), tokenizer, bosTokenId);
   };
+}
+
+/** An interleaved reviser's forced lines, as token ids: one per step of the previous attempt, then `pastEnd` for every later step. */
+export interface InjectedLines {
+  lines: number[][];
+  pastEnd: number[];
+}
+
+/**
+ * The lines a revising branch is fed before its steps, when the model's revision format is the
+ * interleaved layout; null for a first attempt or another format.
+ */
+export function interleavedRevisionLines(formats: EmbeddedPromptFormat, tokenizer: Tokenizer, stepDelimiter: string): (prompt: PolicyPrompt) => InjectedLines | null {
+  const revision = formats.revision;
+  if (revision === undefined || typeof revision === "string") return () => null;
+  const line = (step: string) => tokenizer.encode(revision.injected_line.replace(/\{previous_step\}/g, () => step), { add_special_tokens: false }).ids;
+  return (prompt) => {
+    const attempts = prompt.previousAttempts ?? [];
+    if (attempts.length === 0) return null;
+    return { lines: lastAttemptSteps(attempts, stepDelimiter).map(line), pastEnd: line("") };
+  };
+}
+
+function lastAttemptSteps(attempts: readonly string[], stepDelimiter: string): string[] {
+  const last = attempts[attempts.length - 1] ?? "";
+  return last
+    .split(stepDelimiter)
+    .map((step) => step.trim())
+    .filter((step) => step !== "");
+}
+
+function encodeWithBos(text: string, tokenizer: Tokenizer, bosTokenId: number): number[] {
+  const withBos = text.startsWith("<bos>");
+  const ids = tokenizer.encode(withBos ? text.slice("<bos>".length) : text, { add_special_tokens: false }).ids;
+  return withBos ? [bosTokenId, ...ids] : ids;
 }
 
 const INSTRUCTION =
