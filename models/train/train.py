@@ -234,7 +234,7 @@ def stage_revision_interleaved(seed, minutes, batch_size, init, n_problems=6000,
     stats = train_lm(model, mix, minutes, 1e-3, seed + 3, logfile, batch_size=batch_size, calib=calib[:200],
                      warmup=50)
     stats.update(revision_examples_fix=len(fix), revision_examples_keep=len(keep), sampled=len(rows),
-                 sampled_right=n_right, init=init, init_stats=ck["stats"])
+                 sampled_right=n_right, init=init, init_stats=ck.get("stats"))
     stats["calibration_greedy_accuracy"] = greedy_accuracy(model, calib[:200], "calib")
     log(f"{name}: done {json.dumps(stats)}", logfile)
     save_lm(model, name, stats=stats, revision_layout="interleaved")
