@@ -154,6 +154,34 @@ def stage_lm(which, seed, minutes, batch_size):
     save_lm(model, name, stats=stats)
 
 
+def own_attempts(model, train, rng, seed, n_problems, sample_name, name, logfile):
+    """The model's attempts at T=0.8 on `n_problems` train problems drawn by `rng`, labelled."""
+    problems = rng.sample(train, n_problems)
+    t0 = time.time()
+    sols = generate(model, [policy_prompt(p["problem"]) for p in problems], temperature=0.8, seed=seed)
+    rows = label([dict(p, gold_solution=p["solution"], solution=s) for p, s in zip(problems, sols)], WORK, sample_name)
+    log(f"{name}: sampled {len(rows)} attempts in {(time.time() - t0) / 60:.1f} min, "
+        f"{sum(r['correct'] for r in rows)} right", logfile)
+    return rows
+
+
+def train_with_revisions(model, name, fix, keep, rows, train, calib, minutes, seed, logfile, batch_size,
+                         revision_share):
+    """Trains on gold solutions of `train` mixed with the fix and keep examples (a revision example
+    with probability `revision_share` per draw); returns the stats."""
+    revision = fix + keep
+    gold = gold_examples(train)
+    n_revision = int(len(gold) * revision_share / (1 - revision_share))
+    mix = gold + [revision[i % len(revision)] for i in range(n_revision)]
+    log(f"{name}: {len(fix)} fix + {len(keep)} keep revision examples, repeated to {n_revision}, "
+        f"+ {len(gold)} gold examples", logfile)
+    stats = train_lm(model, mix, minutes, 1e-3, seed, logfile, batch_size=batch_size, calib=calib[:200], warmup=50)
+    stats.update(revision_examples_fix=len(fix), revision_examples_keep=len(keep), sampled=len(rows),
+                 sampled_right=sum(r["correct"] for r in rows))
+    stats["calibration_greedy_accuracy"] = greedy_accuracy(model, calib[:200], "calib")
+    return stats
+
+
 def stage_revision(seed, minutes, batch_size, n_problems=6000, revision_share=0.25):
     """Phase 2: continue training the phase-1 policy on fresh gold solutions mixed with revision
     examples. The phase-1 policy samples attempts at T=0.8 on train problems; a wrong attempt gets
@@ -168,29 +196,14 @@ def stage_revision(seed, minutes, batch_size, n_problems=6000, revision_share=0.
     logfile = os.path.join(WORK, name + ".log")
     model, ck = load_lm("policy")
     rng = random.Random(seed + 2)
-    problems = rng.sample(train, n_problems)
-    t0 = time.time()
-    sols = generate(model, [policy_prompt(p["problem"]) for p in problems], temperature=0.8, seed=seed + 2)
-    rows = label([dict(p, gold_solution=p["solution"], solution=s) for p, s in zip(problems, sols)], WORK,
-                 "revision_samples")
-    n_right = sum(r["correct"] for r in rows)
-    log(f"{name}: sampled {len(rows)} attempts in {(time.time() - t0) / 60:.1f} min, {n_right} right", logfile)
+    rows = own_attempts(model, train, rng, seed + 2, n_problems, "revision_samples", name, logfile)
     fix = [example(revision_prompt(r["problem"], r["solution"]), r["gold_solution"]) for r in rows if not r["correct"]]
     keep = [example(revision_prompt(r["problem"], r["solution"]), r["solution"]) for r in rows if r["correct"]]
     keep += [example(revision_prompt(p["problem"], p["solution"]), p["solution"])
              for p in rng.sample(train, max(len(fix) - len(keep), 0))]
-    revision = fix + keep
-    gold = gold_examples(train)
-    # each draw is a revision example with probability revision_share, else a gold one
-    n_revision = int(len(gold) * revision_share / (1 - revision_share))
-    mix = gold + [revision[i % len(revision)] for i in range(n_revision)]
-    log(f"{name}: {len(fix)} fix + {len(keep)} keep revision examples, repeated to {n_revision}, "
-        f"+ {len(gold)} gold examples", logfile)
-    stats = train_lm(model, mix, minutes, 1e-3, seed + 2, logfile, batch_size=batch_size, calib=calib[:200],
-                     warmup=50)
-    stats.update(revision_examples_fix=len(fix), revision_examples_keep=len(keep), sampled=len(rows),
-                 sampled_right=n_right, phase1=ck["stats"])
-    stats["calibration_greedy_accuracy"] = greedy_accuracy(model, calib[:200], "calib")
+    stats = train_with_revisions(model, name, fix, keep, rows, train, calib, minutes, seed + 2, logfile, batch_size,
+                                 revision_share)
+    stats.update(phase1=ck["stats"])
     log(f"{name}: done {json.dumps(stats)}", logfile)
     save_lm(model, name, stats=stats)
 
@@ -209,14 +222,7 @@ def stage_revision_interleaved(seed, minutes, batch_size, init, n_problems=6000,
     logfile = os.path.join(WORK, name + ".log")
     model, ck = load_lm(init)
     rng = random.Random(seed + 3)
-    problems = rng.sample(train, n_problems)
-    t0 = time.time()
-    sols = generate(model, [policy_prompt(p["problem"]) for p in problems], temperature=0.8, seed=seed + 3)
-    rows = label([dict(p, gold_solution=p["solution"], solution=s) for p, s in zip(problems, sols)], WORK,
-                 "revision_interleaved_samples")
-    n_right = sum(r["correct"] for r in rows)
-    log(f"{name}: sampled {len(rows)} attempts from {init} in {(time.time() - t0) / 60:.1f} min, {n_right} right",
-        logfile)
+    rows = own_attempts(model, train, rng, seed + 3, n_problems, "revision_interleaved_samples", name, logfile)
     fix = [interleaved_revision_example(r["problem"], r["solution"], r["gold_solution"])
            for r in rows if not r["correct"]]
     keep = [interleaved_revision_example(r["problem"], r["solution"], r["solution"]) for r in rows if r["correct"]]
@@ -224,18 +230,9 @@ def stage_revision_interleaved(seed, minutes, batch_size, init, n_problems=6000,
         keep = rng.sample(keep, len(fix))
     keep += [interleaved_revision_example(p["problem"], p["solution"], p["solution"])
              for p in rng.sample(train, len(fix) - len(keep))]
-    revision = fix + keep
-    gold = gold_examples(train)
-    # each draw is a revision example with probability revision_share, else a gold one
-    n_revision = int(len(gold) * revision_share / (1 - revision_share))
-    mix = gold + [revision[i % len(revision)] for i in range(n_revision)]
-    log(f"{name}: {len(fix)} fix + {len(keep)} keep revision examples, repeated to {n_revision}, "
-        f"+ {len(gold)} gold examples", logfile)
-    stats = train_lm(model, mix, minutes, 1e-3, seed + 3, logfile, batch_size=batch_size, calib=calib[:200],
-                     warmup=50)
-    stats.update(revision_examples_fix=len(fix), revision_examples_keep=len(keep), sampled=len(rows),
-                 sampled_right=n_right, init=init, init_stats=ck.get("stats"))
-    stats["calibration_greedy_accuracy"] = greedy_accuracy(model, calib[:200], "calib")
+    stats = train_with_revisions(model, name, fix, keep, rows, train, calib, minutes, seed + 3, logfile, batch_size,
+                                 revision_share)
+    stats.update(init=init, init_stats=ck.get("stats"))
     log(f"{name}: done {json.dumps(stats)}", logfile)
     save_lm(model, name, stats=stats, revision_layout="interleaved")
 
