@@ -2,6 +2,7 @@
 `data label`), which is the single source of truth for the task and its grading rules."""
 import json
 import os
+import shutil
 import subprocess
 
 import torch
@@ -132,11 +133,21 @@ def synth(split, n, seed, out):
     return read_jsonl(out)
 
 
+def can_label():
+    """Whether `data label` can run here (node and the built CLI)."""
+    return shutil.which(CLI[0]) is not None and os.path.exists(CLI[1])
+
+
 def label(rows, workdir, name):
     """Label model solutions with the TypeScript rules: adds stepCorrect, prefixCorrect, predicted, correct."""
     src, dst = os.path.join(workdir, name + ".in.jsonl"), os.path.join(workdir, name + ".labelled.jsonl")
-    write_jsonl(src, [{"problem": r["problem"], "solution": r["solution"], "answer": r["answer"]} for r in rows])
-    subprocess.run(CLI + ["data", "label", "--in", src, "--out", dst], check=True)
+    text = "".join(json.dumps({"problem": r["problem"], "solution": r["solution"], "answer": r["answer"]}) + "\n"
+                   for r in rows)
+    # labels already made for exactly these inputs are read back (a GPU machine may have no node)
+    if not (os.path.exists(dst) and os.path.exists(src) and open(src).read() == text):
+        with open(src, "w") as f:
+            f.write(text)
+        subprocess.run(CLI + ["data", "label", "--in", src, "--out", dst], check=True)
     out = read_jsonl(dst)
     assert len(out) == len(rows), f"data label returned {len(out)} rows for {len(rows)}"
     return [dict(r, **{k: o[k] for k in ("stepCorrect", "prefixCorrect", "predicted", "correct")})

@@ -18,7 +18,8 @@ import torch.nn as nn
 
 from data import PROMPT_FORMAT, STEP_DELIMITER, TOK, policy_prompt, prompt_format
 from model import RecurrentMix, n_params
-from prm import load_prm, positions, prm_example
+from prm import load_prm, positions
+import render
 from train import WORK, load_lm
 
 MODELS = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -254,7 +255,7 @@ def export_lm(ckpt, outdir, title, description):
         "state": [{"past": p, "present": q, "shape": s, "dtype": "float32"} for p, q, s in state_names(cfg)],
         "state_bytes_per_sequence": state_bytes(lm),
         "graphs": graphs, "onnx_check": {"tolerance": TOLERANCE, "max_abs_diff": diffs},
-        "training": ck.get("stats"),
+        "training": ck.get("stats") or {k: ck.get(k) for k in ("steps", "history", "init", "policy", "dense")},
     }
     if cfg["architecture"] == "griffin":
         config["max_prefill_tokens"] = 2 ** RecurrentMix.MAX_DOUBLINGS
@@ -279,8 +280,11 @@ def decode_benchmark(outdir, steps=1024):
             "ms_per_step": json.loads(res.stdout)}
 
 
-def export_prm(outdir):
-    prm, ck = load_prm()
+def export_prm(outdir, name="prm"):
+    """Exports work/{name}.pt; a PRM trained on a verifier rendering (its checkpoint's `render`, as
+    prm_steps.py writes) declares it in config.json `rendering`, and its golden inputs are rendered."""
+    prm, ck = load_prm(name)
+    rendering = ck.get("render") or "ordinary"
     os.makedirs(outdir, exist_ok=True)
     write_json(os.path.join(outdir, "tokenizer.json"), TOK.hf_json())
     model = Scores(prm).eval()
@@ -292,7 +296,7 @@ def export_prm(outdir):
                                     "scores": {0: "batch", 1: "sequence"}},
                       opset_version=OPSET, do_constant_folding=True)
     declare_shapes(path, [(n, ["batch", "sequence"]) for n in ("input_ids", "attention_mask", "scores")])
-    exs = [prm_example(p, s) for p, s in GOLDEN_PRM]
+    exs = [render.prm_example(p, s, rendering) for p, s in GOLDEN_PRM]
     T = max(len(x) for x, _ in exs)
     ids = torch.full((len(exs), T), TOK.pad_id, dtype=torch.long)
     mask = torch.zeros((len(exs), T), dtype=torch.long)
@@ -323,7 +327,7 @@ def export_prm(outdir):
                        "scores[b, t] = P(all steps up to the step ending at token t are correct)",
         "architecture": dict(prm.lm.cfg, head="linear(d_model -> 1) + sigmoid on the final RMSNorm output"),
         "parameters": n_params(prm), "tokenizer": tokenizer_info(),
-        "prompt_format": PROMPT_FORMAT, "step_delimiter": STEP_DELIMITER,
+        "prompt_format": PROMPT_FORMAT, "step_delimiter": STEP_DELIMITER, "rendering": rendering,
         "bos_token_id": TOK.bos_id, "pad_token_id": TOK.pad_id,
         "input_format": "<bos> problem \\n\\n step_1 \\n\\n ... step_k (no <eos>); read the score at the last "
                         "token of each step (the token before each \\n\\n, and the final token)",
@@ -335,7 +339,7 @@ def export_prm(outdir):
                               "outputs": [{"name": "scores", "shape": ["batch", "sequence"], "dtype": "float32"}]}},
         "max_sequence_tokens": 2 ** RecurrentMix.MAX_DOUBLINGS,
         "onnx_check": {"tolerance": TOLERANCE, "max_abs_diff": diffs},
-        "training": ck.get("stats"),
+        "training": ck.get("stats") or {k: ck.get(k) for k in ("steps", "history", "init", "policy", "dense")},
     }
     write_json(os.path.join(outdir, "config.json"), config)
     return config
@@ -344,13 +348,19 @@ def export_prm(outdir):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--policy", default="policy_rev", help="the checkpoint in models/train/work/ exported as models/policy")
+    ap.add_argument("--prm", default="prm", help="the checkpoint in models/train/work/ exported as models/prm")
+    ap.add_argument("--parts", default="policy,baseline,prm", help="which of policy, baseline, prm to export")
     args = ap.parse_args()
     torch.set_num_threads(2)
-    export_lm(args.policy, os.path.join(MODELS, "policy"), "deliberate-griffin-policy",
-              "Griffin-style hybrid (RG-LRU recurrence + local attention) policy for the synthetic task")
-    export_lm("baseline", os.path.join(MODELS, "baseline"), "deliberate-transformer-baseline",
-              "Transformer baseline of the same size with a KV cache, for memory and speed comparison")
-    export_prm(os.path.join(MODELS, "prm"))
+    parts = args.parts.split(",")
+    if "policy" in parts:
+        export_lm(args.policy, os.path.join(MODELS, "policy"), "deliberate-griffin-policy",
+                  "Griffin-style hybrid (RG-LRU recurrence + local attention) policy for the synthetic task")
+    if "baseline" in parts:
+        export_lm("baseline", os.path.join(MODELS, "baseline"), "deliberate-transformer-baseline",
+                  "Transformer baseline of the same size with a KV cache, for memory and speed comparison")
+    if "prm" in parts:
+        export_prm(os.path.join(MODELS, "prm"), args.prm)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ steps are all right, the wrong ones by how the result differs from the right one
 ten (a carry or borrow, or a units slip), one digit different, the sign, or otherwise. Reads the
 labelled samples that `rank_check.py --fresh-samples` keeps; no model, no torch.
 
-    python3 models/train/policy_slips.py work/rank_samples_20.labelled.jsonl
+    python3 models/train/policy_slips.py work/rank_samples_policy_rev_20.labelled.jsonl
 """
 import collections
 import json
@@ -26,7 +26,7 @@ def slip(a, op, b, c):
 
 
 def main():
-    path = sys.argv[1] if len(sys.argv) > 1 else "models/train/work/rank_samples_20.labelled.jsonl"
+    path = sys.argv[1] if len(sys.argv) > 1 else "models/train/work/rank_samples_policy_rev_20.labelled.jsonl"
     counts = collections.defaultdict(collections.Counter)
     for line in open(path):
         r = json.loads(line)

@@ -25,9 +25,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from data import TOK, label, synth
+from data import DEVICE, TOK, label, synth
 from model import LM, POLICY_ARCH, PRM, n_params
-from prm import auc, changed_result
+from prm import auc, changed_result, sample_labelled
 from render import checks_of, prm_example, render_solution, render_step
 
 WORK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "work")
@@ -192,17 +192,18 @@ def corrupt_solution(solution, rng):
     return "\n\n".join(steps[:k] + [step] + steps[k + 1:])
 
 
-def solution_examples(n, seed, render, log):
+def solution_examples(n, seed, render, log, policy_rows=()):
     """Whole solutions (problem + steps, in the rendering) of `n` train problems: the gold solution
     or a copy with one step's result changed, each labelled by `data label` (prefixCorrect at every
-    step end), plus per-column labels in the steps up to the first wrong one (with --dense)."""
+    step end), plus per-column labels in the steps up to the first wrong one (with --dense); then the
+    labelled `policy_rows` (the policy's own samples) in the same form."""
     problems = synth("train", n, seed + 1, os.path.join(WORK, f"train_{n}.jsonl"))
     rng = random.Random(seed + 7)
     rows = []
     for p in problems:
         sol = corrupt_solution(p["solution"], rng) if rng.random() < 0.6 else None
         rows.append(dict(problem=p["problem"], answer=p["answer"], solution=sol or p["solution"]))
-    rows = label(rows, WORK, f"solutions_{n}")
+    rows = label(rows, WORK, f"solutions_{n}") + list(policy_rows)
     exs = []
     for r in rows:
         ids, ends = prm_example(r["problem"], r["solution"], render)
@@ -227,7 +228,8 @@ def solution_examples(n, seed, render, log):
                     ys.append(W[:i + 1] == Z[:i + 1])
                 pos += len(st) + 2
         exs.append((ids, idx, ys, ends, r["prefixCorrect"]))
-    log(f"solutions: {len(exs)} examples, {sum(all(e[4]) for e in exs)} all right")
+    log(f"solutions: {len(exs)} examples ({len(policy_rows)} policy samples), "
+        f"{sum(all(e[4]) for e in exs)} all right")
     return exs
 
 
@@ -246,7 +248,8 @@ def batch_solutions(exs, dense):
         bi += [k] * len(ends)
         ti += ends
         y += [float(v) for v in labels]
-    return ids, pos, torch.tensor(bi), torch.tensor(ti), torch.tensor(y)
+    return tuple(t.to(DEVICE) for t in (ids, pos, torch.tensor(bi, dtype=torch.long), torch.tensor(ti, dtype=torch.long),
+                                   torch.tensor(y)))
 
 
 def batch(exs, dense):
@@ -262,7 +265,7 @@ def evaluate(prm, val, bs=256):
         chunk = val[i:i + bs]
         ids, pos, *_ = batch(chunk, False)
         logit = prm(ids, pos)
-        scores += logit[torch.arange(len(chunk)), torch.tensor([e[3] for e in chunk])].tolist()
+        scores += logit[torch.arange(len(chunk), device=DEVICE), torch.tensor([e[3] for e in chunk], device=DEVICE)].tolist()
     prm.train()
     rep = {}
     for op in "+-*":
@@ -307,6 +310,13 @@ def main():
                          "(fast gates that can reset, as a carry needs) instead of Griffin's [0.9, 0.999]")
     ap.add_argument("--solutions", type=int, default=0, help="train problems for whole-solution examples")
     ap.add_argument("--solutions-share", type=float, default=0.0, help="share of batches of whole solutions")
+    ap.add_argument("--policy", help="add this policy checkpoint's own labelled samples (work/NAME.pt) to the "
+                                     "whole-solution examples")
+    ap.add_argument("--policy-problems", type=int, default=2000, help="train problems the policy samples")
+    ap.add_argument("--policy-samples", type=int, default=4, help="samples per problem at T=0.8")
+    ap.add_argument("--sample-only", action="store_true",
+                    help="sample and label the whole-solution examples, then stop (the training run, on a "
+                         "machine without node, reads the labels back)")
     ap.add_argument("--name", required=True)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -334,20 +344,27 @@ def main():
         base_minutes, base_steps = ck["history"][-1]["minutes"], ck["steps"]
     if args.fast_lru > 0 and not args.init:
         fast_lru_init(prm, args.fast_lru)
-    log(f"{args.name}: {json.dumps(vars(args))}, {n_params(prm)} parameters; example: "
+    prm.to(DEVICE)
+    log(f"{args.name}: {json.dumps(vars(args))}, {n_params(prm)} parameters on {DEVICE}; example: "
         f"{TOK.decode(val[0][0])!r}")
-    sol_exs = solution_examples(args.solutions, args.seed, args.render, log) if args.solutions_share > 0 else []
+    policy_rows = policy_samples(args, log) if args.policy else []
+    sol_exs = solution_examples(args.solutions, args.seed, args.render, log, policy_rows) \
+        if args.solutions_share > 0 else []
+    if args.sample_only:
+        return
     sol_order = []
     opt = torch.optim.AdamW(prm.parameters(), lr=args.lr, weight_decay=0.01, betas=(0.9, 0.95))
     trained, step, ema, next_eval = 0.0, 0, None, 0.0
     history = []
     while True:
-        if trained >= next_eval * 60:
+        done = trained >= args.minutes * 60
+        if trained >= next_eval * 60 or done:
             rep = evaluate(prm, val)
             history.append(dict(minutes=round(base_minutes + trained / 60, 2), steps=base_steps + step, **rep))
             log(f"eval {json.dumps(history[-1])}")
             next_eval += args.eval_every
-        if trained >= args.minutes * 60:
+            save(prm, cfg, args, base_steps + step, history)  # a run stopped early keeps its last evaluation
+        if done:
             break
         t0 = time.time()
         frac = trained / (args.minutes * 60)
@@ -373,10 +390,31 @@ def main():
         if step % 100 == 0:
             log(f"step {step} loss {ema:.4f} trained {trained / 60:.2f} min")
         trained += time.time() - t0
-    torch.save(dict(cfg=cfg, state={k: v.detach().cpu() for k, v in prm.state_dict().items()},
-                    render=args.render, dense=args.dense, steps=base_steps + step, history=history, init=args.init),
-               os.path.join(WORK, args.name + ".pt"))
     log(f"{args.name}: done, {step} steps")
+
+
+def save(prm, cfg, args, steps, history):
+    torch.save(dict(cfg=cfg, state={k: v.detach().cpu() for k, v in prm.state_dict().items()},
+                    render=args.render, dense=args.dense, steps=steps, history=history, init=args.init,
+                    policy=args.policy),
+               os.path.join(WORK, args.name + ".pt"))
+
+
+def policy_samples(args, log):
+    """The policy's own samples at T=0.8 on train problems it was not shown in the gold-solution
+    examples (a separate draw), labelled; read back from an earlier run when they exist."""
+    from train import load_lm
+    name = f"prm_steps_samples_{args.policy}_{args.policy_problems}x{args.policy_samples}"
+    problems = synth("train", args.policy_problems, args.seed + 11,
+                     os.path.join(WORK, f"train_{args.policy_problems}_s{args.seed + 11}.jsonl"))
+    reuse = os.path.exists(os.path.join(WORK, name + ".labelled.jsonl"))
+    policy = None if reuse else load_lm(args.policy)[0].eval()
+    t0 = time.time()
+    rows = sample_labelled(policy, problems, args.policy_samples, args.seed + 11, name, reuse)
+    log(f"policy samples: {len(rows)} from {args.policy} ({'read back' if reuse else 'sampled'} in "
+        f"{(time.time() - t0) / 60:.1f} min), {sum(r['correct'] for r in rows)} right")
+    return [dict(problem=r["problem"], answer=r["answer"], solution=r["solution"],
+                 prefixCorrect=r["prefixCorrect"]) for r in rows]
 
 
 if __name__ == "__main__":

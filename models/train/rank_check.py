@@ -10,7 +10,7 @@ wrong step is of those kinds.
 
 Without the last evaluation's samples (a fresh checkout), `--fresh-samples` draws the policy's 16
 samples (T=0.8) for the first problems of each level of the same test split and keeps them in
-work/rank_samples_{N}.labelled.jsonl; a PRM checkpoint trained on a verifier rendering (its `render`
+work/rank_samples_{POLICY}_{N}.labelled.jsonl; a PRM checkpoint trained on a verifier rendering (its `render`
 field, see render.py) reads the solutions in that rendering:
 
     OMP_NUM_THREADS=1 /usr/bin/python3 models/train/rank_check.py --problems-per-level 30 --fresh-samples --prm prm
@@ -51,9 +51,9 @@ def rendered_scores(prm, rows, mode, batch_size=64):
     return out
 
 
-def fresh_samples(policy, per_level, seed=0):
+def fresh_samples(policy, policy_name, per_level, seed=0):
     """16 labelled policy samples (T=0.8) for each of the first `per_level` test problems of each level."""
-    path = os.path.join(WORK, f"rank_samples_{per_level}")
+    path = os.path.join(WORK, f"rank_samples_{policy_name}_{per_level}")
     test = synth("test", 500 * 5, seed + 1, os.path.join(WORK, "test_500.jsonl"))
     chosen, count = [], defaultdict(int)
     for p in test:
@@ -154,12 +154,13 @@ def main():
     ap.add_argument("--prm", default="prm", help="PRM checkpoint name in work/ (prm is the exported one)")
     ap.add_argument("--fresh-samples", action="store_true",
                     help="sample the policy on the first problems of each level instead of reading the last evaluation's samples")
+    ap.add_argument("--policy", default="policy_rev", help="policy checkpoint in work/ that samples (with --fresh-samples)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    policy, _ = load_lm("policy_rev")
+    policy, _ = load_lm(args.policy)
     if args.fresh_samples:
-        samples = fresh_samples(policy, args.problems_per_level)
+        samples = fresh_samples(policy, args.policy, args.problems_per_level)
         test = [samples[i] for i in range(0, len(samples), N_SAMPLES)]
     else:
         with open(os.path.join(MODELS, "eval.json")) as f:

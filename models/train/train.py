@@ -18,8 +18,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from data import (DEVICE, TOK, collate, example, interleaved_revision_example, label, policy_prompt,
-                  revision_prompt, synth)
+from data import (DEVICE, TOK, can_label, collate, example, interleaved_revision_example, label, policy_prompt,
+                  reuse_labelled, revision_prompt, synth)
 from generate import generate
 from model import BASELINE_ARCH, LM, POLICY_ARCH, n_params
 
@@ -62,6 +62,9 @@ def save_lm(model, name, **meta):
 
 
 def greedy_accuracy(model, problems, name):
+    """Greedy accuracy on `problems`, or None where `data label` cannot run (no node on a GPU machine)."""
+    if not can_label():
+        return None
     sols = generate(model, [policy_prompt(p["problem"]) for p in problems], temperature=0.0)
     rows = label([dict(p, solution=s) for p, s in zip(problems, sols)], WORK, name)
     return sum(r["correct"] for r in rows) / len(rows)
@@ -127,8 +130,9 @@ def train_lm(model, examples, minutes, lr, seed, logfile, batch_size=32, calib=N
             log(f"step {step} seen {seen} loss {ema:.4f} lr {cur:.2e} {elapsed / 60:.1f} min", logfile)
         if calib is not None and elapsed >= next_eval:
             next_eval += eval_every
-            log(f"step {step} greedy accuracy on {len(calib)} calibration problems: "
-                f"{greedy_accuracy(model, calib, 'calib'):.3f}", logfile)
+            accuracy = greedy_accuracy(model, calib, "calib")
+            if accuracy is not None:
+                log(f"step {step} greedy accuracy on {len(calib)} calibration problems: {accuracy:.3f}", logfile)
     return dict(steps=step, sequences=seen, minutes=(time.time() - start) / 60, final_loss=ema,
                 batch_size=batch_size, device=str(DEVICE))
 
@@ -155,12 +159,18 @@ def stage_lm(which, seed, minutes, batch_size):
 
 
 def own_attempts(model, train, rng, seed, n_problems, sample_name, name, logfile):
-    """The model's attempts at T=0.8 on `n_problems` train problems drawn by `rng`, labelled."""
-    problems = rng.sample(train, n_problems)
+    """The model's attempts at T=0.8 on `n_problems` train problems drawn by `rng`, labelled; read
+    back when an earlier run (or `--sample-only`) left them for the same problems."""
+    problems = [dict(p, gold_solution=p["solution"]) for p in rng.sample(train, n_problems)]
     t0 = time.time()
-    sols = generate(model, [policy_prompt(p["problem"]) for p in problems], temperature=0.8, seed=seed)
-    rows = label([dict(p, gold_solution=p["solution"], solution=s) for p, s in zip(problems, sols)], WORK, sample_name)
-    log(f"{name}: sampled {len(rows)} attempts in {(time.time() - t0) / 60:.1f} min, "
+    if os.path.exists(os.path.join(WORK, sample_name + ".labelled.jsonl")):
+        rows = reuse_labelled(problems, sample_name, WORK)
+        how = "read back"
+    else:
+        sols = generate(model, [policy_prompt(p["problem"]) for p in problems], temperature=0.8, seed=seed)
+        rows = label([dict(p, solution=s) for p, s in zip(problems, sols)], WORK, sample_name)
+        how = "sampled"
+    log(f"{name}: {how} {len(rows)} attempts in {(time.time() - t0) / 60:.1f} min, "
         f"{sum(r['correct'] for r in rows)} right", logfile)
     return rows
 
@@ -208,13 +218,14 @@ def stage_revision(seed, minutes, batch_size, n_problems=6000, revision_share=0.
     save_lm(model, name, stats=stats)
 
 
-def stage_revision_interleaved(seed, minutes, batch_size, init, n_problems=6000, revision_share=0.25):
+def stage_revision_interleaved(seed, minutes, batch_size, init, name="policy_rev_interleaved", n_problems=6000,
+                               revision_share=0.25, sample_only=False, samples=None):
     """Revision in the interleaved layout (revision_layout.py), continuing from the checkpoint `init`:
     it samples attempts at T=0.8 on fresh train problems; a wrong attempt gets the gold solution as
     target (fix), a right one itself (keep). Fix and keep examples are balanced (keep topped up with
     gold solutions shown as the previous attempt, or cut down to the fixes) and mixed with gold
-    solutions as in stage_revision, so that the policy keeps its first-attempt skill."""
-    name = "policy_rev_interleaved"
+    solutions as in stage_revision, so that the policy keeps its first-attempt skill. With
+    `sample_only` it stops after sampling and labelling (a GPU machine without node reads them back)."""
     if os.path.exists(os.path.join(WORK, name + ".pt")):
         log(f"{name}: checkpoint exists, skipped")
         return
@@ -222,7 +233,9 @@ def stage_revision_interleaved(seed, minutes, batch_size, init, n_problems=6000,
     logfile = os.path.join(WORK, name + ".log")
     model, ck = load_lm(init)
     rng = random.Random(seed + 3)
-    rows = own_attempts(model, train, rng, seed + 3, n_problems, "revision_interleaved_samples", name, logfile)
+    rows = own_attempts(model, train, rng, seed + 3, n_problems, samples or name + "_samples", name, logfile)
+    if sample_only:
+        return
     fix = [interleaved_revision_example(r["problem"], r["solution"], r["gold_solution"])
            for r in rows if not r["correct"]]
     keep = [interleaved_revision_example(r["problem"], r["solution"], r["solution"]) for r in rows if r["correct"]]
@@ -244,13 +257,23 @@ def main():
     ap.add_argument("--minutes", type=float, required=True)
     ap.add_argument("--batch-size", type=int, default=32, help="sequences per step (256 on a GPU)")
     ap.add_argument("--init", default="policy_rev", help="revision-interleaved: the checkpoint it continues from")
+    ap.add_argument("--name", default="policy_rev_interleaved", help="revision-interleaved: the checkpoint it writes")
+    ap.add_argument("--attempts", type=int, default=6000,
+                    help="revision-interleaved: train problems the starting checkpoint attempts (fix and keep examples)")
+    ap.add_argument("--revision-share", type=float, default=0.25,
+                    help="revision-interleaved: share of training draws that are revision examples")
+    ap.add_argument("--samples", help="revision-interleaved: the labelled attempts in work/ (default NAME_samples), "
+                                      "read back when they exist")
+    ap.add_argument("--sample-only", action="store_true",
+                    help="revision-interleaved: sample and label the attempts, then stop")
     args = ap.parse_args()
     torch.set_num_threads(2)
     log(f"device {DEVICE}, batch size {args.batch_size}")
     if args.stage == "revision":
         stage_revision(args.seed, args.minutes, args.batch_size)
     elif args.stage == "revision-interleaved":
-        stage_revision_interleaved(args.seed, args.minutes, args.batch_size, args.init)
+        stage_revision_interleaved(args.seed, args.minutes, args.batch_size, args.init, args.name, args.attempts,
+                                   args.revision_share, args.sample_only, args.samples)
     else:
         stage_lm(args.stage, args.seed, args.minutes, args.batch_size)
 
