@@ -6,6 +6,7 @@ import { Tokenizer } from "@huggingface/tokenizers";
 import * as ort from "onnxruntime-node";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
+import { loadVerifier } from "../src/runtime/load.js";
 
 const modelDir = (name: string) => fileURLToPath(new URL(`../models/${name}/`, import.meta.url));
 const readJson = (path: string): unknown => JSON.parse(readFileSync(path, "utf8"));
@@ -22,7 +23,13 @@ const Config = z.object({
 });
 const LmGolden = z.object({ prompt_ids: z.array(z.number().int()), greedy_ids: z.array(z.number().int()) });
 const PrmGolden = z.object({
-  examples: z.array(z.object({ input_ids: z.array(z.number().int()), scores: z.array(z.number()) })),
+  examples: z.array(z.object({
+    problem: z.string(),
+    solution: z.string(),
+    input_ids: z.array(z.number().int()),
+    scores: z.array(z.number()),
+    step_scores: z.array(z.number()),
+  })),
 });
 
 function loadConfig(name: string) {
@@ -123,15 +130,17 @@ describe.each(["policy", "baseline", "recursive"])("%s ONNX model", (name) => {
   });
 });
 
-describe("PRM ONNX model", () => {
-  const config = loadConfig("prm");
+// models/prm reads steps as written; models/prm-columns in its own columnar rendering (config.json
+// `rendering`), so its golden input_ids are the rendered text and the engine must render the same.
+describe.each(["prm", "prm-columns"])("PRM ONNX model %s", (name) => {
+  const config = loadConfig(name);
+  const golden = PrmGolden.parse(readJson(`${modelDir(name)}golden.json`));
 
   it("has a scores graph matching config.json and reproduces the golden scores", async () => {
     const graph = config.graphs.scores;
-    if (!graph) throw new Error("prm/config.json has no scores graph");
-    const session = await ort.InferenceSession.create(modelDir("prm") + graph.file);
+    if (!graph) throw new Error(`${name}/config.json has no scores graph`);
+    const session = await ort.InferenceSession.create(modelDir(name) + graph.file);
     checkIo(session, graph);
-    const golden = PrmGolden.parse(readJson(`${modelDir("prm")}golden.json`));
     const T = Math.max(...golden.examples.map((e) => e.input_ids.length));
     const B = golden.examples.length;
     const input: number[] = [];
@@ -147,5 +156,20 @@ describe("PRM ONNX model", () => {
     golden.examples.forEach((e, b) => {
       e.scores.forEach((want, t) => expect(Math.abs((scores[b * T + t] ?? NaN) - want)).toBeLessThan(1e-4));
     });
+  });
+
+  it("scores the golden solutions' steps through the verifier as training did (rendering included)", async () => {
+    const verifier = await loadVerifier(modelDir(name), { threads: 1 });
+    try {
+      const scored = await verifier.scoreSteps(
+        golden.examples.map((e) => ({ problem: e.problem, steps: e.solution.split("\n\n") })),
+      );
+      golden.examples.forEach((e, b) => {
+        expect(scored[b]?.scores).toHaveLength(e.step_scores.length);
+        e.step_scores.forEach((want, k) => expect(Math.abs((scored[b]?.scores[k] ?? NaN) - want)).toBeLessThan(1e-4));
+      });
+    } finally {
+      await verifier.close();
+    }
   });
 });

@@ -324,7 +324,9 @@ def export_prm(outdir, name="prm"):
     config = {
         "name": "deliberate-griffin-prm",
         "description": "Process reward model: the policy's Griffin backbone with a linear head; "
-                       "scores[b, t] = P(all steps up to the step ending at token t are correct)",
+                       "scores[b, t] = P(all steps up to the step ending at token t are correct)"
+                       + ("" if rendering == "ordinary" else
+                          f"; it reads each step in its own rendering ({rendering}, see rendering)"),
         "architecture": dict(prm.lm.cfg, head="linear(d_model -> 1) + sigmoid on the final RMSNorm output"),
         "parameters": n_params(prm), "tokenizer": tokenizer_info(),
         "prompt_format": PROMPT_FORMAT, "step_delimiter": STEP_DELIMITER, "rendering": rendering,
@@ -349,6 +351,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--policy", default="policy_rev", help="the checkpoint in models/train/work/ exported as models/policy")
     ap.add_argument("--prm", default="prm", help="the checkpoint in models/train/work/ exported as models/prm")
+    ap.add_argument("--prm-dir", default="prm", help="the directory under models/ the PRM is exported to")
     ap.add_argument("--parts", default="policy,baseline,prm", help="which of policy, baseline, prm to export")
     args = ap.parse_args()
     torch.set_num_threads(2)
@@ -360,7 +363,7 @@ def main():
         export_lm("baseline", os.path.join(MODELS, "baseline"), "deliberate-transformer-baseline",
                   "Transformer baseline of the same size with a KV cache, for memory and speed comparison")
     if "prm" in parts:
-        export_prm(os.path.join(MODELS, "prm"), args.prm)
+        export_prm(os.path.join(MODELS, args.prm_dir), args.prm)
 
 
 if __name__ == "__main__":

@@ -98,7 +98,7 @@ export function addModelOptions(command: Command, { served = true } = {}): Comma
     )
     .option(
       "--verifier <model>",
-      "step verifier: prm (embedded), rule (the synthetic task's exact checker), rule@AUC (a simulated verifier: the checker with noise calibrated to step AUC " +
+      "step verifier: prm (embedded), prm-columns (embedded PRM that reads each step's arithmetic in columns), rule (the synthetic task's exact checker), rule@AUC (a simulated verifier: the checker with noise calibrated to step AUC " +
         "AUC in (0.5, 1]; rule@AUC:seed=S for another draw of the noise), none, a PRM directory, or the URL of a served PRM (vLLM /pooling)",
       checkVerifierFlag,
       "prm",

@@ -15,7 +15,14 @@ import type { Device } from "./session.js";
 import { WorkerClient } from "./worker-client.js";
 
 /** The embedded models, by the names the CLI and configs use. */
-export const EMBEDDED_MODELS = { policy: "models/policy", baseline: "models/baseline", recursive: "models/recursive", prm: "models/prm", mod: "models/mod" } as const;
+export const EMBEDDED_MODELS = {
+  policy: "models/policy",
+  baseline: "models/baseline",
+  recursive: "models/recursive",
+  prm: "models/prm",
+  "prm-columns": "models/prm-columns",
+  mod: "models/mod",
+} as const;
 export type EmbeddedModel = keyof typeof EMBEDDED_MODELS;
 
 export interface LoadOptions {
@@ -70,7 +77,7 @@ export function packageRoot(): string {
   return dir;
 }
 
-/** A model directory from an embedded model's name (`policy`, `baseline`, `recursive`, `prm`) or a path. */
+/** A model directory from an embedded model's name (`policy`, `baseline`, `recursive`, `prm`, `prm-columns`, `mod`) or a path. */
 export function resolveModel(source: string): string {
   if (source in EMBEDDED_MODELS) return join(packageRoot(), EMBEDDED_MODELS[source as EmbeddedModel]);
   return resolve(source);
@@ -108,7 +115,7 @@ export async function loadPolicy(source: string, options: LoadOptions = {}): Pro
   return new OnnxPolicy(client, info);
 }
 
-/** A process reward model: `prm`, or a model directory. */
+/** A process reward model: `prm`, `prm-columns`, or a model directory. */
 export async function loadVerifier(source: string, options: LoadOptions = {}): Promise<OnnxStepVerifier> {
   const { client, info } = await loadInWorker(source, options);
   if (info.kind !== "prm") {
