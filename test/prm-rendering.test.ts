@@ -10,12 +10,13 @@ import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { loadVerifier, resolveModel } from "../src/runtime/load.js";
 import { encodePrmRequest } from "../src/runtime/prm-engine.js";
-import { PRM_RENDERINGS, renderStep } from "../src/runtime/prm-rendering.js";
+import { PRM_RENDERINGS, renderStep, renderSteps } from "../src/runtime/prm-rendering.js";
 
 const Mode = z.enum(PRM_RENDERINGS);
 const Fixture = z.object({
   command: z.string(),
-  cases: z.array(z.object({ step: z.string(), mode: Mode, text: z.string() })),
+  // `previous`: the line before the step (mode `equations`; null: none)
+  cases: z.array(z.object({ previous: z.string().nullable().optional(), step: z.string(), mode: Mode, text: z.string() })),
   solutions: z.array(z.object({ problem: z.string(), solution: z.string(), mode: Mode, text: z.string(), ends: z.array(z.number().int()) })),
 });
 const fixture = Fixture.parse(JSON.parse(readFileSync(new URL("./fixtures/prm-rendering/cases.json", import.meta.url), "utf8")));
@@ -24,8 +25,17 @@ describe("renderStep matches render.py", () => {
   it.each(PRM_RENDERINGS)("on every case in %s mode", (mode) => {
     const cases = fixture.cases.filter((c) => c.mode === mode);
     expect(cases.length).toBeGreaterThan(700);
-    const mismatches = cases.filter((c) => renderStep(c.step, mode) !== c.text).map((c) => ({ step: c.step, want: c.text, got: renderStep(c.step, mode) }));
+    const render = (c: (typeof cases)[number]) => renderStep(c.step, mode, c.previous ?? undefined);
+    const mismatches = cases.filter((c) => render(c) !== c.text).map((c) => ({ previous: c.previous, step: c.step, want: c.text, got: render(c) }));
     expect(mismatches).toEqual([]);
+  });
+
+  it("renders whole solutions as render_solution does (blank steps dropped), in every mode", () => {
+    for (const { problem, solution, mode, text } of fixture.solutions) {
+      const steps = solution.split("\n\n");
+      expect(renderSteps(problem, steps, mode).filter((_, k) => steps[k]?.trim() !== "").join("\n\n")).toBe(text);
+    }
+    expect(fixture.solutions.some(({ solution }) => solution.split("\n\n").some((step) => step.trim() === ""))).toBe(true);
   });
 
   it("covers checks of every kind, in several modes, and steps with none", () => {
@@ -33,6 +43,13 @@ describe("renderStep matches render.py", () => {
     for (const header of [" | +", " | -", " | *"]) expect(columns.some((c) => c.text.includes(header))).toBe(true);
     expect(columns.some((c) => c.text.split(" | ").length > 2)).toBe(true);
     expect(columns.some((c) => c.text === c.step)).toBe(true);
+    const paired = fixture.cases.filter((c) => c.mode === "equations" && c.previous != null);
+    expect(paired.filter((c) => c.text !== renderStep(c.step, "columns")).length).toBeGreaterThan(500);
+    expect(paired.filter((c) => c.text === renderStep(c.step, "columns") && /\d = /.test(c.step)).length).toBeGreaterThan(500);
+  });
+
+  it("`equations` without a previous line is `columns`", () => {
+    for (const { step, text } of fixture.cases.filter((c) => c.mode === "columns")) expect(renderStep(step, "equations")).toBe(text);
   });
 
   it("`ordinary` returns the step unchanged but for trailing whitespace", () => {
@@ -53,6 +70,45 @@ describe("renderStep matches render.py", () => {
   });
 });
 
+describe("`equations` pairs a step of a linear equation with the line before it", () => {
+  const withChecks = (step: string, ...checks: string[]) => [step, ...checks].join(" | ");
+
+  it.each([
+    // moving a term: `b + b' = 0` for the term as written before and after
+    ["Solve for x: 3x - 37 = 17.", "3x = 17 + 37 = 54", withChecks("3x = 17 + 37 = 54", "++++s 774 315;", "+-++n 770 330;")],
+    // moving an x term and a constant; then combining like terms: `4 - 2 = 2`, `-5 + 3 = -2`
+    ["Solve for x: 4x - 3 = 2x - 5.", "4x - 2x = -5 + 3", withChecks("4x - 2x = -5 + 3", "++-+n 220;", "+-++n 330;")],
+    ["4x - 2x = -5 + 3", "2x = -2", withChecks("2x = -2", "-+++n 422;", "+-+-n 532;")],
+    ["Solve for x: 15x - 37 = 13x - 11.", "15x - 13x = -11 + 37", withChecks("15x - 13x = -11 + 37", "++-+n 330 110;", "+-++n 770 330;")],
+    ["15x - 13x = -11 + 37", "2x = 26", withChecks("2x = 26", "-+++n 532 110;", "+-++s 716 312;")],
+    // distributing: `7 * -15 = -105`, the right side copied
+    ["Solve for x: 7(x - 15) = 15x - 185.", "7x - 105 = 15x - 185", withChecks("7x - 105 = 15x - 185", "*+--s 575 170 071;")],
+    ["7x - 105 = 15x - 185", "7x - 15x = -185 + 105", withChecks("7x - 15x = -185 + 105", "++-+n 550 110;", "+-++n 550 000 110;")],
+    ["7x - 15x = -185 + 105", "-8x = -80", withChecks("-8x = -80", "-++-s 578 100;", "+-+-n 550 808 110;")],
+    // the quotient and the answer keep their own checks only
+    ["-8x = -80", "x = -80 / (-8) = 10", withChecks("x = -80 / (-8) = 10", "*+--n 080 188 080;")],
+    ["x = -80 / (-8) = 10", "The answer is \\boxed{10}", "The answer is \\boxed{10}"],
+    // a wrong move shows in its check; a step of another form gets none
+    ["Solve for x: 3x - 37 = 17.", "3x = 17 - 37 = -20", withChecks("3x = 17 - 37 = -20", "-++-s 770 312;", "+--+n 770 330;")],
+    ["Solve for x: 4x - 3 = 2x - 5.", "2x = -2", "2x = -2"],
+    ["Solve for x: 4x - 3 = 2x - 5.", "4x - 2x = 3 - 5", "4x - 2x = 3 - 5"],
+    ["Solve for x: 7(x - 15) = 15x - 185.", "7x - 105 = 15x + 185", "7x - 105 = 15x + 185"],
+    ["Compute 62 + 30.", "62 + 30 = 92", "62 + 30 = 92 | ++++n 202 639;"],
+  ])("%s then %s", (previous, step, text) => {
+    expect(renderStep(step, "equations", previous)).toBe(text);
+  });
+
+  it("renders a whole solution with its first step paired with the problem", () => {
+    const steps = ["15x - 13x = -11 + 37", "2x = 26", "x = 26 / 2 = 13", "The answer is \\boxed{13}"];
+    expect(renderSteps("Solve for x: 15x - 37 = 13x - 11.", steps, "equations")).toEqual([
+      withChecks(steps[0] as string, "++-+n 330 110;", "+-++n 770 330;"),
+      withChecks(steps[1] as string, "-+++n 532 110;", "+-++s 716 312;"),
+      withChecks(steps[2] as string, "*+++n 326 122 020;"),
+      steps[3],
+    ]);
+  });
+});
+
 describe("the PRM engine's input", () => {
   const prmTokenizer = new Tokenizer(JSON.parse(readFileSync(join(resolveModel("prm"), "tokenizer.json"), "utf8")) as object, {});
   const tokenize = (text: string) => prmTokenizer.encode(text, { add_special_tokens: false }).ids;
@@ -61,7 +117,9 @@ describe("the PRM engine's input", () => {
     const solutions = fixture.solutions.filter((s) => s.mode === mode);
     expect(solutions.length).toBeGreaterThan(10);
     for (const { problem, solution, text, ends } of solutions) {
-      const encoded = encodePrmRequest({ problem, steps: solution.split("\n\n") }, { bosTokenId: 1, stepDelimiter: "\n\n", rendering: mode }, tokenize);
+      // render.py drops blank steps; the engine reads the steps it is given
+      const steps = solution.split("\n\n").filter((step) => step.trim() !== "");
+      const encoded = encodePrmRequest({ problem, steps }, { bosTokenId: 1, stepDelimiter: "\n\n", rendering: mode }, tokenize);
       const prefix = [1, ...tokenize(`${problem}\n\n`)];
       expect(encoded.ids).toEqual([...prefix, ...tokenize(text)]);
       // One token per character, so render.py's character offsets are token positions.
@@ -105,7 +163,24 @@ describe("a PRM with `rendering` in config.json", () => {
     }
   });
 
+  it("with `equations`, pairs the first step with the problem's equation and each later one with the step before it", async () => {
+    const equation = "Solve for x: 7(x - 15) = 15x - 185.";
+    const steps = ["7x - 105 = 15x - 185", "7x - 15x = -185 + 105", "-8x = -80", "x = -80 / (-8) = 10", "The answer is \\boxed{10}"];
+    const ordinary = await loadVerifier("prm", { threads: 1 });
+    const equations = await loadVerifier(copyWith("equations"), { threads: 1 });
+    try {
+      const [prerendered] = await ordinary.scoreSteps([{ problem: equation, steps: renderSteps(equation, steps, "equations") }]);
+      const [rendered] = await equations.scoreSteps([{ problem: equation, steps }]);
+      expect(renderSteps(equation, steps, "equations")[0]).toBe("7x - 105 = 15x - 185 | *+--s 575 170 071;");
+      rendered?.scores.forEach((score, k) => expect(score).toBeCloseTo(prerendered?.scores[k] ?? NaN, 6));
+      expect(rendered?.tokens).toBe(prerendered?.tokens);
+    } finally {
+      await ordinary.close();
+      await equations.close();
+    }
+  });
+
   it("refuses an unknown rendering, naming the field", async () => {
-    await expect(loadVerifier(copyWith("bogus"), { threads: 1 })).rejects.toThrow(/rendering: .*"ordinary".*"columns".*"overlap"/);
+    await expect(loadVerifier(copyWith("bogus"), { threads: 1 })).rejects.toThrow(/rendering: .*"ordinary".*"columns".*"overlap".*"equations"/);
   });
 });

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from data import DEVICE, TOK, label, synth
 from model import LM, POLICY_ARCH, PRM, n_params
 from prm import auc, changed_result, sample_labelled
-from render import checks_of, prm_example, render_solution, render_step
+from render import checks_of, prm_example, render_solution, render_step, step_checks
 
 WORK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "work")
 
@@ -195,8 +195,9 @@ def corrupt_solution(solution, rng):
 def solution_examples(n, seed, render, log, policy_rows=()):
     """Whole solutions (problem + steps, in the rendering) of `n` train problems: the gold solution
     or a copy with one step's result changed, each labelled by `data label` (prefixCorrect at every
-    step end), plus per-column labels in the steps up to the first wrong one (with --dense); then the
-    labelled `policy_rows` (the policy's own samples) in the same form."""
+    step end), plus per-column labels in the steps up to the first wrong one (with --dense; in mode
+    `equations` also at the checks that pair a step with the line before it, e.g. a moved term's
+    `-37 + 37 = 0`); then the labelled `policy_rows` (the policy's own samples) in the same form."""
     problems = synth("train", n, seed + 1, os.path.join(WORK, f"train_{n}.jsonl"))
     rng = random.Random(seed + 7)
     rows = []
@@ -211,14 +212,15 @@ def solution_examples(n, seed, render, log, policy_rows=()):
             continue
         idx, ys = [], []
         if render != "ordinary":
-            text, _ = render_solution(r["solution"], render)
+            text, _ = render_solution(r["solution"], render, problem=r["problem"])
             start = len(ids) - len(text)
             pos, steps = 0, [s for s in r["solution"].split("\n\n") if s.strip()]
             for k, step in enumerate(steps):
-                st, cols = render_step(step, render)
+                previous = steps[k - 1] if k > 0 else r["problem"]
+                st, cols = render_step(step, render, previous)
                 if k > 0 and not r["prefixCorrect"][k - 1]:
                     break
-                checks = checks_of(step)
+                checks = step_checks(step, render, previous)
                 for off, ci, i in cols:
                     a, op, b, c = checks[ci]
                     Z, W = str(abs(true_result(a, op, b)))[::-1], c.lstrip("-")[::-1]
@@ -296,7 +298,9 @@ def fast_lru_init(prm, share, lo=0.001, hi=0.5):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--render", choices=["columns", "overlap", "ordinary"], default="columns")
+    ap.add_argument("--render", choices=["columns", "overlap", "ordinary", "equations"], default="columns",
+                    help="the verifier rendering (render.py); `equations` also pairs each equation step with "
+                         "the line before it")
     ap.add_argument("--dense", action="store_true", help="also label every column's result digit")
     ap.add_argument("--minutes", type=float, required=True)
     ap.add_argument("--d-model", type=int, default=128)

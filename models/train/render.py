@@ -21,6 +21,31 @@ paper does), so the result's sign and which magnitude is subtracted from which a
 Checks found in a step (`checks_of`): `a op b = c` with op in + - *; a quotient `p / q = r` (also
 `p / (q) = r`) is checked as the product `r * q = p` (the easy direction); a same-denominator
 fraction sum `a/m op b/m = c/m` as `a op b = c`. Steps with no check keep the ordinary rendering.
+
+Mode `equations`: `columns`, plus checks that pair a step with the line before it of a linear
+equation (the previous step; for the first step, the problem `Solve for x: L = R.`), appended after
+the step's own checks in the same layout (`pairing_checks`). A line's sides are split at ` = `, after
+dropping `Solve for x: ` and a final `.`; the previous line's equation is its first and last side
+(`3x = 17 + 37 = 54` reads as `3x = 54`), the step's its first two sides. A side is read as a sum of
+terms `3x - 7`, `-x + 2` (each term its coefficient as written, with its sign; `x` and `-x` have the
+coefficient 1 and -1), or as a product `k(x + m)`, `k(x - m)`. Every number in a check is copied
+from the two lines; the only number the renderer writes is the 0 of a moved term. Three forms:
+  * distributing: a side `k(x +/- m)`, then the same side as `kx +/- n` (k as written), the other
+    side copied as written:                                                  `k * +/-m = +/-n`
+      `7(x - 15) = 15x - 185`, `7x - 105 = 15x - 185`  ->  `7 * -15 = -105`
+  * moving terms: a line with an x term right of `=` or a constant left of it, then the step
+    `(x terms of the left) (moved x terms) = (constants of the right) (moved constants)`, the terms
+    that stay as written and in their order, only x terms left and only constants right; each moved
+    term b as written before and b' as written after, x terms first:              `b + b' = 0`
+      `4x - 3 = 2x - 5`, `4x - 2x = -5 + 3`  ->  `2 + -2 = 0`, `-3 + 3 = 0`
+      `3x - 37 = 17`, `3x = 17 + 37 = 54`    ->  `-37 + 37 = 0`
+  * combining like terms: a line with only x terms left and only constants right, then the step
+    with each side as before, or its two terms `a +/- b` made one term c of the same kind, left
+    side first:                                                                   `a +/- b = c`
+      `4x - 2x = -5 + 3`, `2x = -2`          ->  `4 - 2 = 2`, `-5 + 3 = -2`
+A term that stays (a coefficient carried over, a side copied) is not checked. A step of any other
+form (another subject, the quotient `x = 54 / 3 = 18`, the answer, a malformed or rearranged step)
+gets no pairing check, only its own.
 """
 import re
 
@@ -30,6 +55,9 @@ BINARY = re.compile(r"(?<![\d/x)(])(" + INT + r") ([-+*]) (" + INT + r") = (" + 
 QUOTIENT = re.compile(r"(?<![\d/x)(])(" + INT + r") / \(?(" + INT + r")\)? = (" + INT + r")(?![\d/x(])")
 FRACTION_SUM = re.compile(r"(" + INT + r")/(\d+) ([-+]) (\d+)/(\d+) = (" + INT + r")/(\d+)")
 SEP = " | "
+PROBLEM = "Solve for x: "
+SUM = re.compile(r"-?(?:\d+x?|x)(?: [-+] (?:\d+x?|x))*")  # `3x - 7`, `-x + 2`, `-5 + 3`, `2x`
+DISTRIBUTE = re.compile(r"(-?\d+)\(x ([-+]) (\d+)\)")  # `7(x - 15)`
 
 
 def magnitude_order(x, y, op):
@@ -84,14 +112,90 @@ def checks_of(step):
     return [c for _, c in sorted(found)]
 
 
-def render_step(step, mode="columns"):
-    """The PRM's text for one step and the offsets of its per-column result digits (with the check
-    each belongs to). mode `ordinary` keeps the step as written."""
+def equation_sides(line):
+    """The sides of an equation line (a step, or the problem `Solve for x: ... .`); None without `=`."""
+    line = line.rstrip()
+    line = line[len(PROBLEM):] if line.startswith(PROBLEM) else line
+    sides = (line[:-1] if line.endswith(".") else line).split(" = ")
+    return sides if len(sides) > 1 else None
+
+
+def terms(side):
+    """The terms of a sum `3x - 7` as (coefficient as written, with its sign; whether it is an x
+    term): [("3", True), ("-7", False)]; `x` and `-x` have the coefficient 1 and -1. None when the
+    side is not such a sum."""
+    if not SUM.fullmatch(side):
+        return None
+    out = []
+    for t in side.replace(" + ", " ").replace(" - ", " -").split(" "):
+        is_x = t.endswith("x")
+        coef = t[:-1] if is_x else t
+        out.append((coef + "1" if coef in ("", "-") else coef, is_x))
+    return out
+
+
+def pairing_checks(previous, step):
+    """The checks `(a, op, b, c)` that relate a step to the previous line of a linear equation (the
+    layout rules of mode `equations`, in the module docstring); [] when the step has another form."""
+    before, after = equation_sides(previous or ""), equation_sides(step)
+    if not before or not after:
+        return []
+    before, after = [before[0], before[-1]], after[:2]
+    products = [DISTRIBUTE.fullmatch(side) for side in before]
+    if any(products):  # distributing: `k(x +/- m)` then `kx +/- n`, the other side copied
+        checks = []
+        for m, p, c in zip(products, before, after):
+            if not m:
+                if p != c:
+                    return []
+                continue
+            k, sign, v = m.groups()
+            t = terms(c) or []
+            if len(t) != 2 or t[0] != (k, True) or t[1][1]:
+                return []
+            checks.append((k, "*", ("-" if sign == "-" else "") + v, t[1][0]))
+        return checks
+    sums = [terms(side) for side in before + after]
+    if None in sums:
+        return []
+    left, right, new_left, new_right = sums
+    kept_x, moved_c = [t for t in left if t[1]], [t for t in left if not t[1]]
+    moved_x, kept_c = [t for t in right if t[1]], [t for t in right if not t[1]]
+    if moved_x or moved_c:  # moving terms: `kept_x moved_x = kept_c moved_c`, moved terms as b'
+        if (new_left[:len(kept_x)] != kept_x or new_right[:len(kept_c)] != kept_c
+                or len(new_left) != len(kept_x + moved_x) or len(new_right) != len(kept_c + moved_c)
+                or not all(t[1] for t in new_left) or any(t[1] for t in new_right)):
+            return []
+        moved_to = new_left[len(kept_x):] + new_right[len(kept_c):]
+        return [(b, "+", b2, "0") for (b, _), (b2, _) in zip(moved_x + moved_c, moved_to)]
+    checks = []  # combining like terms: each side as before, or its two terms `a +/- b` made one
+    for p, c in [(left, new_left), (right, new_right)]:
+        if p == c:
+            continue
+        if len(p) != 2 or len(c) != 1 or c[0][1] != p[0][1]:
+            return []
+        (a, _), (b, _) = p
+        checks.append((a, "-" if b.startswith("-") else "+", b.lstrip("-"), c[0][0]))
+    return checks
+
+
+def step_checks(step, mode="columns", previous=None):
+    """The checks laid out after a step: its own (`checks_of`), then in mode `equations` those that
+    pair it with the previous line (`pairing_checks`; none when `previous` is None)."""
+    step = step.rstrip()
+    own = checks_of(step)
+    return own + pairing_checks(previous, step) if mode == "equations" and previous is not None else own
+
+
+def render_step(step, mode="columns", previous=None):
+    """The PRM's text for one step and the offsets of its per-column result digits (with the index,
+    in step_checks, of the check each belongs to). mode `ordinary` keeps the step as written; mode
+    `equations` needs the previous line (the previous step, or the problem for the first step)."""
     step = step.rstrip()
     if mode == "ordinary":
         return step, []
     text, cols = step, []
-    for k, (a, op, b, c) in enumerate(checks_of(step)):
+    for k, (a, op, b, c) in enumerate(step_checks(step, mode, previous)):
         t, ends = render_check(a, op, b, c, overlap=mode == "overlap")
         base = len(text) + len(SEP)
         text += SEP + t
@@ -99,15 +203,17 @@ def render_step(step, mode="columns"):
     return text, cols
 
 
-def render_solution(solution, mode="columns", delimiter="\n\n"):
+def render_solution(solution, mode="columns", delimiter="\n\n", problem=None):
     """The solution with every step rendered; the same step split as `data label` (pieces that are
-    blank are dropped). Returns the text and the offset of each step's last character."""
+    blank are dropped). Returns the text and the offset of each step's last character. In mode
+    `equations` each step is paired with the step before it, the first with `problem`."""
     out, ends = [], []
-    pos = 0
+    pos, previous = 0, problem
     for piece in solution.split(delimiter):
         if not piece.strip():
             continue
-        text, _ = render_step(piece, mode)
+        text, _ = render_step(piece, mode, previous)
+        previous = piece
         if out:
             pos += len(delimiter)
         out.append(text)
@@ -121,7 +227,7 @@ def prm_example(problem, solution, mode="columns"):
     character, as prm.prm_example for the ordinary rendering."""
     from data import TOK, policy_prompt
     prefix = [TOK.bos_id] + TOK.encode(policy_prompt(problem))
-    text, ends = render_solution(solution, mode)
+    text, ends = render_solution(solution, mode, problem=problem)
     return prefix + TOK.encode(text), [len(prefix) + e for e in ends]
 
 
@@ -130,3 +236,9 @@ if __name__ == "__main__":
               "x = -15 / (-5) = 3", "3/12 + 5/12 = 8/12", "1/4 + 1/6 = 3/12 + 2/12", "3x + 5 = 20",
               "The answer is \\boxed{92}"]:
         print(repr(s), "->", repr(render_step(s)[0]), repr(render_step(s, "overlap")[0]))
+    for previous, s in [("Solve for x: 3x - 37 = 17.", "3x = 17 + 37 = 54"), ("3x = 17 + 37 = 54", "x = 54 / 3 = 18"),
+                        ("Solve for x: 4x - 3 = 2x - 5.", "4x - 2x = -5 + 3"), ("4x - 2x = -5 + 3", "2x = -2"),
+                        ("Solve for x: 7(x - 15) = 15x - 185.", "7x - 105 = 15x - 185"),
+                        ("7x - 105 = 15x - 185", "7x - 15x = -185 + 105"), ("7x - 15x = -185 + 105", "-8x = -80"),
+                        ("Solve for x: 4x - 3 = 2x - 5.", "4x - 2x = -5 - 3"), ("Solve for x: 4x - 3 = 2x - 5.", "2x = -2")]:
+        print(repr(previous), "then", repr(s), "->", repr(render_step(s, "equations", previous)[0]))

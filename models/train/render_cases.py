@@ -6,6 +6,13 @@ test/fixtures/prm-rendering/cases.json, which test/prm-rendering.test.ts checks 
 Cases: render.py's own examples, hand-picked edge cases, and the steps of gold solutions of the
 synthetic train split (`data synth`, 30 problems per level) with some results corrupted (seeded), in
 every mode; plus whole solutions (render_solution) with their step ends. Plain python3, no torch.
+
+Mode `equations` pairs a step with the line before it, so its cases also carry `previous` (null: the
+step alone): the examples and edge cases alone; every step of those solutions and of the linear
+equations of a second draw (120 problems per level, seed 1) after its previous line (the problem for
+the first step), gold and corrupted (a digit changed anywhere or a sign flipped); hand-written
+malformed pairs; and whole solutions: those above, every linear equation of the second draw gold and
+with one step corrupted, and malformed ones. The cases of the other modes are the same as before.
 """
 import json
 import os
@@ -22,6 +29,8 @@ OUT = os.path.join(ROOT, "test", "fixtures", "prm-rendering", "cases.json")
 MODES = ["ordinary", "columns", "overlap"]
 PER_LEVEL = 30
 SEED = 0
+EQUATION_PER_LEVEL = 120  # the second draw, of which the linear equations are kept
+EQUATION_SEED = 1
 
 EXAMPLES = ["62 + 30 = 92", "-12 + 45 = 33", "1234 * 17 = 20978", "7 * 123 = 861", "5x = 20 - 5 = 15",
             "x = -15 / (-5) = 3", "3/12 + 5/12 = 8/12", "1/4 + 1/6 = 3/12 + 2/12", "3x + 5 = 20",
@@ -41,9 +50,77 @@ EDGE = [
     "62 + 30 = 92\u3000", "62 + 30 = 92\x85", "62 + 30 = 92\ufeff",
 ]
 
+# (previous line, step) pairs for `equations` that do not have the expected form, or only nearly
+MALFORMED = [
+    ("Solve for x: 3x - 37 = 17.", "3x = 17 + 37"), ("Solve for x: 3x - 37 = 17.", "3x = 54"),
+    ("Solve for x: 3x - 37 = 17.", "3x = 37 + 17 = 54"), ("Solve for x: 3x - 37 = 17.", "17 + 37 = 3x"),
+    ("Solve for x: 3x - 37 = 17.", "3x=17+37=54"), ("Solve for x: 3x - 37 = 17.", "3x = 17 +37 = 54"),
+    ("Solve for x: 3x - 37 = 17.", "3x = 17 - -37 = 54"), ("Solve for x: 3x - 37 = 17.", "3x = 17 + 37 + 0 = 54"),
+    ("Solve for x: 3x - 37 = 17.", "x = 17 + 37 = 54"), ("Solve for x: 3x - 37 = 17.", "3x - 37 + 37 = 17 + 37"),
+    ("Solve for x: 3x - 37 = 17.", "3y = 17 + 37 = 54"), ("Solve for x: 3x - 37 = 17.", "3x = 17 - 37 = -20"),
+    ("Solve for x: 3x - 37 = 17.", "3x = 17 + 73 = 90"), ("Solve for x: 3x - 37 = 17.", "The answer is \\boxed{18}"),
+    ("Solve for x: 3x - 37 = 17", "3x = 17 + 37 = 54"), ("3x - 37 = 17", "3x = 17 + 37 = 54"),
+    ("Solve for x: 3x - 37 = 17.  ", "3x = 17 + 37 = 54  "), (" Solve for x: 3x - 37 = 17.", "3x = 17 + 37 = 54"),
+    ("Solve for x:  3x - 37 = 17.", "3x = 17 + 37 = 54"), ("Solve for x: 3x - 37 = 17..", "3x = 17 + 37 = 54."),
+    ("Solve for x: 4x - 3 = 2x - 5.", "4x - 2x = -5 - 3"), ("Solve for x: 4x - 3 = 2x - 5.", "4x + 2x = -5 + 3"),
+    ("Solve for x: 4x - 3 = 2x - 5.", "4x - 2x = 3 - 5"), ("Solve for x: 4x - 3 = 2x - 5.", "2x - 4x = -5 + 3"),
+    ("Solve for x: 4x - 3 = 2x - 5.", "2x = -2"), ("Solve for x: 4x - 3 = 2x - 5.", "4x - 2x = -5 + 3 = -2"),
+    ("Solve for x: 4x - 3 = 2x - 5.", "4x - 2x - 3 = -5"), ("Solve for x: 4x - 3 = 2x - 5.", "4x = 2x - 5 + 3"),
+    ("Solve for x: 4x - 3 = 2x - 5.", "-3 + 5 = 2x - 4x"), ("Solve for x: 4x - 3 = 2x - 5.", "4x - x = -5 + 3"),
+    ("Solve for x: x + 5 = 3x - 7.", "x - 3x = -7 - 5"), ("Solve for x: 14x + 14 = x + 1.", "14x - x = 1 - 14"),
+    ("Solve for x: 14x + 14 = x + 1.", "14x - 1x = 1 - 14"), ("Solve for x: -x + 14 = x + 1.", "-x - x = 1 - 14"),
+    ("4x - 2x = -5 + 3", "2x = -2"), ("4x - 2x = -5 + 3", "2x = -8"), ("4x - 2x = -5 + 3", "6x = -2"),
+    ("4x - 2x = -5 + 3", "x = -2"), ("4x - 2x = -5 + 3", "2x = -5 + 3 = -2"), ("4x - 2x = -5 + 3", "2x = 2 - 4"),
+    ("4x - 2x = -5 + 3", "-2 = 2x"), ("4x - 2x = -5 + 3", "2x = -2 / 1"), ("4x - 2x = -5 + 3", "2 x = -2"),
+    ("4x - 2x = -5 + 3 = -2", "2x = -2"), ("4x - 2x = -5 + 3", "4x - 2x = -5 + 3"), ("2x = -2", "x = -1"),
+    ("2x = -2", "x = -2 / 2 = -1"), ("x - 3x = -7 - 5", "-2x = -12"), ("5x - 6x = -44 + 29", "-x = -15"),
+    ("5x - 6x = -44 + 29", "-1x = -15"), ("3x - 2x = -40 + 36", "x = -4"), ("2x - 6x = 20 - 20", "-4x = 0"),
+    ("Solve for x: 7(x - 15) = 15x - 185.", "7x - 105 = 15x - 185"),
+    ("Solve for x: 7(x - 15) = 15x - 185.", "7x + 105 = 15x - 185"),
+    ("Solve for x: 7(x - 15) = 15x - 185.", "7x - 15 = 15x - 185"),
+    ("Solve for x: 7(x - 15) = 15x - 185.", "8x - 105 = 15x - 185"),
+    ("Solve for x: 7(x - 15) = 15x - 185.", "7x - 105 = 15x + 185"),
+    ("Solve for x: 7(x - 15) = 15x - 185.", "7x - 105 = 15x - 185 = 0"),
+    ("Solve for x: 7(x - 15) = 15x - 185.", "7x - 15x = -185 + 105"),
+    ("Solve for x: 7(x - 15) = 15x - 185.", "-105 + 7x = 15x - 185"),
+    ("Solve for x: 7(x - 15) = 15x - 185.", "7x - 105 - 0 = 15x - 185"),
+    ("Solve for x: 7(x-15) = 15x - 185.", "7x - 105 = 15x - 185"),
+    ("Solve for x: 7(x + 15) = 15x - 185.", "7x + 105 = 15x - 185"),
+    ("Solve for x: 2(x + 10) = 6x + 20.", "2x + 20 = 6x + 20"),
+    ("Solve for x: 7(x - 15) = 3(x + 1).", "7x - 105 = 3x + 3"),
+    ("Solve for x: 7(x - 15) = 3(x + 1).", "7x - 105 = 3(x + 1)"),
+    ("Solve for x: -7(x - 15) = 15x - 185.", "-7x + 105 = 15x - 185"),
+    ("Solve for x: 7(2x - 15) = 15x - 185.", "14x - 105 = 15x - 185"),
+    ("Solve for x: 15x - 185 = 7(x - 15).", "15x - 185 = 7x - 105"), ("Compute 62 + 30 - 7.", "62 + 30 = 92"),
+    ("62 + 30 = 92", "92 - 7 = 85"), ("Compute 3/12 + 5/12.", "3/12 + 5/12 = 8/12"), ("", "3x = 17 + 37 = 54"),
+    ("Solve for x: 3x - 37 = 17.", ""), ("", ""), ("=", "="), (" = ", " = "), ("x = x", "x = x"),
+    ("Solve for x: .", "x = 1"), ("Solve for x: = .", " = "), ("Solve for x: 3x - 37 = 17.", "3x = 17 + 37 = 54\n"),
+    ("Solve for x: \u0663x - \u0663\u0667 = 17.", "\u0663x = 17 + \u0663\u0667 = 54"),
+    ("Solve for x: \U0001d7d1x - 37 = 17.", "\U0001d7d1x = 17 + 37 = 54"),
+    ("\uff14x - \uff12x = -5 + 3", "\uff12x = -2"),
+    ("Solve for x: \uff17(x - \U0001d7d7) = 15x - 185.", "\uff17x - 105 = 15x - 185"),
+    ("Solve for x: 3x - 37 = 17.\u3000", "3x = 17 + 37 = 54\x85"),
+    ("Solve for x: 3x - 37 = 17.\ufeff", "3x = 17 + 37 = 54"),
+]
+# whole solutions (problem, solution) that stray from the gold form
+MALFORMED_SOLUTIONS = [
+    ("Solve for x: 3x - 37 = 17.",
+     "3x = 17 + 37\n\n3x = 54\n\nx = 18\n\nThe answer is \\boxed{18}"),
+    ("Solve for x: 4x - 3 = 2x - 5.",
+     "4x - 2x = -5 + 3\n\n\n\n2x = -2\n\n   \n\nx = -2 / 2 = -1\n\nThe answer is \\boxed{-1}"),
+    ("Solve for x: 4x - 3 = 2x - 5.",
+     "4x - 2x = 3 - 5\n\n2x = -2\n\nThe answer is \\boxed{-1}"),
+    ("Solve for x: 7(x - 15) = 15x - 185.",
+     "7x - 15 = 15x - 185\n\n7x - 15x = -185 + 15\n\n-8x = -170\n\nThe answer is \\boxed{21}"),
+    ("Solve for x: 7(x - 15) = 15x - 185.",
+     "7x - 15x = -185 + 105\n\n-8x = -80\n\nx = -80 / (-8) = 10\n\nThe answer is \\boxed{10}"),
+    ("Compute 62 + 30 - 7.",
+     "62 + 30 = 92\n\n92 - 7 = 85\n\nThe answer is \\boxed{85}"),
+]
 
-def synth_rows():
-    out = subprocess.run(["node", CLI, "data", "synth", "--split", "train", "--per-level", str(PER_LEVEL), "--seed", str(SEED)],
+
+def synth_rows(per_level=PER_LEVEL, seed=SEED):
+    out = subprocess.run(["node", CLI, "data", "synth", "--split", "train", "--per-level", str(per_level), "--seed", str(seed)],
                          check=True, capture_output=True, text=True).stdout
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
@@ -56,6 +133,44 @@ def corrupt(step, rng):
         return None
     i = rng.choice(digits)
     return step[:i] + rng.choice([d for d in "0123456789" if d != step[i]]) + step[i + 1:]
+
+
+def corrupt_any(step, rng):
+    """The step with one digit changed anywhere, or (one time in three) one ` + ` made ` - ` or back."""
+    signs = [i for i in range(len(step) - 2) if step[i:i + 3] in (" + ", " - ")]
+    if signs and rng.random() < 1 / 3:
+        i = rng.choice(signs) + 1
+        return step[:i] + ("-" if step[i] == "+" else "+") + step[i + 1:]
+    digits = [i for i, ch in enumerate(step) if ch.isdigit()]
+    if not digits:
+        return None
+    i = rng.choice(digits)
+    return step[:i] + rng.choice([d for d in "0123456789" if d != step[i]]) + step[i + 1:]
+
+
+def equation_cases(rows, rng):
+    """The `equations` cases and whole solutions (see the module docstring)."""
+    linear = [r for r in synth_rows(EQUATION_PER_LEVEL, EQUATION_SEED) if r["subject"] == "Linear Equations"]
+    pairs = [(None, s) for s in EXAMPLES + EDGE]
+    for row in rows + linear:
+        steps = row["solution"].split("\n\n")
+        for previous, step in zip([row["problem"]] + steps, steps):
+            wrong = corrupt_any(step, rng)
+            pairs += [(previous, step)] + ([(previous, wrong)] if wrong is not None else [])
+    pairs = list(dict.fromkeys(pairs + MALFORMED))
+    cases = [{"previous": p, "step": s, "mode": "equations", "text": render_step(s, "equations", p)[0]} for p, s in pairs]
+    sources = [(r["problem"], r["solution"]) for r in rows[::10] + linear]
+    for r in linear:
+        steps = r["solution"].split("\n\n")
+        k = rng.randrange(len(steps) - 1)
+        wrong = corrupt_any(steps[k], rng)
+        if wrong is not None:
+            sources.append((r["problem"], "\n\n".join(steps[:k] + [wrong] + steps[k + 1:])))
+    solutions = []
+    for problem, solution in sources + MALFORMED_SOLUTIONS:
+        text, ends = render_solution(solution, "equations", problem=problem)
+        solutions.append({"problem": problem, "solution": solution, "mode": "equations", "text": text, "ends": ends})
+    return cases, solutions
 
 
 def main():
@@ -75,14 +190,19 @@ def main():
         for mode in MODES:
             text, ends = render_solution(row["solution"], mode)
             solutions.append({"problem": row["problem"], "solution": row["solution"], "mode": mode, "text": text, "ends": ends})
+    more_cases, more_solutions = equation_cases(rows, random.Random(EQUATION_SEED))
+    cases += more_cases
+    solutions += more_solutions
     command = (f"DELIBERATE_CLI=<built cli.js> python3 models/train/render_cases.py "
-               f"(data synth --split train --per-level {PER_LEVEL} --seed {SEED}; corruption seed {SEED})")
+               f"(data synth --split train --per-level {PER_LEVEL} --seed {SEED}; corruption seed {SEED}; equations: "
+               f"data synth --split train --per-level {EQUATION_PER_LEVEL} --seed {EQUATION_SEED}, its linear equations; "
+               f"corruption seed {EQUATION_SEED})")
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     with open(OUT, "w") as f:
         json.dump({"command": command, "cases": cases, "solutions": solutions}, f, ensure_ascii=True, indent=0)
         f.write("\n")
-    print(f"{len(unique)} steps, {len(cases)} cases, {len(solutions)} solutions -> {os.path.relpath(OUT, ROOT)} "
-          f"({os.path.getsize(OUT) // 1024} KB)")
+    print(f"{len(unique)} steps, {len(more_cases)} (previous, step) pairs, {len(cases)} cases, {len(solutions)} solutions "
+          f"-> {os.path.relpath(OUT, ROOT)} ({os.path.getsize(OUT) // 1024} KB)")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@
 import * as ort from "onnxruntime-node";
 import type { Tokenizer } from "@huggingface/tokenizers";
 import { InputError } from "../errors.js";
-import { type PrmRendering, renderStep } from "./prm-rendering.js";
+import { type PrmRendering, renderSteps } from "./prm-rendering.js";
 
 export interface PrmSettings {
   bosTokenId: number;
@@ -42,7 +42,8 @@ interface Encoded {
 /**
  * The token ids of one request, `<bos> problem + delimiter + steps joined by the delimiter`, and the
  * position of each step's last token. With `ordinary` the steps are read exactly as written (as the
- * shipped PRM was trained); other renderings render each step as models/train/render.py does.
+ * shipped PRM was trained); other renderings render each step as models/train/render.py does
+ * (`equations` pairs each step with the one before it, the first with the problem).
  */
 export function encodePrmRequest(
   request: PrmRequest,
@@ -51,9 +52,10 @@ export function encodePrmRequest(
 ): { ids: number[]; stepEnds: number[] } {
   const ids = [settings.bosTokenId, ...tokenize(request.problem + settings.stepDelimiter)];
   const stepEnds: number[] = [];
-  request.steps.forEach((step, k) => {
+  const steps = settings.rendering === "ordinary" ? request.steps : renderSteps(request.problem, request.steps, settings.rendering);
+  steps.forEach((step, k) => {
     if (k > 0) ids.push(...tokenize(settings.stepDelimiter));
-    ids.push(...tokenize(settings.rendering === "ordinary" ? step : renderStep(step, settings.rendering)));
+    ids.push(...tokenize(step));
     stepEnds.push(ids.length - 1);
   });
   return { ids, stepEnds };

@@ -7,6 +7,12 @@
  *
  *     62 + 30 = 92   ->   62 + 30 = 92 | ++++n 202 639;
  *
+ * In the `equations` rendering a step of a linear equation also gets the checks that pair it with
+ * the line before it (the previous step, or the problem for the first): a moved term must reappear
+ * with its sign flipped (`3x - 37 = 17` then `3x = 17 + 37 = 54`: `-37 + 37 = 0`), combined terms
+ * must add up (`4x - 2x = -5 + 3` then `2x = -2`: `4 - 2 = 2`, `-5 + 3 = -2`), a distributed factor
+ * must multiply out (`7(x - 15)` then `7x - 105`: `7 * -15 = -105`).
+ *
  * render.py documents the layout. The renderer only reorders and pads the digits as written; it
  * never computes a sum, difference or product (the one comparison, which operand's magnitude is
  * larger, fixes which is written first).
@@ -15,9 +21,12 @@
  * lengths, slices and string order count code points, and `rstrip()` strips Python's whitespace.
  */
 
-/** `ordinary`: the step as written; `columns`: with the layout of its checks; `overlap`: each column preceded by the previous one. */
-export type PrmRendering = "ordinary" | "columns" | "overlap";
-export const PRM_RENDERINGS = ["ordinary", "columns", "overlap"] as const satisfies readonly PrmRendering[];
+/**
+ * `ordinary`: the step as written; `columns`: with the layout of its checks; `overlap`: each column
+ * preceded by the previous one; `equations`: `columns` plus the checks that pair an equation's step with the line before it.
+ */
+export type PrmRendering = "ordinary" | "columns" | "overlap" | "equations";
+export const PRM_RENDERINGS = ["ordinary", "columns", "overlap", "equations"] as const satisfies readonly PrmRendering[];
 
 const INT = String.raw`-?\p{Nd}+`;
 // `a op b = c`, not part of a longer expression (no digit, `/`, `x` or `)` right before or after)
@@ -25,6 +34,11 @@ const BINARY = new RegExp(String.raw`(?<![\p{Nd}/x)(])(${INT}) ([-+*]) (${INT}) 
 const QUOTIENT = new RegExp(String.raw`(?<![\p{Nd}/x)(])(${INT}) / \(?(${INT})\)? = (${INT})(?![\p{Nd}/x(])`, "gu");
 const FRACTION_SUM = new RegExp(String.raw`(${INT})/(\p{Nd}+) ([-+]) (\p{Nd}+)/(\p{Nd}+) = (${INT})/(\p{Nd}+)`, "gu");
 const SEP = " | ";
+const PROBLEM = "Solve for x: ";
+// `3x - 7`, `-x + 2`, `-5 + 3`, `2x` (a whole side)
+const SUM = new RegExp(String.raw`^-?(?:\p{Nd}+x?|x)(?: [-+] (?:\p{Nd}+x?|x))*$`, "u");
+// `7(x - 15)` (a whole side)
+const DISTRIBUTE = new RegExp(String.raw`^(-?\p{Nd}+)\(x ([-+]) (\p{Nd}+)\)$`, "u");
 /** Python's whitespace (str.isspace()): JavaScript's `\s` less \ufeff, with \x1c-\x1f and \x85. */
 const PYTHON_SPACE = "\t\n\v\f\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000";
 
@@ -100,9 +114,119 @@ function checksOf(step: string): Check[] {
   return found.sort((u, v) => u[0] - v[0]).map(([, check]) => check);
 }
 
-/** The PRM's text for one step (render.py's render_step): `ordinary` keeps the step as written, less trailing whitespace. */
-export function renderStep(step: string, mode: PrmRendering): string {
+/** The sides of an equation line (a step, or the problem `Solve for x: ... .`); undefined without `=` (render.py's equation_sides). */
+function equationSides(line: string): string[] | undefined {
+  let text = rstrip(line);
+  if (text.startsWith(PROBLEM)) text = text.slice(PROBLEM.length);
+  const sides = (text.endsWith(".") ? text.slice(0, -1) : text).split(" = ");
+  return sides.length > 1 ? sides : undefined;
+}
+
+/** A term of a sum: its coefficient as written, with its sign (`x`: 1, `-x`: -1), and whether it is an x term. */
+type Term = [coef: string, isX: boolean];
+
+/** The terms of a sum `3x - 7`; undefined when the side is not such a sum (render.py's terms). */
+function terms(side: string): Term[] | undefined {
+  if (!SUM.test(side)) return undefined;
+  return side
+    .replaceAll(" + ", " ")
+    .replaceAll(" - ", " -")
+    .split(" ")
+    .map((t) => {
+      const isX = t.endsWith("x");
+      const coef = isX ? t.slice(0, -1) : t;
+      return [coef === "" || coef === "-" ? coef + "1" : coef, isX];
+    });
+}
+
+const sameTerms = (p: readonly Term[], q: readonly Term[]) => p.length === q.length && p.every(([coef, isX], i) => q[i]?.[0] === coef && q[i]?.[1] === isX);
+
+/**
+ * The checks that relate a step to the previous line of a linear equation (render.py's
+ * pairing_checks, which documents the rules): a distributed factor, moved terms, combined terms;
+ * none when the step has another form.
+ */
+function pairingChecks(previous: string, step: string): Check[] {
+  const prev = equationSides(previous);
+  const cur = equationSides(step);
+  if (!prev || !cur) return [];
+  const before = [prev[0] as string, prev[prev.length - 1] as string];
+  const after = [cur[0] as string, cur[1] as string];
+  const products = before.map((side) => DISTRIBUTE.exec(side));
+  if (products.some((m) => m)) {
+    // Distributing: `k(x +/- m)` then `kx +/- n`, the other side copied.
+    const checks: Check[] = [];
+    for (const [i, m] of products.entries()) {
+      if (!m) {
+        if (before[i] !== after[i]) return [];
+        continue;
+      }
+      const [k, sign, v] = groups<[string, string, string]>(m);
+      const [kx, n, ...more] = terms(after[i] as string) ?? [];
+      if (!kx || !n || more.length > 0 || kx[0] !== k || !kx[1] || n[1]) return [];
+      checks.push([k, "*", (sign === "-" ? "-" : "") + v, n[0]]);
+    }
+    return checks;
+  }
+  const sums = [...before, ...after].map(terms);
+  const [left, right, newLeft, newRight] = sums;
+  if (!left || !right || !newLeft || !newRight) return [];
+  const keptX = left.filter((t) => t[1]);
+  const movedC = left.filter((t) => !t[1]);
+  const movedX = right.filter((t) => t[1]);
+  const keptC = right.filter((t) => !t[1]);
+  if (movedX.length > 0 || movedC.length > 0) {
+    // Moving terms: `keptX movedX = keptC movedC`, each moved term b then b' checked as `b + b' = 0`.
+    if (
+      !sameTerms(newLeft.slice(0, keptX.length), keptX) ||
+      !sameTerms(newRight.slice(0, keptC.length), keptC) ||
+      newLeft.length !== keptX.length + movedX.length ||
+      newRight.length !== keptC.length + movedC.length ||
+      !newLeft.every((t) => t[1]) ||
+      newRight.some((t) => t[1])
+    ) {
+      return [];
+    }
+    const movedTo = [...newLeft.slice(keptX.length), ...newRight.slice(keptC.length)];
+    return [...movedX, ...movedC].map(([b], i) => [b, "+", movedTo[i]?.[0] as string, "0"]);
+  }
+  // Combining like terms: each side as before, or its two terms `a +/- b` made one.
+  const checks: Check[] = [];
+  for (const [p, c] of [
+    [left, newLeft],
+    [right, newRight],
+  ] as const) {
+    if (sameTerms(p, c)) continue;
+    const [first, second] = p;
+    if (p.length !== 2 || c.length !== 1 || !first || !second || c[0]?.[1] !== first[1]) return [];
+    checks.push([first[0], second[0].startsWith("-") ? "-" : "+", second[0].replace(/^-+/, ""), c[0][0]]);
+  }
+  return checks;
+}
+
+/**
+ * The PRM's text for one step (render.py's render_step): `ordinary` keeps the step as written, less
+ * trailing whitespace; `equations` also pairs the step with `previous`, the line before it (the
+ * previous step, or the problem for the first step; none when undefined).
+ */
+export function renderStep(step: string, mode: PrmRendering, previous?: string): string {
   const text = rstrip(step);
   if (mode === "ordinary") return text;
-  return text + checksOf(text).map((check) => SEP + renderCheck(check, mode === "overlap")).join("");
+  const checks = checksOf(text);
+  if (mode === "equations" && previous !== undefined) checks.push(...pairingChecks(previous, text));
+  return text + checks.map((check) => SEP + renderCheck(check, mode === "overlap")).join("");
+}
+
+/**
+ * The steps of one solution, each rendered as render.py's render_solution renders it: in mode
+ * `equations` each step is paired with the step before it that is not blank (render_solution drops
+ * blank steps), the first with the problem.
+ */
+export function renderSteps(problem: string, steps: readonly string[], mode: PrmRendering): string[] {
+  let previous = problem;
+  return steps.map((step) => {
+    const text = renderStep(step, mode, previous);
+    if (rstrip(step) !== "") previous = step;
+    return text;
+  });
 }
