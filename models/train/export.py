@@ -30,6 +30,7 @@ GOLDEN_TOKENS = 40
 GOLDEN_PRM = [
     ("Compute (17 + 5) * 3 - 8.", "17 + 5 = 22\n\n22 * 3 = 66\n\n66 - 8 = 58\n\nThe answer is \\boxed{58}"),
     ("Compute (17 + 5) * 3 - 8.", "17 + 5 = 22\n\n22 * 3 = 68\n\n68 - 8 = 60\n\nThe answer is \\boxed{60}"),
+    ("Solve for x: 4x - 3 = 2x - 5.", "4x - 2x = -5 + 3\n\n2x = -2\n\nx = -2 / 2 = -1\n\nThe answer is \\boxed{-1}"),
 ]
 
 
