@@ -182,19 +182,19 @@ def main():
         rows = rows_by_level[level] = [samples[i * N_SAMPLES + k] for i in by_level[level] for k in range(N_SAMPLES)]
         scores = scores_by_level[level] = rendered_scores(prm, rows, mode)
         prm_rank = top_choice_accuracy(rows, scores, N_SAMPLES)
-        weighted = [best_of_n(rows[i:i + N_SAMPLES], scores[i:i + N_SAMPLES])["prm_weighted"]
-                    for i in range(0, len(rows), N_SAMPLES)]
+        chosen = [best_of_n(rows[i:i + N_SAMPLES], scores[i:i + N_SAMPLES]) for i in range(0, len(rows), N_SAMPLES)]
         likelihood = [[v] for v in log_likelihoods(policy, rows)]
         report[level] = {"problems": prm_rank["problems"], "mean_right": prm_rank["mean_right"],
-                         "prm_top_right": prm_rank["top_scored_right"], "prm_weighted_right": sum(weighted) / len(weighted),
+                         "prm_top_right": prm_rank["top_scored_right"], "prm_weighted_right": sum(c["prm_weighted"] for c in chosen) / len(chosen),
+                         "majority_right": sum(c["majority"] for c in chosen) / len(chosen),
                          "likelihood_top_right": top_choice_accuracy(rows, likelihood, N_SAMPLES)["top_scored_right"]}
         print(json.dumps({"level": level, **report[level]}), flush=True)
     print("| level | problems | a random sample right | PRM's top sample right | most likely sample right | "
-          "PRM-weighted vote right |")
-    print("|---|---|---|---|---|---|")
+          "majority vote right | PRM-weighted vote right |")
+    print("|---|---|---|---|---|---|---|")
     for level, r in report.items():
         print(f"| {level} | {r['problems']} | {100 * r['mean_right']:.1f} | {100 * r['prm_top_right']:.1f} | "
-              f"{100 * r['likelihood_top_right']:.1f} | {100 * r['prm_weighted_right']:.1f} |")
+              f"{100 * r['likelihood_top_right']:.1f} | {100 * r['majority_right']:.1f} | {100 * r['prm_weighted_right']:.1f} |")
 
     def shown(x):
         return "-" if x is None else f"{x:.3f}"
