@@ -352,13 +352,16 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--policy", default="policy_rev", help="the checkpoint in models/train/work/ exported as models/policy")
     ap.add_argument("--prm", default="prm", help="the checkpoint in models/train/work/ exported as models/prm")
-    ap.add_argument("--prm-dir", default="prm", help="the directory under models/ the PRM is exported to")
+    ap.add_argument("--policy-dir", default="policy", help="the directory under models/ (or an absolute path) the "
+                                                           "policy is exported to")
+    ap.add_argument("--prm-dir", default="prm", help="the directory under models/ (or an absolute path) the PRM is "
+                                                     "exported to")
     ap.add_argument("--parts", default="policy,baseline,prm", help="which of policy, baseline, prm to export")
     args = ap.parse_args()
     torch.set_num_threads(2)
     parts = args.parts.split(",")
     if "policy" in parts:
-        export_lm(args.policy, os.path.join(MODELS, "policy"), "deliberate-griffin-policy",
+        export_lm(args.policy, os.path.join(MODELS, args.policy_dir), "deliberate-griffin-policy",
                   "Griffin-style hybrid (RG-LRU recurrence + local attention) policy for the synthetic task")
     if "baseline" in parts:
         export_lm("baseline", os.path.join(MODELS, "baseline"), "deliberate-transformer-baseline",
