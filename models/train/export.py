@@ -323,7 +323,7 @@ def export_prm(outdir, name="prm"):
               "note": "batch of both examples, right-padded with attention_mask 0"}
     write_json(os.path.join(outdir, "golden.json"), golden)
     config = {
-        "name": "deliberate-griffin-prm",
+        "name": "deliberate-griffin-" + os.path.basename(os.path.normpath(outdir)),  # names the verifier in runs
         "description": "Process reward model: the policy's Griffin backbone with a linear head; "
                        "scores[b, t] = P(all steps up to the step ending at token t are correct)"
                        + ("" if rendering == "ordinary" else
