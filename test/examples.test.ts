@@ -7,8 +7,8 @@
  * - Placeholder model paths (`./my-model`, `path/to/onnx-model`) are the tiny test export.
  * - The files the examples read are made first: the README's YAML example is `sweep.yaml`, the
  *   configurations that the docs spell out inline are `majority.yaml`, `oracle.yaml` and
- *   `grid.yaml`; what an earlier real run would have written (a finished run for `report`, the
- *   allocation tables, the difficulty file) comes from fixtures; named datasets come from a cache
+ *   `grid.yaml`, and `benchmarks/` is copied; what an earlier real run would have written (a finished
+ *   run for `report`, the allocation tables, the difficulty file) comes from fixtures; named datasets come from a cache
  *   holding the shared MATH-500 copy (the examples then need no network).
  * - `serve` examples run for real on a free port (`--port 0`): the server must answer /health (with
  *   the example's `--api-key`, when it gives one), then stop on SIGTERM with status 0.
@@ -152,11 +152,15 @@ beforeAll(async () => {
   write("oracle.yaml", inlineYaml(benchHelp, /where oracle\.yaml has (strategies: .*)/));
   const calibrateHelp = helpOf(help.commands.find((command) => command.name() === "calibrate") as Command);
   write("grid.yaml", `${calibrateHelp.split("\n").filter((line) => /^\s+- \{ label:/.test(line)).join("\n")}\n`);
+  // The project's benchmark configurations, which examples name by their path in the repository.
+  cpSync(join(repo, "benchmarks"), join(cwd, "benchmarks"), { recursive: true });
   // What earlier real runs would have written: the shipped allocation table (it has an oracle section),
   mkdirSync(join(cwd, "models"));
   copyFileSync(join(repo, "models", "allocation.json"), join(cwd, "models", "allocation.json"));
-  mkdirSync(join(cwd, "runs", "cal"), { recursive: true });
-  copyFileSync(join(repo, "models", "allocation.json"), join(cwd, "runs", "cal", "allocation.json"));
+  for (const dir of ["cal", "calibration-prm-columns"]) {
+    mkdirSync(join(cwd, "runs", dir), { recursive: true });
+    copyFileSync(join(repo, "models", "allocation.json"), join(cwd, "runs", dir, "allocation.json"));
+  }
   // and the oracle pass rates of the synthetic test problems (calibrate --difficulty-only).
   const compute = { generations: 0, generatedTokens: 0, prefilledTokens: 0, verifierTokens: 0, policyCalls: 0, verifierCalls: 0, flops: 0, wallMs: 0 };
   // (The examples run the test split's first 100 and 500 problems.)
@@ -189,15 +193,21 @@ beforeAll(async () => {
 });
 afterAll(() => rm(cwd, { recursive: true, force: true }));
 
-/** A finished run for each directory `report` reads that no example wrote: the report fixture's results, split between them. */
+/**
+ * A finished run for each directory `report` reads that no example wrote: the report fixture's
+ * results, split between them. A directory an earlier report example made keeps its lines, and the
+ * new ones share the lines no directory of this report holds yet, so that no work item is found twice.
+ */
 function finishedRuns(args: string[]): void {
   const out = args.indexOf("--out");
   const dirs = args.slice(1).filter((arg, index) => !arg.startsWith("--") && index + 1 !== out);
-  const lines = readFileSync(join(repo, "test", "fixtures", "report-run", "results.jsonl"), "utf8").trim().split("\n");
-  dirs.forEach((dir, k) => {
-    if (existsSync(join(cwd, dir, "results.jsonl"))) return;
+  const results = (dir: string) => join(cwd, dir, "results.jsonl");
+  const taken = new Set(dirs.filter((dir) => existsSync(results(dir))).flatMap((dir) => readFileSync(results(dir), "utf8").trim().split("\n")));
+  const lines = readFileSync(join(repo, "test", "fixtures", "report-run", "results.jsonl"), "utf8").trim().split("\n").filter((line) => !taken.has(line));
+  const fresh = dirs.filter((dir) => !existsSync(results(dir)));
+  fresh.forEach((dir, k) => {
     cpSync(join(repo, "test", "fixtures", "report-run"), join(cwd, dir), { recursive: true });
-    writeFileSync(join(cwd, dir, "results.jsonl"), `${lines.filter((_, i) => i % dirs.length === k).join("\n")}\n`);
+    writeFileSync(results(dir), `${lines.filter((_, i) => i % fresh.length === k).join("\n")}\n`);
   });
 }
 
