@@ -12,7 +12,7 @@
 #       --name policy_rev_interleaved2 --attempts 16000 --sample-only --minutes 1
 #   python3 prm_steps.py --render columns --dense --fast-lru 0.5 --minutes 1 --solutions 20000 \
 #       --solutions-share 0.5 --policy policy_rev_interleaved --policy-problems 3000 \
-#       --policy-samples 4 --name prep --sample-only
+#       --policy-samples 4 --name prep_prm --sample-only
 #   python3 rank_check.py --problems-per-level 100 --fresh-samples --policy policy_rev_interleaved --prm prm
 # then carry those files of work/ to the GPU machine and run this there with MINUTES of training each
 # (models/README.md, "The GPU round").
