@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from data import DEVICE, TOK, label, synth
 from model import LM, POLICY_ARCH, PRM, n_params
 from prm import auc, changed_result, sample_labelled
+from train import load_lm
 from render import checks_of, prm_example, render_solution, render_step, step_checks
 
 WORK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "work")
@@ -407,7 +408,6 @@ def save(prm, cfg, args, steps, history):
 def policy_samples(args, log):
     """The policy's own samples at T=0.8 on train problems it was not shown in the gold-solution
     examples (a separate draw), labelled; read back from an earlier run when they exist."""
-    from train import load_lm
     name = f"prm_steps_samples_{args.policy}_{args.policy_problems}x{args.policy_samples}"
     problems = synth("train", args.policy_problems, args.seed + 11,
                      os.path.join(WORK, f"train_{args.policy_problems}_s{args.seed + 11}.jsonl"))
