@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { Command } from "commander";
 import { afterAll, describe, expect, it } from "vitest";
 import { Grader } from "../datasets/answer/grader.js";
-import { generateSynth } from "../datasets/synth/generate.js";
+import { DEFAULT_LADDER, generateSynth } from "../datasets/synth/generate.js";
 import { parseBenchConfig, resolveBenchConfig, type BenchConfig } from "../src/bench/config.js";
 import { resultSchema, workItemKey, type BenchResult } from "../src/bench/results.js";
 import { cellAccuracy, loadBenchProblems, runBench, shardOf, workItems, type RunBenchOptions } from "../src/bench/run.js";
@@ -102,7 +102,7 @@ describe("runBench", () => {
     const record = JSON.parse(await readFile(join(dir, "config.json"), "utf8"));
     expect(record.experiment.strategies[1]).toEqual({ label: "beam-w2", strategy: "beam", params: { beamWidth: 2, select: "weighted", aggregate: "last" } });
     expect(record.experiment).toMatchObject({ budgets: [2, 4], seeds: 1, policy: "scripted-policy", verifier: "scripted-verifier" });
-    expect(record.experiment.dataset).toEqual({ name: "synth", split: "test", n: 4, seed: 1 });
+    expect(record.experiment.dataset).toEqual({ name: "synth", split: "test", n: 4, seed: 1, ladder: DEFAULT_LADDER });
     expect(record.run.concurrency).toBe(1);
     expect(existsSync(join(dir, "results.jsonl.lock"))).toBe(false);
   });
@@ -369,6 +369,21 @@ describe("bench configuration", () => {
     expect(await cliError(["--strategies", "best-of-n", "--temperature", "-1"])).toMatch(/^--temperature: /);
     expect(await cliError(["--budgets", "4"])).toBe("--strategies: required");
     expect(await cliError(["--strategies", "best-of-n", "--grade-timeout", "0"])).toBe("--grade-timeout: expected a positive number of seconds");
+    expect(await cliError(["--strategies", "best-of-n", "--ladder", "3"])).toBe('--ladder: expected a ladder, one of 1, 2, got 3');
+    expect(await cliError(["--strategies", "best-of-n", "--dataset", "math500", "--ladder", "2"])).toBe("--ladder: applies to the synth dataset only");
+  });
+
+  it("draws the synth problems from the ladder asked for, and resumes a run recorded before ladders as ladder 1", async () => {
+    const two = await loadBenchProblems(config("unused", { ladder: 2 }));
+    expect(two.map((problem) => problem.problem)).toEqual(generateSynth({ split: "test", seed: 1, n: 4, ladder: 2 }).map((problem) => problem.problem));
+    const out = join(await tempDir(), "run");
+    await run(config(out, { ladder: 1 }));
+    // As config.json was written before the dataset had a ladder.
+    const record = JSON.parse(await readFile(join(out, "config.json"), "utf8"));
+    delete record.experiment.dataset.ladder;
+    await writeFile(join(out, "config.json"), JSON.stringify(record));
+    await run(config(out, { ladder: 1 }));
+    await expect(run(config(out, { ladder: 2 }))).rejects.toThrow(/another configuration[^]*dataset:/);
   });
 
   it("skips a budget that does not fit a strategy's shape, with the reason, and refuses one that fits at no budget", async () => {

@@ -87,6 +87,33 @@ describe("generateSynth", () => {
   });
 });
 
+describe("generateSynth, ladder 2", () => {
+  it("names the ladder in its ids and draws other problems than ladder 1", () => {
+    const two = generateSynth({ split: "test", seed: 1, n: 50, ladder: 2 });
+    expect(two[3]?.unique_id).toBe("synth/ladder-2/test/1/3");
+    const one = new Set(generateSynth({ split: "test", seed: 1, n: 50, ladder: 1 }).map((p) => p.problem));
+    expect(two.filter((p) => one.has(p.problem)).length).toBeLessThan(5);
+    expect(new Set(two.map((p) => p.problem)).size).toBe(50);
+    expect(() => generateSynth({ split: "test", seed: 1, n: 5, ladder: 3 as 2 })).toThrow(/ladder must be one of 1, 2, got 3/);
+  });
+
+  it("starts where ladder 1 is at level 3 or above, and rises with the level", () => {
+    const one = generateSynth({ split: "train", seed: 5, n: 1000, ladder: 1 });
+    const two = generateSynth({ split: "train", seed: 5, n: 1000, ladder: 2 });
+    const length = (problems: SynthProblem[]) => byLevel(problems, (p) => p.solution.length);
+    expect(length(two)[0]).toBeGreaterThan(length(one)[2] as number);
+    for (let level = 1; level < 5; level++) expect(length(two)[level]).toBeGreaterThan(length(two)[level - 1] as number);
+  });
+
+  it("writes gold solutions the rule checker accepts", () => {
+    for (const p of generateSynth({ split: "test", seed: 11, n: 500, ladder: 2 })) {
+      const check = checkSolution(p.problem, p.solution, p.answer);
+      expect(check.steps.filter((step) => !step.correct), `${p.problem}\n${p.solution}`).toEqual([]);
+      expect(check.answerCorrect).toBe(true);
+    }
+  });
+});
+
 describe("checkSolution", () => {
   it("accepts every generated gold solution", () => {
     const problems = [

@@ -30,50 +30,115 @@ export interface SynthProblem {
 
 type Range = readonly [number, number];
 
+interface ArithmeticKnobs {
+  ops: number;
+  add: Range;
+  mul: Range;
+  cap: number;
+}
+interface FractionKnobs {
+  terms: number;
+  den: Range;
+  num: Range;
+  sameDen: boolean;
+  maxCommon: number;
+}
+interface LinearKnobs {
+  shape: "one-sided" | "two-sided" | "two-sided-any" | "distribute";
+  coef: Range;
+  x: Range;
+  constant: Range;
+}
+
 /**
  * Arithmetic: a left-to-right chain of `ops` operations. `add` bounds the first number and the
  * operands of + and -, `mul` the operands of *; a * that would push |value| past `cap` becomes a
  * + or - so numbers stay short. Ranges are wide enough that every split has thousands of
  * distinct problems at level 1 (the test split holds 1/20 of them).
  */
-export const ARITHMETIC_LEVELS = [
+const ARITHMETIC_LADDER_1 = [
   { ops: 1, add: [1, 99], mul: [2, 9], cap: 1_000 },
   { ops: 2, add: [2, 99], mul: [2, 12], cap: 2_000 },
   { ops: 3, add: [2, 199], mul: [2, 12], cap: 10_000 },
   { ops: 4, add: [10, 499], mul: [2, 25], cap: 50_000 },
   { ops: 5, add: [10, 999], mul: [2, 25], cap: 200_000 },
-] as const satisfies readonly { ops: number; add: Range; mul: Range; cap: number }[];
+] as const satisfies readonly ArithmeticKnobs[];
 
 /**
  * Fractions: `terms` fractions joined by + or -, combined left to right (convert to the common
  * denominator, combine, simplify). Level 1 uses one shared denominator; above it, terms are
  * reduced fractions and a problem whose common denominator exceeds `maxCommon` is redrawn.
  */
-export const FRACTION_LEVELS = [
+const FRACTION_LADDER_1 = [
   { terms: 2, den: [2, 20], num: [1, 20], sameDen: true, maxCommon: 20 },
   { terms: 2, den: [2, 12], num: [1, 20], sameDen: false, maxCommon: 132 },
   { terms: 2, den: [2, 15], num: [1, 30], sameDen: false, maxCommon: 210 },
   { terms: 3, den: [2, 12], num: [1, 15], sameDen: false, maxCommon: 360 },
   { terms: 4, den: [2, 15], num: [1, 20], sameDen: false, maxCommon: 840 },
-] as const satisfies readonly { terms: number; den: Range; num: Range; sameDen: boolean; maxCommon: number }[];
+] as const satisfies readonly FractionKnobs[];
 
 /**
  * Linear equations with an integer solution in `x`. Shapes: `ax + b = d` (levels 1-2),
  * `ax + b = cx + d` with a > c (level 3) or any a != c (level 4), `a(x + k) = cx + d` with a >= 2
  * (level 5). `coef` bounds a and c, `constant` bounds |b| (|k| at level 5), `x` the solution.
  */
-export const LINEAR_LEVELS = [
+const LINEAR_LADDER_1 = [
   { shape: "one-sided", coef: [2, 9], x: [1, 20], constant: [1, 50] },
   { shape: "one-sided", coef: [2, 12], x: [-20, 20], constant: [1, 99] },
   { shape: "two-sided", coef: [1, 12], x: [-10, 10], constant: [1, 50] },
   { shape: "two-sided-any", coef: [1, 15], x: [-20, 20], constant: [1, 99] },
   { shape: "distribute", coef: [1, 15], x: [-20, 20], constant: [1, 20] },
-] as const satisfies readonly {
-  shape: "one-sided" | "two-sided" | "two-sided-any" | "distribute";
-  coef: Range;
-  x: Range;
-  constant: Range;
-}[];
+] as const satisfies readonly LinearKnobs[];
+
+/**
+ * Ladder 2's knobs: the same kinds of problem as ladder 1, moved up so that its level 1 sits near
+ * ladder 1's level 3-4 and its level 5 past ladder 1's level 5 (six operations; larger
+ * distributed equations).
+ */
+const ARITHMETIC_LADDER_2 = [
+  { ops: 3, add: [10, 499], mul: [2, 25], cap: 50_000 },
+  { ops: 4, add: [10, 499], mul: [2, 25], cap: 50_000 },
+  { ops: 4, add: [10, 999], mul: [2, 25], cap: 100_000 },
+  { ops: 5, add: [10, 499], mul: [2, 25], cap: 100_000 },
+  { ops: 5, add: [10, 999], mul: [2, 25], cap: 200_000 },
+] as const satisfies readonly ArithmeticKnobs[];
+
+const FRACTION_LADDER_2 = [
+  { terms: 2, den: [2, 15], num: [1, 30], sameDen: false, maxCommon: 210 },
+  { terms: 3, den: [2, 10], num: [1, 12], sameDen: false, maxCommon: 240 },
+  { terms: 3, den: [2, 12], num: [1, 15], sameDen: false, maxCommon: 360 },
+  { terms: 3, den: [2, 15], num: [1, 20], sameDen: false, maxCommon: 420 },
+  { terms: 4, den: [2, 12], num: [1, 15], sameDen: false, maxCommon: 420 },
+] as const satisfies readonly FractionKnobs[];
+
+const LINEAR_LADDER_2 = [
+  { shape: "two-sided-any", coef: [1, 12], x: [-10, 10], constant: [1, 50] },
+  { shape: "two-sided-any", coef: [1, 15], x: [-20, 20], constant: [1, 99] },
+  { shape: "distribute", coef: [1, 15], x: [-20, 20], constant: [1, 20] },
+  { shape: "distribute", coef: [1, 15], x: [-20, 20], constant: [1, 30] },
+  { shape: "distribute", coef: [1, 20], x: [-25, 25], constant: [1, 30] },
+] as const satisfies readonly LinearKnobs[];
+
+/** A difficulty ladder: the knobs of each subject at levels 1-5. */
+export interface Ladder {
+  Arithmetic: readonly ArithmeticKnobs[];
+  Fractions: readonly FractionKnobs[];
+  "Linear Equations": readonly LinearKnobs[];
+}
+
+/**
+ * Ladder 1 was drawn for the first-generation policy (models/policy): greedy 80.6% at level 1, but
+ * arithmetic and fractions at level 5 leave search nothing to find (oracle pass@16 under 1%).
+ * Ladder 2 LADDER2_DOC
+ */
+export const LADDERS = {
+  1: { Arithmetic: ARITHMETIC_LADDER_1, Fractions: FRACTION_LADDER_1, "Linear Equations": LINEAR_LADDER_1 },
+  2: { Arithmetic: ARITHMETIC_LADDER_2, Fractions: FRACTION_LADDER_2, "Linear Equations": LINEAR_LADDER_2 },
+} as const satisfies Record<number, Ladder>;
+export type LadderId = keyof typeof LADDERS;
+export const LADDER_IDS = [1, 2] as const satisfies readonly LadderId[];
+/** The ladder `data synth`, the bench and calibration draw from when none is named. */
+export const DEFAULT_LADDER: LadderId = 1;
 
 /** The subject of the j-th problem of a level: a fixed cycle gives an exact 50/25/25 mix. */
 const SUBJECT_CYCLE: readonly Subject[] = ["Arithmetic", "Arithmetic", "Fractions", "Linear Equations"];
@@ -96,6 +161,8 @@ export interface SynthOptions {
   n: number;
   /** Levels to draw from (default 1-5). */
   levels?: readonly number[];
+  /** The difficulty ladder (default DEFAULT_LADDER). */
+  ladder?: LadderId;
 }
 
 /** Draws before giving up on one more distinct problem of a (split, level, subject). */
@@ -110,13 +177,15 @@ export function generateSynth(options: SynthOptions): SynthProblem[] {
   if (levels.length === 0 || levels.some((level) => !(LEVELS as readonly number[]).includes(level))) {
     throw new RangeError(`levels must be a non-empty list of 1-5, got [${levels.join(", ")}]`);
   }
+  const ladder = options.ladder ?? DEFAULT_LADDER;
+  if (!(LADDER_IDS as readonly number[]).includes(ladder)) throw new RangeError(`ladder must be one of ${LADDER_IDS.join(", ")}, got ${ladder}`);
   const random = new Random(options.seed);
   const seen = new Set<string>();
   const problems: SynthProblem[] = [];
   for (let i = 0; i < options.n; i++) {
     const level = levels[i % levels.length] as number;
     const subject = SUBJECT_CYCLE[Math.floor(i / levels.length) % SUBJECT_CYCLE.length] as Subject;
-    const drawn = drawDistinct(random, subject, level, options.split, seen);
+    const drawn = drawDistinct(random, LADDERS[ladder], subject, level, options.split, seen);
     seen.add(drawn.problem);
     problems.push({
       problem: drawn.problem,
@@ -124,7 +193,8 @@ export function generateSynth(options: SynthOptions): SynthProblem[] {
       answer: drawn.answer,
       subject,
       level,
-      unique_id: `synth/${options.split}/${options.seed}/${i}`,
+      // Ladder 1's ids are unchanged; another ladder's name it, so no run mixes two ladders' problems.
+      unique_id: `synth/${ladder === 1 ? "" : `ladder-${ladder}/`}${options.split}/${options.seed}/${i}`,
     });
   }
   return problems;
@@ -136,9 +206,9 @@ interface Drawn {
   answer: string;
 }
 
-function drawDistinct(random: Random, subject: Subject, level: number, split: Split, seen: Set<string>): Drawn {
+function drawDistinct(random: Random, ladder: Ladder, subject: Subject, level: number, split: Split, seen: Set<string>): Drawn {
   for (let draw = 0; draw < MAX_DRAWS; draw++) {
-    const drawn = drawProblem(random, subject, level);
+    const drawn = drawProblem(random, ladder, subject, level);
     if (splitOf(drawn.problem) === split && !seen.has(drawn.problem)) return drawn;
   }
   throw new InputError(
@@ -147,11 +217,11 @@ function drawDistinct(random: Random, subject: Subject, level: number, split: Sp
   );
 }
 
-function drawProblem(random: Random, subject: Subject, level: number): Drawn {
+function drawProblem(random: Random, ladder: Ladder, subject: Subject, level: number): Drawn {
   const index = level - 1;
-  if (subject === "Arithmetic") return arithmetic(random, ARITHMETIC_LEVELS[index] as (typeof ARITHMETIC_LEVELS)[number]);
-  if (subject === "Fractions") return fractions(random, FRACTION_LEVELS[index] as (typeof FRACTION_LEVELS)[number]);
-  return linear(random, LINEAR_LEVELS[index] as (typeof LINEAR_LEVELS)[number]);
+  if (subject === "Arithmetic") return arithmetic(random, ladder.Arithmetic[index] as ArithmeticKnobs);
+  if (subject === "Fractions") return fractions(random, ladder.Fractions[index] as FractionKnobs);
+  return linear(random, ladder["Linear Equations"][index] as LinearKnobs);
 }
 
 const int = (random: Random, range: Range): number => random.int(range[0], range[1]);
@@ -160,7 +230,7 @@ function finalStep(answer: string): string {
   return `The answer is \\boxed{${answer}}`;
 }
 
-function arithmetic(random: Random, knobs: (typeof ARITHMETIC_LEVELS)[number]): Drawn {
+function arithmetic(random: Random, knobs: ArithmeticKnobs): Drawn {
   let value = int(random, knobs.add);
   let text = String(value);
   let lastOp = "";
@@ -192,7 +262,7 @@ function gcd(a: number, b: number): number {
 
 const fraction = (num: number, den: number): string => (den === 1 ? String(num) : `${num}/${den}`);
 
-function fractions(random: Random, knobs: (typeof FRACTION_LEVELS)[number]): Drawn {
+function fractions(random: Random, knobs: FractionKnobs): Drawn {
   for (;;) {
     const drawn = tryFractions(random, knobs);
     if (drawn) return drawn;
@@ -200,7 +270,7 @@ function fractions(random: Random, knobs: (typeof FRACTION_LEVELS)[number]): Dra
 }
 
 /** One attempt; undefined when a common denominator grows past the level's cap. */
-function tryFractions(random: Random, knobs: (typeof FRACTION_LEVELS)[number]): Drawn | undefined {
+function tryFractions(random: Random, knobs: FractionKnobs): Drawn | undefined {
   const shared = int(random, knobs.den);
   const terms: { num: number; den: number }[] = [];
   for (let t = 0; t < knobs.terms; t++) {
@@ -257,7 +327,7 @@ function sum(terms: readonly { coef: number; x: boolean }[]): string {
 
 const constant = (random: Random, range: Range): number => int(random, range) * random.pick([1, -1]);
 
-function linear(random: Random, knobs: (typeof LINEAR_LEVELS)[number]): Drawn {
+function linear(random: Random, knobs: LinearKnobs): Drawn {
   for (;;) {
     const drawn = tryLinear(random, knobs);
     if (drawn) return drawn;
@@ -265,7 +335,7 @@ function linear(random: Random, knobs: (typeof LINEAR_LEVELS)[number]): Drawn {
 }
 
 /** One attempt at `ax + b = cx + d` (c = 0 when one-sided); undefined when d comes out 0. */
-function tryLinear(random: Random, knobs: (typeof LINEAR_LEVELS)[number]): Drawn | undefined {
+function tryLinear(random: Random, knobs: LinearKnobs): Drawn | undefined {
   const x = int(random, knobs.x);
   const distribute = knobs.shape === "distribute";
   const a = int(random, distribute ? [2, knobs.coef[1]] : knobs.coef);

@@ -126,10 +126,12 @@ def write_jsonl(path, rows):
             f.write(json.dumps(r) + "\n")
 
 
-def synth(split, n, seed, out):
+def synth(split, n, seed, out, ladder=1):
+    """`data synth` problems (cached at `out`) from a difficulty ladder: every model here was trained on
+    ladder 1's train split, and the first generation was evaluated on its test split."""
     if not os.path.exists(out):
-        subprocess.run(CLI + ["data", "synth", "--split", split, "--n", str(n), "--seed", str(seed), "--out", out],
-                       check=True)
+        subprocess.run(CLI + ["data", "synth", "--split", split, "--n", str(n), "--seed", str(seed), "--out", out,
+                              "--ladder", str(ladder)], check=True)
     return read_jsonl(out)
 
 

@@ -14,6 +14,8 @@ work/rank_samples_{POLICY}_{N}.labelled.jsonl; a PRM checkpoint trained on a ver
 field, see render.py) reads the solutions in that rendering:
 
     OMP_NUM_THREADS=1 /usr/bin/python3 models/train/rank_check.py --problems-per-level 30 --fresh-samples --prm prm
+
+`--ladder 2` draws the problems from another difficulty ladder (`data synth --ladder`).
 """
 import argparse
 import json
@@ -51,10 +53,15 @@ def rendered_scores(prm, rows, mode, batch_size=64):
     return out
 
 
-def fresh_samples(policy, policy_name, per_level, seed=0):
+def samples_name(policy_name, per_level, ladder=None):
+    """Where fresh samples are kept (ladder_check.py keeps its samples here too, for rank_check to reuse)."""
+    return f"rank_samples_{policy_name}_{per_level}" + ("" if ladder == 1 else f"_ladder{ladder}")
+
+
+def fresh_samples(policy, policy_name, per_level, seed=0, ladder=1):
     """16 labelled policy samples (T=0.8) for each of the first `per_level` test problems of each level."""
-    path = os.path.join(WORK, f"rank_samples_{policy_name}_{per_level}")
-    test = synth("test", 500 * 5, seed + 1, os.path.join(WORK, "test_500.jsonl"))
+    path = os.path.join(WORK, samples_name(policy_name, per_level, ladder))
+    test = synth("test", 500 * 5, seed + 1, os.path.join(WORK, "test_500.jsonl" if ladder == 1 else f"test_500_ladder{ladder}.jsonl"), ladder)
     chosen, count = [], defaultdict(int)
     for p in test:
         if count[p["level"]] < per_level:
@@ -155,12 +162,13 @@ def main():
     ap.add_argument("--fresh-samples", action="store_true",
                     help="sample the policy on the first problems of each level instead of reading the last evaluation's samples")
     ap.add_argument("--policy", default="policy_rev", help="policy checkpoint in work/ that samples (with --fresh-samples)")
+    ap.add_argument("--ladder", type=int, default=1, help="the difficulty ladder of the problems (with --fresh-samples)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     policy, _ = load_lm(args.policy)
     if args.fresh_samples:
-        samples = fresh_samples(policy, args.policy, args.problems_per_level)
+        samples = fresh_samples(policy, args.policy, args.problems_per_level, ladder=args.ladder)
         test = [samples[i] for i in range(0, len(samples), N_SAMPLES)]
     else:
         with open(os.path.join(MODELS, "eval.json")) as f:

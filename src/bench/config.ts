@@ -14,7 +14,7 @@ import { extname } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { BENCH_GRADER_OPTIONS } from "../../datasets/answer/grader.js";
-import { LEVELS, SPLITS, type Split } from "../../datasets/synth/generate.js";
+import { DEFAULT_LADDER, LADDER_IDS, LEVELS, SPLITS, type LadderId, type Split } from "../../datasets/synth/generate.js";
 import { SOURCE_NAMES, type SourceName } from "../../datasets/sources.js";
 import { getStrategy } from "../../strategies/registry.js";
 import { describeZodError, InputError } from "../errors.js";
@@ -28,7 +28,7 @@ export const PROGRESS_MODES = ["auto", "bar", "lines", "none"] as const;
 export type ProgressMode = (typeof PROGRESS_MODES)[number];
 
 export type DatasetSpec =
-  | { name: "synth"; split: Split; n: number; seed: number }
+  | { name: "synth"; split: Split; n: number; seed: number; ladder: LadderId }
   | { name: SourceName }
   | { name: "file"; file: string };
 
@@ -164,6 +164,7 @@ const flatSchema = z.strictObject({
   split: oneOf(SPLITS).optional(),
   n: count.optional(),
   dataSeed: integer.optional(),
+  ladder: numeric(z.union(LADDER_IDS.map((id) => z.literal(id)), { error: (issue) => `expected a ladder, one of ${LADDER_IDS.join(", ")}, ${got(issue)}` })).optional(),
   level: list(count).optional(),
   subject: list(text).optional(),
   limit: count.optional(),
@@ -213,14 +214,14 @@ function datasetSpec(flat: Flat, ctx: z.RefinementCtx): DatasetSpec {
   }
   const name = flat.dataFile !== undefined ? "file" : (flat.dataset ?? "synth");
   if (name !== "synth") {
-    for (const key of ["split", "n", "dataSeed"] as const) {
+    for (const key of ["split", "n", "dataSeed", "ladder"] as const) {
       if (flat[key] !== undefined) ctx.addIssue({ code: "custom", path: [key], message: "applies to the synth dataset only" });
     }
     return name === "file" ? { name, file: flat.dataFile as string } : { name };
   }
   const outOfRange = flat.level?.filter((level) => !(LEVELS as readonly number[]).includes(level)) ?? [];
   if (outOfRange.length > 0) ctx.addIssue({ code: "custom", path: ["level"], message: `the synth dataset has levels 1-5, got ${outOfRange.join(", ")}` });
-  return { name, split: flat.split ?? SYNTH_DEFAULTS.split, n: flat.n ?? SYNTH_DEFAULTS.n, seed: flat.dataSeed ?? SYNTH_DEFAULTS.seed };
+  return { name, split: flat.split ?? SYNTH_DEFAULTS.split, n: flat.n ?? SYNTH_DEFAULTS.n, seed: flat.dataSeed ?? SYNTH_DEFAULTS.seed, ladder: flat.ladder ?? DEFAULT_LADDER };
 }
 
 /**
@@ -412,7 +413,7 @@ export async function resolveBenchConfig({ flags, defaults = {}, file }: ConfigS
   const fromFile = file === undefined ? {} : await readConfigFile(file);
   const layered: Record<string, unknown> = { ...defaults, ...fromFile };
   if (flags.dataset !== undefined || flags.dataFile !== undefined) {
-    const dropped = flags.dataset === "synth" ? ["dataset", "dataFile"] : ["dataset", "dataFile", "split", "n", "dataSeed"];
+    const dropped = flags.dataset === "synth" ? ["dataset", "dataFile"] : ["dataset", "dataFile", "split", "n", "dataSeed", "ladder"];
     for (const key of dropped) delete layered[key];
   }
   Object.assign(layered, flags);

@@ -48,7 +48,7 @@ export async function loadBenchProblems(config: BenchConfig): Promise<Problem[]>
   };
   let problems: Problem[];
   if (dataset.name === "synth") {
-    const generated = generateSynth({ split: dataset.split, seed: dataset.seed, n: dataset.n, levels: filter.levels ?? undefined });
+    const generated = generateSynth({ split: dataset.split, seed: dataset.seed, n: dataset.n, levels: filter.levels ?? undefined, ladder: dataset.ladder });
     problems = applyFilter(
       generated.map(({ unique_id, problem, answer, level, subject, solution }) => ({ id: unique_id, problem, answer, level, subject, solution })),
       problemFilter,

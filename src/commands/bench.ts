@@ -2,6 +2,7 @@
 import { constants } from "node:os";
 import type { Command } from "commander";
 import { STRATEGY_NAMES } from "../../strategies/registry.js";
+import { DEFAULT_LADDER, LADDER_IDS } from "../../datasets/synth/generate.js";
 import { DATASETS, PROGRESS_MODES, resolveBenchConfig, type BenchConfig } from "../bench/config.js";
 import { createProgress, formatDuration, gradingFailuresNote } from "../bench/progress.js";
 import { cellAccuracy, checkKnownDifficulty, describePlan, loadBenchProblems, runBench, type BenchSummary } from "../bench/run.js";
@@ -86,6 +87,7 @@ export function registerBench(program: Command): void {
     .option("--split <split>", "synth: train, calibration or test (default test)")
     .option("--n <n>", "synth: problems to generate, spread over the levels (default 100)")
     .option("--data-seed <n>", "synth: seed of the problem generator (default 1)")
+    .option("--ladder <id>", `synth: the difficulty ladder, ${LADDER_IDS.join(" or ")} (default ${DEFAULT_LADDER}; see data synth --help)`)
     .option("--level <levels>", "keep these levels, comma-separated (e.g. 4,5)")
     .option("--subject <subjects>", "keep these subjects, comma-separated, case-insensitive")
     .option("--limit <n>", "at most n problems, after the filters and the shuffle")

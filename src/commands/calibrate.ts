@@ -5,6 +5,7 @@
 import { extname, join } from "node:path";
 import type { Command } from "commander";
 import { parse as parseYaml } from "yaml";
+import { DEFAULT_LADDER, LADDER_IDS } from "../../datasets/synth/generate.js";
 import { calibrate, parseCalibrateConfig, type CalibrateConfig, type Calibration } from "../calibration/calibrate.js";
 import { DIFFICULTY_FILE } from "../bench/difficulty-file.js";
 import { binOfScore, type AllocationEntry, type AllocationTable } from "../allocation/table.js";
@@ -157,6 +158,7 @@ export function registerCalibrate(program: Command): void {
     .option("--split <split>", "synth: train, calibration or test (default calibration)")
     .option("--n <n>", "synth: problems to generate, spread over the levels (default 100)")
     .option("--data-seed <n>", "synth: seed of the problem generator (default 1)")
+    .option("--ladder <id>", `synth: the difficulty ladder, ${LADDER_IDS.join(" or ")} (default ${DEFAULT_LADDER}; see data synth --help)`)
     .option("--level <levels>", "keep these levels, comma-separated (e.g. 4,5)")
     .option("--limit <n>", "at most n problems, after the filters and the shuffle")
     .option("--shuffle-seed <n>", "shuffle the problems with this seed before the limit")

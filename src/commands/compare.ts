@@ -4,6 +4,7 @@
  * with defaults chosen to finish in about a quarter of an hour on two CPU cores.
  */
 import type { Command } from "commander";
+import { DEFAULT_LADDER, LADDER_IDS } from "../../datasets/synth/generate.js";
 import { runsPerBudget, type Configuration } from "../bench/per-budget.js";
 import { createProgress, formatDuration, gradingFailuresNote } from "../bench/progress.js";
 import { describePlan, loadBenchProblems, runBench } from "../bench/run.js";
@@ -77,11 +78,12 @@ export function flagOfPath(strategies: readonly Configuration[]): (path: readonl
  * The bench settings of compare's runs, and of the verifier sweep's: the synthetic test split, the
  * step limits of the embedded models, the model and run flags.
  */
-export function syntheticBenchSettings(flags: ModelFlags & { n: number; concurrency: number; progress: string; gradeTimeout?: string }): Record<string, unknown> {
+export function syntheticBenchSettings(flags: ModelFlags & { n: number; ladder?: string; concurrency: number; progress: string; gradeTimeout?: string }): Record<string, unknown> {
   return {
     dataset: "synth",
     split: "test",
     n: flags.n,
+    ...(flags.ladder === undefined ? {} : { ladder: flags.ladder }),
     // The embedded models write steps of a few dozen characters and solutions of at most ~10 steps.
     maxSteps: 12,
     maxStepTokens: 64,
@@ -95,6 +97,9 @@ export function syntheticBenchSettings(flags: ModelFlags & { n: number; concurre
   };
 }
 
+/** The --ladder option of compare and sweep-verifier (bench's and calibrate's are in their config's flags). */
+export const LADDER_FLAG = ["--ladder <id>", `the synthetic task's difficulty ladder, ${LADDER_IDS.join(" or ")} (default ${DEFAULT_LADDER}; see data synth --help)`] as const;
+
 /** The --grade-timeout option of compare and sweep-verifier (bench's is in its config's flags). */
 export const GRADE_TIMEOUT_FLAG = [
   "--grade-timeout <seconds>",
@@ -104,6 +109,7 @@ export const GRADE_TIMEOUT_FLAG = [
 interface CompareFlags extends ModelFlags {
   out: string;
   n: number;
+  ladder?: string;
   budgets: string;
   seeds: number;
   strategies: string;
@@ -123,6 +129,7 @@ export function registerCompare(program: Command): void {
     )
     .option("--out <dir>", "run directory (one bench run per budget in budget-N/, the report beside them)", "runs/compare")
     .option("--n <n>", "synthetic test problems, spread over levels 1-5", positiveInteger("--n"), 50)
+    .option(...LADDER_FLAG)
     .option("--budgets <list>", "budgets N in generations", "1,4,16,64")
     .option("--seeds <n>", "runs per (problem, strategy, budget)", positiveInteger("--seeds"), 1)
     .option(

@@ -8,7 +8,7 @@ import type { Command } from "commander";
 import { z } from "zod";
 import { InputError } from "../errors.js";
 import { readableFile, refuseOverwritingInput, writeAtomically } from "../files.js";
-import { generateSynth, LEVELS, SPLITS } from "../../datasets/synth/generate.js";
+import { DEFAULT_LADDER, generateSynth, LADDER_IDS, LEVELS, SPLITS } from "../../datasets/synth/generate.js";
 import { labelJsonl } from "../../datasets/synth/label.js";
 
 const count = (flag: string) =>
@@ -31,6 +31,7 @@ const synthFlags = z
       .string()
       .regex(/^[1-5](,[1-5])*$/, { error: "--levels must be a comma-separated list of levels 1-5, e.g. 1,2,3" })
       .transform((list) => [...new Set(list.split(",").map(Number))].sort((a, b) => a - b)),
+    ladder: z.enum(LADDER_IDS.map(String) as [string, ...string[]], { error: `--ladder must be one of ${LADDER_IDS.join(", ")}` }).transform((id) => Number(id) as (typeof LADDER_IDS)[number]),
     out: z.string().optional(),
   })
   .refine((flags) => flags.n === undefined || flags.perLevel === undefined, {
@@ -70,11 +71,12 @@ export function registerSynth(data: Command): void {
     .option("--per-level <count>", "problems per level (instead of --n)")
     .option("--seed <integer>", "random seed", "0")
     .option("--levels <list>", "comma-separated levels", LEVELS.join(","))
+    .option("--ladder <id>", `the difficulty ladder: 1 (drawn for the first-generation policy) or 2 (for the second; see the model card)`, String(DEFAULT_LADDER))
     .option("--out <file>", "write here instead of stdout")
     .action(async (options: unknown) => {
       const flags = parseFlags(synthFlags, options);
       const n = flags.perLevel !== undefined ? flags.perLevel * flags.levels.length : (flags.n ?? 500);
-      const problems = generateSynth({ split: flags.split, seed: flags.seed, n, levels: flags.levels });
+      const problems = generateSynth({ split: flags.split, seed: flags.seed, n, levels: flags.levels, ladder: flags.ladder });
       await withOutput(flags.out, async (output) => {
         output.write(problems.map((problem) => JSON.stringify(problem) + "\n").join(""));
       });

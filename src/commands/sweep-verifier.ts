@@ -25,7 +25,7 @@ import type { Problem } from "../../datasets/problem.js";
 import { BENCH_GRADER_OPTIONS, Grader } from "../../datasets/answer/grader.js";
 import { measureVerifierSweep, sweepTable, writeVerifierSweep, type AllocationUsed, type SweepCalibration, type SweepSetting } from "../report/verifier-sweep.js";
 import { describeCalibrationPlan, phaseProgress, printSkipped } from "./calibrate.js";
-import { chooseConfigurations, flagOfPath, GRADE_TIMEOUT_FLAG, syntheticBenchSettings, withFileFlags } from "./compare.js";
+import { chooseConfigurations, flagOfPath, GRADE_TIMEOUT_FLAG, LADDER_FLAG, syntheticBenchSettings, withFileFlags } from "./compare.js";
 import { addModelOptions, loadModels, loadStepVerifier, parseSimulatedVerifier, positiveInteger, type ModelFlags } from "./model-options.js";
 import { untilStopped } from "./stop-signals.js";
 import { fileParamFlags, flagName } from "./strategy-flags.js";
@@ -36,6 +36,7 @@ import { isSimulatedAuc } from "../../verifiers/simulated-rule.js";
 interface SweepFlags extends ModelFlags {
   out: string;
   n: number;
+  ladder?: string;
   aucs: string;
   budget: number;
   strategies: string;
@@ -150,6 +151,7 @@ export function registerSweepVerifier(program: Command): void {
     )
     .option("--out <dir>", "sweep directory: one bench run per verifier, verifier-sweep.md, verifier-sweep.json, plots/verifier-sweep.svg", "runs/verifier-sweep")
     .option("--n <n>", "synthetic test problems, spread over levels 1-5", positiveInteger("--n"), 100)
+    .option(...LADDER_FLAG)
     .option("--aucs <list>", "step AUCs of the simulated verifiers, each in (0.5, 1]", "0.6,0.7,0.8,0.9,1.0")
     .option("--budget <n>", "budget N in generations", positiveInteger("--budget"), 16)
     .option("--strategies <list>", "configurations of `deliberate compare`, comma-separated", "best-of-n,beam-w4,compute-optimal")
