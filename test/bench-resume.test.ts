@@ -63,7 +63,7 @@ it("resumes after kill -9 with exactly one result per work item", async () => {
   expect(second.output).toContain(`${ITEMS} of ${ITEMS} work items done`);
 
   const keys = resultLines(results).map((line) => workItemKey(resultSchema.parse(JSON.parse(line))));
-  const expected = Array.from({ length: PROBLEMS }, (_, i) => BUDGETS.map((budget) => workItemKey({ problemId: `synth/test/1/${i}`, strategy: "best-of-n", budget, seed: 0 }))).flat();
+  const expected = Array.from({ length: PROBLEMS }, (_, i) => BUDGETS.map((budget) => workItemKey({ problemId: `synth/ladder-2/test/1/${i}`, strategy: "best-of-n", budget, seed: 0 }))).flat();
   expect(keys.sort()).toEqual(expected.sort());
   expect(existsSync(`${results}.lock`)).toBe(false);
 });

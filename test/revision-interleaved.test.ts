@@ -105,12 +105,13 @@ describe("config.json's prompt_format.revision", () => {
     expect(() => readModelDirectory(policyDirWithRevision(revision))).toThrow(/config\.json: prompt_format\.revision/);
   });
 
-  it("takes the flat template string of the shipped policy and the interleaved layout", () => {
+  it("takes the interleaved layout of the shipped policy and a flat template string", () => {
     const shipped = readModelDirectory(resolveModel("policy"));
     if (shipped.kind !== "embedded-decoder") throw new Error("not a decoder");
-    expect(typeof shipped.config.prompt_format.revision).toBe("string");
-    const interleaved = readModelDirectory(policyDirWithRevision(INTERLEAVED));
-    if (interleaved.kind !== "embedded-decoder") throw new Error("not a decoder");
-    expect(interleaved.config.prompt_format.revision).toEqual(INTERLEAVED);
+    expect(shipped.config.prompt_format.revision).toEqual(INTERLEAVED);
+    const flat = "<bos>{problem}\n\nPrevious attempt: {previous_steps_joined_with ' | '}\n\nRevised solution:\n\n";
+    const flatDir = readModelDirectory(policyDirWithRevision(flat));
+    if (flatDir.kind !== "embedded-decoder") throw new Error("not a decoder");
+    expect(flatDir.config.prompt_format.revision).toBe(flat);
   });
 });

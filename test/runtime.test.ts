@@ -84,7 +84,8 @@ describe("the ONNX policy", () => {
   });
 
   it("forks cheaply: the same seed continues identically, other seeds differently, the parent unchanged", async () => {
-    const parent = await policy.start({ problem: "Compute (160 - 89) * 10 + 60." });
+    // A problem hard enough for the policy (ladder 2, level 5) that its samples differ.
+    const parent = await policy.start({ problem: "Compute (512 * 24 + 571) * 8 - 320 + 42." });
     await policy.extend([parent], { temperature: 0, seeds: [0], maxStepTokens: 48 });
     const before = [...parent.steps];
     const prefilled = parent.promptTokens;

@@ -31,7 +31,7 @@ afterEach(() => {
   for (const close of closers.splice(0)) close();
 });
 
-/** `deliberate serve` with the embedded policy and PRM, on `port` (0: a free one); resolves once it listens. */
+/** `deliberate serve` with the embedded policy and the default PRM (prm-columns), on `port` (0: a free one); resolves once it listens. */
 async function startServe(port = 0): Promise<Serve> {
   const { url, child } = await spawnServe(["--port", String(port), "--threads", "1"]);
   children.push(child);
@@ -50,7 +50,7 @@ interface Result {
 }
 
 const SEARCH = ["--dataset", "synth", "--strategies", "beam", "--budgets", "4", "--max-steps", "12", "--max-step-tokens", "64", "--threads", "1", "--progress", "none"];
-const servedModels = (url: string) => ["--policy", `${url}/v1`, "--policy-model", "deliberate-policy", "--verifier", `${url}/v1`, "--verifier-model", "deliberate-prm"];
+const servedModels = (url: string) => ["--policy", `${url}/v1`, "--policy-model", "deliberate-policy", "--verifier", `${url}/v1`, "--verifier-model", "deliberate-prm-columns"];
 
 async function bench(out: string, args: string[]): Promise<Result[]> {
   const program = new Command().exitOverride();
@@ -73,7 +73,7 @@ const key = (result: Result) => `${result.problemId}|${result.strategy}|${result
 describe("bench through deliberate serve", () => {
   it("gives the same answers as in process with the same seeds", { timeout: 120_000 }, async () => {
     const serve = await startServe();
-    const local = await bench(await tempOut(), ["--n", "30", "--concurrency", "4", "--policy", "policy", "--verifier", "prm"]);
+    const local = await bench(await tempOut(), ["--n", "30", "--concurrency", "4", "--policy", "policy", "--verifier", "prm-columns"]);
     const served = await bench(await tempOut(), ["--n", "30", "--concurrency", "4", ...servedModels(serve.url)]);
     expect(served).toHaveLength(30);
     const byKey = new Map(local.map((result) => [key(result), result]));

@@ -29,7 +29,8 @@ describe("generateSynth", () => {
     expect(generateSynth({ split: "train", seed: 7, n: 40 })).toEqual(a.slice(0, 40));
     const other = generateSynth({ split: "train", seed: 8, n: 100 });
     expect(other.map((p) => p.problem)).not.toEqual(a.map((p) => p.problem));
-    expect(a[3]?.unique_id).toBe("synth/train/7/3");
+    expect(a[3]?.unique_id).toBe("synth/ladder-2/train/7/3");
+    expect(generateSynth({ split: "train", seed: 7, n: 4, ladder: 1 })[3]?.unique_id).toBe("synth/train/7/3");
   });
 
   it("keeps train, calibration and test disjoint whatever the seeds", () => {
@@ -74,8 +75,8 @@ describe("generateSynth", () => {
     }
   });
 
-  it("makes problems harder as the level rises", () => {
-    const problems = generateSynth({ split: "train", seed: 5, n: 2000 });
+  it("makes problems harder as the level rises (ladder 1)", () => {
+    const problems = generateSynth({ split: "train", seed: 5, n: 2000, ladder: 1 });
     const steps = byLevel(problems, (p) => splitSteps(p.solution).length);
     const length = byLevel(problems, (p) => p.solution.length);
     const magnitude = byLevel(problems, (p) => Math.max(...(p.problem.match(/\d+/g) ?? []).map(Number)));

@@ -255,7 +255,7 @@ describe("deliberate sweep-verifier --calibrate-n", () => {
     const plan = written.join("");
     for (const [name, dir] of [
       ["simulated verifier rule@0.8", join(out, "simulated-auc-0.8")],
-      ["learned verifier prm", join(out, "learned")],
+      ["learned verifier prm-columns", join(out, "learned")],
     ] as const) {
       const calibration = join(dir, "calibration");
       expect(plan).toContain(`${name}: first the calibration of its compute-optimal table, ${join(calibration, "allocation.json")}\ndifficulty pass: 10 problems, into ${calibration}\n`);

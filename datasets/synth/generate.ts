@@ -92,8 +92,7 @@ const LINEAR_LADDER_1 = [
 
 /**
  * Ladder 2's knobs: the same kinds of problem as ladder 1, moved up so that its level 1 sits near
- * ladder 1's level 3-4 and its level 5 past ladder 1's level 5 (six operations; larger
- * distributed equations).
+ * ladder 1's level 3-4 and its level 5 near ladder 1's level 5 (larger distributed equations).
  */
 const ARITHMETIC_LADDER_2 = [
   { ops: 3, add: [10, 499], mul: [2, 25], cap: 50_000 },
@@ -129,7 +128,9 @@ export interface Ladder {
 /**
  * Ladder 1 was drawn for the first-generation policy (models/policy): greedy 80.6% at level 1, but
  * arithmetic and fractions at level 5 leave search nothing to find (oracle pass@16 under 1%).
- * Ladder 2 LADDER2_DOC
+ * Ladder 2 was drawn for the second-generation policy (trained on a GPU; models/README.md, "The
+ * difficulty ladder"): level 1 greedy about 80%, and every subject at level 5 with pass@1 above 3% and
+ * oracle pass@16 above 25%, so that search has something to find at every level.
  */
 export const LADDERS = {
   1: { Arithmetic: ARITHMETIC_LADDER_1, Fractions: FRACTION_LADDER_1, "Linear Equations": LINEAR_LADDER_1 },
@@ -138,7 +139,7 @@ export const LADDERS = {
 export type LadderId = keyof typeof LADDERS;
 export const LADDER_IDS = [1, 2] as const satisfies readonly LadderId[];
 /** The ladder `data synth`, the bench and calibration draw from when none is named. */
-export const DEFAULT_LADDER: LadderId = 1;
+export const DEFAULT_LADDER: LadderId = 2;
 
 /** The subject of the j-th problem of a level: a fixed cycle gives an exact 50/25/25 mix. */
 const SUBJECT_CYCLE: readonly Subject[] = ["Arithmetic", "Arithmetic", "Fractions", "Linear Equations"];

@@ -38,7 +38,7 @@ def main():
         ["train.py", "revision", "--minutes", str(args.revision_minutes)] + seed,
         ["train.py", "baseline", "--minutes", str(args.baseline_minutes)] + seed,
         ["prm.py", "--minutes", str(args.prm_minutes)] + seed,
-        ["export.py"],
+        ["export.py", "--policy-name", "deliberate-griffin-policy"],  # the first generation; the second needs the GPU rounds
         ["evaluate.py", "--per-level", str(args.per_level)] + seed,
     ]
     start = time.time()

@@ -5,6 +5,7 @@ from `data label`. Writes models/eval.json and the table in models/README.md.
     /usr/bin/python3 models/train/evaluate.py --per-level 500 --reuse-samples   # after retraining the PRM only
     /usr/bin/python3 models/train/evaluate.py --per-level 500 --policy policy_rev_interleaved
     /usr/bin/python3 models/train/evaluate.py --per-level 500 --policy policy_rev_interleaved --revision-only
+    /usr/bin/python3 models/train/evaluate.py --per-level 500 --policy rev_gpu_s25 --revision-only --ladder 2
 
 Revision is measured in the layout the policy checkpoint was trained on (flat, or interleaved:
 revision_layout.py): the greedy first attempt of every test problem, revised greedily once.
@@ -167,19 +168,20 @@ def evaluate(per_level, seed, reuse=False, checkpoint="policy_rev"):
             "targets_met": targets, "timing_s": timing}
 
 
-def evaluate_revision(per_level, seed, checkpoint):
+def evaluate_revision(per_level, seed, checkpoint, ladder=1):
     """Revision alone, for a policy checkpoint that is not (yet) the shipped one: its greedy first
     attempt of every test problem, revised greedily once in the layout it was trained on; the share
     of wrong first attempts fixed and of right ones broken, per level. eval.json is left alone."""
-    test = synth("test", per_level * len(LEVELS), seed + 1, os.path.join(WORK, f"test_{per_level}.jsonl"))
+    suffix = "" if ladder == 1 else f"_ladder{ladder}"
+    test = synth("test", per_level * len(LEVELS), seed + 1, os.path.join(WORK, f"test_{per_level}{suffix}.jsonl"), ladder)
     policy, ck = load_lm(checkpoint)
     revision_layout = ck.get("revision_layout", "flat")
     t0 = time.time()
     greedy = label([dict(p, gold_solution=p["solution"], solution=s) for p, s in
                     zip(test, generate(policy, [policy_prompt(p["problem"]) for p in test]))],
-                   WORK, f"revision_eval_greedy_{checkpoint}_{per_level}")
+                   WORK, f"revision_eval_greedy_{checkpoint}_{per_level}{suffix}")
     revised = label([dict(r, solution=s) for r, s in zip(greedy, revise(policy, revision_layout, greedy))],
-                    WORK, f"revision_eval_revised_{checkpoint}_{per_level}")
+                    WORK, f"revision_eval_revised_{checkpoint}_{per_level}{suffix}")
     per = {}
     for lv in LEVELS:
         idx = [i for i, p in enumerate(test) if p["level"] == lv]
@@ -191,7 +193,7 @@ def evaluate_revision(per_level, seed, checkpoint):
                         "revision_broken": mean(not revised[i]["correct"] for i in right),
                         "revision_first_wrong": len(wrong), "revision_first_right": len(right)}
     levels_1_3 = [i for i, p in enumerate(test) if p["level"] <= 3]
-    return {"test": {"split": "test", "per_level": per_level, "seed": seed + 1}, "policy_checkpoint": checkpoint,
+    return {"test": {"split": "test", "per_level": per_level, "seed": seed + 1, "ladder": ladder}, "policy_checkpoint": checkpoint,
             "revision_layout": revision_layout, "by_level": per,
             "levels_1_3": {"revision_fixed": mean(revised[i]["correct"] for i in levels_1_3 if not greedy[i]["correct"]),
                            "revision_broken": mean(not revised[i]["correct"] for i in levels_1_3 if greedy[i]["correct"])},
@@ -256,16 +258,18 @@ def main():
     ap.add_argument("--policy", default="policy_rev", help="the policy checkpoint in models/train/work/")
     ap.add_argument("--revision-only", action="store_true",
                     help="measure revision alone (greedy attempt, one greedy revision) into models/eval-revision.json")
+    ap.add_argument("--ladder", type=int, default=1, help="with --revision-only: the test problems' difficulty ladder")
     args = ap.parse_args()
     torch.set_num_threads(2)
     if args.revision_only:
         path = os.path.join(MODELS, "eval-revision.json")
         everything = json.load(open(path)) if os.path.exists(path) else {}
-        everything[f"{args.policy}_{args.per_level}_per_level"] = evaluate_revision(args.per_level, args.seed, args.policy)
+        key = f"{args.policy}_{args.per_level}_per_level" + ("" if args.ladder == 1 else f"_ladder{args.ladder}")
+        everything[key] = evaluate_revision(args.per_level, args.seed, args.policy, args.ladder)
         with open(path, "w") as f:
             json.dump(everything, f, indent=2)
             f.write("\n")
-        log(json.dumps(everything[f"{args.policy}_{args.per_level}_per_level"]["levels_1_3"]))
+        log(json.dumps(everything[key]["levels_1_3"]))
         return
     ev = evaluate(args.per_level, args.seed, args.reuse_samples, args.policy)
     with open(os.path.join(MODELS, "eval.json"), "w") as f:

@@ -1,8 +1,8 @@
 """Export the policy, the baseline and the PRM to ONNX with config.json, tokenizer.json and
 golden.json per model directory; check every graph against PyTorch through onnxruntime-node.
 
-    /usr/bin/python3 models/train/export.py
-    /usr/bin/python3 models/train/export.py --policy policy_rev_interleaved   # the interleaved reviser
+    /usr/bin/python3 models/train/export.py --parts policy --policy rev_gpu_s25   # the shipped policy (second generation)
+    /usr/bin/python3 models/train/export.py --parts policy --policy policy_rev --policy-name deliberate-griffin-policy   # the first
 
 The policy's config.json declares the revision layout its checkpoint was trained on (prompt_format.revision:
 the flat template string, or the interleaved layout's object).
@@ -356,12 +356,15 @@ def main():
                                                            "policy is exported to")
     ap.add_argument("--prm-dir", default="prm", help="the directory under models/ (or an absolute path) the PRM is "
                                                      "exported to")
+    ap.add_argument("--policy-name", default="deliberate-griffin-policy-2",
+                    help="the policy's name in config.json, which run records and allocation tables carry (the "
+                         "first generation, policy_rev, was deliberate-griffin-policy)")
     ap.add_argument("--parts", default="policy,baseline,prm", help="which of policy, baseline, prm to export")
     args = ap.parse_args()
     torch.set_num_threads(2)
     parts = args.parts.split(",")
     if "policy" in parts:
-        export_lm(args.policy, os.path.join(MODELS, args.policy_dir), "deliberate-griffin-policy",
+        export_lm(args.policy, os.path.join(MODELS, args.policy_dir), args.policy_name,
                   "Griffin-style hybrid (RG-LRU recurrence + local attention) policy for the synthetic task")
     if "baseline" in parts:
         export_lm("baseline", os.path.join(MODELS, "baseline"), "deliberate-transformer-baseline",

@@ -1,5 +1,6 @@
 """PyTorch checkpoints read back from the shipped ONNX graphs, for a checkout whose models/train/work/
-is empty (the training checkpoints are git-ignored): models/policy/prefill.onnx -> work/policy_rev.pt
+is empty (the training checkpoints are git-ignored): models/policy/prefill.onnx -> work/rev_gpu_s25.pt
+(the second-generation policy; work/policy_rev.pt for the first, by the name in its config.json)
 and models/prm/prm.onnx -> work/prm.pt, each checked against its golden.json (the policy's 40
 greedy tokens, the PRM's per-token scores).
 
@@ -24,6 +25,8 @@ from prm import batch_prm, positions, step_scores
 from train import WORK, cpu_state
 
 MODELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+# the training checkpoint each exported policy came from, by its config.json name
+CHECKPOINTS = {"deliberate-griffin-policy": "policy_rev", "deliberate-griffin-policy-2": "rev_gpu_s25"}
 CONV = {"Mul_7": 0, "Mul_8": 1, "Mul_9": 2, "Mul_10": 3}
 
 
@@ -71,7 +74,10 @@ def main():
     want = TOK.decode(golden["greedy_ids"])
     print("policy greedy:", repr(out[0][:len(want)]), "golden:", repr(want))
     assert out[0][:len(want)] == want.split(TOK.itos[TOK.eos_id])[0][:len(out[0])], "policy does not match golden.json"
-    torch.save(dict(cfg=arch, state=cpu_state(lm), source="models/policy/prefill.onnx"), os.path.join(WORK, "policy_rev.pt"))
+    # the interleaved reviser's config declares its layout as an object (export.py), the flat one as a template string
+    layout = "interleaved" if isinstance(cfg["prompt_format"]["revision"], dict) else "flat"
+    torch.save(dict(cfg=arch, state=cpu_state(lm), source="models/policy/prefill.onnx", revision_layout=layout),
+               os.path.join(WORK, CHECKPOINTS[cfg["name"]] + ".pt"))
 
     prm = PRM(LM(arch))
     state = state_from_onnx(os.path.join(MODELS, "prm", "prm.onnx"), "prm.")

@@ -98,10 +98,10 @@ export function addModelOptions(command: Command, { served = true } = {}): Comma
     )
     .option(
       "--verifier <model>",
-      "step verifier: prm (embedded), prm-columns (embedded PRM that reads each step's arithmetic in columns), rule (the synthetic task's exact checker), rule@AUC (a simulated verifier: the checker with noise calibrated to step AUC " +
+      "step verifier: prm-columns (embedded PRM that reads each step's arithmetic in columns, the default), prm (the first-generation embedded PRM), rule (the synthetic task's exact checker), rule@AUC (a simulated verifier: the checker with noise calibrated to step AUC " +
         "AUC in (0.5, 1]; rule@AUC:seed=S for another draw of the noise), none, a PRM directory, or the URL of a served PRM (vLLM /pooling)",
       checkVerifierFlag,
-      "prm",
+      "prm-columns",
     )
     .addOption(new Option("--device <device>", "where models run (auto: the first GPU provider that starts, else cpu)").choices([...DEVICES]).default("cpu"))
     .option("--threads <n>", "intra-op threads per model (default: all cores)", positiveInteger("--threads"))
