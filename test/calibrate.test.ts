@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { Command } from "commander";
 import { afterAll, describe, expect, it } from "vitest";
 import { Grader } from "../datasets/answer/grader.js";
-import { generateSynth } from "../datasets/synth/generate.js";
+import { DEFAULT_LADDER, generateSynth } from "../datasets/synth/generate.js";
 import { calibrate, parseCalibrateConfig, type CalibrateConfig } from "../src/calibration/calibrate.js";
 import { DIFFICULTY_FILE, difficultyRecordSchema, readOraclePassRates } from "../src/bench/difficulty-file.js";
 import { loadAllocationTable } from "../src/allocation/table.js";
@@ -147,7 +147,7 @@ describe("calibrate --difficulty-only", () => {
   it("runs only the difficulty pass, on any split: difficulty.jsonl and the bins, no grid and no table", async () => {
     const dir = await tempDir();
     const cfg = parseCalibrateConfig({ n: 6, split: "test", samples: 2, oracleSamples: 4, bins: 2, difficultyOnly: true, out: dir });
-    expect(cfg.runs[0]?.experiment.dataset).toEqual({ name: "synth", split: "test", n: 6, seed: 1 });
+    expect(cfg.runs[0]?.experiment.dataset).toEqual({ name: "synth", split: "test", n: 6, seed: 1, ladder: DEFAULT_LADDER });
     const result = await calibrate(cfg, { policy: new ScriptedPolicy(script), verifier, grader });
     expect(result.table).toBeNull();
     expect(result.grid).toEqual([]);
@@ -167,7 +167,7 @@ describe("calibrate settings", () => {
   it("skips a configuration where its parameters do not hold, and fails on one that is wrong everywhere", () => {
     const cfg = parseCalibrateConfig({ out: "x" });
     expect(cfg.runs.map((run) => run.experiment.budgets[0])).toEqual([1, 2, 4, 8, 16]);
-    expect(cfg.runs[0]?.experiment.dataset).toEqual({ name: "synth", split: "calibration", n: 100, seed: 1 });
+    expect(cfg.runs[0]?.experiment.dataset).toEqual({ name: "synth", split: "calibration", n: 100, seed: 1, ladder: DEFAULT_LADDER });
     expect(cfg.runs.find((run) => run.experiment.budgets[0] === 16)?.experiment.strategies).toHaveLength(10);
     expect(cfg.runs[0]?.experiment.strategies.map((strategy) => strategy.label)).toEqual(["best-of-n-weighted", "best-of-n-majority", "best-of-n-naive", "revision-r1"]);
     expect(cfg.skipped.filter((skip) => skip.label === "lookahead-k3").map((skip) => skip.budget)).toEqual([1, 2, 4, 8]);
