@@ -126,7 +126,7 @@ export interface Ladder {
 }
 
 /**
- * Ladder 1 was drawn for the first-generation policy (models/policy): greedy 80.6% at level 1, but
+ * Ladder 1 was drawn for the first-generation policy (deliberate-griffin-policy): greedy 80.6% at level 1, but
  * arithmetic and fractions at level 5 leave search nothing to find (oracle pass@16 under 1%).
  * Ladder 2 was drawn for the second-generation policy (trained on a GPU; models/README.md, "The
  * difficulty ladder"): level 1 greedy about 80%, and every subject at level 5 with pass@1 above 3% and

@@ -70,6 +70,11 @@ def fresh_samples(policy, policy_name, per_level, seed=0, ladder=1):
     rows = [dict(p, gold_solution=p["solution"]) for p in chosen for _ in range(N_SAMPLES)]
     if os.path.exists(path + ".labelled.jsonl"):  # drawn before: same problems, same policy
         return reuse_labelled(rows, os.path.basename(path), WORK)
+    # or drawn for more problems per level: the test problems interleave the levels, so the first
+    # per_level of each level are the first 5 * per_level problems, and their samples come first
+    for more in (500, 200, 100):
+        if more > per_level and os.path.exists(os.path.join(WORK, samples_name(policy_name, more, ladder) + ".labelled.jsonl")):
+            return reuse_labelled(rows, samples_name(policy_name, more, ladder), WORK, first=True)
     sols = generate(policy, [policy_prompt(r["problem"]) for r in rows], temperature=0.8, seed=seed + 5)
     return label([dict(r, solution=s) for r, s in zip(rows, sols)], WORK, os.path.basename(path))
 
