@@ -15,6 +15,7 @@ import { InputError } from "../errors.js";
 import { writeFileAtomically } from "../files.js";
 import type { BenchConfig, Experiment, RunSettings, Shard } from "./config.js";
 import { readJsonl } from "../../datasets/jsonl.js";
+import type { LadderId } from "../../datasets/synth/generate.js";
 import { resultSchema, type BenchResult } from "./results.js";
 
 export const CONFIG_FILE = "config.json";
@@ -72,7 +73,7 @@ export async function checkRunDirectory(dir: string, experiment: Experiment): Pr
   // Runs started before difficulty files (skipped configurations) existed have none: the same as none.
   const stored: Partial<Experiment> = { knownDifficulty: null, skipped: [], ...(record.experiment as Partial<Experiment> | undefined) };
   // Synth runs started before there were two ladders drew from ladder 1.
-  if (stored.dataset?.name === "synth") stored.dataset = { ...stored.dataset, ladder: (stored.dataset as { ladder?: 1 | 2 }).ladder ?? 1 };
+  if (stored.dataset?.name === "synth") stored.dataset = { ...stored.dataset, ladder: (stored.dataset as { ladder?: LadderId }).ladder ?? 1 };
   // A fingerprint is compared only where both are known: a check before the models and problems are
   // loaded has none yet, and runs started before fingerprints were recorded are let through.
   const fingerprint = (key: keyof Experiment["fingerprints"]) =>
