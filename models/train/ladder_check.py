@@ -14,16 +14,10 @@ import os
 import torch
 
 from data import label, policy_prompt, synth
-from rank_check import samples_name
+from evaluate import N_SAMPLES, mean
 from generate import generate
+from rank_check import samples_name
 from train import WORK, load_lm, log
-
-N_SAMPLES = 16
-
-
-def mean(xs):
-    xs = list(xs)
-    return sum(xs) / len(xs) if xs else None
 
 
 def main():
