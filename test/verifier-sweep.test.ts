@@ -212,6 +212,8 @@ describe("deliberate sweep-verifier", () => {
     await expect(run("--aucs", "0.6,,0.8")).rejects.toThrow(/got "" in "0.6,,0.8"/);
     await expect(run("--verifier", "rule@0.7")).rejects.toThrow("--verifier rule@0.7: the sweep's --verifier is the learned verifier placed on the curve; give the simulated ones with --aucs");
     await expect(run("--verifier", "rule@2")).rejects.toThrow(`--verifier rule@2: a simulated verifier's AUC must be a number in (0.5, 1], got "2"`);
+    await expect(run("--progress-interval", "0")).rejects.toThrow("--progress-interval: expected a positive number of seconds");
+    await expect(run("--ladder", "3")).rejects.toThrow("--ladder: expected a ladder, one of 1, 2, got 3");
   });
 });
 

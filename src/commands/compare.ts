@@ -78,7 +78,9 @@ export function flagOfPath(strategies: readonly Configuration[]): (path: readonl
  * The bench settings of compare's runs, and of the verifier sweep's: the synthetic test split, the
  * step limits of the embedded models, the model and run flags.
  */
-export function syntheticBenchSettings(flags: ModelFlags & { n: number; ladder?: string; concurrency: number; progress: string; gradeTimeout?: string }): Record<string, unknown> {
+export function syntheticBenchSettings(
+  flags: ModelFlags & { n: number; ladder?: string; concurrency: number; progress: string; progressInterval?: string; gradeTimeout?: string },
+): Record<string, unknown> {
   return {
     dataset: "synth",
     split: "test",
@@ -93,9 +95,13 @@ export function syntheticBenchSettings(flags: ModelFlags & { n: number; ladder?:
     ...(flags.threads ? { threads: flags.threads } : {}),
     concurrency: flags.concurrency,
     progress: flags.progress,
+    ...(flags.progressInterval === undefined ? {} : { progressInterval: flags.progressInterval }),
     ...(flags.gradeTimeout === undefined ? {} : { gradeTimeout: flags.gradeTimeout }),
   };
 }
+
+/** The --progress-interval option of compare and sweep-verifier (bench's and calibrate's are in their config's flags). */
+export const PROGRESS_INTERVAL_FLAG = ["--progress-interval <seconds>", "seconds between progress lines (default 30)"] as const;
 
 /** The --ladder option of compare and sweep-verifier (bench's and calibrate's are in their config's flags). */
 export const LADDER_FLAG = ["--ladder <id>", `the synthetic task's difficulty ladder, ${LADDER_IDS.join(" or ")} (default ${DEFAULT_LADDER}; see data synth --help)`] as const;
@@ -116,6 +122,7 @@ interface CompareFlags extends ModelFlags {
   difficultyFile?: string;
   concurrency: number;
   progress: string;
+  progressInterval?: string;
   gradeTimeout?: string;
   dryRun?: boolean;
 }
@@ -140,6 +147,7 @@ export function registerCompare(program: Command): void {
     .option("--difficulty-file <path>", "oracle pass rates of the problems (difficulty.jsonl of `deliberate calibrate --difficulty-only`), for compute-optimal-oracle")
     .option("--concurrency <n>", "problems searched at once", positiveInteger("--concurrency"), 8)
     .option("--progress <mode>", "auto, bar, lines or none", "auto")
+    .option(...PROGRESS_INTERVAL_FLAG)
     .option(...GRADE_TIMEOUT_FLAG)
     .option("--dry-run", "validate the settings and the problems, print the work planned, and stop (no model is loaded, nothing is written)");
   for (const option of fileParamFlags(STRATEGIES)) command.addOption(option);

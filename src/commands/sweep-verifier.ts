@@ -25,7 +25,7 @@ import type { Problem } from "../../datasets/problem.js";
 import { BENCH_GRADER_OPTIONS, Grader } from "../../datasets/answer/grader.js";
 import { measureVerifierSweep, sweepTable, writeVerifierSweep, type AllocationUsed, type SweepCalibration, type SweepSetting } from "../report/verifier-sweep.js";
 import { describeCalibrationPlan, phaseProgress, printSkipped } from "./calibrate.js";
-import { chooseConfigurations, flagOfPath, GRADE_TIMEOUT_FLAG, LADDER_FLAG, syntheticBenchSettings, withFileFlags } from "./compare.js";
+import { chooseConfigurations, flagOfPath, GRADE_TIMEOUT_FLAG, LADDER_FLAG, PROGRESS_INTERVAL_FLAG, syntheticBenchSettings, withFileFlags } from "./compare.js";
 import { addModelOptions, loadModels, loadStepVerifier, parseSimulatedVerifier, positiveInteger, type ModelFlags } from "./model-options.js";
 import { untilStopped } from "./stop-signals.js";
 import { fileParamFlags, flagName } from "./strategy-flags.js";
@@ -46,6 +46,7 @@ interface SweepFlags extends ModelFlags {
   allocation?: string;
   concurrency: number;
   progress: string;
+  progressInterval?: string;
   gradeTimeout?: string;
   dryRun?: boolean;
 }
@@ -164,6 +165,7 @@ export function registerSweepVerifier(program: Command): void {
     )
     .option("--concurrency <n>", "problems searched at once", positiveInteger("--concurrency"), 8)
     .option("--progress <mode>", "auto, bar, lines or none", "auto")
+    .option(...PROGRESS_INTERVAL_FLAG)
     .option(...GRADE_TIMEOUT_FLAG)
     .option("--dry-run", "validate the settings, print the work planned, and stop (no model is loaded, nothing is written)");
   for (const option of fileParamFlags(STRATEGIES)) command.addOption(option);
