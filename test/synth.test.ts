@@ -164,6 +164,29 @@ describe("checkSolution", () => {
     );
   });
 
+  it("marks a true step of a `Compute` problem wrong when it copies a number from nowhere", () => {
+    const problem = "Compute 861 * 8 - 681 + 406 + 401.";
+    const copiedWrong = "861 * 8 = 6888\n\n6888 - 681 = 6207\n\n6207 + 406 = 6613\n\n6613 + 410 = 7023\n\nThe answer is \\boxed{7023}";
+    const check = checkSolution(problem, copiedWrong);
+    expect(check.steps.map((s) => s.correct)).toEqual([true, true, true, false, false]);
+    expect(check.steps[3]?.reason).toBe("410 is in neither the problem nor an earlier step");
+    expect(check.prefixCorrect).toEqual([true, true, true, false, false]);
+    expect(checkSolution(problem, copiedWrong.replace("410", "401").replace(/7023/g, "7014")).allStepsCorrect).toBe(true);
+    // Numbers are matched by value, with their sign: an earlier result, a fraction rewritten in another
+    // form, a number of the problem at the end of its sentence.
+    expect(checkSolution("Compute 293 - 50 - 347 + 101.", "293 - 50 = 243\n\n243 - 347 = -104\n\n-104 + 101 = -3").allStepsCorrect).toBe(true);
+    expect(checkSolution("Compute 293 - 50 - 347 + 101.", "293 - 50 = 243\n\n243 - 347 = -104\n\n104 + 101 = 205").steps[2]?.reason).toBe(
+      "104 is in neither the problem nor an earlier step",
+    );
+    expect(checkSolution("Compute 1/2 + 1/4.", "2/4 + 1/4 = 3/4\n\nThe answer is \\boxed{\\frac{3}{4}}").allStepsCorrect).toBe(true);
+    expect(checkSolution("Compute 1/2 + 1/4.", "1/2 + 1/8 = 4/8 + 1/8").steps[0]?.reason).toBe("1/8 is in neither the problem nor an earlier step");
+    // Only the first side copies: later sides are checked by value. A false step keeps its own reason.
+    expect(checkSolution("Compute 2 + 3.", "2 + 3 = 5 = 1 + 4").allStepsCorrect).toBe(true);
+    expect(checkSolution("Compute 2 + 3.", "2 + 7 = 8").steps[0]?.reason).toMatch(/side 2 is 8 but side 1 is 9/);
+    // `Solve for x` lines are checked at the problem's own x instead.
+    expect(checkSolution("Solve for x: 3x - 37 = 17.", "3x = 17 + 37 = 54\n\nx = 54 / 3 = 18").allStepsCorrect).toBe(true);
+  });
+
   it("ignores a trailing delimiter and blank steps", () => {
     const solution = "17 + 5 = 22\n\n22 * 3 = 66\n\nThe answer is \\boxed{66}";
     const plain = checkSolution("Compute (17 + 5) * 3.", solution);
@@ -191,8 +214,9 @@ describe("checkSolution", () => {
   });
 
   it("evaluates with precedence, unary minus and implicit multiplication", () => {
+    // Not a `Compute` problem, so that no step needs its numbers from the problem.
     const steps = ["-2 * -3 = 6", "2(3 + 4) - 1 = 13", "-7/12 + 4/12 = -1/4", "1.5 * 4 = 6", "(1 + 2)(3 + 4) = 21"];
-    expect(checkSolution("Compute 1 + 1.", steps.join("\n\n")).steps.every((s) => s.correct)).toBe(true);
+    expect(checkSolution("Check these steps.", steps.join("\n\n")).steps.every((s) => s.correct)).toBe(true);
     const x = checkSolution("Solve for x: 4x + 2 = 2x - 6.", "2x = -8\n\nx = -8 / 2 = -4\n\n-x = 4\n\n2(x + 1) = -6");
     expect(x.allStepsCorrect).toBe(true);
     expect(checkSolution("Compute 1 + 1.", "x = 2").steps[0]?.reason).toMatch(/x has no value/);

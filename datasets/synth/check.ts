@@ -3,6 +3,13 @@
  * lines; every step is either an equation chain `e1 = e2 = ...` (correct iff all sides are equal in
  * exact arithmetic, with x set to the problem's own solution) or an answer step holding `\boxed{}`
  * (correct iff the boxed answer equals the true answer, computed from the problem text).
+ *
+ * A step of a `Compute` problem must also be grounded: every number on its first side (an integer or
+ * a fraction `a/b` as written, a sign attached to it included) must equal, in value, a number of the
+ * problem or of an earlier step. So `6613 + 410 = 7023`, a true step where the problem has `+ 401`,
+ * is the wrong step it is (a process label, as PRM800K's raters would give it), not a right step
+ * followed by a wrong answer. `Solve for x` steps need no such rule: each is checked at the
+ * problem's own x, so a line copied wrong is already false there.
  */
 import { evaluate, ExpressionError } from "./expression.js";
 import { Rational } from "./rational.js";
@@ -106,6 +113,25 @@ function truthOf(problem: string): ProblemTruth {
   return truth;
 }
 
+/** Numbers as written: `-104`, `73/15`; not the operator in `5 - 3`, nor digits of a decimal. */
+const NUMBER = /(?<![\d/.-])-?\d+(?:\/\d+)?(?![\d/]|\.\d)/g;
+
+/** The values of the numbers written in `text` (one with a zero denominator is left out). */
+function numbersIn(text: string): string[] {
+  const values: string[] = [];
+  for (const [written] of text.matchAll(NUMBER)) {
+    const [num, den = "1"] = written.split("/") as [string, string?];
+    if (BigInt(den) !== 0n) values.push(Rational.from(BigInt(num), BigInt(den)).toString());
+  }
+  return values;
+}
+
+/** The first number on a step's first side that appears nowhere before it (see the module comment). */
+function ungrounded(step: string, seen: ReadonlySet<string>): string | undefined {
+  const firstSide = step.split("=")[0] as string;
+  return numbersIn(firstSide).find((value) => !seen.has(value));
+}
+
 function checkEquation(step: string, x: Rational | undefined): StepCheck {
   const sides = step.split("=");
   if (sides.length < 2) return { text: step, correct: false, reason: "not an equation (no '=')" };
@@ -159,9 +185,19 @@ function checkAnswerStep(step: string, truth: Rational | undefined, gold: string
  */
 export function checkSolution(problem: string, solution: string, goldAnswer?: string): SolutionCheck {
   const truth = truthOf(problem);
-  const steps = splitSteps(solution).map((step) =>
-    step.includes("\\boxed") ? checkAnswerStep(step, truth.answer, goldAnswer) : checkEquation(step, truth.x),
-  );
+  const seen = COMPUTE.test(problem.trim()) ? new Set(numbersIn(problem)) : undefined;
+  const steps = splitSteps(solution).map((step) => {
+    if (step.includes("\\boxed")) return checkAnswerStep(step, truth.answer, goldAnswer);
+    let check = checkEquation(step, truth.x);
+    if (seen !== undefined) {
+      const copied = check.correct ? ungrounded(step, seen) : undefined;
+      if (copied !== undefined) {
+        check = { text: step, correct: false, reason: `${copied} is in neither the problem nor an earlier step` };
+      }
+      for (const value of numbersIn(step)) seen.add(value);
+    }
+    return check;
+  });
   const prefixCorrect: boolean[] = [];
   let allCorrect = true;
   for (const step of steps) {

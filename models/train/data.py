@@ -1,5 +1,6 @@
 """Tokenizer, prompt formats, batching, and the bridge to the TypeScript CLI (`data synth`,
 `data label`), which is the single source of truth for the task and its grading rules."""
+import hashlib
 import json
 import os
 import shutil
@@ -140,16 +141,28 @@ def can_label():
     return shutil.which(CLI[0]) is not None and os.path.exists(CLI[1])
 
 
+def label_rules():
+    """A fingerprint of the labelling rules (datasets/synth/check.ts), so that labels kept in work/
+    are reused only while the rules that made them stand."""
+    with open(os.path.join(ROOT, "datasets", "synth", "check.ts"), "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
 def label(rows, workdir, name):
     """Label model solutions with the TypeScript rules: adds stepCorrect, prefixCorrect, predicted, correct."""
     src, dst = os.path.join(workdir, name + ".in.jsonl"), os.path.join(workdir, name + ".labelled.jsonl")
     text = "".join(json.dumps({"problem": r["problem"], "solution": r["solution"], "answer": r["answer"]}) + "\n"
                    for r in rows)
-    # labels already made for exactly these inputs are read back (a GPU machine may have no node)
-    if not (os.path.exists(dst) and os.path.exists(src) and open(src).read() == text):
+    # labels already made for exactly these inputs by these rules are read back (a GPU machine may
+    # have no node); labels from other rules (check.ts changed) are made again
+    rules, rules_file = label_rules(), dst + ".rules"
+    if not (os.path.exists(dst) and os.path.exists(src) and open(src).read() == text
+            and os.path.exists(rules_file) and open(rules_file).read() == rules):
         with open(src, "w") as f:
             f.write(text)
         subprocess.run(CLI + ["data", "label", "--in", src, "--out", dst], check=True)
+        with open(rules_file, "w") as f:
+            f.write(rules)
     out = read_jsonl(dst)
     assert len(out) == len(rows), f"data label returned {len(out)} rows for {len(rows)}"
     return [dict(r, **{k: o[k] for k in ("stepCorrect", "prefixCorrect", "predicted", "correct")})
