@@ -15,8 +15,11 @@ import { PRM_RENDERINGS, renderStep, renderSteps } from "../src/runtime/prm-rend
 const Mode = z.enum(PRM_RENDERINGS);
 const Fixture = z.object({
   command: z.string(),
-  // `previous`: the line before the step (mode `equations`; null: none)
-  cases: z.array(z.object({ previous: z.string().nullable().optional(), step: z.string(), mode: Mode, text: z.string() })),
+  // `previous`: the line before the step (modes `equations`, `grounded`; null: none); `sources`: the
+  // numbers the step copies from (mode `grounded`)
+  cases: z.array(
+    z.object({ previous: z.string().nullable().optional(), sources: z.array(z.string()).nullable().optional(), step: z.string(), mode: Mode, text: z.string() }),
+  ),
   solutions: z.array(z.object({ problem: z.string(), solution: z.string(), mode: Mode, text: z.string(), ends: z.array(z.number().int()) })),
 });
 const fixture = Fixture.parse(JSON.parse(readFileSync(new URL("./fixtures/prm-rendering/cases.json", import.meta.url), "utf8")));
@@ -25,7 +28,7 @@ describe("renderStep matches render.py", () => {
   it.each(PRM_RENDERINGS)("on every case in %s mode", (mode) => {
     const cases = fixture.cases.filter((c) => c.mode === mode);
     expect(cases.length).toBeGreaterThan(700);
-    const render = (c: (typeof cases)[number]) => renderStep(c.step, mode, c.previous ?? undefined);
+    const render = (c: (typeof cases)[number]) => renderStep(c.step, mode, c.previous ?? undefined, c.sources ?? undefined);
     const mismatches = cases.filter((c) => render(c) !== c.text).map((c) => ({ previous: c.previous, step: c.step, want: c.text, got: render(c) }));
     expect(mismatches).toEqual([]);
   });

@@ -168,6 +168,7 @@ def main():
                     help="sample the policy on the first problems of each level instead of reading the last evaluation's samples")
     ap.add_argument("--policy", default="policy_rev", help="policy checkpoint in work/ that samples (with --fresh-samples)")
     ap.add_argument("--ladder", type=int, default=1, help="the difficulty ladder of the problems (with --fresh-samples)")
+    ap.add_argument("--render", help="read the solutions in this rendering (render.py) instead of the checkpoint's own")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -187,7 +188,7 @@ def main():
         if len(by_level[p["level"]]) < args.problems_per_level:
             by_level[p["level"]].append(i)
     prm, ck = load_prm(args.prm)
-    mode = ck.get("render")
+    mode = args.render or ck.get("render")
     print(f"PRM work/{args.prm}.pt, rendering {mode or 'ordinary'}")
     spot_checks(prm, mode)
     report, rows_by_level, scores_by_level = {}, {}, {}

@@ -46,6 +46,19 @@ from the two lines; the only number the renderer writes is the 0 of a moved term
 A term that stays (a coefficient carried over, a side copied) is not checked. A step of any other
 form (another subject, the quotient `x = 54 / 3 = 18`, the answer, a malformed or rearranged step)
 gets no pairing check, only its own.
+
+Mode `grounded`: `equations`, plus copy checks for `Compute` problems, where the policy's commonest
+hidden mistake is a number copied wrong (`6613 + 410 = 7023` for the problem's `+ 401`): every step
+is true, the answer is not. Each number on a step's first side (integers and fractions `a/b` as
+written, a sign attached to it included) is laid beside the number it should have been copied from,
+by position only: first the numbers of the previous step's last side, in order, then the problem's
+numbers not yet used, in order of appearance (a step uses as many of them as it has numbers beyond
+the previous step's). The answer step's boxed value is laid beside the previous step's result. A
+copy of b as b' is checked in the layout of a moved term, `b' + -b = 0` (for a fraction, its
+numerators, then its denominators, an integer's denominator being 1):
+      `Compute 861 * 8 - 681 + 406 + 401.`, ..., `6207 + 406 = 6613`, `6613 + 410 = 7023`
+          ->  `6613 + -6613 = 0`, `410 + -401 = 0`
+The renderer only aligns: whether a copy is right is for the model to read from the columns.
 """
 import re
 
@@ -58,6 +71,9 @@ SEP = " | "
 PROBLEM = "Solve for x: "
 SUM = re.compile(r"-?(?:\d+x?|x)(?: [-+] (?:\d+x?|x))*")  # `3x - 7`, `-x + 2`, `-5 + 3`, `2x`
 DISTRIBUTE = re.compile(r"(-?\d+)\(x ([-+]) (\d+)\)")  # `7(x - 15)`
+COMPUTE = "Compute "
+NUMBER = re.compile(r"(?<![\d/-])-?\d+(?:/\d+)?(?![\d/])")  # `-104`, `73/15`, not `- 347`'s `-`
+BOXED = re.compile(r"\\boxed\{(-?)(?:\\d?frac\{(\d+)\}\{(\d+)\}|(\d+))\}")
 
 
 def magnitude_order(x, y, op):
@@ -179,23 +195,66 @@ def pairing_checks(previous, step):
     return checks
 
 
-def step_checks(step, mode="columns", previous=None):
-    """The checks laid out after a step: its own (`checks_of`), then in mode `equations` those that
-    pair it with the previous line (`pairing_checks`; none when `previous` is None)."""
+def negate(v):
+    return v[1:] if v.startswith("-") else v if v == "0" else "-" + v
+
+
+def copied_numbers(step):
+    """The numbers a step copies (mode `grounded`): those on its first side, or the boxed answer."""
+    boxed = BOXED.search(step)
+    if boxed:
+        sign, num, den, whole = boxed.groups()
+        return [sign + (whole or f"{num}/{den}")]
+    return NUMBER.findall(step.split(" = ")[0]) if " = " in step else []
+
+
+def copy_checks(step, sources):
+    """Checks `b' + -b = 0` laying each number a step copies beside its source, by position."""
+    checks = []
+    for copy, source in zip(copied_numbers(step), sources):
+        a, b = copy.split("/"), source.split("/")
+        a, b = a + ["1"] * (len(b) - len(a)), b + ["1"] * (len(a) - len(b))
+        checks += [(x, "+", negate(y), "0") for x, y in zip(a, b)]
+    return checks
+
+
+def step_checks(step, mode="columns", previous=None, sources=None):
+    """The checks laid out after a step: its own (`checks_of`), then in modes `equations` and
+    `grounded` those that pair it with the previous line (`pairing_checks`; none when `previous` is
+    None), then in mode `grounded` the copy checks against `sources` (`copy_checks`)."""
     step = step.rstrip()
-    own = checks_of(step)
-    return own + pairing_checks(previous, step) if mode == "equations" and previous is not None else own
+    checks = checks_of(step)
+    if mode in ("equations", "grounded") and previous is not None:
+        checks += pairing_checks(previous, step)
+    if mode == "grounded" and sources:
+        checks += copy_checks(step, sources)
+    return checks
 
 
-def render_step(step, mode="columns", previous=None):
+def copy_sources(problem, steps):
+    """For each step, the numbers it should copy from, in mode `grounded` (none unless the problem
+    is a `Compute` one): the previous step's last side's numbers, then the problem's unused ones."""
+    if not (problem or "").startswith(COMPUTE):
+        return [None] * len(steps)
+    unused, previous, out = NUMBER.findall(problem[len(COMPUTE):]), [], []
+    for step in steps:
+        out.append(previous + unused)
+        if "\\boxed" not in step:
+            unused = unused[max(0, len(copied_numbers(step)) - len(previous)):]
+            previous = NUMBER.findall(step.split(" = ")[-1])
+    return out
+
+
+def render_step(step, mode="columns", previous=None, sources=None):
     """The PRM's text for one step and the offsets of its per-column result digits (with the index,
-    in step_checks, of the check each belongs to). mode `ordinary` keeps the step as written; mode
-    `equations` needs the previous line (the previous step, or the problem for the first step)."""
+    in step_checks, of the check each belongs to). mode `ordinary` keeps the step as written; modes
+    `equations` and `grounded` need the previous line (the previous step, or the problem for the
+    first step), `grounded` also the numbers the step copies from (`copy_sources`)."""
     step = step.rstrip()
     if mode == "ordinary":
         return step, []
     text, cols = step, []
-    for k, (a, op, b, c) in enumerate(step_checks(step, mode, previous)):
+    for k, (a, op, b, c) in enumerate(step_checks(step, mode, previous, sources)):
         t, ends = render_check(a, op, b, c, overlap=mode == "overlap")
         base = len(text) + len(SEP)
         text += SEP + t
@@ -209,10 +268,9 @@ def render_solution(solution, mode="columns", delimiter="\n\n", problem=None):
     `equations` each step is paired with the step before it, the first with `problem`."""
     out, ends = [], []
     pos, previous = 0, problem
-    for piece in solution.split(delimiter):
-        if not piece.strip():
-            continue
-        text, _ = render_step(piece, mode, previous)
+    pieces = [piece for piece in solution.split(delimiter) if piece.strip()]
+    for piece, sources in zip(pieces, copy_sources(problem, [p.rstrip() for p in pieces])):
+        text, _ = render_step(piece, mode, previous, sources)
         previous = piece
         if out:
             pos += len(delimiter)

@@ -21,7 +21,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from render import render_solution, render_step  # noqa: E402
+from render import COMPUTE, copy_sources, render_solution, render_step  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CLI = os.environ.get("DELIBERATE_CLI", os.path.join(ROOT, "dist", "src", "cli.js"))
@@ -31,6 +31,8 @@ PER_LEVEL = 30
 SEED = 0
 EQUATION_PER_LEVEL = 120  # the second draw, of which the linear equations are kept
 EQUATION_SEED = 1
+GROUNDED_PER_LEVEL = 40  # a ladder-2 draw, of which the Compute problems are kept
+GROUNDED_SEED = 2
 
 EXAMPLES = ["62 + 30 = 92", "-12 + 45 = 33", "1234 * 17 = 20978", "7 * 123 = 861", "5x = 20 - 5 = 15",
             "x = -15 / (-5) = 3", "3/12 + 5/12 = 8/12", "1/4 + 1/6 = 3/12 + 2/12", "3x + 5 = 20",
@@ -118,10 +120,27 @@ MALFORMED_SOLUTIONS = [
      "62 + 30 = 92\n\n92 - 7 = 85\n\nThe answer is \\boxed{85}"),
 ]
 
+# whole `Compute` solutions for `grounded` that stray from the gold form
+MALFORMED_GROUNDED = [
+    ("Compute 861 * 8 - 681 + 406 + 401.",
+     "861 * 8 = 6888\n\n6888 - 681 = 6207\n\n6207 + 406 = 6613\n\n6613 + 410 = 7023\n\nThe answer is \\boxed{7023}"),
+    ("Compute 293 - 50 - 347 + 101.", "293 - 50 = 243\n\n243 - 347 = -104\n\n104 + 101 = 205\n\nThe answer is \\boxed{205}"),
+    ("Compute 2 + 3 * 4.", "3 * 4 = 12\n\n2 + 12 = 14\n\n\n\n   \n\nThe answer is \\boxed{14}"),
+    ("Compute 14/3 + 1/5 - 11/2.",
+     "14/3 + 1/5 = 70/15 + 3/15\n\n70/15 + 3/15 = 73/15\n\n73/15 - 11/6 = 146/30 - 55/30\n\n146/30 - 55/30 = 91/30\n\n"
+     "The answer is \\boxed{-\\frac{91}{30}}"),
+    ("Compute 3/4 + 2.", "3/4 + 2 = 3/4 + 8/4\n\n3/4 + 8/4 = 11/4\n\nThe answer is \\boxed{\\dfrac{11}{4}}"),
+    ("Compute 5 + 7.", "The answer is \\boxed{12}"), ("Compute 5 + 7.", "5 + 7 + 1 + 2 = 15\n\n15 = 15\n\nThe answer is 15"),
+    ("Compute 5 + 7.", "we add them\n\n5 + 7 = 12\n\nThe answer is \\boxed{0}"), ("Compute .", "1 + 1 = 2"),
+    ("Compute 0 - 0.", "0 - 0 = 0\n\n-0 + 0 = 0\n\nThe answer is \\boxed{-0}"),
+    ("Compute \u0666\u0662 + 30.", "\u0666\u0662 + 30 = 92\n\nThe answer is \\boxed{92}"),
+    ("Solve for x: 3x - 37 = 17.", "3x = 17 + 37 = 54\n\nx = 54 / 3 = 18\n\nThe answer is \\boxed{18}"),
+]
 
-def synth_rows(per_level=PER_LEVEL, seed=SEED):
-    out = subprocess.run(["node", CLI, "data", "synth", "--split", "train", "--per-level", str(per_level), "--seed", str(seed)],
-                         check=True, capture_output=True, text=True).stdout
+
+def synth_rows(per_level=PER_LEVEL, seed=SEED, ladder=1):
+    out = subprocess.run(["node", CLI, "data", "synth", "--split", "train", "--per-level", str(per_level), "--seed", str(seed),
+                          "--ladder", str(ladder)], check=True, capture_output=True, text=True).stdout
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
@@ -173,6 +192,31 @@ def equation_cases(rows, rng):
     return cases, solutions
 
 
+def grounded_cases(rng):
+    """The `grounded` cases: every step of the `Compute` problems of a ladder-2 draw, after its
+    previous line and with the numbers it copies from, gold and with one step corrupted (a digit
+    changed anywhere, which in a step's first side is a number copied wrong, or a sign flipped); and
+    the whole solutions, with hand-written ones that stray from the gold form."""
+    rows = [r for r in synth_rows(GROUNDED_PER_LEVEL, GROUNDED_SEED, ladder=2) if r["problem"].startswith(COMPUTE)]
+    sources = []
+    for r in rows:
+        steps = r["solution"].split("\n\n")
+        sources.append((r["problem"], r["solution"]))
+        k = rng.randrange(len(steps))
+        wrong = corrupt_any(steps[k], rng)
+        if wrong is not None:
+            sources.append((r["problem"], "\n\n".join(steps[:k] + [wrong] + steps[k + 1:])))
+    cases, solutions = [], []
+    for problem, solution in sources + MALFORMED_GROUNDED:
+        pieces = [p for p in solution.split("\n\n") if p.strip()]
+        for previous, step, copied in zip([problem] + pieces, pieces, copy_sources(problem, [p.rstrip() for p in pieces])):
+            cases.append({"previous": previous, "step": step, "sources": copied, "mode": "grounded",
+                          "text": render_step(step, "grounded", previous, copied)[0]})
+        text, ends = render_solution(solution, "grounded", problem=problem)
+        solutions.append({"problem": problem, "solution": solution, "mode": "grounded", "text": text, "ends": ends})
+    return cases, solutions
+
+
 def main():
     rng = random.Random(SEED)
     rows = synth_rows()
@@ -191,12 +235,14 @@ def main():
             text, ends = render_solution(row["solution"], mode)
             solutions.append({"problem": row["problem"], "solution": row["solution"], "mode": mode, "text": text, "ends": ends})
     more_cases, more_solutions = equation_cases(rows, random.Random(EQUATION_SEED))
-    cases += more_cases
-    solutions += more_solutions
+    grounded, grounded_solutions = grounded_cases(random.Random(GROUNDED_SEED))
+    cases += more_cases + grounded
+    solutions += more_solutions + grounded_solutions
     command = (f"DELIBERATE_CLI=<built cli.js> python3 models/train/render_cases.py "
                f"(data synth --split train --per-level {PER_LEVEL} --seed {SEED}; corruption seed {SEED}; equations: "
                f"data synth --split train --per-level {EQUATION_PER_LEVEL} --seed {EQUATION_SEED}, its linear equations; "
-               f"corruption seed {EQUATION_SEED})")
+               f"corruption seed {EQUATION_SEED}; grounded: data synth --split train --per-level {GROUNDED_PER_LEVEL} "
+               f"--seed {GROUNDED_SEED} --ladder 2, its Compute problems; corruption seed {GROUNDED_SEED})")
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     with open(OUT, "w") as f:
         json.dump({"command": command, "cases": cases, "solutions": solutions}, f, ensure_ascii=True, indent=0)

@@ -13,6 +13,11 @@
  * must add up (`4x - 2x = -5 + 3` then `2x = -2`: `4 - 2 = 2`, `-5 + 3 = -2`), a distributed factor
  * must multiply out (`7(x - 15)` then `7x - 105`: `7 * -15 = -105`).
  *
+ * The `grounded` rendering is `equations` plus copy checks for `Compute` problems: each number on a
+ * step's first side is laid beside the number it should have been copied from, by position (the
+ * previous step's result first, then the problem's numbers not yet used), in the layout of a moved
+ * term: `6613 + 410 = 7023` where the problem has `+ 401` gets `410 + -401 = 0`.
+ *
  * render.py documents the layout. The renderer only reorders and pads the digits as written; it
  * never computes a sum, difference or product (the one comparison, which operand's magnitude is
  * larger, fixes which is written first).
@@ -23,10 +28,11 @@
 
 /**
  * `ordinary`: the step as written; `columns`: with the layout of its checks; `overlap`: each column
- * preceded by the previous one; `equations`: `columns` plus the checks that pair an equation's step with the line before it.
+ * preceded by the previous one; `equations`: `columns` plus the checks that pair an equation's step with the line before it;
+ * `grounded`: `equations` plus the copy checks of a `Compute` problem's steps.
  */
-export type PrmRendering = "ordinary" | "columns" | "overlap" | "equations";
-export const PRM_RENDERINGS = ["ordinary", "columns", "overlap", "equations"] as const satisfies readonly PrmRendering[];
+export type PrmRendering = "ordinary" | "columns" | "overlap" | "equations" | "grounded";
+export const PRM_RENDERINGS = ["ordinary", "columns", "overlap", "equations", "grounded"] as const satisfies readonly PrmRendering[];
 
 const INT = String.raw`-?\p{Nd}+`;
 // `a op b = c`, not part of a longer expression (no digit, `/`, `x` or `)` right before or after)
@@ -39,6 +45,10 @@ const PROBLEM = "Solve for x: ";
 const SUM = new RegExp(String.raw`^-?(?:\p{Nd}+x?|x)(?: [-+] (?:\p{Nd}+x?|x))*$`, "u");
 // `7(x - 15)` (a whole side)
 const DISTRIBUTE = new RegExp(String.raw`^(-?\p{Nd}+)\(x ([-+]) (\p{Nd}+)\)$`, "u");
+const COMPUTE = "Compute ";
+// a number as written: `-104`, `73/15`; not the operator of `5 - 3`
+const NUMBER = new RegExp(String.raw`(?<![\p{Nd}/-])-?\p{Nd}+(?:/\p{Nd}+)?(?![\p{Nd}/])`, "gu");
+const BOXED = new RegExp(String.raw`\\boxed\{(-?)(?:\\d?frac\{(\p{Nd}+)\}\{(\p{Nd}+)\}|(\p{Nd}+))\}`, "u");
 /** Python's whitespace (str.isspace()): JavaScript's `\s` less \ufeff, with \x1c-\x1f and \x85. */
 const PYTHON_SPACE = "\t\n\v\f\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000";
 
@@ -204,29 +214,76 @@ function pairingChecks(previous: string, step: string): Check[] {
   return checks;
 }
 
+function numbersOf(text: string): string[] {
+  return [...text.matchAll(NUMBER)].map((match) => match[0]);
+}
+
+function negate(value: string): string {
+  return value.startsWith("-") ? value.slice(1) : value === "0" ? value : "-" + value;
+}
+
+/** The numbers a step copies (render.py's copied_numbers): those on its first side, or the boxed answer. */
+function copiedNumbers(step: string): string[] {
+  const boxed = BOXED.exec(step);
+  if (boxed) {
+    const [, sign = "", num, den, whole] = boxed;
+    return [sign + (whole ?? `${num}/${den}`)];
+  }
+  const at = step.indexOf(" = ");
+  return at < 0 ? [] : numbersOf(step.slice(0, at));
+}
+
+/** Checks `b' + -b = 0` laying each number a step copies beside its source, by position (copy_checks). */
+function copyChecks(step: string, sources: readonly string[]): Check[] {
+  const checks: Check[] = [];
+  copiedNumbers(step).forEach((copy, i) => {
+    const source = sources[i];
+    if (source === undefined) return;
+    const [a, b] = [copy.split("/"), source.split("/")];
+    while (a.length < b.length) a.push("1");
+    while (b.length < a.length) b.push("1");
+    a.forEach((x, k) => checks.push([x, "+", negate(b[k] as string), "0"]));
+  });
+  return checks;
+}
+
 /**
  * The PRM's text for one step (render.py's render_step): `ordinary` keeps the step as written, less
- * trailing whitespace; `equations` also pairs the step with `previous`, the line before it (the
- * previous step, or the problem for the first step; none when undefined).
+ * trailing whitespace; `equations` and `grounded` also pair the step with `previous`, the line before
+ * it (the previous step, or the problem for the first step; none when undefined); `grounded` lays
+ * the numbers the step copies beside `sources` (see renderSteps).
  */
-export function renderStep(step: string, mode: PrmRendering, previous?: string): string {
+export function renderStep(step: string, mode: PrmRendering, previous?: string, sources?: readonly string[]): string {
   const text = rstrip(step);
   if (mode === "ordinary") return text;
   const checks = checksOf(text);
-  if (mode === "equations" && previous !== undefined) checks.push(...pairingChecks(previous, text));
+  if ((mode === "equations" || mode === "grounded") && previous !== undefined) checks.push(...pairingChecks(previous, text));
+  if (mode === "grounded" && sources !== undefined && sources.length > 0) checks.push(...copyChecks(text, sources));
   return text + checks.map((check) => SEP + renderCheck(check, mode === "overlap")).join("");
 }
 
 /**
- * The steps of one solution, each rendered as render.py's render_solution renders it: in mode
- * `equations` each step is paired with the step before it that is not blank (render_solution drops
- * blank steps), the first with the problem.
+ * The steps of one solution, each rendered as render.py's render_solution renders it: in modes
+ * `equations` and `grounded` each step is paired with the step before it that is not blank
+ * (render_solution drops blank steps), the first with the problem. In mode `grounded` a `Compute`
+ * problem's step copies from the numbers of the previous step's last side, then from the problem's
+ * numbers that no earlier step used (render.py's copy_sources).
  */
 export function renderSteps(problem: string, steps: readonly string[], mode: PrmRendering): string[] {
+  const compute = problem.startsWith(COMPUTE);
   let previous = problem;
+  let unused = compute ? numbersOf(problem.slice(COMPUTE.length)) : [];
+  let previousResult: string[] = [];
   return steps.map((step) => {
-    const text = renderStep(step, mode, previous);
-    if (rstrip(step) !== "") previous = step;
+    const stripped = rstrip(step);
+    if (stripped === "") return renderStep(step, mode, previous);
+    const text = renderStep(step, mode, previous, compute ? [...previousResult, ...unused] : undefined);
+    previous = step;
+    if (compute && !stripped.includes("\\boxed")) {
+      unused = unused.slice(Math.max(0, copiedNumbers(stripped).length - previousResult.length));
+      const at = stripped.lastIndexOf(" = ");
+      previousResult = numbersOf(at < 0 ? stripped : stripped.slice(at + 3));
+    }
     return text;
   });
 }
