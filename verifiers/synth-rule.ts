@@ -5,17 +5,12 @@
  * to measure how far a learned PRM is from perfect. It reads no tokens (and has no parameters).
  */
 import type { ScoreRequest, StepScores, StepVerifier } from "../src/policy.js";
-import { checkSolution } from "../datasets/synth/check.js";
+import { checkSteps } from "../datasets/synth/check.js";
 
-/** Whether one step is correct; an empty step is not a step and is never correct. */
-function stepCorrect(problem: string, step: string): boolean {
-  return checkSolution(problem, step).allStepsCorrect;
-}
-
-/** Per step: whether the prefix ending there is correct (every step up to it is). */
+/** Per step: whether the prefix ending there is correct (every step up to it is; an empty step is not a step and is never correct). */
 export function prefixCorrectness(problem: string, steps: readonly string[]): boolean[] {
   let allCorrect = true;
-  return steps.map((step) => (allCorrect &&= stepCorrect(problem, step)));
+  return checkSteps(problem, steps).map((step) => (allCorrect &&= step.correct));
 }
 
 export class SynthRuleVerifier implements StepVerifier {

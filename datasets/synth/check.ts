@@ -184,20 +184,7 @@ function checkAnswerStep(step: string, truth: Rational | undefined, gold: string
  * when `goldAnswer` is given, the final answer must also equal it.
  */
 export function checkSolution(problem: string, solution: string, goldAnswer?: string): SolutionCheck {
-  const truth = truthOf(problem);
-  const seen = COMPUTE.test(problem.trim()) ? new Set(numbersIn(problem)) : undefined;
-  const steps = splitSteps(solution).map((step) => {
-    if (step.includes("\\boxed")) return checkAnswerStep(step, truth.answer, goldAnswer);
-    let check = checkEquation(step, truth.x);
-    if (seen !== undefined) {
-      const copied = check.correct ? ungrounded(step, seen) : undefined;
-      if (copied !== undefined) {
-        check = { text: step, correct: false, reason: `${copied} is in neither the problem nor an earlier step` };
-      }
-      for (const value of numbersIn(step)) seen.add(value);
-    }
-    return check;
-  });
+  const steps = checkSteps(problem, splitSteps(solution), goldAnswer);
   const prefixCorrect: boolean[] = [];
   let allCorrect = true;
   for (const step of steps) {
@@ -209,7 +196,28 @@ export function checkSolution(problem: string, solution: string, goldAnswer?: st
     steps,
     prefixCorrect,
     answer,
-    answerCorrect: judgeAnswer(answer, truth.answer, goldAnswer),
+    answerCorrect: judgeAnswer(answer, truthOf(problem).answer, goldAnswer),
     allStepsCorrect: steps.length > 0 && allCorrect,
   };
+}
+
+/**
+ * Checks each of `steps` as given (each one step, none split further; an empty one is wrong), in
+ * order, so that a step is grounded in the problem and the steps before it (see the module comment).
+ */
+export function checkSteps(problem: string, steps: readonly string[], goldAnswer?: string): StepCheck[] {
+  const truth = truthOf(problem);
+  const seen = COMPUTE.test(problem.trim()) ? new Set(numbersIn(problem)) : undefined;
+  return steps.map((step) => {
+    if (step.includes("\\boxed")) return checkAnswerStep(step, truth.answer, goldAnswer);
+    let check = checkEquation(step, truth.x);
+    if (seen !== undefined) {
+      const copied = check.correct ? ungrounded(step, seen) : undefined;
+      if (copied !== undefined) {
+        check = { text: step, correct: false, reason: `${copied} is in neither the problem nor an earlier step` };
+      }
+      for (const value of numbersIn(step)) seen.add(value);
+    }
+    return check;
+  });
 }

@@ -175,11 +175,16 @@ LABEL_FIELDS = ("solution", "stepCorrect", "prefixCorrect", "predicted", "correc
 def reuse_labelled(rows, name, workdir, first=False):
     """The labelled solutions of an earlier run (workdir/{name}.labelled.jsonl) merged into `rows`,
     which must be the same problems in the same order (valid while the policy is unchanged); with
-    `first`, the first len(rows) of that run's solutions (a larger run that began with these problems)."""
+    `first`, the first len(rows) of that run's solutions (a larger run that began with these problems).
+    The solutions are labelled again when the labelling rules changed since (see `label`)."""
     path = os.path.join(workdir, name + ".labelled.jsonl")
     old = read_jsonl(path) if os.path.exists(path) else []
     if first:
         old = old[:len(rows)]
     if [r["problem"] for r in old] != [r["problem"] for r in rows]:
         raise SystemExit(f"reusing samples: {path} is missing or holds other problems; run without reuse")
-    return [dict(r, **{k: o[k] for k in LABEL_FIELDS}) for r, o in zip(rows, old)]
+    merged = [dict(r, **{k: o[k] for k in LABEL_FIELDS}) for r, o in zip(rows, old)]
+    rules = path + ".rules"
+    if os.path.exists(rules) and open(rules).read() == label_rules():
+        return merged
+    return label(merged, workdir, name + (f"_first{len(rows)}" if first else ""))

@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import random
+import re
 import time
 
 import numpy as np
@@ -29,7 +30,7 @@ from data import DEVICE, TOK, label, synth
 from model import LM, POLICY_ARCH, PRM, n_params
 from prm import auc, changed_result, sample_labelled
 from train import load_lm
-from render import checks_of, prm_example, render_solution, render_step, step_checks
+from render import checks_of, copy_sources, prm_example, render_solution, render_step, step_checks
 
 WORK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "work")
 
@@ -193,19 +194,50 @@ def corrupt_solution(solution, rng):
     return "\n\n".join(steps[:k] + [step] + steps[k + 1:])
 
 
-def solution_examples(n, seed, render, log, policy_rows=()):
+CHAIN_STEP = re.compile(r"^(-?\d+) ([-+*]) (\d+) = (-?\d+)$")
+
+
+def copy_error(solution, rng):
+    """The gold solution of an arithmetic chain with one number copied wrong (a digit changed in a
+    step's second operand) and every later step worked out again from it, as the policy's own copy
+    slips go: each step true, the answer wrong. None for a solution of another form."""
+    steps = [s for s in solution.split("\n\n") if s.strip()]
+    parsed = [CHAIN_STEP.match(s) for s in steps[:-1]]
+    if not parsed or not all(parsed) or "\\boxed" not in steps[-1]:
+        return None
+    k = rng.randrange(len(parsed))
+    digits = list(parsed[k].group(3))
+    i = rng.randrange(len(digits))
+    digits[i] = rng.choice([d for d in "0123456789" if d != digits[i] and (i > 0 or d != "0" or len(digits) == 1)])
+    out, a = steps[:k], parsed[k].group(1)
+    for j in range(k, len(parsed)):
+        b = "".join(digits) if j == k else parsed[j].group(3)
+        op = parsed[j].group(2)
+        value = true_result(a, op, b)
+        out.append(f"{a} {op} {b} = {value}")
+        a = str(value)
+    return "\n\n".join(out + [f"The answer is \\boxed{{{a}}}"])
+
+
+def solution_examples(n, seed, render, log, policy_rows=(), ladder=1, copy_errors=0.0):
     """Whole solutions (problem + steps, in the rendering) of `n` train problems: the gold solution
     or a copy with one step's result changed, each labelled by `data label` (prefixCorrect at every
     step end), plus per-column labels in the steps up to the first wrong one (with --dense; in mode
     `equations` also at the checks that pair a step with the line before it, e.g. a moved term's
-    `-37 + 37 = 0`); then the labelled `policy_rows` (the policy's own samples) in the same form."""
-    problems = synth("train", n, seed + 1, os.path.join(WORK, f"train_{n}.jsonl"))
+    `-37 + 37 = 0`); then the labelled `policy_rows` (the policy's own samples) in the same form.
+    With `copy_errors`, that share of the solutions have a number copied wrong instead (`copy_error`),
+    when they are arithmetic chains."""
+    suffix = "" if ladder == 1 else f"_ladder{ladder}"
+    problems = synth("train", n, seed + 1, os.path.join(WORK, f"train_{n}{suffix}.jsonl"), ladder)
     rng = random.Random(seed + 7)
     rows = []
     for p in problems:
-        sol = corrupt_solution(p["solution"], rng) if rng.random() < 0.6 else None
+        sol = copy_error(p["solution"], rng) if copy_errors > 0 and rng.random() < copy_errors else None
+        if sol is None:
+            sol = corrupt_solution(p["solution"], rng) if rng.random() < 0.6 else None
         rows.append(dict(problem=p["problem"], answer=p["answer"], solution=sol or p["solution"]))
-    rows = label(rows, WORK, f"solutions_{n}") + list(policy_rows)
+    name = f"solutions_{n}{suffix}" + (f"_copy{copy_errors}" if copy_errors > 0 else "")
+    rows = label(rows, WORK, name) + list(policy_rows)
     exs = []
     for r in rows:
         ids, ends = prm_example(r["problem"], r["solution"], render)
@@ -216,12 +248,13 @@ def solution_examples(n, seed, render, log, policy_rows=()):
             text, _ = render_solution(r["solution"], render, problem=r["problem"])
             start = len(ids) - len(text)
             pos, steps = 0, [s for s in r["solution"].split("\n\n") if s.strip()]
+            sources = copy_sources(r["problem"], [s.rstrip() for s in steps])
             for k, step in enumerate(steps):
                 previous = steps[k - 1] if k > 0 else r["problem"]
-                st, cols = render_step(step, render, previous)
+                st, cols = render_step(step, render, previous, sources[k])
                 if k > 0 and not r["prefixCorrect"][k - 1]:
                     break
-                checks = step_checks(step, render, previous)
+                checks = step_checks(step, render, previous, sources[k])
                 for off, ci, i in cols:
                     a, op, b, c = checks[ci]
                     Z, W = str(abs(true_result(a, op, b)))[::-1], c.lstrip("-")[::-1]
@@ -299,9 +332,9 @@ def fast_lru_init(prm, share, lo=0.001, hi=0.5):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--render", choices=["columns", "overlap", "ordinary", "equations"], default="columns",
+    ap.add_argument("--render", choices=["columns", "overlap", "ordinary", "equations", "grounded"], default="columns",
                     help="the verifier rendering (render.py); `equations` also pairs each equation step with "
-                         "the line before it")
+                         "the line before it, `grounded` also lays each number a Compute step copies beside its source")
     ap.add_argument("--dense", action="store_true", help="also label every column's result digit")
     ap.add_argument("--minutes", type=float, required=True)
     ap.add_argument("--d-model", type=int, default=128)
@@ -315,6 +348,10 @@ def main():
                          "(fast gates that can reset, as a carry needs) instead of Griffin's [0.9, 0.999]")
     ap.add_argument("--solutions", type=int, default=0, help="train problems for whole-solution examples")
     ap.add_argument("--solutions-share", type=float, default=0.0, help="share of batches of whole solutions")
+    ap.add_argument("--copy-errors", type=float, default=0.0,
+                    help="share of whole solutions with a number copied wrong (arithmetic chains), before other corruptions")
+    ap.add_argument("--ladder", type=int, default=1,
+                    help="the difficulty ladder of the whole-solution and policy-sample train problems")
     ap.add_argument("--policy", help="add this policy checkpoint's own labelled samples (work/NAME.pt) to the "
                                      "whole-solution examples")
     ap.add_argument("--policy-problems", type=int, default=2000, help="train problems the policy samples")
@@ -353,7 +390,7 @@ def main():
     log(f"{args.name}: {json.dumps(vars(args))}, {n_params(prm)} parameters on {DEVICE}; example: "
         f"{TOK.decode(val[0][0])!r}")
     policy_rows = policy_samples(args, log) if args.policy else []
-    sol_exs = solution_examples(args.solutions, args.seed, args.render, log, policy_rows) \
+    sol_exs = solution_examples(args.solutions, args.seed, args.render, log, policy_rows, args.ladder, args.copy_errors) \
         if args.solutions_share > 0 else []
     if args.sample_only:
         return
@@ -408,9 +445,10 @@ def save(prm, cfg, args, steps, history):
 def policy_samples(args, log):
     """The policy's own samples at T=0.8 on train problems it was not shown in the gold-solution
     examples (a separate draw), labelled; read back from an earlier run when they exist."""
-    name = f"prm_steps_samples_{args.policy}_{args.policy_problems}x{args.policy_samples}"
+    suffix = "" if args.ladder == 1 else f"_ladder{args.ladder}"
+    name = f"prm_steps_samples_{args.policy}_{args.policy_problems}x{args.policy_samples}{suffix}"
     problems = synth("train", args.policy_problems, args.seed + 11,
-                     os.path.join(WORK, f"train_{args.policy_problems}_s{args.seed + 11}.jsonl"))
+                     os.path.join(WORK, f"train_{args.policy_problems}_s{args.seed + 11}{suffix}.jsonl"), args.ladder)
     reuse = os.path.exists(os.path.join(WORK, name + ".labelled.jsonl"))
     policy = None if reuse else load_lm(args.policy)[0].eval()
     t0 = time.time()
