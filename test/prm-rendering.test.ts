@@ -112,6 +112,33 @@ describe("`equations` pairs a step of a linear equation with the line before it"
   });
 });
 
+describe("`grounded` lays each number a Compute step copies beside the number it should copy", () => {
+  const withChecks = (step: string, ...checks: string[]) => [step, ...checks].join(" | ");
+
+  it("from the problem in order, then from the previous step's result, and the answer from the last result", () => {
+    // 401 copied as 410: every step true, the answer wrong; the copy check `410 + -401 = 0` is the
+    // one whose columns do not add up (units 0 + 1 gives 0).
+    const steps = ["861 * 8 = 6888", "6888 - 681 = 6207", "6207 + 406 = 6613", "6613 + 410 = 7023", "The answer is \\boxed{7023}"];
+    const rendered = renderSteps("Compute 861 * 8 - 681 + 406 + 401.", steps, "grounded");
+    expect(rendered[0]).toBe(withChecks(steps[0] as string, "*+++n 188 688 888 086;", "++-+n 110 660 880;", "++-+n 880;"));
+    expect(rendered[3]).toBe(withChecks(steps[3] as string, "++++n 303 112 640 607;", "++-+n 330 110 660 660;", "++-+n 010 100 440;"));
+    expect(rendered[4]).toBe(withChecks(steps[4] as string, "++-+n 330 220 000 770;"));
+    // Without the problem (or for another kind of problem) there is nothing to copy from.
+    expect(renderSteps("Solve for x: 3x - 37 = 17.", ["3x = 17 + 37 = 54"], "grounded")).toEqual(
+      renderSteps("Solve for x: 3x - 37 = 17.", ["3x = 17 + 37 = 54"], "equations"),
+    );
+    expect(renderStep(steps[3] as string, "grounded")).toBe(renderStep(steps[3] as string, "columns"));
+  });
+
+  it("checks a fraction's numerator and denominator, and a sign carried from the previous step", () => {
+    const [fraction] = renderSteps("Compute 14/3 + 1/5.", ["14/3 + 1/6 = 70/30 + 5/30"], "grounded");
+    expect(fraction).toBe(withChecks("14/3 + 1/6 = 70/30 + 5/30", "++-+n 440 110;", "++-+n 330;", "++-+n 110;", "++-+n 650;"));
+    const signed = renderSteps("Compute 293 - 50 - 347 + 101.", ["293 - 50 = 243", "243 - 347 = -104", "104 + 101 = 205"], "grounded");
+    // -104 copied as 104: the check reads `104 + 104 = 0`, false
+    expect(signed[2]).toContain(" | ++++n 440 000 110;");
+  });
+});
+
 describe("the PRM engine's input", () => {
   const prmTokenizer = new Tokenizer(JSON.parse(readFileSync(join(resolveModel("prm"), "tokenizer.json"), "utf8")) as object, {});
   const tokenize = (text: string) => prmTokenizer.encode(text, { add_special_tokens: false }).ids;

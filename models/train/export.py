@@ -31,6 +31,9 @@ GOLDEN_PRM = [
     ("Compute (17 + 5) * 3 - 8.", "17 + 5 = 22\n\n22 * 3 = 66\n\n66 - 8 = 58\n\nThe answer is \\boxed{58}"),
     ("Compute (17 + 5) * 3 - 8.", "17 + 5 = 22\n\n22 * 3 = 68\n\n68 - 8 = 60\n\nThe answer is \\boxed{60}"),
     ("Solve for x: 4x - 3 = 2x - 5.", "4x - 2x = -5 + 3\n\n2x = -2\n\nx = -2 / 2 = -1\n\nThe answer is \\boxed{-1}"),
+    # a number copied wrong (401 as 410): every step true, the answer wrong
+    ("Compute 861 * 8 - 681 + 406 + 401.",
+     "861 * 8 = 6888\n\n6888 - 681 = 6207\n\n6207 + 406 = 6613\n\n6613 + 410 = 7023\n\nThe answer is \\boxed{7023}"),
 ]
 
 
@@ -281,11 +284,12 @@ def decode_benchmark(outdir, steps=1024):
             "ms_per_step": json.loads(res.stdout)}
 
 
-def export_prm(outdir, name="prm"):
+def export_prm(outdir, name="prm", rendering=None):
     """Exports work/{name}.pt; a PRM trained on a verifier rendering (its checkpoint's `render`, as
-    prm_steps.py writes) declares it in config.json `rendering`, and its golden inputs are rendered."""
+    prm_steps.py writes, or `rendering`) declares it in config.json `rendering`, and its golden
+    inputs are rendered."""
     prm, ck = load_prm(name)
-    rendering = ck.get("render") or "ordinary"
+    rendering = rendering or ck.get("render") or "ordinary"
     os.makedirs(outdir, exist_ok=True)
     write_json(os.path.join(outdir, "tokenizer.json"), TOK.hf_json())
     model = Scores(prm).eval()
@@ -359,6 +363,8 @@ def main():
     ap.add_argument("--policy-name", default="deliberate-griffin-policy-2",
                     help="the policy's name in config.json, which run records and allocation tables carry (the "
                          "first generation, policy_rev, was deliberate-griffin-policy)")
+    ap.add_argument("--prm-render", help="the rendering the PRM reads (render.py; default: the one its checkpoint was "
+                                         "trained on)")
     ap.add_argument("--parts", default="policy,baseline,prm", help="which of policy, baseline, prm to export")
     args = ap.parse_args()
     torch.set_num_threads(2)
@@ -370,7 +376,7 @@ def main():
         export_lm("baseline", os.path.join(MODELS, "baseline"), "deliberate-transformer-baseline",
                   "Transformer baseline of the same size with a KV cache, for memory and speed comparison")
     if "prm" in parts:
-        export_prm(os.path.join(MODELS, args.prm_dir), args.prm)
+        export_prm(os.path.join(MODELS, args.prm_dir), args.prm, args.prm_render)
 
 
 if __name__ == "__main__":
