@@ -350,8 +350,9 @@ def main():
     ap.add_argument("--solutions-share", type=float, default=0.0, help="share of batches of whole solutions")
     ap.add_argument("--copy-errors", type=float, default=0.0,
                     help="share of whole solutions with a number copied wrong (arithmetic chains), before other corruptions")
-    ap.add_argument("--ladder", type=int, default=1,
-                    help="the difficulty ladder of the whole-solution and policy-sample train problems")
+    ap.add_argument("--ladder", default="1",
+                    help="the difficulty ladders of the whole-solution and policy-sample train problems, "
+                         "comma-separated (each gives --solutions problems and --policy-problems samples)")
     ap.add_argument("--policy", help="add this policy checkpoint's own labelled samples (work/NAME.pt) to the "
                                      "whole-solution examples")
     ap.add_argument("--policy-problems", type=int, default=2000, help="train problems the policy samples")
@@ -389,9 +390,10 @@ def main():
     prm.to(DEVICE)
     log(f"{args.name}: {json.dumps(vars(args))}, {n_params(prm)} parameters on {DEVICE}; example: "
         f"{TOK.decode(val[0][0])!r}")
-    policy_rows = policy_samples(args, log) if args.policy else []
-    sol_exs = solution_examples(args.solutions, args.seed, args.render, log, policy_rows, args.ladder, args.copy_errors) \
-        if args.solutions_share > 0 else []
+    sol_exs = []
+    for ladder in ([int(v) for v in args.ladder.split(",")] if args.solutions_share > 0 else []):
+        policy_rows = policy_samples(args, ladder, log) if args.policy else []
+        sol_exs += solution_examples(args.solutions, args.seed, args.render, log, policy_rows, ladder, args.copy_errors)
     if args.sample_only:
         return
     sol_order = []
@@ -442,13 +444,13 @@ def save(prm, cfg, args, steps, history):
                os.path.join(WORK, args.name + ".pt"))
 
 
-def policy_samples(args, log):
+def policy_samples(args, ladder, log):
     """The policy's own samples at T=0.8 on train problems it was not shown in the gold-solution
     examples (a separate draw), labelled; read back from an earlier run when they exist."""
-    suffix = "" if args.ladder == 1 else f"_ladder{args.ladder}"
+    suffix = "" if ladder == 1 else f"_ladder{ladder}"
     name = f"prm_steps_samples_{args.policy}_{args.policy_problems}x{args.policy_samples}{suffix}"
     problems = synth("train", args.policy_problems, args.seed + 11,
-                     os.path.join(WORK, f"train_{args.policy_problems}_s{args.seed + 11}{suffix}.jsonl"), args.ladder)
+                     os.path.join(WORK, f"train_{args.policy_problems}_s{args.seed + 11}{suffix}.jsonl"), ladder)
     reuse = os.path.exists(os.path.join(WORK, name + ".labelled.jsonl"))
     policy = None if reuse else load_lm(args.policy)[0].eval()
     t0 = time.time()
