@@ -15,13 +15,13 @@
  * Everything else (grade, data, solve, report) runs for real and must exit 0.
  */
 import { spawnSync } from "node:child_process";
-import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { buildProgram } from "../src/program.js";
 import { spawnServe } from "./support/serve-process.js";
 import { generateSynth } from "../datasets/synth/generate.js";
@@ -195,10 +195,11 @@ afterAll(() => rm(cwd, { recursive: true, force: true }));
 
 /**
  * A finished run for each directory `report` reads that no example wrote: the report fixture's
- * results, split between them. A directory an earlier report example made keeps its lines, and the
- * new ones share the lines no directory of this report holds yet, so that no work item is found twice.
+ * results, split between them, less the lines a directory of this report already holds, so that no
+ * work item is found twice. Returns the directories made, which the example removes after it, so
+ * that a later example writing there (a `compare --out`) finds no run of another configuration.
  */
-function finishedRuns(args: string[]): void {
+function finishedRuns(args: string[]): string[] {
   const out = args.indexOf("--out");
   const dirs = args.slice(1).filter((arg, index) => !arg.startsWith("--") && index + 1 !== out);
   const results = (dir: string) => join(cwd, dir, "results.jsonl");
@@ -209,6 +210,7 @@ function finishedRuns(args: string[]): void {
     cpSync(join(repo, "test", "fixtures", "report-run"), join(cwd, dir), { recursive: true });
     writeFileSync(results(dir), `${lines.filter((_, i) => i % fresh.length === k).join("\n")}\n`);
   });
+  return fresh;
 }
 
 describe("the examples", () => {
@@ -227,7 +229,8 @@ describe("the examples", () => {
     const args = argumentsOf(example);
     // Without the shared MATH-500 copy the example would download it; it is checked where the copy is.
     if (args.some((arg) => arg === "math500") && !existsSync(MATH500)) skip();
-    if (args[0] === "report") finishedRuns(args);
+    const made = args[0] === "report" ? finishedRuns(args) : [];
+    onTestFinished(() => made.forEach((dir) => rmSync(join(cwd, dir), { recursive: true, force: true })));
     if (args[0] === "serve") {
       const served = await serveOnce(args, cwd, env);
       expect(served.health, served.stderr).toBe(200);

@@ -47,9 +47,9 @@ A term that stays (a coefficient carried over, a side copied) is not checked. A 
 form (another subject, the quotient `x = 54 / 3 = 18`, the answer, a malformed or rearranged step)
 gets no pairing check, only its own.
 
-Mode `grounded`: `equations`, plus copy checks for `Compute` problems, where the policy's commonest
-hidden mistake is a number copied wrong (`6613 + 410 = 7023` for the problem's `+ 401`): every step
-is true, the answer is not. Each number on a step's first side (integers and fractions `a/b` as
+Mode `grounded`: `equations`, plus copy checks for `Compute` problems, where a frequent mistake of
+the policy is a number copied wrong (`6613 + 410 = 7023` for the problem's `+ 401`): the step is a
+true equation, and only the problem shows it wrong. Each number on a step's first side (integers and fractions `a/b` as
 written, a sign attached to it included) is laid beside the number it should have been copied from,
 by position only: first the numbers of the previous step's last side, in order, then the problem's
 numbers not yet used, in order of appearance (a step uses as many of them as it has numbers beyond
