@@ -49,11 +49,11 @@ gets no pairing check, only its own.
 
 Mode `grounded`: `equations`, plus copy checks for `Compute` problems, where a frequent mistake of
 the policy is a number copied wrong (`6613 + 410 = 7023` for the problem's `+ 401`): the step is a
-true equation, and only the problem shows it wrong. Each number on a step's first side (integers and fractions `a/b` as
-written, a sign attached to it included) is laid beside the number it should have been copied from,
-by position only: first the numbers of the previous step's last side, in order, then the problem's
-numbers not yet used, in order of appearance (a step uses as many of them as it has numbers beyond
-the previous step's). The answer step's boxed value is laid beside the previous step's result. A
+true equation, and only the problem shows it wrong. Each number on a step's first side (integers
+and fractions `a/b` as written, a sign attached to it included) is laid beside the number it should
+have been copied from, by position only: first the numbers of the previous step's last side, in
+order, then the problem's numbers not yet used, in order of appearance (a step uses as many of them
+as it has numbers beyond the previous step's). The answer step's boxed value is laid beside the previous step's result. A
 copy of b as b' is checked in the layout of a moved term, `b' + -b = 0` (for a fraction, its
 numerators, then its denominators, an integer's denominator being 1):
       `Compute 861 * 8 - 681 + 406 + 401.`, ..., `6207 + 406 = 6613`, `6613 + 410 = 7023`
