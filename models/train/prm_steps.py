@@ -200,7 +200,7 @@ CHAIN_STEP = re.compile(r"^(-?\d+) ([-+*]) (\d+) = (-?\d+)$")
 def copy_error(solution, rng):
     """The gold solution of an arithmetic chain with one number copied wrong (a digit changed in a
     step's second operand) and every later step worked out again from it, as the policy's own copy
-    slips go: each step true, the answer wrong. None for a solution of another form."""
+    slips go: each step a true equation, the answer wrong. None for a solution of another form."""
     steps = [s for s in solution.split("\n\n") if s.strip()]
     parsed = [CHAIN_STEP.match(s) for s in steps[:-1]]
     if not parsed or not all(parsed) or "\\boxed" not in steps[-1]:
