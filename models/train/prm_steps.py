@@ -37,14 +37,18 @@ WORK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "work")
 ARITHMETIC_LEVELS = [dict(ops=1, add=(1, 99), mul=(2, 9), cap=1000), dict(ops=2, add=(2, 99), mul=(2, 12), cap=2000),
                      dict(ops=3, add=(2, 199), mul=(2, 12), cap=10000), dict(ops=4, add=(10, 499), mul=(2, 25), cap=50000),
                      dict(ops=5, add=(10, 999), mul=(2, 25), cap=200000)]
+# ladder 2's arithmetic levels (LADDERS[2] in generate.ts): longer chains, products of values to 200000 by 2-25
+ARITHMETIC_LEVELS_2 = [dict(ops=3, add=(10, 499), mul=(2, 25), cap=50000), dict(ops=4, add=(10, 499), mul=(2, 25), cap=50000),
+                       dict(ops=4, add=(10, 999), mul=(2, 25), cap=100000), dict(ops=5, add=(10, 499), mul=(2, 25), cap=100000),
+                       dict(ops=5, add=(10, 999), mul=(2, 25), cap=200000)]
 LINEAR_LEVELS = [dict(coef=(2, 9), x=(1, 20), const=(1, 50)), dict(coef=(2, 12), x=(-20, 20), const=(1, 99)),
                  dict(coef=(1, 12), x=(-10, 10), const=(1, 50)), dict(coef=(1, 15), x=(-20, 20), const=(1, 99)),
                  dict(coef=(1, 15), x=(-20, 20), const=(1, 20))]
 
 
-def arithmetic_step(rng):
+def arithmetic_step(rng, levels=ARITHMETIC_LEVELS):
     """(a, op, b, a op b) from a random position of a random level's chain."""
-    kn = ARITHMETIC_LEVELS[rng.randrange(5)]
+    kn = levels[rng.randrange(5)]
     value = rng.randint(*kn["add"])
     steps = []
     for _ in range(kn["ops"]):
@@ -78,9 +82,22 @@ def fraction_step(rng):
     return (a, op, b, a + b if op == "+" else a - b)
 
 
-def true_step(rng):
+def product_step(rng, levels):
+    """A product of a chain at the given levels (redrawn until the step drawn is one)."""
+    while True:
+        step = arithmetic_step(rng, levels)
+        if step[1] == "*":
+            return step
+
+
+def true_step(rng, steps_ladder=1, product_share=0.0):
+    """A step of ladder 1's shapes and sizes; with `steps_ladder` 2 the arithmetic steps are ladder 2's,
+    and `product_share` of all steps are products of its chains."""
+    levels = ARITHMETIC_LEVELS_2 if steps_ladder == 2 else ARITHMETIC_LEVELS
+    if rng.random() < product_share:
+        return product_step(rng, levels)
     r = rng.random()
-    return arithmetic_step(rng) if r < 0.7 else equation_step(rng) if r < 0.9 else fraction_step(rng)
+    return arithmetic_step(rng, levels) if r < 0.7 else equation_step(rng) if r < 0.9 else fraction_step(rng)
 
 
 def dropped_carry(a, op, b):
@@ -113,10 +130,15 @@ def near_miss(a, op, b, c, rng):
     """A wrong result near the right one, and the name of the slip."""
     s = str(abs(c))
     neg = c < 0
+    kinds = ["digit", "digit", "carry", "carry", "offset", "sign", "swap", "length", "other_op", "copy"]
+    if op == "*" and abs(b) >= 10:
+        kinds += ["partial"] * 4
     for _ in range(20):
-        kind = rng.choice(["digit", "digit", "carry", "carry", "offset", "sign", "swap", "length", "other_op", "copy"])
+        kind = rng.choice(kinds)
         w = None
-        if kind == "digit":
+        if kind == "partial":
+            w = partial_product_slip(a, b, rng)
+        elif kind == "digit":
             i = rng.randrange(len(s))
             d = rng.choice([t for t in "0123456789" if t != s[i] and (i > 0 or t != "0" or len(s) == 1)])
             w = int(s[:i] + d + s[i + 1:]) * (-1 if neg else 1)
@@ -148,13 +170,30 @@ def near_miss(a, op, b, c, rng):
     return c + 1, "offset"
 
 
+def partial_product_slip(a, b, rng):
+    """a * b worked out as long multiplication, a * (units of b) + a * (tens of b) * 10, with one digit
+    of one partial product wrong: the policy's usual slip on a two-digit multiplier (off by a multiple
+    of 10 or 100 in the middle of the result). None when a is 0."""
+    sign = -1 if (a < 0) != (b < 0) else 1
+    x, y = abs(a), abs(b)
+    if x == 0:
+        return None
+    partials = [x * (y % 10), x * (y // 10) * 10]
+    i = rng.randrange(2)
+    s = str(partials[i])
+    j = rng.randrange(len(s) - i)  # not the appended 0 of the tens' partial product
+    d = rng.choice([t for t in "0123456789" if t != s[j] and (j > 0 or t != "0" or len(s) == 1)])
+    partials[i] = int(s[:j] + d + s[j + 1:])
+    return sign * sum(partials)
+
+
 def text_of(a, op, b, c):
     return f"{a} {op} {b} = {c}"
 
 
-def make_example(rng, render):
+def make_example(rng, render, steps_ladder=1, product_share=0.0):
     """(token ids, label indices, labels, kind, slip) for one generated step."""
-    a, op, b, c = true_step(rng)
+    a, op, b, c = true_step(rng, steps_ladder, product_share)
     right = rng.random() < 0.5
     w, slip = (c, "right") if right else near_miss(a, op, b, c, rng)
     text, cols = render_step(text_of(a, op, b, w), render)
@@ -360,6 +399,10 @@ def main():
     ap.add_argument("--sample-only", action="store_true",
                     help="sample and label the whole-solution examples, then stop (the training run, on a "
                          "machine without node, reads the labels back)")
+    ap.add_argument("--steps-ladder", type=int, choices=[1, 2], default=1,
+                    help="the ladder whose arithmetic chains the single steps (and the held-out steps) come from")
+    ap.add_argument("--product-share", type=float, default=0.0,
+                    help="share of single steps (training and held-out) that are products of those chains")
     ap.add_argument("--name", required=True)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -375,7 +418,7 @@ def main():
 
     torch.manual_seed(args.seed)
     val_rng, rng = random.Random(10_000 + args.seed), random.Random(args.seed)
-    val = [make_example(val_rng, args.render) for _ in range(args.val)]
+    val = [make_example(val_rng, args.render, args.steps_ladder, args.product_share) for _ in range(args.val)]
     cfg = dict(POLICY_ARCH, d_model=args.d_model, vocab_size=len(TOK))
     if args.init:
         ck = torch.load(os.path.join(WORK, args.init + ".pt"), map_location="cpu")
@@ -421,7 +464,7 @@ def main():
             chosen = [sol_order.pop() for _ in range(min(args.batch_size // 4, len(sol_order)))]
             ids, pos, bi, ti, y = batch_solutions([sol_exs[i] for i in chosen], args.dense)
         else:
-            exs = [make_example(rng, args.render) for _ in range(args.batch_size)]
+            exs = [make_example(rng, args.render, args.steps_ladder, args.product_share) for _ in range(args.batch_size)]
             ids, pos, bi, ti, y = batch(exs, args.dense)
         logit = prm(ids, pos)[bi, ti]
         loss = F.binary_cross_entropy_with_logits(logit, y)

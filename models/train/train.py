@@ -176,7 +176,7 @@ def own_attempts(model, train, rng, seed, n_problems, sample_name, name, logfile
 
 
 def train_with_revisions(model, name, fix, keep, rows, train, calib, minutes, seed, logfile, batch_size,
-                         revision_share):
+                         revision_share, lr=1e-3):
     """Trains on gold solutions of `train` mixed with the fix and keep examples (a revision example
     with probability `revision_share` per draw); returns the stats."""
     revision = fix + keep
@@ -185,7 +185,7 @@ def train_with_revisions(model, name, fix, keep, rows, train, calib, minutes, se
     mix = gold + [revision[i % len(revision)] for i in range(n_revision)]
     log(f"{name}: {len(fix)} fix + {len(keep)} keep revision examples, repeated to {n_revision}, "
         f"+ {len(gold)} gold examples", logfile)
-    stats = train_lm(model, mix, minutes, 1e-3, seed, logfile, batch_size=batch_size, calib=calib[:200], warmup=50)
+    stats = train_lm(model, mix, minutes, lr, seed, logfile, batch_size=batch_size, calib=calib[:200], warmup=50)
     stats.update(revision_examples_fix=len(fix), revision_examples_keep=len(keep), sampled=len(rows),
                  sampled_right=sum(r["correct"] for r in rows))
     stats["calibration_greedy_accuracy"] = greedy_accuracy(model, calib[:200], "calib")
@@ -219,13 +219,16 @@ def stage_revision(seed, minutes, batch_size, n_problems=6000, revision_share=0.
 
 
 def stage_revision_interleaved(seed, minutes, batch_size, init, name="policy_rev_interleaved", n_problems=6000,
-                               revision_share=0.25, sample_only=False, samples=None):
+                               revision_share=0.25, sample_only=False, samples=None, ladder=1, keep_ratio=1.0,
+                               lr=1e-3):
     """Revision in the interleaved layout (revision_layout.py), continuing from the checkpoint `init`:
     it samples attempts at T=0.8 on fresh train problems; a wrong attempt gets the gold solution as
     target (fix), a right one itself (keep). Fix and keep examples are balanced (keep topped up with
     gold solutions shown as the previous attempt, or cut down to the fixes) and mixed with gold
     solutions as in stage_revision, so that the policy keeps its first-attempt skill. With
-    `sample_only` it stops after sampling and labelling (a GPU machine without node reads them back)."""
+    `sample_only` it stops after sampling and labelling (a GPU machine without node reads them back).
+    With `ladder` 2 the attempts are at ladder 2's train problems (the gold solutions mixed in stay
+    ladder 1's, the policy's own training set); `keep_ratio` keep examples per fix example."""
     if os.path.exists(os.path.join(WORK, name + ".pt")):
         log(f"{name}: checkpoint exists, skipped")
         return
@@ -233,19 +236,22 @@ def stage_revision_interleaved(seed, minutes, batch_size, init, name="policy_rev
     logfile = os.path.join(WORK, name + ".log")
     model, ck = load_lm(init)
     rng = random.Random(seed + 3)
-    rows = own_attempts(model, train, rng, seed + 3, n_problems, samples or name + "_samples", name, logfile)
+    pool = train if ladder == 1 else synth("train", n_problems, seed + 3,
+                                           os.path.join(WORK, f"train_{n_problems}_s{seed + 3}_ladder{ladder}.jsonl"), ladder)
+    rows = own_attempts(model, pool, rng, seed + 3, n_problems, samples or name + "_samples", name, logfile)
     if sample_only:
         return
     fix = [interleaved_revision_example(r["problem"], r["solution"], r["gold_solution"])
            for r in rows if not r["correct"]]
     keep = [interleaved_revision_example(r["problem"], r["solution"], r["solution"]) for r in rows if r["correct"]]
-    if len(keep) > len(fix):
-        keep = rng.sample(keep, len(fix))
+    n_keep = int(round(len(fix) * keep_ratio))
+    if len(keep) > n_keep:
+        keep = rng.sample(keep, n_keep)
     keep += [interleaved_revision_example(p["problem"], p["solution"], p["solution"])
-             for p in rng.sample(train, len(fix) - len(keep))]
+             for p in rng.sample(pool, n_keep - len(keep))]
     stats = train_with_revisions(model, name, fix, keep, rows, train, calib, minutes, seed + 3, logfile, batch_size,
-                                 revision_share)
-    stats.update(init=init, init_stats=ck.get("stats"))
+                                 revision_share, lr)
+    stats.update(init=init, init_stats=ck.get("stats"), attempts_ladder=ladder, keep_ratio=keep_ratio, lr=lr)
     log(f"{name}: done {json.dumps(stats)}", logfile)
     save_lm(model, name, stats=stats, revision_layout="interleaved")
 
@@ -266,14 +272,21 @@ def main():
                                       "read back when they exist")
     ap.add_argument("--sample-only", action="store_true",
                     help="revision-interleaved: sample and label the attempts, then stop")
+    ap.add_argument("--ladder", type=int, choices=[1, 2], default=1,
+                    help="revision-interleaved: the ladder of the train problems attempted")
+    ap.add_argument("--keep-ratio", type=float, default=1.0,
+                    help="revision-interleaved: keep examples per fix example")
+    ap.add_argument("--lr", type=float, default=1e-3, help="revision-interleaved: peak learning rate")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads")
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     log(f"device {DEVICE}, batch size {args.batch_size}")
     if args.stage == "revision":
         stage_revision(args.seed, args.minutes, args.batch_size)
     elif args.stage == "revision-interleaved":
         stage_revision_interleaved(args.seed, args.minutes, args.batch_size, args.init, args.name, args.attempts,
-                                   args.revision_share, args.sample_only, args.samples)
+                                   args.revision_share, args.sample_only, args.samples, args.ladder, args.keep_ratio,
+                                   args.lr)
     else:
         stage_lm(args.stage, args.seed, args.minutes, args.batch_size)
 
