@@ -259,8 +259,9 @@ def main():
     ap.add_argument("--revision-only", action="store_true",
                     help="measure revision alone (greedy attempt, one greedy revision) into models/eval-revision.json")
     ap.add_argument("--ladder", type=int, default=1, help="with --revision-only: the test problems' difficulty ladder")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads")
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     if args.revision_only:
         path = os.path.join(MODELS, "eval-revision.json")
         everything = json.load(open(path)) if os.path.exists(path) else {}
