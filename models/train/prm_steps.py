@@ -11,7 +11,8 @@ random step of an arithmetic chain (+, -, * with the level's ranges and caps), t
 `d - b` and the quotient `rhs / coef` of a linear equation, the numerator sum of a same-denominator
 fraction sum. Near misses change the result: one digit replaced, a carry or borrow dropped, off by
 1, 10 or 100, the sign flipped, two digits swapped, a digit dropped or doubled, the other
-operation's result, an operand copied.
+operation's result, an operand copied; for a two-digit multiplier also one digit of one partial
+product of the long multiplication wrong (the policy's usual product slip; `--partial-slips`).
 Labels: the step's own verdict at its last character; with `--dense`, also one at every column's
 result digit (whether the result's digits so far, units first, are right).
 """
@@ -94,7 +95,7 @@ def true_step(rng, steps_ladder=1, product_share=0.0):
     """A step of ladder 1's shapes and sizes; with `steps_ladder` 2 the arithmetic steps are ladder 2's,
     and `product_share` of all steps are products of its chains."""
     levels = ARITHMETIC_LEVELS_2 if steps_ladder == 2 else ARITHMETIC_LEVELS
-    if rng.random() < product_share:
+    if product_share > 0 and rng.random() < product_share:  # no draw without it: earlier runs' streams stay
         return product_step(rng, levels)
     r = rng.random()
     return arithmetic_step(rng, levels) if r < 0.7 else equation_step(rng) if r < 0.9 else fraction_step(rng)
@@ -126,12 +127,13 @@ def dropped_carry(a, op, b):
     return int("".join(out)[::-1])
 
 
-def near_miss(a, op, b, c, rng):
-    """A wrong result near the right one, and the name of the slip."""
+def near_miss(a, op, b, c, rng, partial_slips=False):
+    """A wrong result near the right one, and the name of the slip; with `partial_slips`, long
+    multiplication slips too (without it the draws are those of the runs before it existed)."""
     s = str(abs(c))
     neg = c < 0
     kinds = ["digit", "digit", "carry", "carry", "offset", "sign", "swap", "length", "other_op", "copy"]
-    if op == "*" and abs(b) >= 10:
+    if partial_slips and op == "*" and abs(b) >= 10:
         kinds += ["partial"] * 4
     for _ in range(20):
         kind = rng.choice(kinds)
@@ -191,11 +193,11 @@ def text_of(a, op, b, c):
     return f"{a} {op} {b} = {c}"
 
 
-def make_example(rng, render, steps_ladder=1, product_share=0.0):
+def make_example(rng, render, steps_ladder=1, product_share=0.0, partial_slips=False):
     """(token ids, label indices, labels, kind, slip) for one generated step."""
     a, op, b, c = true_step(rng, steps_ladder, product_share)
     right = rng.random() < 0.5
-    w, slip = (c, "right") if right else near_miss(a, op, b, c, rng)
+    w, slip = (c, "right") if right else near_miss(a, op, b, c, rng, partial_slips)
     text, cols = render_step(text_of(a, op, b, w), render)
     ids = [TOK.bos_id] + TOK.encode(text)
     idx, ys = [], []
@@ -403,6 +405,8 @@ def main():
                     help="the ladder whose arithmetic chains the single steps (and the held-out steps) come from")
     ap.add_argument("--product-share", type=float, default=0.0,
                     help="share of single steps (training and held-out) that are products of those chains")
+    ap.add_argument("--partial-slips", action="store_true",
+                    help="near misses of a product by a two-digit multiplier include long-multiplication slips")
     ap.add_argument("--name", required=True)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -418,7 +422,8 @@ def main():
 
     torch.manual_seed(args.seed)
     val_rng, rng = random.Random(10_000 + args.seed), random.Random(args.seed)
-    val = [make_example(val_rng, args.render, args.steps_ladder, args.product_share) for _ in range(args.val)]
+    val = [make_example(val_rng, args.render, args.steps_ladder, args.product_share, args.partial_slips)
+           for _ in range(args.val)]
     cfg = dict(POLICY_ARCH, d_model=args.d_model, vocab_size=len(TOK))
     if args.init:
         ck = torch.load(os.path.join(WORK, args.init + ".pt"), map_location="cpu")
@@ -464,7 +469,8 @@ def main():
             chosen = [sol_order.pop() for _ in range(min(args.batch_size // 4, len(sol_order)))]
             ids, pos, bi, ti, y = batch_solutions([sol_exs[i] for i in chosen], args.dense)
         else:
-            exs = [make_example(rng, args.render, args.steps_ladder, args.product_share) for _ in range(args.batch_size)]
+            exs = [make_example(rng, args.render, args.steps_ladder, args.product_share, args.partial_slips)
+                   for _ in range(args.batch_size)]
             ids, pos, bi, ti, y = batch(exs, args.dense)
         logit = prm(ids, pos)[bi, ti]
         loss = F.binary_cross_entropy_with_logits(logit, y)
