@@ -19,6 +19,7 @@ import torch
 
 from data import TOK
 from prm import INTEGER_STEP, auc, load_prm
+from prm_steps import batch_solutions
 from rank_check import rendered_scores, step_kind
 from render import render_step
 from train import WORK
@@ -45,18 +46,13 @@ def arithmetic_true(step):
 
 @torch.no_grad()
 def single_step_scores(prm, steps, mode, batch_size=128):
-    """The PRM's logit at the last token of each step rendered alone (bos + rendering)."""
+    """The PRM's logit at the last token of each step rendered alone (bos + rendering), as
+    prm_steps.py trains and evaluates single steps."""
     out = []
     for i in range(0, len(steps), batch_size):
         exs = [[TOK.bos_id] + TOK.encode(render_step(s, mode)[0]) for s in steps[i:i + batch_size]]
-        T = max(len(e) for e in exs)
-        ids = torch.full((len(exs), T), TOK.pad_id, dtype=torch.long)
-        pos = torch.full((len(exs), T), -1, dtype=torch.long)
-        for j, e in enumerate(exs):
-            ids[j, :len(e)] = torch.tensor(e)
-            pos[j, :len(e)] = torch.arange(len(e))
-        logits = prm(ids, pos)
-        out += [logits[j, len(e) - 1].item() for j, e in enumerate(exs)]
+        ids, pos, bi, ti, _ = batch_solutions([(e, [], [], [len(e) - 1], [True]) for e in exs], dense=False)
+        out += prm(ids, pos)[bi, ti].tolist()
     return out
 
 
