@@ -247,6 +247,9 @@ def stage_revision_interleaved(seed, minutes, batch_size, init, name="policy_rev
     n_keep = int(round(len(fix) * keep_ratio))
     if len(keep) > n_keep:
         keep = rng.sample(keep, n_keep)
+    if n_keep - len(keep) > len(pool):
+        raise SystemExit(f"--keep-ratio {keep_ratio}: {n_keep} keep examples asked, but only {len(keep)} right "
+                         f"attempts and {len(pool)} gold solutions to top them up with")
     keep += [interleaved_revision_example(p["problem"], p["solution"], p["solution"])
              for p in rng.sample(pool, n_keep - len(keep))]
     stats = train_with_revisions(model, name, fix, keep, rows, train, calib, minutes, seed + 3, logfile, batch_size,
