@@ -129,10 +129,23 @@ def write_jsonl(path, rows):
 
 def synth(split, n, seed, out, ladder=1):
     """`data synth` problems (cached at `out`) from a difficulty ladder: every model here was trained on
-    ladder 1's train split, and the first generation was evaluated on its test split."""
-    if not os.path.exists(out):
-        subprocess.run(CLI + ["data", "synth", "--split", split, "--n", str(n), "--seed", str(seed), "--out", out,
-                              "--ladder", str(ladder)], check=True)
+    ladder 1's train split, and the first generation was evaluated on its test split. The cache is
+    read back only when `out.args.json` says the same split, n, seed and ladder made it; otherwise
+    the problems are drawn again (`data synth` is deterministic), so that two callers that share a
+    file name never get each other's problems."""
+    args = dict(split=split, n=n, seed=seed, ladder=ladder)
+    args_file = out + ".args.json"
+    made_by = json.load(open(args_file)) if os.path.exists(args_file) else None
+    if os.path.exists(out) and made_by == args:
+        return read_jsonl(out)
+    if os.path.exists(out) and not can_label():
+        found = f"made by {made_by}" if made_by else f"no {args_file}"
+        raise SystemExit(f"{out} was not drawn with {args} ({found}), and node cannot draw it again here: "
+                         "carry the right file and its .args.json over")
+    subprocess.run(CLI + ["data", "synth", "--split", split, "--n", str(n), "--seed", str(seed), "--out", out,
+                          "--ladder", str(ladder)], check=True)
+    with open(args_file, "w") as f:
+        json.dump(args, f)
     return read_jsonl(out)
 
 

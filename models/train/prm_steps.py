@@ -269,7 +269,7 @@ def solution_examples(n, seed, render, log, policy_rows=(), ladder=1, copy_error
     With `copy_errors`, that share of the solutions have a number copied wrong instead (`copy_error`),
     when they are arithmetic chains."""
     suffix = "" if ladder == 1 else f"_ladder{ladder}"
-    # synth() reads a cached file back whatever seed made it, so other seeds name theirs (seed 0's keeps its old name)
+    # other seeds name their problems, and so their labels, apart (seed 0's keep their old names)
     suffix += f"_s{seed}" if seed else ""
     problems = synth("train", n, seed + 1, os.path.join(WORK, f"train_{n}{suffix}.jsonl"), ladder)
     rng = random.Random(seed + 7)
@@ -499,7 +499,7 @@ def policy_samples(args, ladder, log):
     """The policy's own samples at T=0.8 on train problems it was not shown in the gold-solution
     examples (a separate draw), labelled; read back from an earlier run when they exist."""
     suffix = "" if ladder == 1 else f"_ladder{ladder}"
-    # as in solution_examples: synth() and the labels are cached by name, so other seeds name theirs
+    # as in solution_examples: the labels are cached by name, so other seeds name theirs
     seed = f"_s{args.seed}" if args.seed else ""
     name = f"prm_steps_samples_{args.policy}_{args.policy_problems}x{args.policy_samples}{suffix}{seed}"
     problems = synth("train", args.policy_problems, args.seed + 11,

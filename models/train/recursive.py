@@ -482,7 +482,8 @@ def cmd_train(args):
     n_src, n_rec = sum(p.numel() for p in policy.parameters()), unique_params(model)
     log(f"{name}: policy {n_src} parameters -> recursive {n_rec} unique ({100 * (1 - n_rec / n_src):.1f}% fewer), "
         f"rank {args.rank}", logfile)
-    train = synth("train", 120000, args.seed + 1, os.path.join(WORK, "train.jsonl"))
+    suffix = f"_s{args.seed}" if args.seed else ""
+    train = synth("train", 120000, args.seed + 1, os.path.join(WORK, f"train{suffix}.jsonl"))
     rng = random.Random(args.seed + 7)
     examples = gold_examples(rng.sample(train, len(train)))
     stats = uptrain(model, policy, examples, args.minutes, args.lr, args.seed, logfile, batch_size=args.batch_size,

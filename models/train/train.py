@@ -35,9 +35,11 @@ def log(msg, path=None):
 
 
 def task_data(seed):
+    """The ladder-1 train and calibration problems drawn with `seed` (seed 0's are the policy's own)."""
     os.makedirs(WORK, exist_ok=True)
-    train = synth("train", 120000, seed + 1, os.path.join(WORK, "train.jsonl"))
-    calib = synth("calibration", 2000, seed + 1, os.path.join(WORK, "calibration.jsonl"))
+    suffix = f"_s{seed}" if seed else ""
+    train = synth("train", 120000, seed + 1, os.path.join(WORK, f"train{suffix}.jsonl"))
+    calib = synth("calibration", 2000, seed + 1, os.path.join(WORK, f"calibration{suffix}.jsonl"))
     return train, calib
 
 
@@ -96,19 +98,20 @@ def warmup_cosine(lr, step, warmup, frac):
 
 
 def train_lm(model, examples, minutes, lr, seed, logfile, batch_size=32, calib=None, eval_every=300.0,
-             warmup=100):
-    """AdamW with warm-up and a cosine decay over the wall-clock budget."""
+             warmup=100, steps=None):
+    """AdamW with warm-up and a cosine decay over the wall-clock budget, or over `steps` steps when
+    given (then the run does not depend on the machine's speed)."""
     torch.manual_seed(seed)
     rng = random.Random(seed)
     opt = adamw(model, lr)
-    start, budget = time.time(), minutes * 60.0
+    start, budget = time.time(), (minutes or 0) * 60.0
     step, seen, ema, next_eval = 0, 0, None, eval_every
     order = []
     while True:
         elapsed = time.time() - start
-        if elapsed >= budget:
+        if (step >= steps) if steps else (elapsed >= budget):
             break
-        frac = elapsed / budget
+        frac = step / steps if steps else elapsed / budget
         cur = warmup_cosine(lr, step, warmup, frac)
         for g in opt.param_groups:
             g["lr"] = cur
@@ -176,7 +179,7 @@ def own_attempts(model, train, rng, seed, n_problems, sample_name, name, logfile
 
 
 def train_with_revisions(model, name, fix, keep, rows, train, calib, minutes, seed, logfile, batch_size,
-                         revision_share, lr=1e-3):
+                         revision_share, lr=1e-3, steps=None):
     """Trains on gold solutions of `train` mixed with the fix and keep examples (a revision example
     with probability `revision_share` per draw); returns the stats."""
     revision = fix + keep
@@ -185,7 +188,8 @@ def train_with_revisions(model, name, fix, keep, rows, train, calib, minutes, se
     mix = gold + [revision[i % len(revision)] for i in range(n_revision)]
     log(f"{name}: {len(fix)} fix + {len(keep)} keep revision examples, repeated to {n_revision}, "
         f"+ {len(gold)} gold examples", logfile)
-    stats = train_lm(model, mix, minutes, lr, seed, logfile, batch_size=batch_size, calib=calib[:200], warmup=50)
+    stats = train_lm(model, mix, minutes, lr, seed, logfile, batch_size=batch_size, calib=calib[:200], warmup=50,
+                     steps=steps)
     stats.update(revision_examples_fix=len(fix), revision_examples_keep=len(keep), sampled=len(rows),
                  sampled_right=sum(r["correct"] for r in rows))
     stats["calibration_greedy_accuracy"] = greedy_accuracy(model, calib[:200], "calib")
@@ -220,7 +224,7 @@ def stage_revision(seed, minutes, batch_size, n_problems=6000, revision_share=0.
 
 def stage_revision_interleaved(seed, minutes, batch_size, init, name="policy_rev_interleaved", n_problems=6000,
                                revision_share=0.25, sample_only=False, samples=None, ladder=1, keep_ratio=1.0,
-                               lr=1e-3):
+                               lr=1e-3, steps=None):
     """Revision in the interleaved layout (revision_layout.py), continuing from the checkpoint `init`:
     it samples attempts at T=0.8 on fresh train problems; a wrong attempt gets the gold solution as
     target (fix), a right one itself (keep). Fix and keep examples are balanced (keep topped up with
@@ -232,7 +236,8 @@ def stage_revision_interleaved(seed, minutes, batch_size, init, name="policy_rev
     if os.path.exists(os.path.join(WORK, name + ".pt")):
         log(f"{name}: checkpoint exists, skipped")
         return
-    train, calib = task_data(seed)
+    # the gold solutions mixed in are the policy's own training set (seed 0's), whatever seed draws the attempts
+    train, calib = task_data(0)
     logfile = os.path.join(WORK, name + ".log")
     model, ck = load_lm(init)
     rng = random.Random(seed + 3)
@@ -253,7 +258,7 @@ def stage_revision_interleaved(seed, minutes, batch_size, init, name="policy_rev
     keep += [interleaved_revision_example(p["problem"], p["solution"], p["solution"])
              for p in rng.sample(pool, n_keep - len(keep))]
     stats = train_with_revisions(model, name, fix, keep, rows, train, calib, minutes, seed + 3, logfile, batch_size,
-                                 revision_share, lr)
+                                 revision_share, lr, steps)
     stats.update(init=init, init_stats=ck.get("stats"), attempts_ladder=ladder, keep_ratio=keep_ratio, lr=lr)
     log(f"{name}: done {json.dumps(stats)}", logfile)
     save_lm(model, name, stats=stats, revision_layout="interleaved")
@@ -263,7 +268,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("stage", choices=["policy", "revision", "revision-interleaved", "baseline"])
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--minutes", type=float, required=True)
+    ap.add_argument("--minutes", type=float, help="training budget in wall-clock minutes")
+    ap.add_argument("--steps", type=int, help="revision-interleaved: train this many steps instead of --minutes "
+                                              "(the schedule then follows the steps, not the clock)")
     ap.add_argument("--batch-size", type=int, default=32, help="sequences per step (256 on a GPU)")
     ap.add_argument("--init", default="policy_rev", help="revision-interleaved: the checkpoint it continues from")
     ap.add_argument("--name", default="policy_rev_interleaved", help="revision-interleaved: the checkpoint it writes")
@@ -282,6 +289,8 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-3, help="revision-interleaved: peak learning rate")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     args = ap.parse_args()
+    if (args.minutes is None) == (args.steps is None) or (args.steps and args.stage != "revision-interleaved"):
+        ap.error("give --minutes, or --steps with revision-interleaved")
     torch.set_num_threads(args.threads)
     log(f"device {DEVICE}, batch size {args.batch_size}")
     if args.stage == "revision":
@@ -289,7 +298,7 @@ def main():
     elif args.stage == "revision-interleaved":
         stage_revision_interleaved(args.seed, args.minutes, args.batch_size, args.init, args.name, args.attempts,
                                    args.revision_share, args.sample_only, args.samples, args.ladder, args.keep_ratio,
-                                   args.lr)
+                                   args.lr, args.steps)
     else:
         stage_lm(args.stage, args.seed, args.minutes, args.batch_size)
 
