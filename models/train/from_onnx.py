@@ -4,12 +4,15 @@ is empty (the training checkpoints are git-ignored): models/policy/prefill.onnx 
 and models/prm/prm.onnx -> work/prm.pt, each checked against its golden.json (the policy's 40
 greedy tokens, the PRM's per-token scores).
 
-    OMP_NUM_THREADS=1 /usr/bin/python3 models/train/from_onnx.py
+    OMP_NUM_THREADS=1 /usr/bin/python3 models/train/from_onnx.py [--policy-dir DIR]
+
+(--policy-dir: another exported policy, e.g. an earlier one taken out of git, instead of models/policy.)
 
 Constant folding at export turned each Linear weight into a MatMul initializer (transposed), each
 depthwise-conv tap into a Mul, and -lambda into the Softplus input; the node names say which module
 each belongs to.
 """
+import argparse
 import json
 import os
 import re
@@ -61,22 +64,25 @@ def state_from_onnx(path, prefix):
 
 
 def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--policy-dir", default=os.path.join(MODELS, "policy"), help="the exported policy to read back")
+    policy_dir = ap.parse_args().policy_dir
     torch.set_num_threads(1)
     os.makedirs(WORK, exist_ok=True)
-    cfg = json.load(open(os.path.join(MODELS, "policy", "config.json")))
+    cfg = json.load(open(os.path.join(policy_dir, "config.json")))
     arch = dict(POLICY_ARCH, vocab_size=len(TOK))
     lm = LM(arch)
-    state = {k[len("lm."):]: v for k, v in state_from_onnx(os.path.join(MODELS, "policy", "prefill.onnx"), "").items()}
+    state = {k[len("lm."):]: v for k, v in state_from_onnx(os.path.join(policy_dir, "prefill.onnx"), "").items()}
     missing = lm.load_state_dict(state, strict=False)
     assert not missing.missing_keys and not missing.unexpected_keys, missing
-    golden = json.load(open(os.path.join(MODELS, "policy", "golden.json")))
+    golden = json.load(open(os.path.join(policy_dir, "golden.json")))
     out = generate(lm, [golden["prompt"] + "\n\n"], temperature=0.0, max_new=len(golden["greedy_ids"]))
     want = TOK.decode(golden["greedy_ids"])
     print("policy greedy:", repr(out[0][:len(want)]), "golden:", repr(want))
     assert out[0][:len(want)] == want.split(TOK.itos[TOK.eos_id])[0][:len(out[0])], "policy does not match golden.json"
     # the interleaved reviser's config declares its layout as an object (export.py), the flat one as a template string
     layout = "interleaved" if isinstance(cfg["prompt_format"]["revision"], dict) else "flat"
-    torch.save(dict(cfg=arch, state=cpu_state(lm), source="models/policy/prefill.onnx", revision_layout=layout),
+    torch.save(dict(cfg=arch, state=cpu_state(lm), source=os.path.join(policy_dir, "prefill.onnx"), revision_layout=layout),
                os.path.join(WORK, CHECKPOINTS[cfg["name"]] + ".pt"))
 
     prm = PRM(LM(arch))

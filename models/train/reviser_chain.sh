@@ -9,7 +9,12 @@ set -e
 cd "$(dirname "$0")"
 THREADS=${THREADS:-2}
 export OMP_NUM_THREADS=$THREADS OMP_WAIT_POLICY=PASSIVE PYTHONUNBUFFERED=1 TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1
-[ -f work/rev_gpu_s25.pt ] || /usr/bin/python3 from_onnx.py
+# rev_gpu_s25, the policy shipped before rev_keep4 (deliberate-griffin-policy-2), read back from its graphs in git
+if [ ! -f work/rev_gpu_s25.pt ]; then
+  mkdir -p work/policy-2
+  for f in config.json golden.json prefill.onnx; do git show c6e7835:models/policy/$f > work/policy-2/$f; done
+  /usr/bin/python3 from_onnx.py --policy-dir work/policy-2
+fi
 R="revision-interleaved --ladder 2 --attempts 4000 --revision-share 0.5 --threads $THREADS"
 /usr/bin/python3 train.py $R --init rev_gpu_s25 --name rev_keep --keep-ratio 2 --lr 3e-4 --steps 1191
 /usr/bin/python3 train.py $R --init rev_keep --name rev_keep2 --samples rev_keep_samples --keep-ratio 3 --lr 2e-4 \
