@@ -243,7 +243,8 @@ describe("n: k for the children of one parent", () => {
       const serve = await startServe();
       const batched = await served(serve.url, mode, true);
       const separate = await served(serve.url, mode, false);
-      const problem = { problem: "Compute 17 + 25." };
+      // a problem whose first step the policy is unsure of, so that differently seeded forks differ
+      const problem = { problem: "Compute 4817 * 63 - 9 / 14 + 2968." };
       const parent = await batched.start(problem);
       const children = Array.from({ length: 4 }, () => parent.fork());
       const other = await batched.start({ problem: "Compute 3 * 9." });
