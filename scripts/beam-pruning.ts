@@ -1,0 +1,185 @@
+/**
+ * Why beam search loses to best-of-N where it does (issue 15; a measurement, not a timed test).
+ * Runs beam search and PRM-weighted best-of-N at the same budget on the same synthetic test
+ * problems with the embedded models (the bench's seeds and defaults, so its results are the
+ * `compare` run's), keeps beam search's tree, and labels every node with the task's exact checker
+ * (a prefix is right when every step of it is). Each problem beam search gets wrong is put in one
+ * of four places, by the last round that still held a right unfinished prefix:
+ *
+ * - selection: a right solution finished, but another candidate was chosen;
+ * - pruning: every right prefix of that round was pruned, outranked by the wrong prefixes kept
+ *   (the kind of step where the best kept wrong prefix went wrong is counted: that is the check the
+ *   PRM failed);
+ * - generation: a right prefix was kept, and none of its continuations was right;
+ * - stopped: a right prefix was still open when the search stopped (enough beams had finished, or
+ *   the round limit);
+ * - never right: no right prefix was ever written (no first step was right);
+ *
+ * and best-of-N's losses in two: a right solution among the candidates but not chosen, or none.
+ *
+ *   npm run bench:beam-pruning -- --levels 4,5 [--n 500] [--budget 16] [--beam-width 4] [--threads 1] [--concurrency 16]
+ *
+ * `--n` and the levels pick the problems as `deliberate compare --n N` does (ladder 2, test split,
+ * data seed 1), then keeps the given levels. It prints one table; `--out FILE` also writes every
+ * problem's outcome as JSON lines.
+ */
+import { writeFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import PQueue from "p-queue";
+import { BENCH_GRADER_OPTIONS, Grader } from "../datasets/answer/grader.js";
+import { checkSteps } from "../datasets/synth/check.js";
+import { DEFAULT_LADDER, generateSynth, type SynthProblem } from "../datasets/synth/generate.js";
+import { loadPolicy, loadVerifier } from "../src/runtime/load.js";
+import { solve } from "../src/solve.js";
+import type { SearchNode, StrategyResult } from "../src/strategy.js";
+
+const { values: flags } = parseArgs({
+  options: {
+    levels: { type: "string", default: "4,5" },
+    n: { type: "string", default: "500" },
+    budget: { type: "string", default: "16" },
+    "beam-width": { type: "string", default: "4" },
+    threads: { type: "string", default: "1" },
+    concurrency: { type: "string", default: "16" },
+    out: { type: "string" },
+  },
+});
+const levels = new Set(flags.levels.split(",").map(Number));
+const budget = Number(flags.budget);
+const beamWidth = Number(flags["beam-width"]);
+const problems = generateSynth({ split: "test", seed: 1, n: Number(flags.n), ladder: DEFAULT_LADDER }).filter((p) => levels.has(p.level));
+if (problems.length === 0) throw new Error(`no problems at levels ${flags.levels} among the first ${flags.n}`);
+
+const INTEGER_STEP = /^(-?\d+) ([-+*]) (-?\d+) = (-?\d+)$/;
+
+/** What a step does, as models/train/rank_check.py names it: integer +, -, *, fraction work, an equation in x, or the answer. */
+function stepKind(step: string): string {
+  const text = step.trim();
+  const integer = INTEGER_STEP.exec(text);
+  if (integer) return `integer ${integer[2]}`;
+  if (text.startsWith("The answer")) return "answer";
+  if (text.includes("x")) return "equation in x";
+  return text.includes("/") ? "fractions" : "other";
+}
+
+type BeamOutcome = "solved" | "selection" | "pruning" | "generation" | "stopped" | "never right";
+type BestOfNOutcome = "solved" | "not chosen" | "none right";
+
+interface ProblemOutcome {
+  id: string;
+  level: number;
+  subject: string;
+  beam: BeamOutcome;
+  bestOfN: BestOfNOutcome;
+  /** Beam search's candidates with the right answer, and best-of-N's. */
+  beamRight: number;
+  bestOfNRight: number;
+  /** For a pruning loss: the round, and the kind of step where the best kept wrong prefix went wrong. */
+  prunedAt?: number;
+  failedCheck?: string;
+}
+
+/** The steps of the prefix ending at `node` (the prompt node excluded). */
+function prefixSteps(tree: readonly SearchNode[], node: SearchNode): string[] {
+  const steps: string[] = [];
+  for (let at: SearchNode | undefined = node; at !== undefined && at.depth > 0; at = at.parentId === null ? undefined : tree[at.parentId]) steps.unshift(at.step);
+  return steps;
+}
+
+function classifyBeam(problem: SynthProblem, result: StrategyResult, solved: boolean, rightCandidates: number): Omit<ProblemOutcome, "id" | "level" | "subject" | "bestOfN" | "bestOfNRight" | "beamRight"> {
+  if (solved) return { beam: "solved" };
+  if (rightCandidates > 0) return { beam: "selection" };
+  const checks = new Map<number, boolean[]>();
+  const stepChecks = (node: SearchNode) => {
+    let known = checks.get(node.id);
+    if (known === undefined) {
+      known = checkSteps(problem.problem, prefixSteps(result.tree, node)).map((step) => step.correct);
+      checks.set(node.id, known);
+    }
+    return known;
+  };
+  const right = (node: SearchNode) => node.depth > 0 && stepChecks(node).every(Boolean);
+  const open = result.tree.filter((node) => node.depth > 0 && !node.finished);
+  const lastRound = Math.max(0, ...open.filter(right).map((node) => node.depth));
+  if (lastRound === 0) return { beam: "never right" };
+  const round = open.filter((node) => node.depth === lastRound);
+  const keptRight = round.filter((node) => right(node) && node.status === "kept");
+  if (keptRight.some((node) => node.children.length === 0)) return { beam: "stopped" };
+  if (keptRight.length > 0) return { beam: "generation" };
+  const keptWrong = round.filter((node) => node.status === "kept" && !right(node)).sort((a, b) => (b.score ?? 0) - (a.score ?? 0));
+  const best = keptWrong[0];
+  if (best === undefined) return { beam: "generation" };
+  const steps = prefixSteps(result.tree, best);
+  const firstWrong = stepChecks(best).indexOf(false);
+  return { beam: "pruning", prunedAt: lastRound, failedCheck: stepKind(steps[firstWrong] as string) };
+}
+
+const threads = Number(flags.threads);
+const policy = await loadPolicy("policy", { threads });
+const verifier = await loadVerifier("prm-columns", { threads });
+const grader = new Grader(BENCH_GRADER_OPTIONS);
+const queue = new PQueue({ concurrency: Number(flags.concurrency) });
+const outcomes: ProblemOutcome[] = [];
+const rightCount = async (result: StrategyResult, gold: string) => {
+  const verdicts = await Promise.all(result.candidates.map((c) => (c.answer === null ? false : grader.grade(c.answer, gold).then((v) => v.equal))));
+  return verdicts.filter(Boolean).length;
+};
+const isRight = async (answer: string | null, gold: string) => answer !== null && (await grader.grade(answer, gold)).equal;
+const started = performance.now();
+try {
+  for (const problem of problems) {
+    void queue.add(async () => {
+      const common = { budget, policy, verifier, seed: 0, grader };
+      const beamResult = await solve(problem.problem, { ...common, strategy: "beam", params: { beamWidth } });
+      const bestOfNResult = await solve(problem.problem, { ...common, strategy: "best-of-n" });
+      const beamRight = await rightCount(beamResult, problem.answer);
+      const bestOfNRight = await rightCount(bestOfNResult, problem.answer);
+      const bestOfNSolved = await isRight(bestOfNResult.answer, problem.answer);
+      const beamOutcome = classifyBeam(problem, beamResult, await isRight(beamResult.answer, problem.answer), beamRight);
+      outcomes.push({
+        id: problem.unique_id,
+        level: problem.level,
+        subject: problem.subject,
+        ...beamOutcome,
+        bestOfN: bestOfNSolved ? "solved" : bestOfNRight > 0 ? "not chosen" : "none right",
+        beamRight,
+        bestOfNRight,
+      });
+      if (outcomes.length % 20 === 0) console.error(`${outcomes.length}/${problems.length} problems, ${((performance.now() - started) / 60_000).toFixed(1)} min`);
+    });
+  }
+  await queue.onIdle();
+} finally {
+  await Promise.all([policy.close(), verifier.close(), grader.close()]);
+}
+
+outcomes.sort((a, b) => a.id.localeCompare(b.id));
+if (flags.out !== undefined) writeFileSync(flags.out, outcomes.map((o) => JSON.stringify(o)).join("\n") + "\n");
+
+const percent = (count: number, of: number) => (of === 0 ? "-" : `${((100 * count) / of).toFixed(1)}%`);
+const count = <T>(items: readonly T[], test: (item: T) => boolean) => items.filter(test).length;
+console.log(`${problems.length} problems (levels ${flags.levels}), budget ${budget}, beam width ${beamWidth}, ${((performance.now() - started) / 60_000).toFixed(1)} min`);
+console.log(`solved: beam search ${percent(count(outcomes, (o) => o.beam === "solved"), outcomes.length)}, best-of-N ${percent(count(outcomes, (o) => o.bestOfN === "solved"), outcomes.length)}`);
+console.log(
+  `a right solution among the candidates: beam search ${percent(count(outcomes, (o) => o.beamRight > 0), outcomes.length)}, ` +
+    `best-of-N ${percent(count(outcomes, (o) => o.bestOfNRight > 0), outcomes.length)}; ` +
+    `right candidates per problem: beam search ${(outcomes.reduce((s, o) => s + o.beamRight, 0) / outcomes.length).toFixed(2)}, ` +
+    `best-of-N ${(outcomes.reduce((s, o) => s + o.bestOfNRight, 0) / outcomes.length).toFixed(2)}`,
+);
+const groups: [string, ProblemOutcome[]][] = [
+  ["every problem beam search got wrong", outcomes.filter((o) => o.beam !== "solved")],
+  ["best-of-N right, beam search wrong", outcomes.filter((o) => o.beam !== "solved" && o.bestOfN === "solved")],
+];
+for (const [title, group] of groups) {
+  console.log(`\n${title}: ${group.length}`);
+  for (const place of ["selection", "pruning", "generation", "stopped", "never right"] as const) {
+    console.log(`  ${place.padEnd(12)} ${String(count(group, (o) => o.beam === place)).padStart(4)}  ${percent(count(group, (o) => o.beam === place), group.length)}`);
+  }
+  const pruned = group.filter((o) => o.beam === "pruning");
+  const kinds = [...new Set(pruned.map((o) => o.failedCheck as string))].sort();
+  for (const kind of kinds) console.log(`    pruning, the kept wrong prefix's mistake is ${kind}: ${count(pruned, (o) => o.failedCheck === kind)}`);
+  const rounds = pruned.map((o) => o.prunedAt as number).sort((a, b) => a - b);
+  if (rounds.length > 0) console.log(`    pruning round: median ${rounds[Math.floor(rounds.length / 2)]}, range ${rounds[0]}-${rounds[rounds.length - 1]}`);
+}
+const bestOfNLosses = outcomes.filter((o) => o.bestOfN !== "solved");
+console.log(`\nbest-of-N wrong: ${bestOfNLosses.length}; a right solution not chosen ${count(bestOfNLosses, (o) => o.bestOfN === "not chosen")}, none right ${count(bestOfNLosses, (o) => o.bestOfN === "none right")}`);
