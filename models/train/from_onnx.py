@@ -30,7 +30,7 @@ from train import WORK, cpu_state
 MODELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 # the training checkpoint each exported policy came from, by its config.json name
 CHECKPOINTS = {"deliberate-griffin-policy": "policy_rev", "deliberate-griffin-policy-2": "rev_gpu_s25",
-               "deliberate-griffin-policy-3": "rev_keep4"}
+               "deliberate-griffin-policy-3": "rev_keep4", "deliberate-griffin-policy-4": "rev_keep6"}
 CONV = {"Mul_7": 0, "Mul_8": 1, "Mul_9": 2, "Mul_10": 3}
 
 
