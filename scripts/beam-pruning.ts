@@ -16,6 +16,8 @@
  * - never right: no right prefix was ever written (no first step was right);
  *
  * and best-of-N's losses in two: a right solution among the candidates but not chosen, or none.
+ * It also measures the scores where pruning uses them: over every round, every pair of a right and a
+ * wrong open prefix, the share the right one outscores, by the kind of the wrong one's first mistake.
  *
  *   npm run bench:beam-pruning -- --levels 4,5 [--n 500] [--budget 16] [--beam-width 4] [--threads 1] [--concurrency 16]
  *
@@ -28,7 +30,7 @@ import { parseArgs } from "node:util";
 import PQueue from "p-queue";
 import { BENCH_GRADER_OPTIONS, Grader } from "../datasets/answer/grader.js";
 import { checkSteps } from "../datasets/synth/check.js";
-import { DEFAULT_LADDER, generateSynth, type SynthProblem } from "../datasets/synth/generate.js";
+import { DEFAULT_LADDER, generateSynth } from "../datasets/synth/generate.js";
 import { loadPolicy, loadVerifier } from "../src/runtime/load.js";
 import { solve } from "../src/solve.js";
 import type { SearchNode, StrategyResult } from "../src/strategy.js";
@@ -86,32 +88,74 @@ function prefixSteps(tree: readonly SearchNode[], node: SearchNode): string[] {
   return steps;
 }
 
-function classifyBeam(problem: SynthProblem, result: StrategyResult, solved: boolean, rightCandidates: number): Omit<ProblemOutcome, "id" | "level" | "subject" | "bestOfN" | "bestOfNRight" | "beamRight"> {
-  if (solved) return { beam: "solved" };
-  if (rightCandidates > 0) return { beam: "selection" };
-  const checks = new Map<number, boolean[]>();
-  const stepChecks = (node: SearchNode) => {
-    let known = checks.get(node.id);
+/** Beam search's tree with the checker's labels: a node's prefix is right when every step of it is. */
+class LabelledTree {
+  private readonly checks = new Map<number, boolean[]>();
+  constructor(
+    private readonly problem: string,
+    readonly nodes: readonly SearchNode[],
+  ) {}
+
+  /** The checker's verdict on each step of the prefix ending at `node`. */
+  stepChecks(node: SearchNode): boolean[] {
+    let known = this.checks.get(node.id);
     if (known === undefined) {
-      known = checkSteps(problem.problem, prefixSteps(result.tree, node)).map((step) => step.correct);
-      checks.set(node.id, known);
+      known = checkSteps(this.problem, prefixSteps(this.nodes, node)).map((step) => step.correct);
+      this.checks.set(node.id, known);
     }
     return known;
-  };
-  const right = (node: SearchNode) => node.depth > 0 && stepChecks(node).every(Boolean);
-  const open = result.tree.filter((node) => node.depth > 0 && !node.finished);
-  const lastRound = Math.max(0, ...open.filter(right).map((node) => node.depth));
-  if (lastRound === 0) return { beam: "never right" };
-  const round = open.filter((node) => node.depth === lastRound);
-  const keptRight = round.filter((node) => right(node) && node.status === "kept");
+  }
+
+  right(node: SearchNode): boolean {
+    return node.depth > 0 && this.stepChecks(node).every(Boolean);
+  }
+
+  /** The kind of the first wrong step of a wrong prefix. */
+  mistake(node: SearchNode): string {
+    return stepKind(prefixSteps(this.nodes, node)[this.stepChecks(node).indexOf(false)] as string);
+  }
+
+  /** Open (unfinished) prefixes, round by round: what each pruning chose among. */
+  rounds(): SearchNode[][] {
+    const open = this.nodes.filter((node) => node.depth > 0 && !node.finished);
+    const depths = [...new Set(open.map((node) => node.depth))].sort((a, b) => a - b);
+    return depths.map((depth) => open.filter((node) => node.depth === depth));
+  }
+}
+
+function classifyBeam(tree: LabelledTree, solved: boolean, rightCandidates: number): Omit<ProblemOutcome, "id" | "level" | "subject" | "bestOfN" | "bestOfNRight" | "beamRight"> {
+  if (solved) return { beam: "solved" };
+  if (rightCandidates > 0) return { beam: "selection" };
+  const round = tree.rounds().findLast((nodes) => nodes.some((node) => tree.right(node)));
+  if (round === undefined) return { beam: "never right" };
+  const keptRight = round.filter((node) => tree.right(node) && node.status === "kept");
   if (keptRight.some((node) => node.children.length === 0)) return { beam: "stopped" };
   if (keptRight.length > 0) return { beam: "generation" };
-  const keptWrong = round.filter((node) => node.status === "kept" && !right(node)).sort((a, b) => (b.score ?? 0) - (a.score ?? 0));
+  const keptWrong = round.filter((node) => node.status === "kept" && !tree.right(node)).sort((a, b) => (b.score ?? 0) - (a.score ?? 0));
   const best = keptWrong[0];
   if (best === undefined) return { beam: "generation" };
-  const steps = prefixSteps(result.tree, best);
-  const firstWrong = stepChecks(best).indexOf(false);
-  return { beam: "pruning", prunedAt: lastRound, failedCheck: stepKind(steps[firstWrong] as string) };
+  return { beam: "pruning", prunedAt: best.depth, failedCheck: tree.mistake(best) };
+}
+
+/**
+ * How well the scores order what pruning chose among: over every round, every pair of a right and
+ * a wrong open prefix, by the kind of the wrong one's first mistake, the pairs the right one
+ * outscores (ties count half). Rounds the search ended before pruning are included: the scores are
+ * the same.
+ */
+function pairsOrdered(tree: LabelledTree, into: Map<string, { ordered: number; pairs: number }>): void {
+  for (const round of tree.rounds()) {
+    const right = round.filter((node) => tree.right(node));
+    for (const wrong of round.filter((node) => !tree.right(node))) {
+      const tally = into.get(tree.mistake(wrong)) ?? { ordered: 0, pairs: 0 };
+      for (const node of right) {
+        const [a, b] = [node.score ?? 0, wrong.score ?? 0];
+        tally.ordered += a > b ? 1 : a === b ? 0.5 : 0;
+        tally.pairs += 1;
+      }
+      into.set(tree.mistake(wrong), tally);
+    }
+  }
 }
 
 const threads = Number(flags.threads);
@@ -120,6 +164,7 @@ const verifier = await loadVerifier("prm-columns", { threads });
 const grader = new Grader(BENCH_GRADER_OPTIONS);
 const queue = new PQueue({ concurrency: Number(flags.concurrency) });
 const outcomes: ProblemOutcome[] = [];
+const ordering = new Map<string, { ordered: number; pairs: number }>();
 const rightCount = async (result: StrategyResult, gold: string) => {
   const verdicts = await Promise.all(result.candidates.map((c) => (c.answer === null ? false : grader.grade(c.answer, gold).then((v) => v.equal))));
   return verdicts.filter(Boolean).length;
@@ -135,7 +180,9 @@ try {
       const beamRight = await rightCount(beamResult, problem.answer);
       const bestOfNRight = await rightCount(bestOfNResult, problem.answer);
       const bestOfNSolved = await isRight(bestOfNResult.answer, problem.answer);
-      const beamOutcome = classifyBeam(problem, beamResult, await isRight(beamResult.answer, problem.answer), beamRight);
+      const tree = new LabelledTree(problem.problem, beamResult.tree);
+      const beamOutcome = classifyBeam(tree, await isRight(beamResult.answer, problem.answer), beamRight);
+      pairsOrdered(tree, ordering);
       outcomes.push({
         id: problem.unique_id,
         level: problem.level,
@@ -180,6 +227,10 @@ for (const [title, group] of groups) {
   for (const kind of kinds) console.log(`    pruning, the kept wrong prefix's mistake is ${kind}: ${count(pruned, (o) => o.failedCheck === kind)}`);
   const rounds = pruned.map((o) => o.prunedAt as number).sort((a, b) => a - b);
   if (rounds.length > 0) console.log(`    pruning round: median ${rounds[Math.floor(rounds.length / 2)]}, range ${rounds[0]}-${rounds[rounds.length - 1]}`);
+}
+console.log("\nright against wrong open prefixes of the same round, ordered right by the score (by the wrong one's first mistake):");
+for (const [kind, { ordered, pairs }] of [...ordering].sort(([a], [b]) => a.localeCompare(b))) {
+  console.log(`  ${kind.padEnd(14)} ${(ordered / pairs).toFixed(3)} of ${pairs} pairs`);
 }
 const bestOfNLosses = outcomes.filter((o) => o.bestOfN !== "solved");
 console.log(`\nbest-of-N wrong: ${bestOfNLosses.length}; a right solution not chosen ${count(bestOfNLosses, (o) => o.bestOfN === "not chosen")}, none right ${count(bestOfNLosses, (o) => o.bestOfN === "none right")}`);

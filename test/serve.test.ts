@@ -160,8 +160,9 @@ describe("deliberate serve", () => {
   });
 
   it("gives the same tokens for the same seed, and choice j of n the tokens of seed + j", async () => {
-    // A problem hard enough for the policy (ladder 2, level 5) that samples of it differ.
-    const hard = await policy.renderPrompt({ problem: "Compute (512 * 24 + 571) * 8 - 320 + 42." });
+    // A product the policy is unsure of, so that samples of it differ: policy-4 writes the first step
+    // of a level-5 problem the same way under seeds 5-7, but 17 * 23 three ways.
+    const hard = await policy.renderPrompt({ problem: "Compute 17 * 23." });
     const body = { prompt: hard, temperature: 1.5, max_tokens: 40, return_token_ids: true };
     const first = await complete({ ...body, seed: 5 });
     const again = await complete({ ...body, seed: 5 });
