@@ -4,7 +4,7 @@
  * problems with the embedded models (the bench's seeds and defaults, so its results are the
  * `compare` run's), keeps beam search's tree, and labels every node with the task's exact checker
  * (a prefix is right when every step of it is). Each problem beam search gets wrong is put in one
- * of four places, by the last round that still held a right unfinished prefix:
+ * of five places, by the last round that still held a right unfinished prefix:
  *
  * - selection: a right solution finished, but another candidate was chosen;
  * - pruning: every right prefix of that round was pruned, outranked by the wrong prefixes kept
