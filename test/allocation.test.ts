@@ -71,6 +71,23 @@ describe("the allocation table", () => {
     expect(easy4?.accuracy).toBeGreaterThan(0.5);
   });
 
+  it("keeps the baseline unless another configuration leads it by more than one standard error", () => {
+    // Hard problems h0-h4: best-of-n solves h2 only; "lucky" solves h0 and h1 (lead 0.2, standard
+    // error 0.37); "steady" solves h0-h2 (lead 0.4, standard error 0.24).
+    const solvedBy: Record<string, string[]> = { "best-of-n": ["h2"], lucky: ["h0", "h1"], steady: ["h0", "h1", "h2"] };
+    const rows = (labels: string[]) =>
+      [...difficulty.keys()].flatMap((problemId) =>
+        labels.map((label) => ({ problemId, label, strategy: "best-of-n", params: {}, budget: 4, accuracy: problemId.startsWith("e") || solvedBy[label]?.includes(problemId) ? 1 : 0 })),
+      );
+    const hardLabel = (labels: string[], baseline?: string) =>
+      buildAllocationTable({ policy: "p", verifier: "v", samples: 2, difficulty, outcomes: rows(labels), bins: 2, baseline }).entries.find((entry) => entry.bin === 2)?.label;
+    expect(hardLabel(["best-of-n", "lucky"])).toBe("lucky");
+    expect(hardLabel(["best-of-n", "lucky"], "best-of-n")).toBe("best-of-n");
+    expect(hardLabel(["best-of-n", "lucky", "steady"], "best-of-n")).toBe("steady");
+    // A baseline that did not run at that budget leaves the best accuracy to win.
+    expect(hardLabel(["lucky", "steady"], "best-of-n")).toBe("steady");
+  });
+
   it("gives an unseen bin or budget the nearest entry", () => {
     expect(lookupEntry(table.entries, 5, 16).bin).toBe(2);
     expect(lookupEntry(table.entries, 1, 12).budget).toBe(4);

@@ -173,27 +173,55 @@ export interface BuildTableInput {
   bins?: number;
   /** Seed of the split into folds. */
   seed?: number;
+  /**
+   * The configuration a bin keeps at a budget unless another beats it by more than one standard
+   * error (`calibrate` passes the grid's first, PRM-weighted best-of-N by default); without it the
+   * best calibration accuracy wins however small its lead.
+   */
+  baseline?: string;
 }
 
-/** The label with the highest mean accuracy over `problems` at `budget` (the first label on a tie). */
-function bestLabel(outcomes: readonly CalibrationOutcome[], problems: ReadonlySet<string>, budget: number): string | null {
-  const totals = new Map<string, { sum: number; count: number }>();
+/** Each label's accuracy per problem over `problems` at `budget`, labels in the order the outcomes give them. */
+function accuracyByLabel(outcomes: readonly CalibrationOutcome[], problems: ReadonlySet<string>, budget: number): Map<string, Map<string, number>> {
+  const byLabel = new Map<string, Map<string, number>>();
   for (const outcome of outcomes) {
     if (outcome.budget !== budget || !problems.has(outcome.problemId)) continue;
-    const total = totals.get(outcome.label) ?? { sum: 0, count: 0 };
-    total.sum += outcome.accuracy;
-    total.count += 1;
-    totals.set(outcome.label, total);
+    const byProblem = byLabel.get(outcome.label) ?? new Map<string, number>();
+    byProblem.set(outcome.problemId, outcome.accuracy);
+    byLabel.set(outcome.label, byProblem);
   }
+  return byLabel;
+}
+
+const mean = (values: readonly number[]) => values.reduce((a, b) => a + b, 0) / values.length;
+
+/**
+ * The label with the highest mean accuracy over `problems` at `budget` (the first label on a tie).
+ * With a `baseline` that ran there, the best label replaces it only when its lead is more than one
+ * standard error of the paired difference over the problems both ran (the one-standard-error rule):
+ * a bin of 20 calibration problems otherwise picks whichever configuration one or two lucky
+ * problems favour, and the pick does not hold on the test problems.
+ */
+function bestLabel(outcomes: readonly CalibrationOutcome[], problems: ReadonlySet<string>, budget: number, baseline?: string): string | null {
+  const byLabel = accuracyByLabel(outcomes, problems, budget);
   let best: string | null = null;
   let bestAccuracy = -1;
-  for (const [label, { sum, count }] of totals) {
-    if (sum / count > bestAccuracy) {
+  for (const [label, byProblem] of byLabel) {
+    const accuracy = mean([...byProblem.values()]);
+    if (accuracy > bestAccuracy) {
       best = label;
-      bestAccuracy = sum / count;
+      bestAccuracy = accuracy;
     }
   }
-  return best;
+  if (best === null || baseline === undefined || best === baseline) return best;
+  const fallback = byLabel.get(baseline);
+  if (fallback === undefined) return best;
+  const challenger = byLabel.get(best) as Map<string, number>;
+  const differences = [...challenger].filter(([problemId]) => fallback.has(problemId)).map(([problemId, accuracy]) => accuracy - (fallback.get(problemId) as number));
+  if (differences.length < 2) return best;
+  const lead = mean(differences);
+  const variance = differences.reduce((sum, d) => sum + (d - lead) ** 2, 0) / (differences.length - 1);
+  return lead > Math.sqrt(variance / differences.length) ? best : baseline;
 }
 
 function meanAccuracy(outcomes: readonly CalibrationOutcome[], problems: ReadonlySet<string>, budget: number, label: string): number[] {
@@ -202,7 +230,8 @@ function meanAccuracy(outcomes: readonly CalibrationOutcome[], problems: Readonl
 
 /**
  * Bins the problems by quantiles of `difficulty` (higher is easier) and chooses, per bin and
- * budget, the configuration with the best calibration accuracy. Its reported accuracy is two-fold
+ * budget, the configuration with the best calibration accuracy (`bestLabel`: the baseline unless
+ * another leads it by more than one standard error). Its reported accuracy is two-fold
  * cross-validated: the configuration is chosen on one half of the bin's problems and measured on
  * the other, both ways, so the number is not flattered by the choice.
  */
@@ -211,6 +240,7 @@ function chooseByBin(
   outcomes: readonly CalibrationOutcome[],
   bins: number,
   seed: number,
+  baseline: string | undefined,
 ): { edges: number[]; entries: AllocationEntry[] } {
   const edges = quantileEdges([...difficulty.values()], bins);
   const problemsByBin = new Map<number, string[]>();
@@ -226,10 +256,10 @@ function chooseByBin(
     const folds = [new Set(shuffled.filter((_, i) => i % 2 === 0)), new Set(shuffled.filter((_, i) => i % 2 === 1))];
     const all = new Set(problems);
     for (const budget of budgets) {
-      const label = bestLabel(outcomes, all, budget);
+      const label = bestLabel(outcomes, all, budget, baseline);
       if (label === null) continue;
       const heldOut = folds.flatMap((fold, f) => {
-        const chosen = bestLabel(outcomes, folds[1 - f] as Set<string>, budget) ?? label;
+        const chosen = bestLabel(outcomes, folds[1 - f] as Set<string>, budget, baseline) ?? label;
         return meanAccuracy(outcomes, fold, budget, chosen);
       });
       const example = outcomes.find((o) => o.label === label) as CalibrationOutcome;
@@ -255,14 +285,14 @@ function chooseByBin(
 export function buildAllocationTable(input: BuildTableInput): AllocationTable {
   const bins = input.bins ?? 5;
   const seed = input.seed ?? 0;
-  const predicted = chooseByBin(input.difficulty, input.outcomes, bins, seed);
+  const predicted = chooseByBin(input.difficulty, input.outcomes, bins, seed, input.baseline);
   return {
     version: 1,
     policy: input.policy,
     verifier: input.verifier,
     difficulty: { samples: input.samples, edges: predicted.edges },
     entries: predicted.entries,
-    ...(input.oracleDifficulty === undefined ? {} : { oracle: chooseByBin(input.oracleDifficulty, input.outcomes, bins, seed) }),
+    ...(input.oracleDifficulty === undefined ? {} : { oracle: chooseByBin(input.oracleDifficulty, input.outcomes, bins, seed, input.baseline) }),
     source: { folds: 2, problems: input.difficulty.size },
   };
 }

@@ -85,6 +85,8 @@ export interface CalibrateConfig {
   samples: number;
   oracleSamples: number;
   bins: number;
+  /** The grid's first configuration: a bin keeps it unless another beats it by more than one standard error (`buildAllocationTable`). */
+  baseline: string;
   /** One bench run per budget, in `<out>/budget-N`, with the grid configurations valid at that budget. */
   runs: BenchConfig[];
   /** Configurations left out at a budget where their parameters do not hold. */
@@ -124,6 +126,7 @@ export function parseCalibrateConfig(input: Record<string, unknown>, where: Wher
     samples: settings.samples,
     oracleSamples: settings.oracleSamples,
     bins: settings.bins,
+    baseline: (settings.grid[0] as GridEntry).label,
     runs,
     skipped,
   };
@@ -252,6 +255,7 @@ export async function calibrate(config: CalibrateConfig, options: CalibrateOptio
       oracleDifficulty: new Map(difficulty.map((record) => [record.problemId, record.oracle.passRate])),
       outcomes,
       bins: config.bins,
+      baseline: config.baseline,
     });
     await writeTable(config.allocationOut, table);
     return { table, difficulty, bins: summarizeBins(table.difficulty.edges, difficulty), grid };

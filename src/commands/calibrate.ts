@@ -30,6 +30,8 @@ A grid file (YAML or JSON) lists configurations; a configuration runs only at th
 parameters hold (beam width 4 at multiples of 4), and is skipped with a note elsewhere:
   - { label: majority, strategy: best-of-n, params: { select: majority } }
   - { label: beam-w4, strategy: beam, params: { beamWidth: 4 } }
+The grid's first configuration is the baseline: in each bin and budget the table keeps it unless
+another configuration's lead over it is more than one standard error of the paired difference.
 
 The run directory holds difficulty.jsonl (one line per problem) and one bench run per budget
 (budget-N/); stopped, the same command resumes. The table also chooses per bin of the oracle pass
