@@ -200,7 +200,7 @@ const mean = (values: readonly number[]) => values.reduce((a, b) => a + b, 0) / 
  * With a `baseline` that ran there, the best label replaces it only when its lead is more than one
  * standard error of the paired difference over the problems both ran (the one-standard-error rule):
  * a bin of 20 calibration problems otherwise picks whichever configuration one or two lucky
- * problems favour, and the pick does not hold on the test problems.
+ * problems favour, a pick that other problems need not bear out.
  */
 function bestLabel(outcomes: readonly CalibrationOutcome[], problems: ReadonlySet<string>, budget: number, baseline?: string): string | null {
   const byLabel = accuracyByLabel(outcomes, problems, budget);
