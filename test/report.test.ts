@@ -10,6 +10,7 @@ import { InputError } from "../src/errors.js";
 import type { BenchResult } from "../src/bench/results.js";
 import { chooseReference, compareWithReference, type Efficiency, type EfficiencyRow } from "../src/report/efficiency.js";
 import { loadRuns, type RunInfo } from "../src/report/load.js";
+import { comparePaired, parseBaseline, type PairedRow } from "../src/report/paired.js";
 import { bootstrapMeanCI, DEFAULT_BOOTSTRAP, summarize, type Cell, type GroupCell, type Summary } from "../src/report/stats.js";
 
 const FIXTURE = fileURLToPath(new URL("./fixtures/report-run", import.meta.url));
@@ -517,5 +518,112 @@ describe("which strategy wins", () => {
     const partly = await runDir({ "results.jsonl": [...lines, ...twin, ...loser].join("\n") + "\n" });
     await runCli(partly);
     expect(await readFile(join(partly, "report.md"), "utf8")).toContain(`No single most accurate strategy overall: **best-of-n** at N=1, **twin** at N=1 tie at ${accuracy}.`);
+  });
+});
+
+describe("paired comparisons against a baseline", () => {
+  /** Per problem: the mean of `correct` over its seeds, counted from the fixture's lines. */
+  function perProblemAccuracy(strategy: string, budget: number): Map<string, number> {
+    const counts = new Map<string, { right: number; total: number }>();
+    for (const line of LINES.filter((l) => l.strategy === strategy && l.budget === budget)) {
+      const count = counts.get(line.problemId) ?? { right: 0, total: 0 };
+      count.right += line.correct ? 1 : 0;
+      count.total += 1;
+      counts.set(line.problemId, count);
+    }
+    return new Map([...counts].map(([id, count]) => [id, count.right / count.total]));
+  }
+  /** The problem's predicted bin: compute-optimal's, from its lowest seed. */
+  function binOf(problemId: string): number {
+    const lines = LINES.filter((l) => l.problemId === problemId && l.difficultyBin != null).sort((a, b) => a.seed - b.seed);
+    return lines[0]?.difficultyBin as number;
+  }
+
+  type PairedJson = { baseline: string; rows: PairedRow[] }[];
+
+  it("compares every strategy with the weighted best-of-n at its own budget by default, overall, per level and per bin", async () => {
+    const out = join(await tempDir(), "report");
+    await runCli(FIXTURE, "--out", out);
+    const paired = (JSON.parse(await readFile(join(out, "report.json"), "utf8")) as { paired: PairedJson }).paired;
+    expect(paired.map((comparison) => comparison.baseline)).toEqual(["best-of-n"]);
+    const rows = paired[0]!.rows;
+    for (const strategy of ["beam-w4", "compute-optimal"]) {
+      for (const budget of BUDGETS) {
+        const ours = perProblemAccuracy(strategy, budget);
+        const theirs = perProblemAccuracy("best-of-n", budget);
+        const differences = [...ours].map(([id, value]) => ({ id, d: value - (theirs.get(id) as number) }));
+        const all = rows.find((row) => row.strategy === strategy && row.budget === budget && row.group.kind === "all") as PairedRow;
+        expect(all).toMatchObject({ baselineStrategy: "best-of-n", baselineBudget: budget, problems: 6 });
+        expect(all.difference).toBeCloseTo(differences.reduce((sum, { d }) => sum + d, 0) / 6, 12);
+        expect(all.better).toBe(differences.filter(({ d }) => d > 0).length);
+        expect(all.worse).toBe(differences.filter(({ d }) => d < 0).length);
+        expect(all.low).toBeLessThanOrEqual(all.difference);
+        expect(all.high).toBeGreaterThanOrEqual(all.difference);
+        expect(all.clear).toBe(all.low > 0 || all.high < 0);
+        expect(rows.filter((row) => row.strategy === strategy && row.budget === budget && row.group.kind === "level").map((row) => row.problems)).toEqual([2, 2, 2]);
+
+        // Bins: only compute-optimal predicts one, so beam search against best-of-n has no bin rows.
+        const binRows = rows.filter((row) => row.strategy === strategy && row.budget === budget && row.group.kind === "bin");
+        if (strategy === "beam-w4") {
+          expect(binRows).toEqual([]);
+          continue;
+        }
+        const bins = [...new Set([...ours.keys()].map(binOf))].sort((a, b) => a - b);
+        expect(binRows.map((row) => (row.group as { value: number }).value)).toEqual(bins);
+        for (const row of binRows) {
+          const inBin = differences.filter(({ id }) => binOf(id) === (row.group as { value: number }).value);
+          expect(row.problems).toBe(inBin.length);
+          expect(row.difference).toBeCloseTo(inBin.reduce((sum, { d }) => sum + d, 0) / inBin.length, 12);
+        }
+      }
+    }
+    expect(rows.some((row) => row.strategy === "best-of-n")).toBe(false);
+    const markdown = await readFile(join(out, "report.md"), "utf8");
+    expect(markdown).toContain("## Paired comparisons against best-of-n");
+    expect(markdown).toMatch(/^- \*\*compute-optimal\*\* at N=16 against best-of-n at N=16: /m);
+    expect(await readFile(join(out, "report.html"), "utf8")).toContain("<h2>Paired comparisons against best-of-n</h2>");
+  });
+
+  it("compares every other strategy and budget with a fixed label@N, and takes several baselines", async () => {
+    const out = join(await tempDir(), "report");
+    await runCli(FIXTURE, "--out", out, "--baseline", "best-of-n@16", "--baseline", "beam-w4");
+    const paired = (JSON.parse(await readFile(join(out, "report.json"), "utf8")) as { paired: PairedJson }).paired;
+    expect(paired.map((comparison) => comparison.baseline)).toEqual(["best-of-n@16", "beam-w4"]);
+    const overall = (comparison: PairedJson[number]) =>
+      comparison.rows.filter((row) => row.group.kind === "all").map((row) => `${row.strategy}@${row.budget} vs ${row.baselineStrategy}@${row.baselineBudget}`);
+    expect(overall(paired[0]!)).toEqual([
+      "beam-w4@1 vs best-of-n@16", "beam-w4@4 vs best-of-n@16", "beam-w4@16 vs best-of-n@16",
+      "best-of-n@1 vs best-of-n@16", "best-of-n@4 vs best-of-n@16",
+      "compute-optimal@1 vs best-of-n@16", "compute-optimal@4 vs best-of-n@16", "compute-optimal@16 vs best-of-n@16",
+    ]);
+    expect(overall(paired[1]!)).toHaveLength(6);
+    expect(paired[1]!.rows.every((row) => row.baselineStrategy === "beam-w4" && row.baselineBudget === row.budget)).toBe(true);
+  });
+
+  it("calls a difference clear only when its interval excludes 0", () => {
+    const items = (strategy: string, correct: (i: number) => boolean): BenchResult[] =>
+      Array.from({ length: 40 }, (_, i) => ({
+        problemId: `p${i}`, strategy, strategyName: strategy, budget: 16, seed: 0, level: 1 + (i % 2), subject: null,
+        answer: null, gold: "1", correct: correct(i), compute: null, ms: 1, error: null,
+      }) as unknown as BenchResult);
+    const results = [...items("base", (i) => i % 2 === 0), ...items("better", () => true), ...items("same", (i) => i % 2 === 0)];
+    const [comparison] = comparePaired(results, [parseBaseline("base")], DEFAULT_BOOTSTRAP);
+    const all = (strategy: string) => comparison!.rows.find((row) => row.strategy === strategy && row.group.kind === "all") as PairedRow;
+    expect(all("better")).toMatchObject({ difference: 0.5, better: 20, worse: 0, clear: true });
+    expect(all("better").low).toBeGreaterThan(0);
+    expect(all("same")).toMatchObject({ difference: 0, better: 0, worse: 0, clear: false });
+    // Level 2 holds the odd problems, which the baseline gets wrong and "better" right.
+    expect(comparison!.rows.find((row) => row.strategy === "better" && row.group.kind === "level" && row.group.value === 2))
+      .toMatchObject({ problems: 20, difference: 1, low: 1, high: 1, clear: true });
+  });
+
+  it("refuses a baseline that names no strategy and budget of the runs, or a malformed one", async () => {
+    await expect(runCli(FIXTURE, "--out", join(await tempDir(), "r"), "--baseline", "best-of-n@64")).rejects.toThrow(
+      "--baseline best-of-n@64 names no strategy and budget of the runs; they have: beam-w4@1, beam-w4@4, beam-w4@16, best-of-n@1",
+    );
+    await expect(runCli(FIXTURE, "--out", join(await tempDir(), "r"), "--baseline", "dvts")).rejects.toThrow(InputError);
+    expect(() => parseBaseline("best-of-n@0")).toThrow("--baseline best-of-n@0: the budget after @ must be a positive integer");
+    expect(parseBaseline("best-of-n@64")).toEqual({ strategy: "best-of-n", budget: 64 });
+    expect(parseBaseline("a@b")).toEqual({ strategy: "a@b", budget: null });
   });
 });

@@ -9,6 +9,7 @@ interface ReportFlags {
   resamples: number;
   seed: number;
   reference?: string;
+  baseline?: string[];
 }
 
 function integer(flag: string) {
@@ -25,7 +26,7 @@ export function registerReport(program: Command): void {
     .description(
       "Write report.md, a self-contained report.html and report.json for benchmark runs: accuracy with " +
         "95% bootstrap CIs per strategy and budget, generations, tokens, FLOPs, compute efficiency against " +
-        "best-of-N, per-level results and plots. Several run " +
+        "best-of-N, paired comparisons against a baseline (overall, per level and per predicted-difficulty bin), per-level results and plots. Several run " +
         "directories (and the shards in each) are merged; a work item found twice is an error.",
     )
     .argument("<runs...>", "run directories written by `deliberate bench`")
@@ -36,6 +37,13 @@ export function registerReport(program: Command): void {
       "--reference <label>",
       "strategy label that compute efficiency is measured against (default: the one best-of-n configuration with weighted selection)",
     )
+    .option(
+      "--baseline <label[@N]>",
+      "baseline of the paired comparisons (overall, per level and per predicted-difficulty bin): a strategy label, " +
+        "compared with the other strategies at each budget, or label@N, compared with every other strategy and budget " +
+        "(e.g. best-of-n@64). Repeat for several. Default: the efficiency reference",
+      (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
+    )
     .action(async (runs: string[], flags: ReportFlags) => {
       const out = flags.out ?? (runs.length === 1 ? runs[0] : undefined);
       if (out === undefined) throw new InputError("--out is required when several run directories are given");
@@ -43,6 +51,7 @@ export function registerReport(program: Command): void {
         out,
         bootstrap: { resamples: flags.resamples, seed: flags.seed },
         reference: flags.reference,
+        baselines: flags.baseline,
       });
       for (const warning of report.warnings) process.stderr.write(`warning: ${warning}\n`);
       process.stdout.write(`report: ${report.html}\n        ${report.markdown}\n        ${report.json}\n`);

@@ -7,6 +7,7 @@ import { writeFileAtomically } from "../files.js";
 import { join } from "node:path";
 import { measureEfficiency, type Efficiency } from "./efficiency.js";
 import { loadRuns } from "./load.js";
+import { comparePaired, parseBaseline, type PairedComparison } from "./paired.js";
 import { reportPlots } from "./plots.js";
 import { renderSvg } from "./render.js";
 import { DEFAULT_BOOTSTRAP, summarize, type BootstrapOptions, type Summary } from "./stats.js";
@@ -18,6 +19,11 @@ export interface ReportOptions {
   bootstrap?: Partial<BootstrapOptions>;
   /** The strategy label that compute efficiency is measured against (default: the weighted best-of-n). */
   reference?: string;
+  /**
+   * Baselines of the paired comparisons, each a strategy label (compared at every budget with that
+   * budget's cells) or `label@N` (compared with every other cell). Default: the efficiency reference.
+   */
+  baselines?: readonly string[];
 }
 
 export interface WrittenReport {
@@ -27,6 +33,7 @@ export interface WrittenReport {
   plots: string[];
   summary: Summary;
   efficiency: Efficiency;
+  paired: PairedComparison[];
   warnings: string[];
 }
 
@@ -34,9 +41,11 @@ export async function writeReport(runDirs: readonly string[], options: ReportOpt
   const { runs, results, warnings } = await loadRuns(runDirs);
   const summary = summarize(results, { ...DEFAULT_BOOTSTRAP, ...options.bootstrap });
   const efficiency = measureEfficiency(summary, results, runs, options.reference);
+  const baselines = options.baselines ?? (efficiency.reference === null ? [] : [efficiency.reference]);
+  const paired = comparePaired(results, baselines.map(parseBaseline), { ...DEFAULT_BOOTSTRAP, ...options.bootstrap });
   const plots: ReportContent["plots"] = [];
   for (const plot of reportPlots(summary)) plots.push({ name: plot.name, title: plot.title, svg: await renderSvg(plot.spec) });
-  const content: ReportContent = { runs, summary, efficiency, plots, warnings };
+  const content: ReportContent = { runs, summary, efficiency, paired, plots, warnings };
 
   await mkdir(join(options.out, "plots"), { recursive: true });
   const written: WrittenReport = {
@@ -46,6 +55,7 @@ export async function writeReport(runDirs: readonly string[], options: ReportOpt
     plots: plots.map((plot) => join(options.out, "plots", `${plot.name}.svg`)),
     summary,
     efficiency,
+    paired,
     warnings,
   };
   await Promise.all([

@@ -6,6 +6,7 @@
 import { z } from "zod";
 import type { Efficiency, EfficiencyRow, RatioInterval } from "./efficiency.js";
 import type { RunInfo } from "./load.js";
+import type { PairedComparison, PairedGroup, PairedRow } from "./paired.js";
 import { strategyColor } from "./plots.js";
 import { TIE_TOLERANCE, type Cell, type Summary, type Win } from "./stats.js";
 
@@ -13,6 +14,7 @@ export interface ReportContent {
   runs: RunInfo[];
   summary: Summary;
   efficiency: Efficiency;
+  paired: PairedComparison[];
   /** Rendered plots in display order: file stem, title, SVG text. */
   plots: { name: string; title: string; svg: string }[];
   warnings: string[];
@@ -220,6 +222,50 @@ function efficiencyNote(summary: Summary, reference: string): string {
   );
 }
 
+const groupText = (group: PairedGroup) => (group.kind === "all" ? "all" : `${group.kind} ${group.value}`);
+const signedPoints = (value: number) => `${value > 0 ? "+" : ""}${points(value)}`.replace("-", "−");
+
+function pairedTable(comparison: PairedComparison): Table {
+  return {
+    header: ["strategy", "budget N", "baseline", "group", "problems", "accuracy", "baseline accuracy", "difference (points)", "95% CI", "better / worse", "verdict"],
+    numeric: [false, true, false, false, true, true, true, true, true, true, false],
+    rows: comparison.rows.map((row) => [
+      row.strategy,
+      String(row.budget),
+      `${row.baselineStrategy}@${row.baselineBudget}`,
+      groupText(row.group),
+      String(row.problems),
+      pct(row.accuracy),
+      pct(row.baselineAccuracy),
+      signedPoints(row.difference),
+      `${signedPoints(row.low)} to ${signedPoints(row.high)}`,
+      `${row.better} / ${row.worse}`,
+      row.clear ? (row.difference > 0 ? "clearly above" : "clearly below") : "within noise",
+    ]),
+  };
+}
+
+function pairedSentence(row: PairedRow): string {
+  const verdict = row.clear ? (row.difference > 0 ? "clearly above" : "clearly below") : "within noise";
+  return (
+    `${bold(row.strategy)} at N=${row.budget} against ${row.baselineStrategy} at N=${row.baselineBudget}: ${pct(row.accuracy)} against ` +
+    `${pct(row.baselineAccuracy)} on ${row.problems} problems, ${signedPoints(row.difference)} points ` +
+    `(paired 95% CI ${signedPoints(row.low)} to ${signedPoints(row.high)}; better on ${row.better}, worse on ${row.worse}): ${verdict}.`
+  );
+}
+
+function pairedNote(summary: Summary): string {
+  return (
+    `Each row compares a strategy with the baseline on the problems both ran: the difference of their accuracies, with a paired ` +
+    `95% percentile bootstrap interval over those problems (${summary.bootstrap.resamples.toLocaleString("en-US")} seeded resamples ` +
+    `of the per-problem differences), and the problems where each side did better. A bin is the difficulty compute-optimal predicted ` +
+    `for the problem; the other side's items of that problem are put in the same bin. A level or bin holds few problems: ` +
+    `most of their differences are within noise.`
+  );
+}
+
+const pairedTitle = (comparison: PairedComparison) => `Paired comparisons against ${comparison.baseline}`;
+
 /** Nested config values as ["a.b", "value"] rows (arrays of objects by index: "a.0.b"), for display. */
 function flattenConfig(value: unknown, prefix = ""): [string, string][] {
   const nested = (entries: [string, unknown][]) =>
@@ -333,6 +379,12 @@ export function renderMarkdown(content: ReportContent): string {
     ...(levels === null ? [] : ["### Most accurate strategy per level and budget", LEVEL_NOTE, markdownTable(levels)]),
     ...(levelAccuracy === null ? [] : ["### Accuracy per level", markdownTable(levelAccuracy)]),
     ...markdownEfficiency(content),
+    ...content.paired.filter((comparison) => comparison.rows.length > 0).flatMap((comparison) => [
+      `## ${pairedTitle(comparison)}`,
+      comparison.rows.filter((row) => row.group.kind === "all").map((row) => `- ${pairedSentence(row)}`).join("\n"),
+      pairedNote(content.summary),
+      markdownTable(pairedTable(comparison)),
+    ]),
     "## Summary",
     markdownTable(summaryTable(content.summary)),
     "## Plots",
@@ -412,6 +464,12 @@ export function renderHtml(content: ReportContent): string {
       : ["<h3>Most accurate strategy per level and budget</h3>", `<p>${escapeHtml(LEVEL_NOTE)}</p>`, htmlTable(levels, summary, null, "wins")]),
     ...(levelAccuracy === null ? [] : ["<h3>Accuracy per level</h3>", htmlTable(levelAccuracy, summary, 0)]),
     ...htmlEfficiency(content),
+    ...content.paired.filter((comparison) => comparison.rows.length > 0).flatMap((comparison) => [
+      `<h2>${escapeHtml(pairedTitle(comparison))}</h2>`,
+      `<ul>${comparison.rows.filter((row) => row.group.kind === "all").map((row) => `<li>${richHtml(pairedSentence(row))}</li>`).join("\n")}</ul>`,
+      `<p>${escapeHtml(pairedNote(summary))}</p>`,
+      htmlTable(pairedTable(comparison), summary, 0),
+    ]),
     "<h2>Summary</h2>",
     htmlTable(summaryTable(summary), summary, 0),
     "<h2>Plots</h2>",
@@ -448,6 +506,7 @@ export function renderJson(content: ReportContent): string {
         warnings: content.warnings,
         ...summary,
         efficiency: content.efficiency,
+        paired: content.paired,
         plots: content.plots.map((plot) => `plots/${plot.name}.svg`),
       },
       null,
