@@ -1,0 +1,186 @@
+/**
+ * Why sequential revision chains do or do not beat parallel sampling (issue 15; a measurement, not a
+ * timed test). Runs revision chains (`ratio` 1 by default: 4 chains of 4 attempts at N=16) and
+ * PRM-weighted best-of-N at the same budget on the same synthetic test problems with the embedded
+ * models (the bench's seeds and defaults, so the solved rates are the `compare` run's), grades every
+ * candidate, and splits the difference in two:
+ *
+ * - coverage: the share of problems with at least one right candidate among the N, and the right
+ *   candidates and distinct answers per problem (chains whose attempts repeat each other cover less);
+ * - selection: of the problems with a right candidate, the share whose chosen answer is right
+ *   (chains choose within each chain by score, then across the chains' picks).
+ *
+ * For the chains it also gives each attempt position's accuracy and, between consecutive attempts of
+ * a chain, how often a wrong attempt was fixed and a right one broken. Every problem best-of-N solves
+ * and the chains do not is put in one place: no right attempt in any chain (coverage), a right
+ * attempt that its chain's pick passed over (within-chain choice), or a chain picked a right attempt
+ * and the choice across chains took another (across-chain choice).
+ *
+ *   npm run bench:revision-chains -- --levels 1,2 [--n 500] [--budget 16] [--ratio 1] [--threads 1] [--concurrency 16] [--out FILE]
+ *
+ * `--n` and the levels pick the problems as `deliberate compare --n N` does (ladder 2, test split,
+ * data seed 1), then keeps the given levels.
+ */
+import { writeFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import PQueue from "p-queue";
+import { BENCH_GRADER_OPTIONS, Grader } from "../datasets/answer/grader.js";
+import { DEFAULT_LADDER, generateSynth } from "../datasets/synth/generate.js";
+import { loadPolicy, loadVerifier } from "../src/runtime/load.js";
+import { solve } from "../src/solve.js";
+import type { StrategyResult } from "../src/strategy.js";
+import { revisionsPerChain } from "../strategies/revision.js";
+import { selectCandidate } from "../verifiers/select.js";
+
+const { values: flags } = parseArgs({
+  options: {
+    levels: { type: "string", default: "1,2" },
+    n: { type: "string", default: "500" },
+    budget: { type: "string", default: "16" },
+    ratio: { type: "string", default: "1" },
+    threads: { type: "string", default: "1" },
+    concurrency: { type: "string", default: "16" },
+    out: { type: "string" },
+  },
+});
+const levels = new Set(flags.levels.split(",").map(Number));
+const budget = Number(flags.budget);
+const ratio = Number(flags.ratio);
+const split = revisionsPerChain(budget, ratio);
+if (split === null) throw new Error(`--ratio ${flags.ratio} does not split --budget ${flags.budget} into whole chains`);
+const attemptsPerChain: number = split;
+const chainCount = budget / attemptsPerChain;
+const problems = generateSynth({ split: "test", seed: 1, n: Number(flags.n), ladder: DEFAULT_LADDER }).filter((p) => levels.has(p.level));
+if (problems.length === 0) throw new Error(`no problems at levels ${flags.levels} among the first ${flags.n}`);
+
+type ChainLoss = "coverage" | "within-chain choice" | "across-chain choice";
+
+interface ProblemOutcome {
+  id: string;
+  level: number;
+  chainsSolved: boolean;
+  bestOfNSolved: boolean;
+  /** Per candidate, right or not: the chains' in chain order (chain 0's attempts first), best-of-N's in sample order. */
+  chainsRight: boolean[];
+  bestOfNRight: boolean[];
+  chainsDistinctAnswers: number;
+  bestOfNDistinctAnswers: number;
+  /** Where the chains lost a problem best-of-N solved. */
+  chainLoss?: ChainLoss;
+}
+
+const threads = Number(flags.threads);
+const policy = await loadPolicy("policy", { threads });
+const verifier = await loadVerifier("prm-columns", { threads });
+const grader = new Grader(BENCH_GRADER_OPTIONS);
+const queue = new PQueue({ concurrency: Number(flags.concurrency) });
+const outcomes: ProblemOutcome[] = [];
+const isRight = async (answer: string | null, gold: string) => answer !== null && (await grader.grade(answer, gold)).equal;
+const rightPerCandidate = (result: StrategyResult, gold: string) => Promise.all(result.candidates.map((c) => isRight(c.answer, gold)));
+/** Distinct answers by the grader's equivalence (a missing answer counts as one more). */
+async function distinctAnswers(result: StrategyResult): Promise<number> {
+  const kept: string[] = [];
+  let missing = 0;
+  for (const { answer } of result.candidates) {
+    if (answer === null) {
+      missing = 1;
+      continue;
+    }
+    let seen = false;
+    for (const other of kept) if ((seen = (await grader.grade(answer, other)).equal)) break;
+    if (!seen) kept.push(answer);
+  }
+  return kept.length + missing;
+}
+
+/** Where the chains lost: no right attempt, a right attempt its chain's pick passed over, or a right pick not chosen across chains. */
+async function chainLoss(result: StrategyResult, right: readonly boolean[]): Promise<ChainLoss> {
+  if (!right.some(Boolean)) return "coverage";
+  // The chain's pick as the strategy makes it (`withinChain: verifier`, its default: the highest score).
+  const pickedRight = await Promise.all(
+    Array.from({ length: chainCount }, async (_, chain) => {
+      const attempts = result.candidates.slice(chain * attemptsPerChain, (chain + 1) * attemptsPerChain);
+      const pick = await selectCandidate(attempts, "naive", () => Promise.resolve(false));
+      return pick !== null && right[result.candidates.indexOf(pick)] === true;
+    }),
+  );
+  return pickedRight.some(Boolean) ? "across-chain choice" : "within-chain choice";
+}
+
+const started = performance.now();
+try {
+  for (const problem of problems) {
+    void queue.add(async () => {
+      const common = { budget, policy, verifier, seed: 0, grader };
+      const chains = await solve(problem.problem, { ...common, strategy: "revision", params: { ratio } });
+      const bestOfN = await solve(problem.problem, { ...common, strategy: "best-of-n" });
+      const chainsRight = await rightPerCandidate(chains, problem.answer);
+      const chainsSolved = await isRight(chains.answer, problem.answer);
+      const bestOfNSolved = await isRight(bestOfN.answer, problem.answer);
+      outcomes.push({
+        id: problem.unique_id,
+        level: problem.level,
+        chainsSolved,
+        bestOfNSolved,
+        chainsRight,
+        bestOfNRight: await rightPerCandidate(bestOfN, problem.answer),
+        chainsDistinctAnswers: await distinctAnswers(chains),
+        bestOfNDistinctAnswers: await distinctAnswers(bestOfN),
+        ...(bestOfNSolved && !chainsSolved ? { chainLoss: await chainLoss(chains, chainsRight) } : {}),
+      });
+      if (outcomes.length % 20 === 0) console.error(`${outcomes.length}/${problems.length} problems, ${((performance.now() - started) / 60_000).toFixed(1)} min`);
+    });
+  }
+  await queue.onIdle();
+} finally {
+  await Promise.all([policy.close(), verifier.close(), grader.close()]);
+}
+
+outcomes.sort((a, b) => a.id.localeCompare(b.id));
+if (flags.out !== undefined) writeFileSync(flags.out, outcomes.map((o) => JSON.stringify(o)).join("\n") + "\n");
+
+const n = outcomes.length;
+const percent = (count: number, of: number) => (of === 0 ? "-" : `${((100 * count) / of).toFixed(1)}%`);
+const count = <T>(items: readonly T[], test: (item: T) => boolean) => items.filter(test).length;
+const meanOf = (values: readonly number[]) => (values.reduce((s, v) => s + v, 0) / values.length).toFixed(2);
+const rightCount = (right: readonly boolean[]) => count(right, Boolean);
+
+console.log(`${n} problems (levels ${flags.levels}), budget ${budget}: ${chainCount} chains of ${attemptsPerChain} attempts against best-of-${budget}, ${((performance.now() - started) / 60_000).toFixed(1)} min`);
+console.log(`solved: chains ${percent(count(outcomes, (o) => o.chainsSolved), n)}, best-of-N ${percent(count(outcomes, (o) => o.bestOfNSolved), n)}`);
+console.log(
+  `coverage (a right candidate among the ${budget}): chains ${percent(count(outcomes, (o) => o.chainsRight.some(Boolean)), n)}, ` +
+    `best-of-N ${percent(count(outcomes, (o) => o.bestOfNRight.some(Boolean)), n)}`,
+);
+console.log(
+  `right candidates per problem: chains ${meanOf(outcomes.map((o) => rightCount(o.chainsRight)))}, best-of-N ${meanOf(outcomes.map((o) => rightCount(o.bestOfNRight)))}; ` +
+    `distinct answers per problem: chains ${meanOf(outcomes.map((o) => o.chainsDistinctAnswers))}, best-of-N ${meanOf(outcomes.map((o) => o.bestOfNDistinctAnswers))}`,
+);
+const coveredChains = outcomes.filter((o) => o.chainsRight.some(Boolean));
+const coveredBestOfN = outcomes.filter((o) => o.bestOfNRight.some(Boolean));
+console.log(
+  `selection (solved, of the problems with a right candidate): chains ${percent(count(coveredChains, (o) => o.chainsSolved), coveredChains.length)} of ${coveredChains.length}, ` +
+    `best-of-N ${percent(count(coveredBestOfN, (o) => o.bestOfNSolved), coveredBestOfN.length)} of ${coveredBestOfN.length}`,
+);
+
+console.log("\nchains, by attempt position (accuracy over all chains; between attempt k-1 and k: wrong fixed, right broken):");
+for (let k = 0; k < attemptsPerChain; k++) {
+  const at = outcomes.flatMap((o) => Array.from({ length: chainCount }, (_, c) => ({ now: o.chainsRight[c * attemptsPerChain + k] as boolean, before: o.chainsRight[c * attemptsPerChain + k - 1] })));
+  const line = `  attempt ${k + 1}: ${percent(count(at, (a) => a.now), at.length)} right`;
+  if (k === 0) {
+    console.log(line);
+    continue;
+  }
+  const wrongBefore = at.filter((a) => a.before === false);
+  const rightBefore = at.filter((a) => a.before === true);
+  console.log(
+    `${line}; fixed ${percent(count(wrongBefore, (a) => a.now), wrongBefore.length)} of ${wrongBefore.length} wrong, ` +
+      `broke ${percent(count(rightBefore, (a) => !a.now), rightBefore.length)} of ${rightBefore.length} right`,
+  );
+}
+
+const lost = outcomes.filter((o) => o.chainLoss !== undefined);
+const won = count(outcomes, (o) => o.chainsSolved && !o.bestOfNSolved);
+console.log(`\nbest-of-N right, chains wrong: ${lost.length} (chains right, best-of-N wrong: ${won})`);
+for (const place of ["coverage", "within-chain choice", "across-chain choice"] as const) {
+  console.log(`  ${place.padEnd(20)} ${String(count(lost, (o) => o.chainLoss === place)).padStart(4)}  ${percent(count(lost, (o) => o.chainLoss === place), lost.length)}`);
+}
