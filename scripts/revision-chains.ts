@@ -10,7 +10,8 @@
  * - selection: of the problems with a right candidate, the share whose chosen answer is right
  *   (chains choose within each chain by score, then across the chains' picks).
  *
- * For the chains it also gives each attempt position's accuracy and, between consecutive attempts of
+ * It also chooses among the chains' attempts by best-of-N's rule (one weighted vote over all N), to
+ * show what the chains' hierarchical choice costs. For the chains it also gives each attempt position's accuracy and, between consecutive attempts of
  * a chain, how often a wrong attempt was fixed and a right one broken. Every problem best-of-N solves
  * and the chains do not is put in one place: no right attempt in any chain (coverage), a right
  * attempt that its chain's pick passed over (within-chain choice), or a chain picked a right attempt
@@ -60,6 +61,8 @@ interface ProblemOutcome {
   level: number;
   chainsSolved: boolean;
   bestOfNSolved: boolean;
+  /** The chains' attempts chosen by one weighted vote over all of them (best-of-N's rule), not chain by chain. */
+  chainsPooledSolved: boolean;
   /** Per candidate, right or not: the chains' in chain order (chain 0's attempts first), best-of-N's in sample order. */
   chainsRight: boolean[];
   bestOfNRight: boolean[];
@@ -116,12 +119,14 @@ try {
       const bestOfN = await solve(problem.problem, { ...common, strategy: "best-of-n" });
       const chainsRight = await rightPerCandidate(chains, problem.answer);
       const chainsSolved = await isRight(chains.answer, problem.answer);
+      const pooled = await selectCandidate(chains.candidates, "weighted", async (a, b) => (await grader.grade(a, b)).equal);
       const bestOfNSolved = await isRight(bestOfN.answer, problem.answer);
       outcomes.push({
         id: problem.unique_id,
         level: problem.level,
         chainsSolved,
         bestOfNSolved,
+        chainsPooledSolved: await isRight(pooled?.answer ?? null, problem.answer),
         chainsRight,
         bestOfNRight: await rightPerCandidate(bestOfN, problem.answer),
         chainsDistinctAnswers: await distinctAnswers(chains),
@@ -147,6 +152,7 @@ const rightCount = (right: readonly boolean[]) => count(right, Boolean);
 
 console.log(`${n} problems (levels ${flags.levels}), budget ${budget}: ${chainCount} chains of ${attemptsPerChain} attempts against best-of-${budget}, ${((performance.now() - started) / 60_000).toFixed(1)} min`);
 console.log(`solved: chains ${percent(count(outcomes, (o) => o.chainsSolved), n)}, best-of-N ${percent(count(outcomes, (o) => o.bestOfNSolved), n)}`);
+console.log(`the chains' attempts chosen by one weighted vote over all ${budget} (best-of-N's rule): ${percent(count(outcomes, (o) => o.chainsPooledSolved), n)}`);
 console.log(
   `coverage (a right candidate among the ${budget}): chains ${percent(count(outcomes, (o) => o.chainsRight.some(Boolean)), n)}, ` +
     `best-of-N ${percent(count(outcomes, (o) => o.bestOfNRight.some(Boolean)), n)}`,

@@ -168,12 +168,32 @@ def evaluate(per_level, seed, reuse=False, checkpoint="policy_rev"):
             "targets_met": targets, "timing_s": timing}
 
 
-def evaluate_revision(per_level, seed, checkpoint, ladder=1):
+def held_out_problems(per_level, seed, ladder, suffix):
+    """Test-split problems none of which is in the usual evaluation set (seed 1's draw): twice as
+    many drawn with `seed + 1`, those of the usual set left out, the first `per_level` of each level
+    kept. For measuring again what was chosen on the usual set (a reviser's stopping round)."""
+    usual = {p["problem"] for p in synth("test", per_level * len(LEVELS), 1, os.path.join(WORK, f"test_{per_level}{suffix}.jsonl"), ladder)}
+    drawn = synth("test", 2 * per_level * len(LEVELS), seed + 1, os.path.join(WORK, f"test_held_out_{per_level}{suffix}_seed{seed}.jsonl"), ladder)
+    fresh = [p for p in drawn if p["problem"] not in usual]
+    test = [p for lv in LEVELS for p in [q for q in fresh if q["level"] == lv][:per_level]]
+    short = [lv for lv in LEVELS if sum(p["level"] == lv for p in test) < per_level]
+    if short:
+        raise SystemExit(f"fewer than {per_level} held-out problems at levels {short}: use a smaller --per-level")
+    log(f"held out: {len(drawn) - len(fresh)} of {len(drawn)} drawn problems are in the usual set and were left out")
+    return test, len(drawn) - len(fresh)
+
+
+def evaluate_revision(per_level, seed, checkpoint, ladder=1, held_out=False):
     """Revision alone, for a policy checkpoint that is not (yet) the shipped one: its greedy first
     attempt of every test problem, revised greedily once in the layout it was trained on; the share
-    of wrong first attempts fixed and of right ones broken, per level. eval.json is left alone."""
+    of wrong first attempts fixed and of right ones broken, per level. eval.json is left alone.
+    With `held_out`, on test problems outside the usual set (held_out_problems)."""
     suffix = "" if ladder == 1 else f"_ladder{ladder}"
-    test = synth("test", per_level * len(LEVELS), seed + 1, os.path.join(WORK, f"test_{per_level}{suffix}.jsonl"), ladder)
+    if held_out:
+        test, overlap = held_out_problems(per_level, seed, ladder, suffix)
+        suffix += f"_held_out_seed{seed}"
+    else:
+        test = synth("test", per_level * len(LEVELS), seed + 1, os.path.join(WORK, f"test_{per_level}{suffix}.jsonl"), ladder)
     policy, ck = load_lm(checkpoint)
     revision_layout = ck.get("revision_layout", "flat")
     t0 = time.time()
@@ -193,7 +213,10 @@ def evaluate_revision(per_level, seed, checkpoint, ladder=1):
                         "revision_broken": mean(not revised[i]["correct"] for i in right),
                         "revision_first_wrong": len(wrong), "revision_first_right": len(right)}
     levels_1_3 = [i for i, p in enumerate(test) if p["level"] <= 3]
-    return {"test": {"split": "test", "per_level": per_level, "seed": seed + 1, "ladder": ladder}, "policy_checkpoint": checkpoint,
+    test_set = {"split": "test", "per_level": per_level, "seed": seed + 1, "ladder": ladder}
+    if held_out:
+        test_set.update(held_out=True, left_out_as_in_usual_set=overlap)
+    return {"test": test_set, "policy_checkpoint": checkpoint,
             "revision_layout": revision_layout, "by_level": per,
             "levels_1_3": {"revision_fixed": mean(revised[i]["correct"] for i in levels_1_3 if not greedy[i]["correct"]),
                            "revision_broken": mean(not revised[i]["correct"] for i in levels_1_3 if greedy[i]["correct"])},
@@ -259,14 +282,19 @@ def main():
     ap.add_argument("--revision-only", action="store_true",
                     help="measure revision alone (greedy attempt, one greedy revision) into models/eval-revision.json")
     ap.add_argument("--ladder", type=int, default=1, help="with --revision-only: the test problems' difficulty ladder")
+    ap.add_argument("--held-out", action="store_true",
+                    help="with --revision-only and --seed S (not 0): on test problems outside the usual set (seed 0's)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.revision_only:
         path = os.path.join(MODELS, "eval-revision.json")
         everything = json.load(open(path)) if os.path.exists(path) else {}
-        key = f"{args.policy}_{args.per_level}_per_level" + ("" if args.ladder == 1 else f"_ladder{args.ladder}")
-        everything[key] = evaluate_revision(args.per_level, args.seed, args.policy, args.ladder)
+        if args.held_out and args.seed == 0:
+            raise SystemExit("--held-out needs --seed S other than 0 (seed 0 draws the usual set)")
+        key = (f"{args.policy}_{args.per_level}_per_level" + ("" if args.ladder == 1 else f"_ladder{args.ladder}")
+               + (f"_held_out_seed{args.seed}" if args.held_out else ""))
+        everything[key] = evaluate_revision(args.per_level, args.seed, args.policy, args.ladder, args.held_out)
         with open(path, "w") as f:
             json.dump(everything, f, indent=2)
             f.write("\n")
