@@ -11,7 +11,11 @@
  *
  * Selection is hierarchical, as in the paper: within each chain (`withinChain`: the highest
  * verifier score, the majority answer, or simply the last attempt; a revision can turn a right
- * answer wrong), then across the chains' picks (`select`, as in best-of-N).
+ * answer wrong), then across the chains' picks (`select`, as in best-of-N). `withinChain: pool`
+ * skips the choice within chains: every attempt of every chain goes to one `select` vote, as
+ * best-of-N's samples do (with the embedded models a chain's pick by score passes over right
+ * attempts that a vote over all of them keeps: README, "Why revision chains do not beat parallel
+ * sampling").
  * Budget: N generations; P branches are live at a time.
  */
 import { z } from "zod";
@@ -33,13 +37,16 @@ function validRatios(budget: number): number[] {
   return ratios;
 }
 
-export const WITHIN_CHAIN = ["verifier", "majority", "last"] as const;
+export const WITHIN_CHAIN = ["verifier", "majority", "last", "pool"] as const;
 
 export const revisionParams = strategyParams("revision", {
     budget: budgetSchema,
     ratio: z.number().positive().default(1).describe("sequential revisions per chain divided by parallel chains"),
     history: z.int().min(1).default(4).describe("previous attempts the model sees, the most recent (the paper shows 4)"),
-    withinChain: z.enum(WITHIN_CHAIN).default("verifier").describe("choice within a chain: highest verifier score, majority answer, or the last attempt"),
+    withinChain: z
+      .enum(WITHIN_CHAIN)
+      .default("verifier")
+      .describe("choice within a chain: highest verifier score, majority answer, the last attempt, or pool (no choice: every attempt goes to the final vote)"),
     select: selectionSchema,
     aggregate: aggregationSchema,
 })
@@ -57,7 +64,7 @@ export const revisionParams = strategyParams("revision", {
   });
 export type RevisionParams = z.output<typeof revisionParams>;
 
-function pickWithinChain(chain: readonly Candidate[], rule: (typeof WITHIN_CHAIN)[number], equivalent: Equivalence): Promise<Candidate | null> {
+function pickWithinChain(chain: readonly Candidate[], rule: Exclude<(typeof WITHIN_CHAIN)[number], "pool">, equivalent: Equivalence): Promise<Candidate | null> {
   switch (rule) {
     case "verifier":
       return selectCandidate(chain, "naive", equivalent);
@@ -68,7 +75,7 @@ function pickWithinChain(chain: readonly Candidate[], rule: (typeof WITHIN_CHAIN
   }
 }
 
-/** Runs without a verifier only when both choices vote (withinChain=majority or last, select=majority). */
+/** Runs without a verifier only when no choice reads a score (withinChain=majority, last or pool, select=majority). */
 function needsVerifier({ withinChain, select }: Pick<RevisionParams, "withinChain" | "select">): string | null {
   return withinChain === "verifier" || select !== "majority" ? `revision with withinChain=${withinChain} and select=${select}` : null;
 }
@@ -102,13 +109,15 @@ export const revision: Strategy<RevisionParams, "revision"> = {
         if (scored) await search.score(attempts);
         attempts.forEach((written, index) => chains[index]?.push(written));
       }
+      const attempts = chains.flat();
+      if (withinChain === "pool") return search.result(attempts, await selectCandidate(attempts, select, context.equivalent));
       const picks = await Promise.all(chains.map((chain) => pickWithinChain(chain, withinChain, context.equivalent)));
       const chosen = await selectCandidate(
         picks.filter((pick) => pick !== null),
         select,
         context.equivalent,
       );
-      return search.result(chains.flat(), chosen);
+      return search.result(attempts, chosen);
     });
   },
 };

@@ -307,7 +307,7 @@ describe("revision", () => {
   };
   const scores = { "A0 \\boxed{1}": 0.9, "A1 \\boxed{3}": 0.2, "B0 \\boxed{2}": 0.4, "B1 \\boxed{2}": 0.6 };
 
-  async function run(withinChain: "verifier" | "majority" | "last") {
+  async function run(withinChain: "verifier" | "majority" | "last" | "pool") {
     const policy = new ScriptedPolicy(revise);
     const verifier = ScriptedVerifier.byStep(scores);
     const params = { budget: 4, ratio: 1, history: 4, withinChain, select: "weighted", aggregate: "last" } as const;
@@ -334,6 +334,8 @@ describe("revision", () => {
     expect(verifier.calls.map((call) => call.length)).toEqual([2, 2]);
     expect(result.answer).toBe("1"); // A0 (0.9) and B1 (0.6) picked within their chains
     expect((await run("last")).result.answer).toBe("2"); // A1 (0.2) against B1 (0.6)
+    // Pooled: one weighted vote over all four attempts, "2" (0.4 + 0.6) against "1" (0.9) and "3" (0.2).
+    expect((await run("pool")).result.answer).toBe("2");
     expect(result.compute.generations).toBe(4);
     expect(policy.peakLive).toBe(2);
     expect(policy.live).toBe(0);

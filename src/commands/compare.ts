@@ -31,11 +31,13 @@ const CONFIGURATIONS: readonly Configuration[] = [
   { label: "lookahead-k1", strategy: "lookahead", params: { lookahead: 1 } },
   { label: "dvts-w4", strategy: "dvts", params: { beamWidth: 4 } },
   { label: "revision-r1", strategy: "revision", params: { ratio: 1 } },
+  // The same chains, every attempt in one weighted vote instead of a pick per chain first.
+  { label: "revision-r1-pool", strategy: "revision", params: { ratio: 1, withinChain: "pool" } },
   // Needs each problem's oracle pass rate (--difficulty-file); for analysis, not in `all`.
   { label: "compute-optimal-oracle", strategy: "compute-optimal", params: { difficulty: "oracle" } },
 ];
 const MAIN = ["best-of-n", "majority", "beam-w4", "compute-optimal", "compute-optimal-spread"];
-const ALL = [...MAIN, "lookahead-k1", "dvts-w4", "revision-r1"];
+const ALL = [...MAIN, "lookahead-k1", "dvts-w4", "revision-r1", "revision-r1-pool"];
 
 /**
  * The configurations named by --strategies: labels of CONFIGURATIONS, main, all, or registered
