@@ -17,10 +17,11 @@
  * attempt that its chain's pick passed over (within-chain choice), or a chain picked a right attempt
  * and the choice across chains took another (across-chain choice).
  *
- *   npm run bench:revision-chains -- --levels 1,2 [--n 500] [--budget 16] [--ratio 1] [--threads 1] [--concurrency 16] [--out FILE]
+ *   npm run bench:revision-chains -- --levels 1,2 [--n 500] [--budget 16] [--ratio 1] [--data-seed 1] [--threads 1] [--concurrency 16] [--out FILE]
  *
  * `--n` and the levels pick the problems as `deliberate compare --n N` does (ladder 2, test split,
- * data seed 1), then keeps the given levels.
+ * data seed 1), then keeps the given levels. `--data-seed S` draws other test problems the same way
+ * and leaves out those of data seed 1's draw: a held-out check of what was chosen on the usual ones.
  */
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -41,6 +42,7 @@ const { values: flags } = parseArgs({
     ratio: { type: "string", default: "1" },
     threads: { type: "string", default: "1" },
     concurrency: { type: "string", default: "16" },
+    "data-seed": { type: "string", default: "1" },
     out: { type: "string" },
   },
 });
@@ -51,7 +53,11 @@ const split = revisionsPerChain(budget, ratio);
 if (split === null) throw new Error(`--ratio ${flags.ratio} does not split --budget ${flags.budget} into whole chains`);
 const attemptsPerChain: number = split;
 const chainCount = budget / attemptsPerChain;
-const problems = generateSynth({ split: "test", seed: 1, n: Number(flags.n), ladder: DEFAULT_LADDER }).filter((p) => levels.has(p.level));
+const drawn = (seed: number) => generateSynth({ split: "test", seed, n: Number(flags.n), ladder: DEFAULT_LADDER }).filter((p) => levels.has(p.level));
+// Another data seed draws held-out problems: those of the usual draw (data seed 1, what `compare` runs) are left out.
+const dataSeed = Number(flags["data-seed"]);
+const usual = new Set(dataSeed === 1 ? [] : drawn(1).map((p) => p.problem));
+const problems = drawn(dataSeed).filter((p) => !usual.has(p.problem));
 if (problems.length === 0) throw new Error(`no problems at levels ${flags.levels} among the first ${flags.n}`);
 
 type ChainLoss = "coverage" | "within-chain choice" | "across-chain choice";
@@ -150,7 +156,7 @@ const count = <T>(items: readonly T[], test: (item: T) => boolean) => items.filt
 const meanOf = (values: readonly number[]) => (values.reduce((s, v) => s + v, 0) / values.length).toFixed(2);
 const rightCount = (right: readonly boolean[]) => count(right, Boolean);
 
-console.log(`${n} problems (levels ${flags.levels}), budget ${budget}: ${chainCount} chains of ${attemptsPerChain} attempts against best-of-${budget}, ${((performance.now() - started) / 60_000).toFixed(1)} min`);
+console.log(`${n} problems (levels ${flags.levels}, data seed ${dataSeed}${usual.size > 0 ? `, ${drawn(dataSeed).length - n} of the usual draw left out` : ""}), budget ${budget}: ${chainCount} chains of ${attemptsPerChain} attempts against best-of-${budget}, ${((performance.now() - started) / 60_000).toFixed(1)} min`);
 console.log(`solved: chains ${percent(count(outcomes, (o) => o.chainsSolved), n)}, best-of-N ${percent(count(outcomes, (o) => o.bestOfNSolved), n)}`);
 console.log(`the chains' attempts chosen by one weighted vote over all ${budget} (best-of-N's rule): ${percent(count(outcomes, (o) => o.chainsPooledSolved), n)}`);
 console.log(
