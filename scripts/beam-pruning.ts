@@ -25,15 +25,11 @@
  * data seed 1), then keeps the given levels. It prints one table; `--out FILE` also writes every
  * problem's outcome as JSON lines.
  */
-import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import PQueue from "p-queue";
-import { BENCH_GRADER_OPTIONS, Grader } from "../datasets/answer/grader.js";
 import { checkSteps } from "../datasets/synth/check.js";
-import { DEFAULT_LADDER, generateSynth } from "../datasets/synth/generate.js";
-import { loadPolicy, loadVerifier } from "../src/runtime/load.js";
 import { solve } from "../src/solve.js";
 import type { SearchNode, StrategyResult } from "../src/strategy.js";
+import { count, measureProblems, minutesSince, percent, testProblems, writeOutcomes, type Models } from "./problem-measure.js";
 
 const { values: flags } = parseArgs({
   options: {
@@ -49,7 +45,7 @@ const { values: flags } = parseArgs({
 const levels = new Set(flags.levels.split(",").map(Number));
 const budget = Number(flags.budget);
 const beamWidth = Number(flags["beam-width"]);
-const problems = generateSynth({ split: "test", seed: 1, n: Number(flags.n), ladder: DEFAULT_LADDER }).filter((p) => levels.has(p.level));
+const problems = testProblems(Number(flags.n), levels);
 if (problems.length === 0) throw new Error(`no problems at levels ${flags.levels} among the first ${flags.n}`);
 
 const INTEGER_STEP = /^(-?\d+) ([-+*]) (-?\d+) = (-?\d+)$/;
@@ -158,54 +154,35 @@ function pairsOrdered(tree: LabelledTree, into: Map<string, { ordered: number; p
   }
 }
 
-const threads = Number(flags.threads);
-const policy = await loadPolicy("policy", { threads });
-const verifier = await loadVerifier("prm-columns", { threads });
-const grader = new Grader(BENCH_GRADER_OPTIONS);
-const queue = new PQueue({ concurrency: Number(flags.concurrency) });
-const outcomes: ProblemOutcome[] = [];
 const ordering = new Map<string, { ordered: number; pairs: number }>();
-const rightCount = async (result: StrategyResult, gold: string) => {
-  const verdicts = await Promise.all(result.candidates.map((c) => (c.answer === null ? false : grader.grade(c.answer, gold).then((v) => v.equal))));
-  return verdicts.filter(Boolean).length;
-};
-const isRight = async (answer: string | null, gold: string) => answer !== null && (await grader.grade(answer, gold)).equal;
+const rightCount = async (result: StrategyResult, gold: string, { isRight }: Models) =>
+  (await Promise.all(result.candidates.map((c) => isRight(c.answer, gold)))).filter(Boolean).length;
 const started = performance.now();
-try {
-  for (const problem of problems) {
-    void queue.add(async () => {
-      const common = { budget, policy, verifier, seed: 0, grader };
-      const beamResult = await solve(problem.problem, { ...common, strategy: "beam", params: { beamWidth } });
-      const bestOfNResult = await solve(problem.problem, { ...common, strategy: "best-of-n" });
-      const beamRight = await rightCount(beamResult, problem.answer);
-      const bestOfNRight = await rightCount(bestOfNResult, problem.answer);
-      const bestOfNSolved = await isRight(bestOfNResult.answer, problem.answer);
-      const tree = new LabelledTree(problem.problem, beamResult.tree);
-      const beamOutcome = classifyBeam(tree, await isRight(beamResult.answer, problem.answer), beamRight);
-      pairsOrdered(tree, ordering);
-      outcomes.push({
-        id: problem.unique_id,
-        level: problem.level,
-        subject: problem.subject,
-        ...beamOutcome,
-        bestOfN: bestOfNSolved ? "solved" : bestOfNRight > 0 ? "not chosen" : "none right",
-        beamRight,
-        bestOfNRight,
-      });
-      if (outcomes.length % 20 === 0) console.error(`${outcomes.length}/${problems.length} problems, ${((performance.now() - started) / 60_000).toFixed(1)} min`);
-    });
-  }
-  await queue.onIdle();
-} finally {
-  await Promise.all([policy.close(), verifier.close(), grader.close()]);
-}
+const outcomes = await measureProblems(problems, { threads: Number(flags.threads), concurrency: Number(flags.concurrency) }, async (problem, models) => {
+  const { isRight } = models;
+  const common = { budget, policy: models.policy, verifier: models.verifier, seed: 0, grader: models.grader };
+  const beamResult = await solve(problem.problem, { ...common, strategy: "beam", params: { beamWidth } });
+  const bestOfNResult = await solve(problem.problem, { ...common, strategy: "best-of-n" });
+  const beamRight = await rightCount(beamResult, problem.answer, models);
+  const bestOfNRight = await rightCount(bestOfNResult, problem.answer, models);
+  const bestOfNSolved = await isRight(bestOfNResult.answer, problem.answer);
+  const tree = new LabelledTree(problem.problem, beamResult.tree);
+  const beamOutcome = classifyBeam(tree, await isRight(beamResult.answer, problem.answer), beamRight);
+  pairsOrdered(tree, ordering);
+  const outcome: ProblemOutcome = {
+    id: problem.unique_id,
+    level: problem.level,
+    subject: problem.subject,
+    ...beamOutcome,
+    bestOfN: bestOfNSolved ? "solved" : bestOfNRight > 0 ? "not chosen" : "none right",
+    beamRight,
+    bestOfNRight,
+  };
+  return outcome;
+});
+writeOutcomes(flags.out, outcomes);
 
-outcomes.sort((a, b) => a.id.localeCompare(b.id));
-if (flags.out !== undefined) writeFileSync(flags.out, outcomes.map((o) => JSON.stringify(o)).join("\n") + "\n");
-
-const percent = (count: number, of: number) => (of === 0 ? "-" : `${((100 * count) / of).toFixed(1)}%`);
-const count = <T>(items: readonly T[], test: (item: T) => boolean) => items.filter(test).length;
-console.log(`${problems.length} problems (levels ${flags.levels}), budget ${budget}, beam width ${beamWidth}, ${((performance.now() - started) / 60_000).toFixed(1)} min`);
+console.log(`${problems.length} problems (levels ${flags.levels}), budget ${budget}, beam width ${beamWidth}, ${minutesSince(started)} min`);
 console.log(`solved: beam search ${percent(count(outcomes, (o) => o.beam === "solved"), outcomes.length)}, best-of-N ${percent(count(outcomes, (o) => o.bestOfN === "solved"), outcomes.length)}`);
 console.log(
   `a right solution among the candidates: beam search ${percent(count(outcomes, (o) => o.beamRight > 0), outcomes.length)}, ` +
@@ -229,7 +206,7 @@ for (const [title, group] of groups) {
   if (rounds.length > 0) console.log(`    pruning round: median ${rounds[Math.floor(rounds.length / 2)]}, range ${rounds[0]}-${rounds[rounds.length - 1]}`);
 }
 console.log("\nright against wrong open prefixes of the same round, ordered right by the score (by the wrong one's first mistake):");
-for (const [kind, { ordered, pairs }] of [...ordering].sort(([a], [b]) => a.localeCompare(b))) {
+for (const [kind, { ordered, pairs }] of [...ordering].filter(([, tally]) => tally.pairs > 0).sort(([a], [b]) => a.localeCompare(b))) {
   console.log(`  ${kind.padEnd(14)} ${(ordered / pairs).toFixed(3)} of ${pairs} pairs`);
 }
 const bestOfNLosses = outcomes.filter((o) => o.bestOfN !== "solved");

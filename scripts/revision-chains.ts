@@ -23,16 +23,12 @@
  * data seed 1), then keeps the given levels. `--data-seed S` draws other test problems the same way
  * and leaves out those of data seed 1's draw: a held-out check of what was chosen on the usual ones.
  */
-import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import PQueue from "p-queue";
-import { BENCH_GRADER_OPTIONS, Grader } from "../datasets/answer/grader.js";
-import { DEFAULT_LADDER, generateSynth } from "../datasets/synth/generate.js";
-import { loadPolicy, loadVerifier } from "../src/runtime/load.js";
 import { solve } from "../src/solve.js";
 import type { StrategyResult } from "../src/strategy.js";
 import { revisionsPerChain } from "../strategies/revision.js";
 import { selectCandidate } from "../verifiers/select.js";
+import { count, measureProblems, minutesSince, percent, testProblems, writeOutcomes, type Models } from "./problem-measure.js";
 
 const { values: flags } = parseArgs({
   options: {
@@ -53,7 +49,7 @@ const split = revisionsPerChain(budget, ratio);
 if (split === null) throw new Error(`--ratio ${flags.ratio} does not split --budget ${flags.budget} into whole chains`);
 const attemptsPerChain: number = split;
 const chainCount = budget / attemptsPerChain;
-const drawn = (seed: number) => generateSynth({ split: "test", seed, n: Number(flags.n), ladder: DEFAULT_LADDER }).filter((p) => levels.has(p.level));
+const drawn = (seed: number) => testProblems(Number(flags.n), levels, seed);
 // Another data seed draws held-out problems: those of the usual draw (data seed 1, what `compare` runs) are left out.
 const dataSeed = Number(flags["data-seed"]);
 const usual = new Set(dataSeed === 1 ? [] : drawn(1).map((p) => p.problem));
@@ -78,16 +74,9 @@ interface ProblemOutcome {
   chainLoss?: ChainLoss;
 }
 
-const threads = Number(flags.threads);
-const policy = await loadPolicy("policy", { threads });
-const verifier = await loadVerifier("prm-columns", { threads });
-const grader = new Grader(BENCH_GRADER_OPTIONS);
-const queue = new PQueue({ concurrency: Number(flags.concurrency) });
-const outcomes: ProblemOutcome[] = [];
-const isRight = async (answer: string | null, gold: string) => answer !== null && (await grader.grade(answer, gold)).equal;
-const rightPerCandidate = (result: StrategyResult, gold: string) => Promise.all(result.candidates.map((c) => isRight(c.answer, gold)));
+const rightPerCandidate = (result: StrategyResult, gold: string, { isRight }: Models) => Promise.all(result.candidates.map((c) => isRight(c.answer, gold)));
 /** Distinct answers by the grader's equivalence (a missing answer counts as one more). */
-async function distinctAnswers(result: StrategyResult): Promise<number> {
+async function distinctAnswers(result: StrategyResult, { grader }: Models): Promise<number> {
   const kept: string[] = [];
   let missing = 0;
   for (const { answer } of result.candidates) {
@@ -117,46 +106,36 @@ async function chainLoss(result: StrategyResult, right: readonly boolean[]): Pro
 }
 
 const started = performance.now();
-try {
-  for (const problem of problems) {
-    void queue.add(async () => {
-      const common = { budget, policy, verifier, seed: 0, grader };
-      const chains = await solve(problem.problem, { ...common, strategy: "revision", params: { ratio } });
-      const bestOfN = await solve(problem.problem, { ...common, strategy: "best-of-n" });
-      const chainsRight = await rightPerCandidate(chains, problem.answer);
-      const chainsSolved = await isRight(chains.answer, problem.answer);
-      const pooled = await selectCandidate(chains.candidates, "weighted", async (a, b) => (await grader.grade(a, b)).equal);
-      const bestOfNSolved = await isRight(bestOfN.answer, problem.answer);
-      outcomes.push({
-        id: problem.unique_id,
-        level: problem.level,
-        chainsSolved,
-        bestOfNSolved,
-        chainsPooledSolved: await isRight(pooled?.answer ?? null, problem.answer),
-        chainsRight,
-        bestOfNRight: await rightPerCandidate(bestOfN, problem.answer),
-        chainsDistinctAnswers: await distinctAnswers(chains),
-        bestOfNDistinctAnswers: await distinctAnswers(bestOfN),
-        ...(bestOfNSolved && !chainsSolved ? { chainLoss: await chainLoss(chains, chainsRight) } : {}),
-      });
-      if (outcomes.length % 20 === 0) console.error(`${outcomes.length}/${problems.length} problems, ${((performance.now() - started) / 60_000).toFixed(1)} min`);
-    });
-  }
-  await queue.onIdle();
-} finally {
-  await Promise.all([policy.close(), verifier.close(), grader.close()]);
-}
-
-outcomes.sort((a, b) => a.id.localeCompare(b.id));
-if (flags.out !== undefined) writeFileSync(flags.out, outcomes.map((o) => JSON.stringify(o)).join("\n") + "\n");
+const outcomes = await measureProblems(problems, { threads: Number(flags.threads), concurrency: Number(flags.concurrency) }, async (problem, models) => {
+  const { isRight, grader } = models;
+  const common = { budget, policy: models.policy, verifier: models.verifier, seed: 0, grader };
+  const chains = await solve(problem.problem, { ...common, strategy: "revision", params: { ratio } });
+  const bestOfN = await solve(problem.problem, { ...common, strategy: "best-of-n" });
+  const chainsRight = await rightPerCandidate(chains, problem.answer, models);
+  const chainsSolved = await isRight(chains.answer, problem.answer);
+  const pooled = await selectCandidate(chains.candidates, "weighted", async (a, b) => (await grader.grade(a, b)).equal);
+  const bestOfNSolved = await isRight(bestOfN.answer, problem.answer);
+  const outcome: ProblemOutcome = {
+    id: problem.unique_id,
+    level: problem.level,
+    chainsSolved,
+    bestOfNSolved,
+    chainsPooledSolved: await isRight(pooled?.answer ?? null, problem.answer),
+    chainsRight,
+    bestOfNRight: await rightPerCandidate(bestOfN, problem.answer, models),
+    chainsDistinctAnswers: await distinctAnswers(chains, models),
+    bestOfNDistinctAnswers: await distinctAnswers(bestOfN, models),
+    ...(bestOfNSolved && !chainsSolved ? { chainLoss: await chainLoss(chains, chainsRight) } : {}),
+  };
+  return outcome;
+});
+writeOutcomes(flags.out, outcomes);
 
 const n = outcomes.length;
-const percent = (count: number, of: number) => (of === 0 ? "-" : `${((100 * count) / of).toFixed(1)}%`);
-const count = <T>(items: readonly T[], test: (item: T) => boolean) => items.filter(test).length;
 const meanOf = (values: readonly number[]) => (values.reduce((s, v) => s + v, 0) / values.length).toFixed(2);
 const rightCount = (right: readonly boolean[]) => count(right, Boolean);
 
-console.log(`${n} problems (levels ${flags.levels}, data seed ${dataSeed}${usual.size > 0 ? `, ${drawn(dataSeed).length - n} of the usual draw left out` : ""}), budget ${budget}: ${chainCount} chains of ${attemptsPerChain} attempts against best-of-${budget}, ${((performance.now() - started) / 60_000).toFixed(1)} min`);
+console.log(`${n} problems (levels ${flags.levels}, data seed ${dataSeed}${usual.size > 0 ? `, ${drawn(dataSeed).length - n} of the usual draw left out` : ""}), budget ${budget}: ${chainCount} chains of ${attemptsPerChain} attempts against best-of-${budget}, ${minutesSince(started)} min`);
 console.log(`solved: chains ${percent(count(outcomes, (o) => o.chainsSolved), n)}, best-of-N ${percent(count(outcomes, (o) => o.bestOfNSolved), n)}`);
 console.log(`the chains' attempts chosen by one weighted vote over all ${budget} (best-of-N's rule): ${percent(count(outcomes, (o) => o.chainsPooledSolved), n)}`);
 console.log(
