@@ -198,18 +198,29 @@ afterAll(() => rm(cwd, { recursive: true, force: true }));
  * results, split between them, less the lines a directory of this report already holds, so that no
  * work item is found twice. Returns the directories made, which the example removes after it, so
  * that a later example writing there (a `compare --out`) finds no run of another configuration.
+ * A directory named `budget-N` for a budget the fixture lacks (the README's best-of-n@64 run) gets
+ * the fixture's largest-budget results relabelled as budget N, so that `--baseline LABEL@N` finds it.
  */
 function finishedRuns(args: string[]): string[] {
   const out = args.indexOf("--out");
   const dirs = args.slice(1).filter((arg, index) => !arg.startsWith("--") && index + 1 !== out);
   const results = (dir: string) => join(cwd, dir, "results.jsonl");
   const taken = new Set(dirs.filter((dir) => existsSync(results(dir))).flatMap((dir) => readFileSync(results(dir), "utf8").trim().split("\n")));
-  const lines = readFileSync(join(repo, "test", "fixtures", "report-run", "results.jsonl"), "utf8").trim().split("\n").filter((line) => !taken.has(line));
+  const fixture = readFileSync(join(repo, "test", "fixtures", "report-run", "results.jsonl"), "utf8").trim().split("\n");
+  const budgetOf = (line: string): number => JSON.parse(line).budget;
+  const fixtureBudgets = new Set(fixture.map(budgetOf));
+  const largest = Math.max(...fixtureBudgets);
+  const namedBudget = (dir: string) => Number(/budget-(\d+)$/.exec(dir)?.[1] ?? Number.NaN);
   const fresh = dirs.filter((dir) => !existsSync(results(dir)));
-  fresh.forEach((dir, k) => {
-    cpSync(join(repo, "test", "fixtures", "report-run"), join(cwd, dir), { recursive: true });
-    writeFileSync(results(dir), `${lines.filter((_, i) => i % fresh.length === k).join("\n")}\n`);
-  });
+  const beyond = fresh.filter((dir) => namedBudget(dir) > largest);
+  const shared = fresh.filter((dir) => !beyond.includes(dir));
+  const lines = fixture.filter((line) => !taken.has(line));
+  for (const dir of fresh) cpSync(join(repo, "test", "fixtures", "report-run"), join(cwd, dir), { recursive: true });
+  shared.forEach((dir, k) => writeFileSync(results(dir), `${lines.filter((_, i) => i % shared.length === k).join("\n")}\n`));
+  for (const dir of beyond) {
+    const relabelled = fixture.filter((line) => budgetOf(line) === largest).map((line) => JSON.stringify({ ...JSON.parse(line), budget: namedBudget(dir) }));
+    writeFileSync(results(dir), `${relabelled.join("\n")}\n`);
+  }
   return fresh;
 }
 
