@@ -17,11 +17,13 @@
  * attempt that its chain's pick passed over (within-chain choice), or a chain picked a right attempt
  * and the choice across chains took another (across-chain choice).
  *
- *   npm run bench:revision-chains -- --levels 1,2 [--n 500] [--budget 16] [--ratio 1] [--data-seed 1] [--threads 1] [--concurrency 16] [--out FILE]
+ *   npm run bench:revision-chains -- --levels 1,2 [--n 500] [--budget 16] [--ratio 1] [--revision-temperature T] [--data-seed 1] [--threads 1] [--concurrency 16] [--out FILE]
  *
  * `--n` and the levels pick the problems as `deliberate compare --n N` does (ladder 2, test split,
  * data seed 1), then keeps the given levels. `--data-seed S` draws other test problems the same way
  * and leaves out those of data seed 1's draw: a held-out check of what was chosen on the usual ones.
+ * `--revision-temperature T` samples the chains' revisions at T (the strategy's `revisionTemperature`;
+ * first attempts stay at the run's 0.8).
  */
 import { parseArgs } from "node:util";
 import { solve } from "../src/solve.js";
@@ -36,6 +38,7 @@ const { values: flags } = parseArgs({
     n: { type: "string", default: "500" },
     budget: { type: "string", default: "16" },
     ratio: { type: "string", default: "1" },
+    "revision-temperature": { type: "string" },
     threads: { type: "string", default: "1" },
     concurrency: { type: "string", default: "16" },
     "data-seed": { type: "string", default: "1" },
@@ -45,6 +48,8 @@ const { values: flags } = parseArgs({
 const levels = new Set(flags.levels.split(",").map(Number));
 const budget = Number(flags.budget);
 const ratio = Number(flags.ratio);
+const revisionTemperature = flags["revision-temperature"] === undefined ? undefined : Number(flags["revision-temperature"]);
+if (revisionTemperature !== undefined && !(revisionTemperature >= 0)) throw new Error(`--revision-temperature must be a number >= 0, got ${flags["revision-temperature"]}`);
 const split = revisionsPerChain(budget, ratio);
 if (split === null) throw new Error(`--ratio ${flags.ratio} does not split --budget ${flags.budget} into whole chains`);
 const attemptsPerChain: number = split;
@@ -109,7 +114,7 @@ const started = performance.now();
 const outcomes = await measureProblems(problems, { threads: Number(flags.threads), concurrency: Number(flags.concurrency) }, async (problem, models) => {
   const { isRight, grader } = models;
   const common = { budget, policy: models.policy, verifier: models.verifier, seed: 0, grader };
-  const chains = await solve(problem.problem, { ...common, strategy: "revision", params: { ratio } });
+  const chains = await solve(problem.problem, { ...common, strategy: "revision", params: { ratio, ...(revisionTemperature === undefined ? {} : { revisionTemperature }) } });
   const bestOfN = await solve(problem.problem, { ...common, strategy: "best-of-n" });
   const chainsRight = await rightPerCandidate(chains, problem.answer, models);
   const chainsSolved = await isRight(chains.answer, problem.answer);
@@ -135,7 +140,7 @@ const n = outcomes.length;
 const meanOf = (values: readonly number[]) => (values.reduce((s, v) => s + v, 0) / values.length).toFixed(2);
 const rightCount = (right: readonly boolean[]) => count(right, Boolean);
 
-console.log(`${n} problems (levels ${flags.levels}, data seed ${dataSeed}${usual.size > 0 ? `, ${drawn(dataSeed).length - n} of the usual draw left out` : ""}), budget ${budget}: ${chainCount} chains of ${attemptsPerChain} attempts against best-of-${budget}, ${minutesSince(started)} min`);
+console.log(`${n} problems (levels ${flags.levels}, data seed ${dataSeed}${usual.size > 0 ? `, ${drawn(dataSeed).length - n} of the usual draw left out` : ""}), budget ${budget}: ${chainCount} chains of ${attemptsPerChain} attempts against best-of-${budget}${revisionTemperature === undefined ? "" : `, revisions at T=${revisionTemperature}`}, ${minutesSince(started)} min`);
 console.log(`solved: chains ${percent(count(outcomes, (o) => o.chainsSolved), n)}, best-of-N ${percent(count(outcomes, (o) => o.bestOfNSolved), n)}`);
 console.log(`the chains' attempts chosen by one weighted vote over all ${budget} (best-of-N's rule): ${percent(count(outcomes, (o) => o.chainsPooledSolved), n)}`);
 console.log(

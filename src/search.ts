@@ -120,9 +120,9 @@ export class Search {
     return [path, ...Array.from({ length: count - 1 }, () => this.fork(path))];
   }
 
-  /** Decodes one more step on every path, in one policy call, at the sampling temperature; records the steps in the tree. */
-  async extend(paths: readonly SearchPath[]): Promise<void> {
-    await this.decode(paths, this.context.sampling.temperature, true);
+  /** Decodes one more step on every path, in one policy call, at the sampling temperature (or `temperature`); records the steps in the tree. */
+  async extend(paths: readonly SearchPath[], temperature: number = this.context.sampling.temperature): Promise<void> {
+    await this.decode(paths, temperature, true);
   }
 
   /** Decodes one more step on every path greedily (temperature 0), for a look-ahead rollout; the tree does not record it. */
@@ -137,13 +137,14 @@ export class Search {
 
   /**
    * Decodes all paths together, one step per round, until each is done; releases each branch as it
-   * finishes and returns the candidates in the order of `paths`.
+   * finishes and returns the candidates in the order of `paths`. At the sampling temperature unless
+   * `temperature` is given.
    */
-  async complete(paths: readonly SearchPath[]): Promise<Candidate[]> {
+  async complete(paths: readonly SearchPath[], temperature?: number): Promise<Candidate[]> {
     const done = new Map<SearchPath, Candidate>();
     let open = [...paths];
     while (open.length > 0) {
-      await this.extend(open);
+      await this.extend(open, temperature);
       for (const path of open) if (this.isDone(path)) done.set(path, this.finish(path));
       open = open.filter((path) => !done.has(path));
     }

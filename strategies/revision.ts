@@ -16,6 +16,9 @@
  * best-of-N's samples do (with the embedded models a chain's pick by score passes over right
  * attempts that a vote over all of them keeps: README, "Why revision chains do not beat parallel
  * sampling").
+ * `revisionTemperature` samples the revisions cooler than the first attempts: the first attempts
+ * give the chains their spread, and a sampled revision breaks right attempts more often than a
+ * greedy one (README, "Why revision chains do not beat parallel sampling").
  * Budget: N generations; P branches are live at a time.
  */
 import { z } from "zod";
@@ -47,6 +50,11 @@ export const revisionParams = strategyParams("revision", {
       .enum(WITHIN_CHAIN)
       .default("verifier")
       .describe("choice within a chain: highest verifier score, majority answer, the last attempt, or pool (no choice: every attempt goes to the final vote)"),
+    revisionTemperature: z
+      .number()
+      .min(0)
+      .optional()
+      .describe("sampling temperature of the revisions (attempts after the first; default: the run's temperature)"),
     select: selectionSchema,
     aggregate: aggregationSchema,
 })
@@ -87,7 +95,7 @@ export const revision: Strategy<RevisionParams, "revision"> = {
   needsVerifier,
 
   async run(problem, context, params) {
-    const { budget, history, withinChain, select, aggregate } = params;
+    const { budget, history, withinChain, revisionTemperature, select, aggregate } = params;
     const need = needsVerifier(params);
     const scored = need !== null;
     if (scored) requireVerifier(context, need);
@@ -105,7 +113,7 @@ export const revision: Strategy<RevisionParams, "revision"> = {
                   parentNodeId: (chain[chain.length - 1] as Candidate).nodeId,
                 })),
               );
-        const attempts = await search.complete(paths);
+        const attempts = await search.complete(paths, attempt === 0 ? undefined : revisionTemperature);
         if (scored) await search.score(attempts);
         attempts.forEach((written, index) => chains[index]?.push(written));
       }

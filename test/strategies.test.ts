@@ -341,6 +341,15 @@ describe("revision", () => {
     expect(policy.live).toBe(0);
   });
 
+  it("samples the revisions at revisionTemperature and the first attempts at the run's temperature (0.8)", async () => {
+    const cooled = new ScriptedPolicy(revise);
+    const params = { budget: 4, ratio: 1, history: 4, withinChain: "verifier", select: "weighted", aggregate: "last" } as const;
+    await revision.run("P", testContext(cooled, ScriptedVerifier.byStep(scores)), { ...params, revisionTemperature: 0.25 });
+    expect(cooled.calls.map((call) => call.temperature)).toEqual([0.8, 0.25]);
+    const { policy } = await run("verifier");
+    expect(policy.calls.map((call) => call.temperature)).toEqual([0.8, 0.8]);
+  });
+
   it("links a revision's prompt node to the attempt it revises", async () => {
     const { result } = await run("verifier");
     const prompts = result.tree.filter((node) => node.depth === 0);
