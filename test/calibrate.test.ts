@@ -9,7 +9,7 @@ import { DEFAULT_LADDER, generateSynth } from "../datasets/synth/generate.js";
 import { calibrate, parseCalibrateConfig, type CalibrateConfig } from "../src/calibration/calibrate.js";
 import { DIFFICULTY_FILE, difficultyRecordSchema, readOraclePassRates } from "../src/bench/difficulty-file.js";
 import { loadAllocationTable } from "../src/allocation/table.js";
-import { registerCalibrate } from "../src/commands/calibrate.js";
+import { registerCalibrate, spreadChoices } from "../src/commands/calibrate.js";
 import { ScriptedPolicy, ScriptedVerifier, type StepScript } from "./support/scripted-policy.js";
 
 const grader = new Grader({ workers: 1 });
@@ -173,6 +173,24 @@ describe("calibrate settings", () => {
     expect(cfg.skipped.filter((skip) => skip.label === "lookahead-k3").map((skip) => skip.budget)).toEqual([1, 2, 4, 8]);
     expect(() => parseCalibrateConfig({ out: "x", grid: [{ label: "b", strategy: "beam", params: { beamWidth: "four" } }] })).toThrow(/grid\.0\.params: beamWidth/);
     expect(() => parseCalibrateConfig({ out: "x", budgets: [3], grid: [{ label: "b", strategy: "beam" }] })).toThrow(/budgets: no grid configuration runs/);
+  });
+});
+
+describe("calibrate's spread table", () => {
+  it("shows what compute-optimal-spread runs per bin at each budget past the estimate, with its generations and accuracy", () => {
+    const entry = (bin: number, budget: number, accuracy: number) => ({ bin, budget, label: "bon", strategy: "best-of-n", params: {}, accuracy, problems: 10 });
+    // Bin 1 is solved by one sample; bin 2 gains up to 16. At N=16 (12 after the 4-sample estimate, 240 over the 20
+    // problems) the spread gives bin 1 one generation and bin 2 sixteen; at N=8 (80) bin 2 can only have 4.
+    const entries = [1, 4, 16].flatMap((budget) => [entry(1, budget, 1), entry(2, budget, { 1: 0.1, 4: 0.3, 16: 0.6 }[budget] as number)]);
+    entries.push(entry(1, 8, 1), entry(2, 8, 0.4));
+    const cells = spreadChoices(entries, 4).slice(1).map((line) => line.split(/\s{2,}/));
+    expect(cells).toEqual([
+      ["bin", "N=8", "N=16"],
+      ["1", "bon@1", "bon@1"],
+      ["2", "bon@4", "bon@16"],
+      ["generations", "6.5", "12.5"],
+      ["accuracy", "0.65", "0.80"],
+    ]);
   });
 });
 

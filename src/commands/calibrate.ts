@@ -8,7 +8,7 @@ import { parse as parseYaml } from "yaml";
 import { DEFAULT_LADDER, LADDER_IDS } from "../../datasets/synth/generate.js";
 import { calibrate, parseCalibrateConfig, type CalibrateConfig, type Calibration } from "../calibration/calibrate.js";
 import { DIFFICULTY_FILE } from "../bench/difficulty-file.js";
-import { binOfScore, type AllocationEntry, type AllocationTable } from "../allocation/table.js";
+import { binOfScore, spreadAcrossBins, type AllocationEntry, type AllocationTable } from "../allocation/table.js";
 import { DATASETS, PROGRESS_MODES, type RunSettings } from "../bench/config.js";
 import { createProgress, formatDuration, gradingFailuresNote, type BenchProgress } from "../bench/progress.js";
 import { describePlan, loadBenchProblems } from "../bench/run.js";
@@ -72,6 +72,33 @@ function choiceTable(entries: readonly AllocationEntry[], header: readonly strin
   ]);
 }
 
+/**
+ * What compute-optimal-spread runs in each bin at each calibrated budget N, N being an average per
+ * problem that includes the difficulty estimate's samples: the configuration and its budget, then
+ * the generations per problem and the accuracy the calibration expects of the whole spread.
+ */
+export function spreadChoices(entries: readonly AllocationEntry[], samples: number): string[] {
+  const bins = [...new Set(entries.map((entry) => entry.bin))].sort((a, b) => a - b);
+  const budgets = [...new Set(entries.map((entry) => entry.budget))].filter((budget) => budget > samples).sort((a, b) => a - b);
+  const spreads = budgets.map((budget) => spreadAcrossBins(entries, budget - samples));
+  const chosen = (spread: Map<number, AllocationEntry> | null) => (spread === null ? [] : [...spread.values()]);
+  const problems = (spread: Map<number, AllocationEntry> | null) => chosen(spread).reduce((sum, entry) => sum + entry.problems, 0);
+  const meanOf = (spread: Map<number, AllocationEntry> | null, value: (entry: AllocationEntry) => number) =>
+    chosen(spread).reduce((sum, entry) => sum + value(entry) * entry.problems, 0) / problems(spread);
+  return [
+    `compute-optimal-spread, its choice per bin at an average of N generations per problem (${samples} of them the difficulty estimate's):`,
+    ...table([
+      ["bin", ...budgets.map((budget) => `N=${budget}`)],
+      ...bins.map((bin) => [String(bin), ...spreads.map((spread) => {
+        const entry = spread?.get(bin);
+        return entry === undefined ? "-" : `${entry.label}@${entry.budget}`;
+      })]),
+      ["generations", ...spreads.map((spread) => (spread === null ? "-" : (samples + meanOf(spread, (entry) => entry.budget)).toFixed(1)))],
+      ["accuracy", ...spreads.map((spread) => (spread === null ? "-" : meanOf(spread, (entry) => entry.accuracy).toFixed(2)))],
+    ]),
+  ];
+}
+
 /** The oracle section's choices, each bin with the range of its calibration problems' pass rates. */
 function oracleChoices(oracle: NonNullable<AllocationTable["oracle"]>, difficulty: Calibration["difficulty"]): string[] {
   const bins = [...new Set(oracle.entries.map((entry) => entry.bin))].sort((a, b) => a - b);
@@ -114,6 +141,8 @@ function printCalibration({ table: allocation, difficulty, bins, grid }: Calibra
     lines.push(
       "chosen configuration per bin and budget (2-fold cross-validated accuracy):",
       ...choiceTable(allocation.entries, ["bin"], bins.map(({ bin }) => ({ bin, about: [String(bin)] }))),
+      "",
+      ...spreadChoices(allocation.entries, allocation.difficulty.samples),
       "",
       ...(allocation.oracle === undefined ? [] : [...oracleChoices(allocation.oracle, difficulty), ""]),
       `grid: ${grid.reduce((sum, run) => sum + run.items, 0)} work items, ${grid.reduce((sum, run) => sum + run.errors, 0)} errors, ` +
