@@ -308,6 +308,21 @@ describe("data synth and data label commands", () => {
     expect(rows.every((row) => row.correct)).toBe(true);
   });
 
+  it("leaves out the problems of an --exclude file: the larger set less the smaller one", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "synth-"));
+    const [small, rest] = [join(dir, "small.jsonl"), join(dir, "rest.jsonl")];
+    const synth = (args: string[]) => program().parseAsync(["data", "synth", "--split", "test", "--seed", "3", ...args], { from: "user" });
+    await synth(["--n", "10", "--out", small]);
+    await synth(["--n", "20", "--exclude", small, "--out", rest]);
+    const ids = async (file: string) => (await readFile(file, "utf8")).trim().split("\n").map((line) => (JSON.parse(line) as SynthProblem).unique_id);
+    const [smallIds, restIds] = [await ids(small), await ids(rest)];
+    expect(restIds).toHaveLength(10);
+    expect(restIds.filter((id) => smallIds.includes(id))).toEqual([]);
+    expect(new Set([...smallIds, ...restIds])).toEqual(new Set(generateSynth({ split: "test", seed: 3, n: 20 }).map((problem) => problem.unique_id)));
+    await expect(synth(["--n", "5", "--exclude", join(dir, "missing.jsonl")])).rejects.toThrow("--exclude: cannot read");
+    await expect(synth(["--n", "5", "--exclude", small, "--out", small])).rejects.toThrow("is the same file as --exclude");
+  });
+
   it("rejects bad flags with messages naming them", async () => {
     const run = (args: string[]) => program().parseAsync(["data", "synth", ...args], { from: "user" });
     await expect(run(["--split", "dev"])).rejects.toThrow(new InputError("--split must be one of train, calibration, test"));

@@ -10,6 +10,7 @@ import { InputError } from "../errors.js";
 import { readableFile, refuseOverwritingInput, writeAtomically } from "../files.js";
 import { DEFAULT_LADDER, generateSynth, LADDER_IDS, LEVELS, SPLITS } from "../../datasets/synth/generate.js";
 import { labelJsonl } from "../../datasets/synth/label.js";
+import { loadMathFile } from "../../datasets/math.js";
 
 const count = (flag: string) =>
   z
@@ -32,6 +33,7 @@ const synthFlags = z
       .regex(/^[1-5](,[1-5])*$/, { error: "--levels must be a comma-separated list of levels 1-5, e.g. 1,2,3" })
       .transform((list) => [...new Set(list.split(",").map(Number))].sort((a, b) => a - b)),
     ladder: z.enum(LADDER_IDS.map(String) as [string, ...string[]], { error: `--ladder must be one of ${LADDER_IDS.join(", ")}` }).transform((id) => Number(id) as (typeof LADDER_IDS)[number]),
+    exclude: z.string().optional(),
     out: z.string().optional(),
   })
   .refine((flags) => flags.n === undefined || flags.perLevel === undefined, {
@@ -59,6 +61,13 @@ async function withOutput<T>(file: string | undefined, write: (output: Writable)
   return writeAtomically(file, "--out", write);
 }
 
+/** The problem ids (unique_id) of a MATH-style JSONL file, for --exclude. */
+async function problemIds(file: string): Promise<Set<string>> {
+  await readableFile(file, "--exclude");
+  const { problems } = await loadMathFile(file);
+  return new Set(problems.map((problem) => problem.id));
+}
+
 export function registerSynth(data: Command): void {
   data
     .command("synth")
@@ -72,11 +81,17 @@ export function registerSynth(data: Command): void {
     .option("--seed <integer>", "random seed", "0")
     .option("--levels <list>", "comma-separated levels", LEVELS.join(","))
     .option("--ladder <id>", `the difficulty ladder: 1 (drawn for the first-generation policy) or 2 (for the second; see the model card)`, String(DEFAULT_LADDER))
+    .option(
+      "--exclude <file>",
+      "leave out the problems of this MATH-style JSONL file (by unique_id), e.g. the smaller set an earlier run used: with the same seed, --n 250 gives the first 250 of --n 500",
+    )
     .option("--out <file>", "write here instead of stdout")
     .action(async (options: unknown) => {
       const flags = parseFlags(synthFlags, options);
+      if (flags.out !== undefined) await refuseOverwritingInput({ path: flags.out, flag: "--out" }, [{ path: flags.exclude, flag: "--exclude" }]);
+      const excluded = flags.exclude === undefined ? new Set<string>() : await problemIds(flags.exclude);
       const n = flags.perLevel !== undefined ? flags.perLevel * flags.levels.length : (flags.n ?? 500);
-      const problems = generateSynth({ split: flags.split, seed: flags.seed, n, levels: flags.levels, ladder: flags.ladder });
+      const problems = generateSynth({ split: flags.split, seed: flags.seed, n, levels: flags.levels, ladder: flags.ladder }).filter((problem) => !excluded.has(problem.unique_id));
       await withOutput(flags.out, async (output) => {
         output.write(problems.map((problem) => JSON.stringify(problem) + "\n").join(""));
       });
