@@ -83,7 +83,7 @@ export function registerSynth(data: Command): void {
     .option("--ladder <id>", `the difficulty ladder: 1 (drawn for the first-generation policy) or 2 (for the second; see the model card)`, String(DEFAULT_LADDER))
     .option(
       "--exclude <file>",
-      "leave out the problems of this MATH-style JSONL file (by unique_id), e.g. the smaller set an earlier run used: with the same seed, --n 250 gives the first 250 of --n 500",
+      "leave out the problems of this MATH-style JSONL file (by unique_id), e.g. the smaller set an earlier run used (with the same seed, the problems of --n 250 are among those of --n 500)",
     )
     .option("--out <file>", "write here instead of stdout")
     .action(async (options: unknown) => {
