@@ -199,7 +199,8 @@ afterAll(() => rm(cwd, { recursive: true, force: true }));
  * work item is found twice. Returns the directories made, which the example removes after it, so
  * that a later example writing there (a `compare --out`) finds no run of another configuration.
  * A directory named `budget-N` for a budget the fixture lacks (the README's best-of-n@64 run) gets
- * the fixture's largest-budget results relabelled as budget N, so that `--baseline LABEL@N` finds it.
+ * the fixture's largest-budget results relabelled as budget N, so that `--baseline LABEL@N` finds it
+ * (split between the directories of one such budget).
  */
 function finishedRuns(args: string[]): string[] {
   const out = args.indexOf("--out");
@@ -217,7 +218,12 @@ function finishedRuns(args: string[]): string[] {
   for (const dir of fresh) cpSync(join(repo, "test", "fixtures", "report-run"), join(cwd, dir), { recursive: true });
   shared.forEach((dir, k) => writeFileSync(results(dir), `${lines.filter((_, i) => i % shared.length === k).join("\n")}\n`));
   for (const dir of beyond) {
-    const relabelled = fixture.filter((line) => budgetOf(line) === largest).map((line) => JSON.stringify({ ...JSON.parse(line), budget: namedBudget(dir) }));
+    // directories beyond the fixture with the same budget split its lines, as the shared ones do
+    const alike = beyond.filter((other) => namedBudget(other) === namedBudget(dir));
+    const relabelled = fixture
+      .filter((line) => budgetOf(line) === largest)
+      .filter((_, i) => i % alike.length === alike.indexOf(dir))
+      .map((line) => JSON.stringify({ ...JSON.parse(line), budget: namedBudget(dir) }));
     writeFileSync(results(dir), `${relabelled.join("\n")}\n`);
   }
   return fresh;
