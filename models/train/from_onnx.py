@@ -1,7 +1,7 @@
 """PyTorch checkpoints read back from the shipped ONNX graphs, for a checkout whose models/train/work/
 is empty (the training checkpoints are git-ignored): models/policy/prefill.onnx -> work/rev_gpu_s25.pt
-(the second-generation policy; work/policy_rev.pt for the first, by the name in its config.json)
-and models/prm/prm.onnx -> work/prm.pt, each checked against its golden.json (the policy's 40
+(the second-generation policy; work/policy_rev.pt for the first, by the name in its config.json),
+models/prm/prm.onnx -> work/prm.pt and models/prm-columns/prm.onnx -> work/prm_columns.pt, each checked against its golden.json (the policy's 40
 greedy tokens, the PRM's per-token scores).
 
     OMP_NUM_THREADS=1 /usr/bin/python3 models/train/from_onnx.py [--policy-dir DIR]
@@ -24,7 +24,8 @@ from onnx import numpy_helper
 from data import TOK
 from generate import generate
 from model import LM, POLICY_ARCH, PRM
-from prm import batch_prm, positions, step_scores
+from prm import batch_prm, positions
+from render import prm_example
 from train import WORK, cpu_state
 
 MODELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
@@ -86,19 +87,29 @@ def main():
     torch.save(dict(cfg=arch, state=cpu_state(lm), source=os.path.join(policy_dir, "prefill.onnx"), revision_layout=layout),
                os.path.join(WORK, CHECKPOINTS[cfg["name"]] + ".pt"))
 
+    for directory, name in [("prm", "prm"), ("prm-columns", "prm_columns")]:
+        prm, mode = read_prm(directory, arch)
+        torch.save(dict(cfg=arch, state=cpu_state(prm), source=f"models/{directory}/prm.onnx", render=mode),
+                   os.path.join(WORK, name + ".pt"))
+
+
+@torch.no_grad()
+def read_prm(directory, arch):
+    """models/DIRECTORY/prm.onnx as a PRM, checked against its golden.json's step scores, and the
+    rendering its config.json names."""
     prm = PRM(LM(arch))
-    state = state_from_onnx(os.path.join(MODELS, "prm", "prm.onnx"), "prm.")
-    r = prm.load_state_dict(state, strict=False)
+    r = prm.load_state_dict(state_from_onnx(os.path.join(MODELS, directory, "prm.onnx"), "prm."), strict=False)
     assert not r.missing_keys and not r.unexpected_keys, r
     prm.eval()
-    g = json.load(open(os.path.join(MODELS, "prm", "golden.json")))
-    for e in g["examples"]:
-        got = step_scores(prm, [e])[0]
-        print("prm step scores:", [round(v, 4) for v in got], "golden:", [round(v, 4) for v in e["step_scores"]])
-        assert max(abs(a - b) for a, b in zip(got, e["step_scores"])) < 1e-4, "PRM does not match golden.json"
-    torch.save(dict(cfg=arch, state=cpu_state(prm), source="models/prm/prm.onnx"), os.path.join(WORK, "prm.pt"))
-    return prm, g
-
+    mode = json.load(open(os.path.join(MODELS, directory, "config.json"))).get("rendering", "ordinary")
+    for e in json.load(open(os.path.join(MODELS, directory, "golden.json")))["examples"]:
+        ids, ends = prm_example(e["problem"], e["solution"], mode)
+        assert ids == e["input_ids"], f"{directory}: the rendering does not give golden.json's input ids"
+        ids, mask = batch_prm([(ids, ends)])
+        got = torch.sigmoid(prm(ids, positions(mask)))[0, ends].tolist()
+        print(f"{directory} step scores:", [round(v, 4) for v in got], "golden:", [round(v, 4) for v in e["step_scores"]])
+        assert max(abs(a - b) for a, b in zip(got, e["step_scores"])) < 1e-4, f"{directory} does not match golden.json"
+    return prm, mode
 
 if __name__ == "__main__":
     main()

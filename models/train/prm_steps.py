@@ -18,6 +18,7 @@ result digit (whether the result's digits so far, units first, are right).
 """
 import argparse
 import json
+import math
 import os
 import random
 import re
@@ -81,6 +82,55 @@ def fraction_step(rng):
     a, b = rng.randint(1, 300), rng.randint(1, 300)
     op = rng.choice("+-")
     return (a, op, b, a + b if op == "+" else a - b)
+
+
+# ladder 2's fraction levels (FRACTION_LADDER_2 in generate.ts): terms, denominators, numerators, largest common denominator
+FRACTION_LEVELS_2 = [(2, (2, 15), (1, 30), 210), (3, (2, 10), (1, 12), 240), (3, (2, 12), (1, 15), 360),
+                     (3, (2, 15), (1, 20), 420), (4, (2, 12), (1, 15), 420)]
+
+
+def ratio_step(rng):
+    """(a, b, p, q, m): a step of a ladder-2 fraction solution that rewrites a/b as p/q, a conversion
+    to the common denominator (q = m * b) or a simplification (a = m * p, b = m * q), from a random
+    position of a random level's chain as generate.ts works it out; redrawn until one is found."""
+    while True:
+        terms, den, num, cap = FRACTION_LEVELS_2[rng.randrange(5)]
+        fractions = []
+        for _ in range(terms):
+            d, n = rng.randint(*den), rng.randint(*num)
+            while math.gcd(n, d) != 1:
+                n = rng.randint(*num)
+            fractions.append((n, d))
+        (an, ad), found = fractions[0], []
+        for n, d in fractions[1:]:
+            common = ad * d // math.gcd(ad, d)
+            if common > cap:
+                break
+            sign = rng.choice([1, -1])
+            if ad != d:
+                found += [(an, ad, an * common // ad, common, common // ad), (n, d, n * common // d, common, common // d)]
+            combined = an * common // ad + sign * n * common // d
+            g = math.gcd(abs(combined), common)
+            if g != 1:
+                found.append((combined, common, combined // g, common // g, g))
+            an, ad = combined // g, common // g
+        if found:
+            return rng.choice(found)
+
+
+def ratio_near_miss(a, b, p, q, m, rng):
+    """A wrong p/q for a/b and the name of the slip: the numerator with one of near_miss's slips
+    (as the product a * m of a conversion, or the quotient of a simplification), the conversion's
+    multiplier off by 1 or 2, or the denominator with a slip."""
+    conversion = q == b * m
+    r = rng.random()
+    if r < 0.2:
+        w, _ = near_miss(b if conversion else q * m, "*", m if conversion else 1, q, rng)
+        return p, abs(w) or q + 1, "denominator"
+    if r < 0.4 and conversion:
+        return a * (m + rng.choice([-2, -1, 1, 2])), q, "multiplier"
+    w, slip = near_miss(a, "*", m, p, rng) if conversion else near_miss(a, "*", 1, p, rng)
+    return w, q, slip
 
 
 def product_step(rng, levels):
@@ -193,21 +243,36 @@ def text_of(a, op, b, c):
     return f"{a} {op} {b} = {c}"
 
 
-def make_example(rng, render, steps_ladder=1, product_share=0.0, partial_slips=False):
-    """(token ids, label indices, labels, kind, slip) for one generated step."""
-    a, op, b, c = true_step(rng, steps_ladder, product_share)
-    right = rng.random() < 0.5
-    w, slip = (c, "right") if right else near_miss(a, op, b, c, rng, partial_slips)
-    text, cols = render_step(text_of(a, op, b, w), render)
+def column_right(check, i):
+    """The per-column label of column i (0 = units) of a rendered check: whether the claimed result's
+    magnitude is right in its digits so far, units first; for `a / b = p/q`, whether the cross
+    products a * q and p * b agree so far."""
+    a, op, b, c = check
+    mod = 10 ** (i + 1)
+    if op == "/":
+        p, q = (c.split("/") + ["1"])[:2]
+        return abs(int(a)) * int(q) % mod == abs(int(p)) * int(b) % mod
+    return abs(true_result(a, op, b)) % mod == abs(int(c)) % mod
+
+
+def make_example(rng, render, steps_ladder=1, product_share=0.0, partial_slips=False, ratio_share=0.0):
+    """(token ids, label indices, labels, kind, slip) for one generated step; with `ratio_share`,
+    that share of the steps rewrite a fraction (`a/b = p/q`, kind `/`)."""
+    if ratio_share > 0 and rng.random() < ratio_share:  # no draw without it: earlier runs' streams stay
+        a, b, p, q, m = ratio_step(rng)
+        right = rng.random() < 0.5
+        w, wq, slip = (p, q, "right") if right else ratio_near_miss(a, b, p, q, m, rng)
+        op, text = "/", f"{a}/{b} = {w}" + (f"/{wq}" if wq != 1 else "")
+    else:
+        a, op, b, c = true_step(rng, steps_ladder, product_share)
+        right = rng.random() < 0.5
+        w, slip = (c, "right") if right else near_miss(a, op, b, c, rng, partial_slips)
+        text = text_of(a, op, b, w)
+    checks = step_checks(text, render)
+    text, cols = render_step(text, render)
     ids = [TOK.bos_id] + TOK.encode(text)
-    idx, ys = [], []
-    if cols:  # per-column labels: the result's magnitude digits so far (units first) are right
-        Z, W = str(abs(c))[::-1], str(abs(w))[::-1]
-        n = len(cols)
-        Z, W = Z.ljust(n, "0"), W.ljust(n, "0")
-        for (off, _, i) in cols:
-            idx.append(1 + off)
-            ys.append(W[:i + 1] == Z[:i + 1])
+    idx = [1 + off for off, _, _ in cols]
+    ys = [column_right(checks[k], i) for _, k, i in cols]
     return ids, idx, ys, len(ids) - 1, right, op, slip
 
 
@@ -299,12 +364,8 @@ def solution_examples(n, seed, render, log, policy_rows=(), ladder=1, copy_error
                     break
                 checks = step_checks(step, render, previous, sources[k])
                 for off, ci, i in cols:
-                    a, op, b, c = checks[ci]
-                    Z, W = str(abs(true_result(a, op, b)))[::-1], c.lstrip("-")[::-1]
-                    n_cols = sum(1 for o in cols if o[1] == ci)
-                    Z, W = Z.ljust(n_cols, "0"), W.ljust(n_cols, "0")
                     idx.append(start + pos + off)
-                    ys.append(W[:i + 1] == Z[:i + 1])
+                    ys.append(column_right(checks[ci], i))
                 pos += len(st) + 2
         exs.append((ids, idx, ys, ends, r["prefixCorrect"]))
     log(f"solutions: {len(exs)} examples ({len(policy_rows)} policy samples), "
@@ -347,7 +408,7 @@ def evaluate(prm, val, bs=256):
         scores += logit[torch.arange(len(chunk), device=DEVICE), torch.tensor([e[3] for e in chunk], device=DEVICE)].tolist()
     prm.train()
     rep = {}
-    for op in "+-*":
+    for op in [op for op in "+-*/" if any(e[5] == op for e in val)]:
         sel = [(s, e[4]) for s, e in zip(scores, val) if e[5] == op]
         rep[op] = auc([s for s, _ in sel], [y for _, y in sel])
     # per slip: AUC of right steps against the steps with that slip (all kinds together)
@@ -355,6 +416,11 @@ def evaluate(prm, val, bs=256):
     for slip in sorted({e[6] for e in val if not e[4]}):
         wrong = [s for s, e in zip(scores, val) if e[6] == slip]
         rep["slip " + slip] = auc(rights + wrong, [True] * len(rights) + [False] * len(wrong))
+    # a fraction's rewrites by slip: AUC of the right ones against the wrong ones with that slip
+    ratio_rights = [s for s, e in zip(scores, val) if e[4] and e[5] == "/"]
+    for slip in sorted({e[6] for e in val if not e[4] and e[5] == "/"}):
+        wrong = [s for s, e in zip(scores, val) if e[6] == slip and e[5] == "/"]
+        rep["/ slip " + slip] = auc(ratio_rights + wrong, [True] * len(ratio_rights) + [False] * len(wrong))
     return rep
 
 
@@ -375,9 +441,11 @@ def fast_lru_init(prm, share, lo=0.001, hi=0.5):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--render", choices=["columns", "overlap", "ordinary", "equations", "grounded"], default="columns",
+    ap.add_argument("--render", choices=["columns", "overlap", "ordinary", "equations", "grounded", "fractions"],
+                    default="columns",
                     help="the verifier rendering (render.py); `equations` also pairs each equation step with "
-                         "the line before it, `grounded` also lays each number a Compute step copies beside its source")
+                         "the line before it, `grounded` also lays each number a Compute step copies beside its "
+                         "source, `fractions` also checks each fraction a step converts or simplifies")
     ap.add_argument("--dense", action="store_true", help="also label every column's result digit")
     ap.add_argument("--minutes", type=float, required=True)
     ap.add_argument("--d-model", type=int, default=128)
@@ -409,6 +477,9 @@ def main():
                     help="share of single steps (training and held-out) that are products of those chains")
     ap.add_argument("--partial-slips", action="store_true",
                     help="near misses of a product by a two-digit multiplier include long-multiplication slips")
+    ap.add_argument("--ratio-share", type=float, default=0.0,
+                    help="share of single steps (training and held-out) that rewrite a fraction of ladder 2 "
+                         "(`a/b = p/q`: a conversion or a simplification), half of them wrong")
     ap.add_argument("--name", required=True)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -424,7 +495,8 @@ def main():
 
     torch.manual_seed(args.seed)
     val_rng, rng = random.Random(10_000 + args.seed), random.Random(args.seed)
-    val = [make_example(val_rng, args.render, args.steps_ladder, args.product_share, args.partial_slips)
+    val = [make_example(val_rng, args.render, args.steps_ladder, args.product_share, args.partial_slips,
+                        args.ratio_share)
            for _ in range(args.val)]
     cfg = dict(POLICY_ARCH, d_model=args.d_model, vocab_size=len(TOK))
     if args.init:
@@ -434,7 +506,8 @@ def main():
     base_minutes, base_steps = 0.0, 0  # minutes and steps already trained (continued runs)
     if args.init:
         prm.load_state_dict(ck["state"])
-        base_minutes, base_steps = ck["history"][-1]["minutes"], ck["steps"]
+        if "history" in ck:  # a checkpoint read back from ONNX (from_onnx.py) has no training record
+            base_minutes, base_steps = ck["history"][-1]["minutes"], ck["steps"]
     if args.fast_lru > 0 and not args.init:
         fast_lru_init(prm, args.fast_lru)
     prm.to(DEVICE)
@@ -471,8 +544,8 @@ def main():
             chosen = [sol_order.pop() for _ in range(min(args.batch_size // 4, len(sol_order)))]
             ids, pos, bi, ti, y = batch_solutions([sol_exs[i] for i in chosen], args.dense)
         else:
-            exs = [make_example(rng, args.render, args.steps_ladder, args.product_share, args.partial_slips)
-                   for _ in range(args.batch_size)]
+            exs = [make_example(rng, args.render, args.steps_ladder, args.product_share, args.partial_slips,
+                                args.ratio_share) for _ in range(args.batch_size)]
             ids, pos, bi, ti, y = batch(exs, args.dense)
         logit = prm(ids, pos)[bi, ti]
         loss = F.binary_cross_entropy_with_logits(logit, y)

@@ -59,6 +59,19 @@ numerators, then its denominators, an integer's denominator being 1):
       `Compute 861 * 8 - 681 + 406 + 401.`, ..., `6207 + 406 = 6613`, `6613 + 410 = 7023`
           ->  `6613 + -6613 = 0`, `410 + -401 = 0`
 The renderer only aligns: whether a copy is right is for the model to read from the columns.
+
+Mode `fractions`: `grounded`, plus a check for each fraction a step converts or simplifies. A step
+whose two sides are sums of the same number of terms with the same operators, at least one of them a
+fraction (`11/14 - 5/12 = 66/84 - 35/84`, `-122/14 = -61/7`; an integer is a fraction over 1), pairs
+the k-th term of its first side with the k-th of its second as the check `a / b = c/d`, true when
+the cross products a * d and c * b are equal. It is laid out as both products in one set of columns,
+each as a product's column above (longer factor first), the two halves joined by `=`, so that column
+i holds every digit pair of a * d and of c * b whose product lands in column i:
+      `11/14 = 66/84`  ->  `/++ 1408=6401 1418=6461 0418=0461 0408=0401;`   (11 * 84, 66 * 14)
+with the header `/` and the signs of a and c. Nothing is computed: each column holds digits of the
+four numbers as written, and whether the two products agree column by column, units first, is for
+the model to work out. A same-denominator sum (`66/84 - 35/84 = 31/84`: one term on the right) gets
+no such check, only its numerator sum's.
 """
 import re
 
@@ -73,6 +86,7 @@ SUM = re.compile(r"-?(?:\d+x?|x)(?: [-+] (?:\d+x?|x))*")  # `3x - 7`, `-x + 2`, 
 DISTRIBUTE = re.compile(r"(-?\d+)\(x ([-+]) (\d+)\)")  # `7(x - 15)`
 COMPUTE = "Compute "
 NUMBER = re.compile(r"(?<![\d/-])-?\d+(?:/\d+)?(?![\d/])")  # `-104`, `73/15`, not `- 347`'s `-`
+TERM = re.compile(r"-?\d+(?:/\d+)?")  # `11/14`, `-61/7`, `2`
 BOXED = re.compile(r"\\boxed\{(-?)(?:\\d?frac\{(\d+)\}\{(\d+)\}|(\d+))\}")
 
 
@@ -93,6 +107,8 @@ def render_check(a, op, b, c, overlap=False):
     a copy of the previous one (zeros before the units), so that the carry into a column is a
     function of the characters next to it: for + and -, given a right previous column, the carry out
     of it is [c < x + y] and the borrow [c > x - y]."""
+    if op == "/":
+        return render_ratio(a, b, c)
     x, y, z = a.lstrip("-"), b.lstrip("-"), c.lstrip("-")
     swap = magnitude_order(x, y, op)
     if swap:
@@ -111,6 +127,49 @@ def render_check(a, op, b, c, overlap=False):
         prev = col
         ends.append(len(text) - 1)
     return text + ";", ends
+
+
+def product_columns(x, y, n):
+    """Column i (0 = units) of the product of magnitudes x and y (strings), the longer first: every
+    digit pair whose product lands in column i, `x_i y_0 x_(i-1) y_1 ...`, zeros beyond either number."""
+    if len(x) < len(y):
+        x, y = y, x
+    X, Y = x[::-1], y[::-1]
+    digit = lambda s, i: s[i] if 0 <= i < len(s) else "0"
+    return ["".join(digit(X, i - j) + Y[j] for j in range(len(Y))) for i in range(n)]
+
+
+def render_ratio(a, b, c):
+    """Layout of `a / b = c` for a fraction c = `p/q` (or an integer, over 1): the cross products
+    a * q and p * b in shared columns (mode `fractions`, in the module docstring)."""
+    p, q = (c.split("/") + ["1"])[:2]
+    x, y, z, w = a.lstrip("-"), q, p.lstrip("-"), b
+    n = max(len(x) + len(y), len(z) + len(w))
+    text, ends = "/" + sign(a) + sign(p), []
+    for left, right in zip(product_columns(x, y, n), product_columns(z, w, n)):
+        text += " " + left + "=" + right
+        ends.append(len(text) - 1)
+    return text + ";", ends
+
+
+def ratio_checks(step):
+    """The checks `(a, "/", b, "c/d")` of a step that converts or simplifies fractions (mode
+    `fractions`): its first two sides' terms paired in order, when the two sides have the same
+    operators and at least one fraction; [] otherwise."""
+    sides = step.split(" = ")
+    if len(sides) < 2:
+        return []
+    parsed = []
+    for side in sides[:2]:
+        pieces = side.split(" ")
+        terms, ops = pieces[0::2], pieces[1::2]
+        if len(pieces) % 2 == 0 or not all(TERM.fullmatch(t) for t in terms) or any(o not in ("+", "-") for o in ops):
+            return []
+        parsed.append((terms, ops))
+    (left, left_ops), (right, right_ops) = parsed
+    if len(left) != len(right) or left_ops != right_ops or not any("/" in t for t in left + right):
+        return []
+    return [((t + "/1").split("/")[0], "/", (t + "/1").split("/")[1], r) for t, r in zip(left, right)]
 
 
 def checks_of(step):
@@ -219,14 +278,17 @@ def copy_checks(step, sources):
 
 
 def step_checks(step, mode="columns", previous=None, sources=None):
-    """The checks laid out after a step: its own (`checks_of`), then in modes `equations` and
-    `grounded` those that pair it with the previous line (`pairing_checks`; none when `previous` is
-    None), then in mode `grounded` the copy checks against `sources` (`copy_checks`)."""
+    """The checks laid out after a step: its own (`checks_of`; in mode `fractions` also
+    `ratio_checks`), then in modes `equations`, `grounded` and `fractions` those that pair it with the
+    previous line (`pairing_checks`; none when `previous` is None), then in modes `grounded` and
+    `fractions` the copy checks against `sources` (`copy_checks`)."""
     step = step.rstrip()
     checks = checks_of(step)
-    if mode in ("equations", "grounded") and previous is not None:
+    if mode == "fractions":
+        checks += ratio_checks(step)
+    if mode in ("equations", "grounded", "fractions") and previous is not None:
         checks += pairing_checks(previous, step)
-    if mode == "grounded" and sources:
+    if mode in ("grounded", "fractions") and sources:
         checks += copy_checks(step, sources)
     return checks
 
@@ -300,3 +362,5 @@ if __name__ == "__main__":
                         ("7x - 105 = 15x - 185", "7x - 15x = -185 + 105"), ("7x - 15x = -185 + 105", "-8x = -80"),
                         ("Solve for x: 4x - 3 = 2x - 5.", "4x - 2x = -5 - 3"), ("Solve for x: 4x - 3 = 2x - 5.", "2x = -2")]:
         print(repr(previous), "then", repr(s), "->", repr(render_step(s, "equations", previous)[0]))
+    for s in ["11/14 - 5/12 = 66/84 - 35/84", "-122/14 = -61/7", "66/84 - 35/84 = 31/84", "12/6 = 2"]:
+        print(repr(s), "->", repr(render_step(s, "fractions")[0]))
