@@ -15,8 +15,8 @@ import { PRM_RENDERINGS, renderStep, renderSteps } from "../src/runtime/prm-rend
 const Mode = z.enum(PRM_RENDERINGS);
 const Fixture = z.object({
   command: z.string(),
-  // `previous`: the line before the step (modes `equations`, `grounded`; null: none); `sources`: the
-  // numbers the step copies from (mode `grounded`)
+  // `previous`: the line before the step (modes `equations`, `grounded`, `fractions`; null: none);
+  // `sources`: the numbers the step copies from (modes `grounded`, `fractions`)
   cases: z.array(
     z.object({ previous: z.string().nullable().optional(), sources: z.array(z.string()).nullable().optional(), step: z.string(), mode: Mode, text: z.string() }),
   ),
@@ -49,6 +49,15 @@ describe("renderStep matches render.py", () => {
     const paired = fixture.cases.filter((c) => c.mode === "equations" && c.previous != null);
     expect(paired.filter((c) => c.text !== renderStep(c.step, "columns")).length).toBeGreaterThan(500);
     expect(paired.filter((c) => c.text === renderStep(c.step, "columns") && /\d = /.test(c.step)).length).toBeGreaterThan(500);
+    // `fractions`: ratio checks (`11/14 = 66/84`: 11 * 84 and 66 * 14 in shared columns), but none
+    // for a same-denominator sum `a/m op b/m = c/m`, which keeps its numerators' check only
+    const fractions = fixture.cases.filter((c) => c.mode === "fractions");
+    expect(fractions.filter((c) => c.text.includes(" | /")).length).toBeGreaterThan(200);
+    expect(renderStep("11/14 = 66/84", "fractions")).toBe("11/14 = 66/84 | /++ 1408=6401 1418=6461 0418=0461 0408=0401;");
+    const sameDenominator = fractions.filter((c) => /^-?\d+\/(\d+) [-+] \d+\/\1 = -?\d+\/\1$/.test(c.step));
+    expect(sameDenominator.length).toBeGreaterThan(100);
+    expect(sameDenominator.filter((c) => c.text.includes(" | /"))).toEqual([]);
+    expect(fractions.find((c) => c.step === "66/84 - 35/84 = 31/84")?.text).toBe("66/84 - 35/84 = 31/84 | -+++n 651 633;");
   });
 
   it("`equations` without a previous line is `columns`", () => {
@@ -211,6 +220,6 @@ describe("a PRM with `rendering` in config.json", () => {
   });
 
   it("refuses an unknown rendering, naming the field", async () => {
-    await expect(loadVerifier(copyWith("bogus"), { threads: 1 })).rejects.toThrow(/rendering: .*"ordinary".*"columns".*"overlap".*"equations"/);
+    await expect(loadVerifier(copyWith("bogus"), { threads: 1 })).rejects.toThrow(/rendering: .*"ordinary".*"columns".*"overlap".*"equations".*"grounded".*"fractions"/);
   });
 });

@@ -13,6 +13,14 @@ equations of a second draw (120 problems per level, seed 1) after its previous l
 the first step), gold and corrupted (a digit changed anywhere or a sign flipped); hand-written
 malformed pairs; and whole solutions: those above, every linear equation of the second draw gold and
 with one step corrupted, and malformed ones. The cases of the other modes are the same as before.
+
+Mode `grounded` (`grounded_cases`): every step of the `Compute` problems of a ladder-2 draw, after its
+previous line and with the numbers it copies from, and the whole solutions. Mode `fractions`
+(`fractions_cases`): every `grounded` case again in mode `fractions`; hand-written steps alone
+(integer terms, negative first terms, same-denominator sums, mismatched operators, three terms or
+three sides, malformed sums); every step of the Fractions problems of a second ladder-2 draw, gold,
+with a digit changed and with a sign flipped; and whole solutions: those of that draw, gold and with
+one step corrupted, and hand-written ones (those of `grounded` among them).
 """
 import json
 import os
@@ -33,6 +41,8 @@ EQUATION_PER_LEVEL = 120  # the second draw, of which the linear equations are k
 EQUATION_SEED = 1
 GROUNDED_PER_LEVEL = 40  # a ladder-2 draw, of which the Compute problems are kept
 GROUNDED_SEED = 2
+FRACTIONS_PER_LEVEL = 12  # a second ladder-2 draw, of which the Fractions problems are kept
+FRACTIONS_SEED = 3
 
 EXAMPLES = ["62 + 30 = 92", "-12 + 45 = 33", "1234 * 17 = 20978", "7 * 123 = 861", "5x = 20 - 5 = 15",
             "x = -15 / (-5) = 3", "3/12 + 5/12 = 8/12", "1/4 + 1/6 = 3/12 + 2/12", "3x + 5 = 20",
@@ -137,6 +147,39 @@ MALFORMED_GROUNDED = [
     ("Solve for x: 3x - 37 = 17.", "3x = 17 + 37 = 54\n\nx = 54 / 3 = 18\n\nThe answer is \\boxed{18}"),
 ]
 
+# steps for `fractions`, rendered alone: which get ratio checks and which do not
+FRACTION_EDGE = [
+    "11/14 - 5/12 = 66/84 - 35/84", "11/14 = 66/84", "-122/14 = -61/7", "-61/7 = -122/14", "66/84 - 35/84 = 31/84",
+    "3/12 + 5/12 = 8/12", "12/6 = 2", "2 = 12/6", "16/8 = 2", "2 + 3/4 = 8/4 + 3/4", "2 - 1/2 = 4/2 - 1/2",
+    "1 + 6/5 = 5/5 + 6/5", "3/4 + 2 = 3/4 + 8/4", "-1/2 + 7/12 = -6/12 + 7/12", "-5/12 - 1/3 = -5/12 - 4/12",
+    "1/2 + -1/3 = 3/6 + -2/6", "1/2 - -1/3 = 3/6 - -2/6", "1/2 + 1/3 = 3/6 - 2/6", "1/2 - 1/3 = 3/6 + 2/6",
+    "1/2 + 1/3 = 5/6", "5/6 = 1/2 + 1/3", "4 = 4", "2 + 3 = 5", "6 = 6/1", "0/5 = 0", "-0/5 = 0/7", "007/10 = 7/10",
+    "1/2 + 1/3 + 1/4 = 6/12 + 4/12 + 3/12", "1/2 + 1/3 - 1/4 = 6/12 + 4/12 - 3/12 = 7/12",
+    "1/2 + 1/3 + 1/4 = 6/12 + 4/12 - 3/12", "1/2 + 1/3 + 1/4 = 6/12 + 7/12", "38/36 = 19/18 = 1",
+    "8/12 = 2/3 = 4/6", "1/2 + 1/3 = 3/6 + 2/6 = 5/6", "3/6 + 2/6 = 5/6 = 10/12", "123456/654321 = 41152/218107",
+    "999/999 = 1", "1/1000 = 1000/1000000", "1/2+1/3 = 3/6+2/6", "1/2  + 1/3 = 3/6 + 2/6", "1/2 + 1/3 = 3/6 +2/6",
+    "1/2 * 1/3 = 1/6 * 1", "1/2 + 1/3 = (3/6) + 2/6", "x/2 = 3/6", "1/2 = 3/6.", "1/2/3 = 1/6", "1/2 = 2/4 + 0",
+    "= 1/2", "1/2 =", "1/2 = ", " = ", "1/2", "-/2 = 1/2", "1/-2 = -1/2", "1/2 = 2/4   ", "1/2 = 2/4\n",
+    "The answer is \\boxed{\\frac{3}{2}}", "\u0661/2 = 2/\U0001d7d2", "\uff11\uff12/6 = 2",
+    "1/\U0001d7d0 = \u0663\u0660/\uff16\uff10",
+]
+# whole solutions for `fractions`, beside the `grounded` ones: same-denominator sums, integer and
+# negative terms, mismatched operators, three terms, a conversion copied or converted wrong
+MALFORMED_FRACTIONS = [
+    ("Compute 11/14 - 5/12.", "11/14 - 5/12 = 66/84 - 35/84\n\n66/84 - 35/84 = 31/84\n\nThe answer is \\boxed{\\frac{31}{84}}"),
+    ("Compute 11/14 - 5/12.", "11/14 - 5/12 = 66/84 - 36/84\n\n66/84 - 36/84 = 30/84\n\nThe answer is \\boxed{\\frac{30}{84}}"),
+    ("Compute 12/6 + 3/4.", "12/6 = 2\n\n2 + 3/4 = 8/4 + 3/4\n\n8/4 + 3/4 = 11/4\n\nThe answer is \\boxed{\\frac{11}{4}}"),
+    ("Compute 1/2 + 1/3.", "1/2 + 1/3 = 3/6 - 2/6\n\n3/6 - 2/6 = 1/6\n\nThe answer is \\boxed{\\frac{1}{6}}"),
+    ("Compute 1/2 + 1/3 + 1/4.", "1/2 + 1/3 + 1/4 = 6/12 + 4/12 + 3/12 = 13/12\n\nThe answer is \\boxed{\\frac{13}{12}}"),
+    ("Compute -122/14 + 1.",
+     "-122/14 = -61/7\n\n-61/7 + 1 = -61/7 + 7/7\n\n-61/7 + 7/7 = -54/7\n\nThe answer is \\boxed{-\\frac{54}{7}}"),
+    ("Compute 13/12 - 19/12 + 7/12.",
+     "13/12 - 19/12 = -6/12\n\n-6/12 = -1/2\n\n-1/2 + 7/12 = -6/12 + 7/12\n\n\n\n-6/12 + 7/12 = 1/12\n\n"
+     "The answer is \\boxed{\\frac{1}{12}}"),
+    ("Compute 9/7 + 1/2.",
+     "9/7 + 1/2 = 18/14 + 7/14\n\n18/14 + 7/14 = 25/14\n\n25/14 = 5/2\n\nThe answer is \\boxed{\\frac{5}{2}}"),
+]
+
 
 def synth_rows(per_level=PER_LEVEL, seed=SEED, ladder=1):
     out = subprocess.run(["node", CLI, "data", "synth", "--split", "train", "--per-level", str(per_level), "--seed", str(seed),
@@ -160,11 +203,28 @@ def corrupt_any(step, rng):
     if signs and rng.random() < 1 / 3:
         i = rng.choice(signs) + 1
         return step[:i] + ("-" if step[i] == "+" else "+") + step[i + 1:]
+    return change_digit(step, rng)
+
+
+def change_digit(step, rng):
+    """The step with one digit changed anywhere (None when it has no digit)."""
     digits = [i for i, ch in enumerate(step) if ch.isdigit()]
     if not digits:
         return None
     i = rng.choice(digits)
     return step[:i] + rng.choice([d for d in "0123456789" if d != step[i]]) + step[i + 1:]
+
+
+def flip_sign(step, rng):
+    """The step with one ` + ` made ` - ` or back, or one number's `-` dropped (None when it has neither)."""
+    ops = [i + 1 for i in range(len(step) - 2) if step[i:i + 3] in (" + ", " - ")]
+    minus = [i for i in range(len(step) - 1) if step[i] == "-" and step[i + 1].isdigit() and (i == 0 or step[i - 1] == " ")]
+    if not ops + minus:
+        return None
+    i = rng.choice(ops + minus)
+    if i in ops:
+        return step[:i] + ("-" if step[i] == "+" else "+") + step[i + 1:]
+    return step[:i] + step[i + 1:]
 
 
 def equation_cases(rows, rng):
@@ -217,6 +277,35 @@ def grounded_cases(rng):
     return cases, solutions
 
 
+def fractions_cases(grounded, rng):
+    """The `fractions` cases and whole solutions (see the module docstring); `grounded`: the
+    `grounded` cases, each rendered again in mode `fractions`."""
+    cases = [dict(c, mode="fractions", text=render_step(c["step"], "fractions", c["previous"], c["sources"])[0])
+             for c in grounded]
+    cases += [{"previous": None, "step": s, "mode": "fractions", "text": render_step(s, "fractions")[0]} for s in FRACTION_EDGE]
+    rows = [r for r in synth_rows(FRACTIONS_PER_LEVEL, FRACTIONS_SEED, ladder=2) if r["subject"] == "Fractions"]
+    seen = {(c["previous"], c["step"], tuple(c.get("sources") or ())) for c in cases}
+    sources = []
+    for r in rows:
+        steps = r["solution"].split("\n\n")
+        for previous, step, copied in zip([r["problem"]] + steps, steps, copy_sources(r["problem"], steps)):
+            for s in (step, change_digit(step, rng), flip_sign(step, rng)):
+                if s is not None and (previous, s, tuple(copied)) not in seen:
+                    seen.add((previous, s, tuple(copied)))
+                    cases.append({"previous": previous, "step": s, "sources": copied, "mode": "fractions",
+                                  "text": render_step(s, "fractions", previous, copied)[0]})
+        sources.append((r["problem"], r["solution"]))
+        k = rng.randrange(len(steps))
+        wrong = corrupt_any(steps[k], rng)
+        if wrong is not None:
+            sources.append((r["problem"], "\n\n".join(steps[:k] + [wrong] + steps[k + 1:])))
+    solutions = []
+    for problem, solution in sources + MALFORMED_GROUNDED + MALFORMED_FRACTIONS:
+        text, ends = render_solution(solution, "fractions", problem=problem)
+        solutions.append({"problem": problem, "solution": solution, "mode": "fractions", "text": text, "ends": ends})
+    return cases, solutions
+
+
 def main():
     rng = random.Random(SEED)
     rows = synth_rows()
@@ -236,19 +325,22 @@ def main():
             solutions.append({"problem": row["problem"], "solution": row["solution"], "mode": mode, "text": text, "ends": ends})
     more_cases, more_solutions = equation_cases(rows, random.Random(EQUATION_SEED))
     grounded, grounded_solutions = grounded_cases(random.Random(GROUNDED_SEED))
-    cases += more_cases + grounded
-    solutions += more_solutions + grounded_solutions
+    fractions, fractions_solutions = fractions_cases(grounded, random.Random(FRACTIONS_SEED))
+    cases += more_cases + grounded + fractions
+    solutions += more_solutions + grounded_solutions + fractions_solutions
     command = (f"DELIBERATE_CLI=<built cli.js> python3 models/train/render_cases.py "
                f"(data synth --split train --per-level {PER_LEVEL} --seed {SEED}; corruption seed {SEED}; equations: "
                f"data synth --split train --per-level {EQUATION_PER_LEVEL} --seed {EQUATION_SEED}, its linear equations; "
                f"corruption seed {EQUATION_SEED}; grounded: data synth --split train --per-level {GROUNDED_PER_LEVEL} "
-               f"--seed {GROUNDED_SEED} --ladder 2, its Compute problems; corruption seed {GROUNDED_SEED})")
+               f"--seed {GROUNDED_SEED} --ladder 2, its Compute problems; corruption seed {GROUNDED_SEED}; fractions: "
+               f"data synth --split train --per-level {FRACTIONS_PER_LEVEL} --seed {FRACTIONS_SEED} --ladder 2, its "
+               f"Fractions problems; corruption seed {FRACTIONS_SEED})")
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     with open(OUT, "w") as f:
         json.dump({"command": command, "cases": cases, "solutions": solutions}, f, ensure_ascii=True, indent=0)
         f.write("\n")
-    print(f"{len(unique)} steps, {len(more_cases)} (previous, step) pairs, {len(cases)} cases, {len(solutions)} solutions "
-          f"-> {os.path.relpath(OUT, ROOT)} ({os.path.getsize(OUT) // 1024} KB)")
+    print(f"{len(unique)} steps, {len(more_cases)} (previous, step) pairs, {len(fractions)} fractions cases, {len(cases)} cases, "
+          f"{len(solutions)} solutions -> {os.path.relpath(OUT, ROOT)} ({os.path.getsize(OUT) // 1024} KB)")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,11 @@
  * previous step's result first, then the problem's numbers not yet used), in the layout of a moved
  * term: `6613 + 410 = 7023` where the problem has `+ 401` gets `410 + -401 = 0`.
  *
+ * The `fractions` rendering is `grounded` plus a ratio check for each fraction a step converts or
+ * simplifies: a step whose first two sides are sums with the same operators, at least one term a
+ * fraction, pairs their terms in order (`11/14 = 66/84`), laid out as the cross products 11 * 84 and
+ * 66 * 14 in shared columns: `/++ 1408=6401 1418=6461 0418=0461 0408=0401;`.
+ *
  * render.py documents the layout. The renderer only reorders and pads the digits as written; it
  * never computes a sum, difference or product (the one comparison, which operand's magnitude is
  * larger, fixes which is written first).
@@ -29,10 +34,11 @@
 /**
  * `ordinary`: the step as written; `columns`: with the layout of its checks; `overlap`: each column
  * preceded by the previous one; `equations`: `columns` plus the checks that pair an equation's step with the line before it;
- * `grounded`: `equations` plus the copy checks of a `Compute` problem's steps.
+ * `grounded`: `equations` plus the copy checks of a `Compute` problem's steps; `fractions`: `grounded`
+ * plus the ratio checks of a step that converts or simplifies fractions.
  */
-export type PrmRendering = "ordinary" | "columns" | "overlap" | "equations" | "grounded";
-export const PRM_RENDERINGS = ["ordinary", "columns", "overlap", "equations", "grounded"] as const satisfies readonly PrmRendering[];
+export type PrmRendering = "ordinary" | "columns" | "overlap" | "equations" | "grounded" | "fractions";
+export const PRM_RENDERINGS = ["ordinary", "columns", "overlap", "equations", "grounded", "fractions"] as const satisfies readonly PrmRendering[];
 
 const INT = String.raw`-?\p{Nd}+`;
 // `a op b = c`, not part of a longer expression (no digit, `/`, `x` or `)` right before or after)
@@ -48,11 +54,13 @@ const DISTRIBUTE = new RegExp(String.raw`^(-?\p{Nd}+)\(x ([-+]) (\p{Nd}+)\)$`, "
 const COMPUTE = "Compute ";
 // a number as written: `-104`, `73/15`; not the operator of `5 - 3`
 const NUMBER = new RegExp(String.raw`(?<![\p{Nd}/-])-?\p{Nd}+(?:/\p{Nd}+)?(?![\p{Nd}/])`, "gu");
+// a term of a sum of fractions: `11/14`, `-61/7`, `2` (a whole term)
+const TERM = new RegExp(String.raw`^-?\p{Nd}+(?:/\p{Nd}+)?$`, "u");
 const BOXED = new RegExp(String.raw`\\boxed\{(-?)(?:\\d?frac\{(\p{Nd}+)\}\{(\p{Nd}+)\}|(\p{Nd}+))\}`, "u");
 /** Python's whitespace (str.isspace()): JavaScript's `\s` less \ufeff, with \x1c-\x1f and \x85. */
 const PYTHON_SPACE = "\t\n\v\f\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000";
 
-/** An integer check `a op b = c`, each number as written. */
+/** A check `a op b = c`, each number as written: integers, or for a ratio check (op `/`) c a fraction `p/q` or an integer. */
 type Check = [a: string, op: string, b: string, c: string];
 
 /** Python's string order (by code point; JavaScript's `<` compares UTF-16 code units). */
@@ -82,7 +90,9 @@ const sign = (v: string) => (v.startsWith("-") ? "-" : "+");
 const magnitude = (v: string) => Array.from(v.replace(/^-+/, ""));
 
 /** The columnar layout of `a op b = c` (render.py's render_check, without the column offsets). */
-function renderCheck([a, op, b, c]: Check, overlap = false): string {
+function renderCheck(check: Check, overlap = false): string {
+  const [a, op, b, c] = check;
+  if (op === "/") return renderRatio(check);
   let x = magnitude(a);
   let y = magnitude(b);
   const swap = magnitudeOrder(x, y, op);
@@ -99,6 +109,50 @@ function renderCheck([a, op, b, c]: Check, overlap = false): string {
     prev = col;
   }
   return text + ";";
+}
+
+/**
+ * Column i (0 = units) of the product of magnitudes x and y, the longer first: every digit pair whose
+ * product lands in column i, zeros beyond either number (render.py's product_columns).
+ */
+function productColumns(x: string[], y: string[], n: number): string[] {
+  const [X, Y] = (x.length < y.length ? [y, x] : [x, y]).map((s) => [...s].reverse()) as [string[], string[]];
+  return Array.from({ length: n }, (_, i) => Y.map((yj, j) => (X[i - j] ?? "0") + yj).join(""));
+}
+
+/** The layout of `a / b = p/q` (an integer c is over 1): the cross products a * q and p * b in shared columns (render.py's render_ratio). */
+function renderRatio([a, , b, c]: Check): string {
+  const [p, q] = [...c.split("/"), "1"] as [string, string];
+  const [x, y, z, w] = [magnitude(a), Array.from(q), magnitude(p), Array.from(b)];
+  const n = Math.max(x.length + y.length, z.length + w.length);
+  const right = productColumns(z, w, n);
+  return "/" + sign(a) + sign(p) + productColumns(x, y, n).map((col, i) => " " + col + "=" + (right[i] as string)).join("") + ";";
+}
+
+/** A side `11/14 - 5/12` split on single spaces into its terms and operators; undefined when it is not such a sum. */
+function fractionSum(side: string): { terms: string[]; ops: string[] } | undefined {
+  const pieces = side.split(" ");
+  const terms = pieces.filter((_, i) => i % 2 === 0);
+  const ops = pieces.filter((_, i) => i % 2 === 1);
+  if (pieces.length % 2 === 0 || !terms.every((t) => TERM.test(t)) || ops.some((o) => o !== "+" && o !== "-")) return undefined;
+  return { terms, ops };
+}
+
+/**
+ * The checks `a / b = p/q` of a step that converts or simplifies fractions (render.py's
+ * ratio_checks): its first two sides' terms paired in order, when the two sides have the same
+ * operators and at least one fraction (an integer term is over 1).
+ */
+function ratioChecks(step: string): Check[] {
+  const sides = step.split(" = ");
+  if (sides.length < 2) return [];
+  const [left, right] = sides.slice(0, 2).map(fractionSum);
+  if (!left || !right || left.terms.length !== right.terms.length || left.ops.some((o, i) => o !== right.ops[i])) return [];
+  if (![...left.terms, ...right.terms].some((t) => t.includes("/"))) return [];
+  return left.terms.map((t, i) => {
+    const [num, den] = (t + "/1").split("/") as [string, string];
+    return [num, "/", den, right.terms[i] as string];
+  });
 }
 
 /** The capture groups of a match (every group of these patterns takes part in a match). */
@@ -249,25 +303,27 @@ function copyChecks(step: string, sources: readonly string[]): Check[] {
 
 /**
  * The PRM's text for one step (render.py's render_step): `ordinary` keeps the step as written, less
- * trailing whitespace; `equations` and `grounded` also pair the step with `previous`, the line before
- * it (the previous step, or the problem for the first step; none when undefined); `grounded` lays
- * the numbers the step copies beside `sources` (see renderSteps).
+ * trailing whitespace; `fractions` adds the step's ratio checks to its own; `equations`, `grounded`
+ * and `fractions` also pair the step with `previous`, the line before it (the previous step, or the
+ * problem for the first step; none when undefined); `grounded` and `fractions` lay the numbers the
+ * step copies beside `sources` (see renderSteps).
  */
 export function renderStep(step: string, mode: PrmRendering, previous?: string, sources?: readonly string[]): string {
   const text = rstrip(step);
   if (mode === "ordinary") return text;
   const checks = checksOf(text);
-  if ((mode === "equations" || mode === "grounded") && previous !== undefined) checks.push(...pairingChecks(previous, text));
-  if (mode === "grounded" && sources !== undefined && sources.length > 0) checks.push(...copyChecks(text, sources));
+  if (mode === "fractions") checks.push(...ratioChecks(text));
+  if ((mode === "equations" || mode === "grounded" || mode === "fractions") && previous !== undefined) checks.push(...pairingChecks(previous, text));
+  if ((mode === "grounded" || mode === "fractions") && sources !== undefined && sources.length > 0) checks.push(...copyChecks(text, sources));
   return text + checks.map((check) => SEP + renderCheck(check, mode === "overlap")).join("");
 }
 
 /**
  * The steps of one solution, each rendered as render.py's render_solution renders it: in modes
- * `equations` and `grounded` each step is paired with the step before it that is not blank
- * (render_solution drops blank steps), the first with the problem. In mode `grounded` a `Compute`
- * problem's step copies from the numbers of the previous step's last side, then from the problem's
- * numbers that no earlier step used (render.py's copy_sources).
+ * `equations`, `grounded` and `fractions` each step is paired with the step before it that is not
+ * blank (render_solution drops blank steps), the first with the problem. In modes `grounded` and
+ * `fractions` a `Compute` problem's step copies from the numbers of the previous step's last side,
+ * then from the problem's numbers that no earlier step used (render.py's copy_sources).
  */
 export function renderSteps(problem: string, steps: readonly string[], mode: PrmRendering): string[] {
   const compute = problem.startsWith(COMPUTE);
