@@ -125,7 +125,7 @@ def ratio_near_miss(a, b, p, q, m, rng):
     conversion = q == b * m
     r = rng.random()
     if r < 0.2:
-        w, _ = near_miss(b if conversion else q * m, "*", m if conversion else 1, q, rng)
+        w, _ = near_miss(b, "*", m if conversion else 1, q, rng)  # b * m is q, or b is q * m
         return p, abs(w) or q + 1, "denominator"
     if r < 0.4 and conversion:
         return a * (m + rng.choice([-2, -1, 1, 2])), q, "multiplier"
